@@ -1,0 +1,116 @@
+# skiff: GNU Makefile. `make` builds, `make check` runs every test,
+# `make bench` runs the benchmarks, `make install` installs.
+# Packages come from scripts/setup.sh, which every target that needs
+# them calls first (quiet when everything is present).
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+CC ?= cc
+CLANG ?= clang
+PKG_CONFIG ?= pkg-config
+CFLAGS ?= -O2 -g
+PKGS := libzstd libcrypto jansson
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+STD := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
+# Tests run with a bounded fuzzing budget per target (seconds).
+FUZZ_SECONDS ?= 30
+
+B := build
+BA := build-asan
+SETUP_STAMP := $(B)/.setup-done
+
+# pkg-config flags are looked up after setup.sh has run
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -pthread -MMD -MP
+LDLIBS = $(PKG_LIBS) -pthread
+
+LIB_SRCS := $(wildcard common/*.c format/*.c backend/*.c)
+CLI_SRCS := $(wildcard cli/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+TOOL_SRCS := tests/treecmp.c
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(BA)/%.o)
+ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BA)/tests/%)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+
+.PHONY: all check check-unit check-asan check-host check-fuzz bench install \
+	uninstall clean setup
+.DEFAULT_GOAL := all
+
+all: $(B)/skiff $(B)/treecmp
+
+setup: $(SETUP_STAMP)
+$(SETUP_STAMP): scripts/setup.sh
+	@./scripts/setup.sh
+	@mkdir -p $(B) && touch $@
+
+$(B)/%.o: %.c | $(SETUP_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/libskiff.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(B)/skiff: $(CLI_OBJS) $(B)/libskiff.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/treecmp: $(B)/tests/treecmp.o
+	$(CC) $(CFLAGS) -o $@ $^
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libskiff.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ASan + UBSan build of the library and unit tests
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+$(BA)/%.o: %.c | $(SETUP_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(WARN) $(ASAN_FLAGS) $(PKG_CFLAGS) -pthread -MMD -MP -c -o $@ $<
+$(BA)/libskiff.a: $(ASAN_LIB_OBJS)
+	$(AR) rcs $@ $^
+$(BA)/tests/%: $(BA)/tests/unit/%.o $(BA)/libskiff.a
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+# libFuzzer targets (clang), sanitized
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SETUP_STAMP)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(STD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
+		$(PKG_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+
+check: all $(UNIT_BINS) $(ASAN_UNIT_BINS) $(FUZZ_BINS)
+	@./tests/run-all.sh
+
+check-unit: $(UNIT_BINS)
+	@prove --exec '' $(UNIT_BINS)
+check-asan: $(ASAN_UNIT_BINS)
+	@prove --exec '' $(ASAN_UNIT_BINS)
+check-host: all
+	@prove --exec 'bash' tests/*.t
+check-fuzz: $(FUZZ_BINS)
+	@prove --exec 'bash' tests/fuzz.t
+
+bench: all
+	@./scripts/setup.sh
+	@./bench/build-bench.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(B)/skiff $(DESTDIR)$(BINDIR)/skiff
+	install -m 0644 man/skiff.1 $(DESTDIR)$(MANDIR)/man1/skiff.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/skiff $(DESTDIR)$(MANDIR)/man1/skiff.1
+
+clean:
+	rm -rf $(B) $(BA)
+
+-include $(shell find $(B) $(BA) -name '*.d' 2>/dev/null)

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Small helpers shared by every skiff module: full reads and writes that
+ * retry short transfers and EINTR, SHA-256, hex, alignment. Functions
+ * return 0 (or a count) on success and -errno on failure.
+ */
+#ifndef SKIFF_COMMON_SK_H
+#define SKIFF_COMMON_SK_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SK_ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
+#define SK_DIV_ROUND_UP(x, d) (((x) + (d) - 1) / (d))
+#define SK_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SK_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define SK_SHA256_LEN 32
+#define SK_HEX_LEN 64	/* hex of a SHA-256, without NUL */
+
+/* Error text that a module hands back to its caller with a -errno. */
+struct sk_err {
+	char msg[512];
+};
+
+void sk_err_set(struct sk_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+int sk_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int sk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+int sk_write_full(int fd, const void *buf, size_t len);
+/* Reads a whole regular file of at most max bytes into a malloc'd buffer. */
+int sk_read_file(const char *path, size_t max, void **out, size_t *len);
+/* Writes a file via a temporary name and rename(2), so readers never see a
+ * half-written file. */
+int sk_write_file_atomic(const char *path, const void *buf, size_t len);
+int sk_mkdir_p(const char *path, mode_t mode);
+
+void sk_sha256(const void *buf, size_t len, uint8_t out[SK_SHA256_LEN]);
+void sk_hex(const uint8_t *bin, size_t len, char *out /* 2*len+1 */);
+int sk_unhex(const char *hex, size_t hexlen, uint8_t *out);
+/* Parses sizes such as 4096, 64K, 1M, 2G. */
+int sk_parse_size(const char *s, uint64_t *out);
+void sk_human_size(uint64_t v, char *out, size_t outlen);
+double sk_now(void);
+
+/* Incremental SHA-256 (OpenSSL EVP underneath). */
+struct sk_sha256_ctx {
+	void *md;	/* EVP_MD_CTX */
+};
+int sk_sha256_init(struct sk_sha256_ctx *c);
+void sk_sha256_update(struct sk_sha256_ctx *c, const void *buf, size_t len);
+void sk_sha256_final(struct sk_sha256_ctx *c, uint8_t out[SK_SHA256_LEN]);
+void sk_sha256_free(struct sk_sha256_ctx *c);
+
+/*
+ * A fixed pool of worker threads running jobs in submission order. A job
+ * is embedded in the caller's struct; sk_pool_wait() blocks until that job
+ * has run. The pool owns its threads only.
+ */
+struct sk_job {
+	void (*fn)(struct sk_job *job);
+	struct sk_job *next;
+	int done;
+};
+
+struct sk_pool;
+int sk_pool_create(struct sk_pool **out, unsigned int nthreads);
+void sk_pool_submit(struct sk_pool *p, struct sk_job *job);
+void sk_pool_wait(struct sk_pool *p, struct sk_job *job);
+void sk_pool_destroy(struct sk_pool *p);
+unsigned int sk_ncpus(void);
+
+#endif

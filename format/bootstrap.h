@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Bootstrap reader. A bootstrap is untrusted input: every offset, length
+ * and count is checked against the buffer before use, so a malformed image
+ * yields -EFSCORRUPTED (or -EINVAL) with a message, never a crash or an
+ * endless loop. The reader borrows the caller's buffer; it owns only the
+ * decoded blob table.
+ */
+#ifndef SKIFF_FORMAT_BOOTSTRAP_H
+#define SKIFF_FORMAT_BOOTSTRAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/sk.h"
+#include "ondisk.h"
+
+#ifndef EFSCORRUPTED
+#define EFSCORRUPTED EUCLEAN
+#endif
+
+/* One data blob as the bootstrap's blob table describes it. */
+struct fmt_blob_ref {
+	uint8_t id[SK_SHA256_LEN];
+	char hex[SK_HEX_LEN + 1];
+	uint64_t stored_size;
+	uint64_t usize;
+	uint64_t table_off;
+	uint64_t table_size;
+	uint64_t chunk_count;
+	uint8_t table_digest[SK_SHA256_LEN];
+};
+
+struct fmt_bs {
+	const uint8_t *buf;	/* borrowed */
+	size_t size;
+	uint64_t meta_off;
+	uint64_t root_nid;
+	uint64_t inos;
+	uint32_t blocks;
+	uint32_t chunk_bits;	/* build chunk size, log2 */
+	uint32_t nblobs;
+	struct fmt_blob_ref *blobs;	/* owned, nblobs entries */
+	uint64_t prefetch_off, prefetch_size;	/* absolute, 0 if none */
+	struct sk_err err;
+};
+
+struct fmt_inode {
+	uint64_t nid;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;
+	uint64_t mtime;
+	uint32_t mtime_nsec;
+	uint32_t rdev;		/* EROFS (new_encode_dev) encoding */
+	unsigned int layout;
+	uint64_t pos;		/* byte offset of the inode */
+	unsigned int isize;	/* 32 or 64 */
+	unsigned int xattr_isize;
+	uint32_t raw_blkaddr;
+	unsigned int chunk_bits;	/* log2 chunk size (chunk-based) */
+	uint64_t chunk_count;
+	uint64_t chunk_pos;	/* offset of the first chunk index */
+};
+
+int fmt_bs_open(struct fmt_bs *bs, const void *buf, size_t size);
+void fmt_bs_close(struct fmt_bs *bs);
+
+int fmt_bs_inode(struct fmt_bs *bs, uint64_t nid, struct fmt_inode *out);
+/* Reads directory or symlink bytes [off, off+len) of a flat inode. */
+int fmt_bs_read_flat(struct fmt_bs *bs, const struct fmt_inode *ino,
+		     uint64_t off, void *out, size_t len);
+
+struct fmt_dirent {
+	const char *name;	/* not NUL-terminated, points into the image */
+	unsigned int namelen;
+	uint64_t nid;
+	unsigned int type;	/* EROFS_FT_* */
+};
+/* Calls cb for each entry (including "." and ".."); a non-zero return
+ * from cb stops the walk and is returned. */
+int fmt_bs_readdir(struct fmt_bs *bs, const struct fmt_inode *dir,
+		   int (*cb)(void *ctx, const struct fmt_dirent *de), void *ctx);
+int fmt_bs_lookup(struct fmt_bs *bs, const struct fmt_inode *dir,
+		  const char *name, size_t namelen, uint64_t *nid);
+/* Resolves an absolute or root-relative path without following symlinks. */
+int fmt_bs_resolve(struct fmt_bs *bs, const char *path, struct fmt_inode *out);
+
+struct fmt_xattr {
+	unsigned int index;	/* EROFS_XATTR_INDEX_* */
+	const char *name;	/* suffix after the prefix, not NUL-terminated */
+	unsigned int namelen;
+	const void *value;
+	unsigned int value_len;
+};
+int fmt_bs_xattrs(struct fmt_bs *bs, const struct fmt_inode *ino,
+		  int (*cb)(void *ctx, const struct fmt_xattr *x), void *ctx);
+/* Full xattr name ("user.foo") into out; returns length or -errno. */
+int fmt_xattr_fullname(const struct fmt_xattr *x, char *out, size_t outlen);
+
+/* Chunk i of a chunk-based inode: device slot (0 = none/hole) and block. */
+int fmt_bs_chunk(struct fmt_bs *bs, const struct fmt_inode *ino, uint64_t i,
+		 unsigned int *device, uint32_t *blkaddr);
+
+/* Encoding of device numbers the kernel uses (new_encode_dev). */
+static inline uint32_t fmt_encode_dev(unsigned int major, unsigned int minor)
+{
+	return (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
+}
+static inline unsigned int fmt_dev_major(uint32_t d)
+{
+	return (d & 0xfff00) >> 8;
+}
+static inline unsigned int fmt_dev_minor(uint32_t d)
+{
+	return (d & 0xff) | ((d >> 12) & 0xfff00);
+}
+
+#endif

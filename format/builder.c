@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "builder.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "build_int.h"
+
+int fmt_build(const char *srcdir, const struct fmt_build_opts *o, int blob_fd,
+	      struct fmt_build_result *res, struct sk_err *e)
+{
+	struct bld_tree t = { 0 };
+	struct bld_blob blob;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (o->chunk_bits < 12 || o->chunk_bits > 26) {
+		sk_err_set(e, "chunk size must be a power of two from 4 KiB to 64 MiB");
+		return -EINVAL;
+	}
+	t.stats = &res->stats;
+	t.err = e;
+	ret = bld_walk(&t, srcdir);
+	if (!ret)
+		ret = bld_data(&t, o, blob_fd, &blob);
+	if (!ret) {
+		res->has_blob = blob.count != 0;
+		ret = bld_meta(&t, o, res->has_blob ? &blob : NULL,
+			       &res->bootstrap, &res->bootstrap_size);
+	}
+	if (!ret) {
+		memcpy(res->blob_id, blob.id, SK_SHA256_LEN);
+		res->blob_size = blob.stored_size;
+		res->stats.bootstrap_size = res->bootstrap_size;
+		res->stats.blob_stored = blob.stored_size;
+		res->stats.blob_usize = blob.usize;
+	} else if (!e->msg[0]) {
+		sk_err_set(e, "%s", strerror(-ret));
+	}
+	bld_tree_free(&t);
+	return ret;
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, testing and benchmarking
+# skiff need. Idempotent and quiet when everything is present.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential pkg-config libzstd-dev libssl-dev libjansson-dev
+	liburing-dev
+	# fuzzing and sanitizers
+	clang libclang-rt-14-dev
+	# tests: TAP runner, image judge, test-tree tools
+	perl erofs-utils attr acl libcap2-bin openssl util-linux e2fsprogs
+	zstd
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup.sh: missing packages: ${missing[*]}; run as root to install" >&2
+	exit 1
+fi
+echo "setup.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# a stale package list makes apt fail to find packages: refresh once
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
