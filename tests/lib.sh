@@ -1,0 +1,154 @@
+# shellcheck shell=bash
+# TAP helpers for skiff's shell tests. Source it from a test run by
+# `prove --exec bash` from the repository root. Every test runs in its own
+# scratch directory ($T), and everything it mounted or attached is undone
+# on exit, also when the test fails half way.
+set -uo pipefail
+
+ROOT=${SKIFF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+SKIFF=${SKIFF:-$ROOT/build/skiff}
+TREECMP=${TREECMP:-$ROOT/build/treecmp}
+GEN_TREE=$ROOT/scripts/gen-edge-tree.sh
+
+_t_n=0
+_t_failed=0
+_t_planned=
+_t_mounts=()
+_t_loops=()
+
+T=$(mktemp -d "${TMPDIR:-/var/tmp}/skiff-test.XXXXXX")
+
+_t_cleanup() {
+	local i
+	for ((i = ${#_t_mounts[@]} - 1; i >= 0; i--)); do
+		umount "${_t_mounts[i]}" 2>/dev/null || umount -l "${_t_mounts[i]}" 2>/dev/null
+	done
+	for i in "${_t_loops[@]}"; do
+		losetup -d "$i" 2>/dev/null
+	done
+	rm -rf "$T"
+}
+trap _t_cleanup EXIT
+
+plan() { echo "1..$1"; _t_planned=$1; }
+
+skip_all() {
+	echo "1..0 # SKIP $*"
+	exit 0
+}
+
+diag() { sed 's/^/# /' <<<"$*"; }
+
+_t_result() {
+	local status=$1 desc=$2
+	_t_n=$((_t_n + 1))
+	if [ "$status" -eq 0 ]; then
+		echo "ok $_t_n - $desc"
+	else
+		echo "not ok $_t_n - $desc"
+		_t_failed=$((_t_failed + 1))
+	fi
+	return "$status"
+}
+
+# t_ok DESC CMD...: passes when CMD exits 0; shows its output otherwise.
+t_ok() {
+	local desc=$1 st
+	shift
+	"$@" >"$T/.out" 2>&1
+	st=$?
+	_t_result "$st" "$desc" || { diag "command: $*"; diag "exit $st"; tail -n 20 "$T/.out" | sed 's/^/#   /'; }
+	return "$st"
+}
+
+# t_fails DESC CMD...: passes when CMD exits non-zero (its output is kept
+# in $T/.out for further checks).
+t_fails() {
+	local desc=$1 st
+	shift
+	"$@" >"$T/.out" 2>&1
+	st=$?
+	if [ "$st" -ne 0 ]; then
+		_t_result 0 "$desc"
+	else
+		_t_result 1 "$desc"
+		diag "command unexpectedly succeeded: $*"
+		return 1
+	fi
+}
+
+# t_is DESC GOT WANT
+t_is() {
+	if [ "$2" = "$3" ]; then
+		_t_result 0 "$1"
+	else
+		_t_result 1 "$1"
+		diag "got:  $2"
+		diag "want: $3"
+		return 1
+	fi
+}
+
+# t_grep DESC PATTERN FILE: passes when FILE has a line matching PATTERN.
+t_grep() {
+	if grep -qE -- "$2" "$3"; then
+		_t_result 0 "$1"
+	else
+		_t_result 1 "$1"
+		diag "no line matches /$2/ in:"
+		head -n 20 "$3" | sed 's/^/#   /'
+		return 1
+	fi
+}
+
+t_skip() { _t_n=$((_t_n + 1)); echo "ok $_t_n # SKIP $*"; }
+
+done_testing() {
+	[ -n "$_t_planned" ] || echo "1..$_t_n"
+	[ "$_t_failed" -eq 0 ]
+	exit $?
+}
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || skip_all "needs root (mount, loop devices, xattrs)"
+}
+
+# EROFS with extra devices on the host kernel
+need_erofs() {
+	need_root
+	modprobe erofs 2>/dev/null
+	grep -qw erofs /proc/filesystems || skip_all "kernel has no EROFS"
+	command -v losetup >/dev/null || skip_all "losetup missing"
+}
+
+# mount_image IMAGE MNT: exports the cache files and mounts them with the
+# host kernel through loop devices (no daemon involved).
+mount_image() {
+	local image=$1 mnt=$2 exp ids id loop opts=ro
+	exp=$(mktemp -d "$T/exp.XXXXXX")
+	ids=$("$SKIFF" export-cache "$image" "$exp") || return 1
+	for id in $ids; do
+		loop=$(losetup -f --show -r "$exp/$id") || return 1
+		_t_loops+=("$loop")
+		opts="$opts,device=$loop"
+	done
+	mkdir -p "$mnt"
+	mount -t erofs -o "$opts" "$exp/bootstrap" "$mnt" || return 1
+	_t_mounts+=("$mnt")
+	MOUNT_EXPORT=$exp
+}
+
+umount_image() {
+	local mnt=$1 i
+	umount "$mnt" || return 1
+	for i in "${!_t_mounts[@]}"; do
+		[ "${_t_mounts[i]}" = "$mnt" ] && unset '_t_mounts[i]'
+	done
+	_t_mounts=("${_t_mounts[@]}")
+	return 0
+}
+
+# Manifest digest of an image: what reproducibility is judged by.
+manifest_of() {
+	"$SKIFF" inspect --json "$1" | sed -n 's/.*"manifest": "\([0-9a-f]*\)".*/\1/p'
+}
