@@ -41,7 +41,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(BA)/%.o)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BA)/tests/%)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all check check-unit check-asan check-host check-fuzz bench install \
+.PHONY: all demo check check-unit check-asan check-host check-fuzz bench install \
 	uninstall clean setup
 .DEFAULT_GOAL := all
 
@@ -84,6 +84,9 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SETUP_STAMP)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(STD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
 		$(PKG_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+
+demo: all
+	@./scripts/demo.sh
 
 check: all $(UNIT_BINS) $(ASAN_UNIT_BINS) $(FUZZ_BINS)
 	@./tests/run-all.sh

@@ -183,8 +183,6 @@ int cmd_build(int argc, char **argv)
 		o.progress_ctx = &pc;
 	}
 	ret = fmt_build(argv[optind], &o, fd, &res, &e);
-	if (!ret && fsync(fd) < 0)
-		ret = -errno;
 	close(fd);
 	if (ret) {
 		unlink(tmp);

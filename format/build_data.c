@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Data pass: cuts every regular file into chunks, hashes and compresses
- * them on a worker pool, and appends unique chunks to the blob in walk
- * order. The main thread reads ahead into a ring of slots while workers
- * hash and compress; results are committed strictly in submission order,
- * so the blob is identical whatever the thread count.
+ * Data pass: cuts every regular file into chunks, reads, hashes and
+ * compresses them on a worker pool, and appends unique chunks to the blob
+ * in walk order. The main thread opens files and queues chunks into a ring
+ * of slots; results are committed strictly in submission order, so the
+ * blob is identical whatever the thread count.
  */
 #include "build_int.h"
 
@@ -19,8 +19,19 @@
 
 #include "blob.h"
 
+/* An open source file shared by its queued chunks; closed by the commit of
+ * its last one. Only the main thread touches the counts. */
+struct src_file {
+	int fd;
+	uint32_t pending;
+	bool queued_all;
+};
+
 struct slot {
 	struct sk_job job;
+	struct src_file *f;
+	uint64_t off;
+	int err;		/* read error, -errno */
 	struct bld_node *node;
 	uint64_t idx;
 	uint8_t *buf;
@@ -71,6 +82,10 @@ static void slot_work(struct sk_job *job)
 	struct slot *s = (struct slot *)job;
 
 	s->clen = 0;
+	s->zero = false;
+	s->err = sk_pread_full(s->f->fd, s->buf, s->len, s->off);
+	if (s->err)
+		return;
 	s->zero = all_zero(s->buf, s->len);
 	if (s->zero)
 		return;
@@ -128,6 +143,14 @@ static int blob_append(struct data_ctx *c, const void *buf, size_t len)
 	return 0;
 }
 
+static void file_put(struct src_file *f)
+{
+	if (--f->pending == 0 && f->queued_all) {
+		close(f->fd);
+		free(f);
+	}
+}
+
 static int commit(struct data_ctx *c, struct slot *s)
 {
 	struct erofs_inode_chunk_index *ci = &s->node->chunks[s->idx];
@@ -137,6 +160,14 @@ static int commit(struct data_ctx *c, struct slot *s)
 	int ret;
 
 	s->busy = false;
+	file_put(s->f);
+	if (s->err) {
+		sk_err_set(c->t->err, "%s: %s", s->node->path,
+			   s->err == -ENODATA ? "file shrank during the build"
+					      : strerror(-s->err));
+		return s->err;
+	}
+	c->t->stats->read_bytes += s->len;
 	if (s->zero) {
 		ci->blkaddr = htole32(EROFS_NULL_ADDR);
 		st->chunks_hole++;
@@ -204,29 +235,38 @@ static int process_file(struct data_ctx *c, struct sk_pool *pool,
 			unsigned int *next, struct bld_node *n)
 {
 	uint64_t csize = 1ull << c->o->chunk_bits;
-	int fd, ret = 0;
+	struct src_file *f;
+	int ret = 0;
 
 	n->nchunks = SK_DIV_ROUND_UP(n->size, csize);
 	n->chunks = calloc(n->nchunks, sizeof(*n->chunks));
-	if (!n->chunks)
+	f = calloc(1, sizeof(*f));
+	if (!n->chunks || !f) {
+		free(f);
 		return -ENOMEM;
-	fd = open(n->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
+	}
+	f->fd = open(n->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (f->fd < 0) {
+		ret = -errno;
 		sk_err_set(c->t->err, "%s: %s", n->path, strerror(errno));
-		return -errno;
+		free(f);
+		return ret;
 	}
 	for (uint64_t i = 0; i < n->nchunks; i++) {
 		uint64_t start = i * csize;
 		uint32_t len = (uint32_t)SK_MIN(csize, n->size - start);
-		off_t data = lseek(fd, (off_t)start, SEEK_DATA);
 		struct slot *s;
 
 		/* a chunk wholly inside a hole is never read */
-		if ((data < 0 && errno == ENXIO) ||
-		    (data >= 0 && (uint64_t)data >= start + len)) {
-			n->chunks[i].blkaddr = htole32(EROFS_NULL_ADDR);
-			c->t->stats->chunks_hole++;
-			continue;
+		if (n->sparse) {
+			off_t data = lseek(f->fd, (off_t)start, SEEK_DATA);
+
+			if ((data < 0 && errno == ENXIO) ||
+			    (data >= 0 && (uint64_t)data >= start + len)) {
+				n->chunks[i].blkaddr = htole32(EROFS_NULL_ADDR);
+				c->t->stats->chunks_hole++;
+				continue;
+			}
 		}
 		s = &slots[*next];
 		*next = (*next + 1) % nslots;
@@ -236,14 +276,9 @@ static int process_file(struct data_ctx *c, struct sk_pool *pool,
 			if (ret)
 				break;
 		}
-		ret = sk_pread_full(fd, s->buf, len, start);
-		if (ret) {
-			sk_err_set(c->t->err, "%s: %s", n->path,
-				   ret == -ENODATA ? "file shrank during the build"
-						   : strerror(-ret));
-			break;
-		}
-		c->t->stats->read_bytes += len;
+		s->f = f;
+		f->pending++;
+		s->off = start;
 		s->node = n;
 		s->idx = i;
 		s->len = len;
@@ -252,7 +287,10 @@ static int process_file(struct data_ctx *c, struct sk_pool *pool,
 		sk_pool_submit(pool, &s->job);
 		progress(c, 0);
 	}
-	close(fd);
+	/* the last commit of this file closes it; none queued: close now */
+	f->queued_all = true;
+	f->pending++;
+	file_put(f);
 	return ret;
 }
 
@@ -298,10 +336,12 @@ int bld_data(struct bld_tree *t, const struct fmt_build_opts *o, int blob_fd,
 	struct data_ctx c = { .t = t, .o = o, .fd = blob_fd };
 	unsigned int nthreads = o->threads ? o->threads : sk_ncpus();
 	uint64_t csize = 1ull << o->chunk_bits;
-	/* enough slots to keep every worker busy while the reader runs ahead,
-	 * bounded so that 64 MiB chunks stay within ~1 GiB of buffers */
-	unsigned int nslots = SK_MAX(2u, SK_MIN(2 * nthreads + 2,
-				 (unsigned int)((512ull << 20) / csize)));
+	/* Many slots, so that a run of tiny files never starves the workers
+	 * while one big chunk is being compressed; bounded so that buffers
+	 * (chunk + compressed copy, touched only as far as used) stay within
+	 * about 256 MiB for large chunks. */
+	unsigned int nslots = (unsigned int)SK_MAX((uint64_t)2 * nthreads + 2,
+				SK_MIN((uint64_t)256, (128ull << 20) / csize));
 	struct slot *slots;
 	struct sk_pool *pool = NULL;
 	unsigned int next = 0;

@@ -31,6 +31,7 @@ struct bld_node {
 	dev_t sdev;
 	ino_t sino;
 	char *path;		/* source path (regular files), owned */
+	bool sparse;		/* fewer blocks than bytes: look for holes */
 	char *link;		/* symlink target, owned */
 	struct bld_dentry *ents;	/* dirs: sorted, without . and .. */
 	uint32_t nents, cap_ents;

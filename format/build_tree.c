@@ -221,6 +221,7 @@ static int fill_node(struct walker *w, struct bld_node *n, const struct stat *st
 	switch (st->st_mode & S_IFMT) {
 	case S_IFREG:
 		n->size = (uint64_t)st->st_size;
+		n->sparse = (uint64_t)st->st_blocks * 512 < n->size;
 		n->path = strdup(w->path);
 		if (!n->path)
 			return -ENOMEM;
@@ -310,7 +311,8 @@ static int walk_dir(struct walker *w, struct bld_node *dir, size_t plen,
 		sk_err_set(w->t->err, "%s: readdir: %s", w->path, strerror(errno));
 		goto out;
 	}
-	qsort(dir->ents, dir->nents, sizeof(*dir->ents), name_cmp);
+	if (dir->nents)	/* ents is NULL for an empty directory */
+		qsort(dir->ents, dir->nents, sizeof(*dir->ents), name_cmp);
 
 	for (uint32_t i = 0; i < dir->nents; i++) {
 		struct bld_dentry *e = &dir->ents[i];
