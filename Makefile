@@ -28,7 +28,8 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -pthread -MMD -MP
 LDLIBS = $(PKG_LIBS) -pthread
 
-LIB_SRCS := $(wildcard common/*.c format/*.c backend/*.c)
+LIB_SRCS := $(wildcard common/*.c format/*.c backend/*.c) \
+	$(filter-out loader/main.c,$(wildcard loader/*.c))
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := tests/treecmp.c
@@ -45,7 +46,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	uninstall clean setup
 .DEFAULT_GOAL := all
 
-all: $(B)/skiff $(B)/treecmp
+all: $(B)/skiff $(B)/skiffd $(B)/treecmp
 
 setup: $(SETUP_STAMP)
 $(SETUP_STAMP): scripts/setup.sh
@@ -60,6 +61,9 @@ $(B)/libskiff.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^
 
 $(B)/skiff: $(CLI_OBJS) $(B)/libskiff.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/skiffd: $(B)/loader/main.o $(B)/libskiff.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/treecmp: $(B)/tests/treecmp.o
@@ -108,10 +112,12 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(B)/skiff $(DESTDIR)$(BINDIR)/skiff
+	install -m 0755 $(B)/skiffd $(DESTDIR)$(BINDIR)/skiffd
 	install -m 0644 man/skiff.1 $(DESTDIR)$(MANDIR)/man1/skiff.1
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/skiff $(DESTDIR)$(MANDIR)/man1/skiff.1
+	rm -f $(DESTDIR)$(BINDIR)/skiff $(DESTDIR)$(BINDIR)/skiffd \
+		$(DESTDIR)$(MANDIR)/man1/skiff.1
 
 clean:
 	rm -rf $(B) $(BA)

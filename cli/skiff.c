@@ -19,6 +19,9 @@ static const struct {
 	{ "cat", cmd_cat, "print a file of an image" },
 	{ "check", cmd_check, "verify an image's structure and digests" },
 	{ "export-cache", cmd_export_cache, "write the bootstrap and cache files for a daemon-less mount" },
+	{ "mount", cmd_mount, "mount an image lazily through skiffd" },
+	{ "umount", cmd_umount, "unmount a skiff mount" },
+	{ "status", cmd_status, "show skiffd's images, cache fill and counters" },
 };
 
 static void usage(FILE *f)

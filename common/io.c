@@ -162,6 +162,18 @@ int sk_mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+int sk_path_join(char *out, size_t outlen, const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la + 1 + lb + 1 > outlen)
+		return -ENAMETOOLONG;
+	memcpy(out, a, la);
+	out[la] = '/';
+	memcpy(out + la + 1, b, lb + 1);
+	return 0;
+}
+
 void sk_hex(const uint8_t *bin, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -202,7 +214,8 @@ int sk_parse_size(const char *s, uint64_t *out)
 	unsigned long long v;
 	unsigned int shift = 0;
 
-	if (!s || !*s || *s == '-')
+	/* strtoull would skip blanks and accept a sign, wrapping " -1" */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
@@ -217,7 +230,7 @@ int sk_parse_size(const char *s, uint64_t *out)
 	default:
 		return -EINVAL;
 	}
-	if (*end == 'i' || *end == 'B')	/* accept KiB, MB style suffixes */
+	if (*end == 'i')	/* accept KiB, MB style suffixes */
 		end++;
 	if (*end == 'B')
 		end++;

@@ -38,6 +38,8 @@ int sk_read_file(const char *path, size_t max, void **out, size_t *len);
  * half-written file. */
 int sk_write_file_atomic(const char *path, const void *buf, size_t len);
 int sk_mkdir_p(const char *path, mode_t mode);
+/* out = a "/" b; -ENAMETOOLONG when it does not fit. */
+int sk_path_join(char *out, size_t outlen, const char *a, const char *b);
 
 void sk_sha256(const void *buf, size_t len, uint8_t out[SK_SHA256_LEN]);
 void sk_hex(const uint8_t *bin, size_t len, char *out /* 2*len+1 */);

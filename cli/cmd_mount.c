@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* skiff mount, umount and status: thin clients of skiffd's control API. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../loader/http.h"
+
+#define DEFAULT_SOCKET "/run/skiff/skiffd.sock"
+#define API_TIMEOUT_MS 60000
+
+static const char mount_usage[] =
+"usage: skiff mount [--id ID] [--socket PATH] IMAGE MNT\n"
+"\n"
+"Registers IMAGE (an OCI layout DIR[:TAG]) with skiffd and mounts it at\n"
+"MNT. File data is fetched when first read.\n"
+"\n"
+"  --id ID        name to register the image under (default from its digest)\n"
+"  --socket PATH  skiffd's control socket (default $SKIFF_SOCKET or " DEFAULT_SOCKET ")\n";
+
+static const char umount_usage[] =
+"usage: skiff umount [--socket PATH] MNT\n"
+"\n"
+"Unmounts a skiff mount and unregisters its image from skiffd.\n";
+
+static const char status_usage[] =
+"usage: skiff status [--json] [--socket PATH]\n"
+"\n"
+"Shows skiffd's state, the registered images, each blob's cache fill and\n"
+"the counters: reads served, chunks and bytes fetched, errors.\n";
+
+static const char *default_socket(void)
+{
+	const char *s = getenv("SKIFF_SOCKET");
+
+	return s && *s ? s : DEFAULT_SOCKET;
+}
+
+/* Calls skiffd; on success *out is the parsed JSON body. */
+static int api(const char *sock, const char *method, const char *path,
+	       json_t *body, json_t **out)
+{
+	char *req = body ? json_dumps(body, JSON_COMPACT) : NULL, *resp = NULL;
+	size_t rlen = 0;
+	int status = 0, ret;
+	json_t *j;
+
+	ret = ld_http_call(sock, method, path, req, req ? strlen(req) : 0,
+			   API_TIMEOUT_MS, &status, &resp, &rlen);
+	free(req);
+	if (ret == -ENOENT || ret == -ECONNREFUSED) {
+		cli_err("skiffd is not running (no socket at %s)", sock);
+		return -ENOTCONN;
+	}
+	if (ret) {
+		cli_err("talking to skiffd at %s: %s", sock, strerror(-ret));
+		return ret;
+	}
+	j = json_loadb(resp ? resp : "", rlen, 0, NULL);
+	free(resp);
+	if (status != 200) {
+		const char *msg = json_string_value(json_object_get(j, "error"));
+
+		cli_err("skiffd: %s", msg ? msg : ld_http_reason(status));
+		json_decref(j);
+		return -EIO;
+	}
+	if (!j) {
+		cli_err("skiffd sent a reply that is not JSON");
+		return -EPROTO;
+	}
+	*out = j;
+	return 0;
+}
+
+static int parse_common(int argc, char **argv, const char *usage,
+			const char **sock, const char **id, int *json)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int c;
+
+	*sock = default_socket();
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': *sock = optarg; break;
+		case 'i':
+			if (!id)
+				goto bad;
+			*id = optarg;
+			break;
+		case 'J':
+			if (!json)
+				goto bad;
+			*json = 1;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			goto bad;
+		}
+	}
+	return 0;
+bad:
+	fputs(usage, stderr);
+	return 2;
+}
+
+/* IMAGE with its directory made absolute: skiffd has its own cwd. */
+static int absolute_ref(const char *ref, char *out, size_t outlen)
+{
+	char dir[PATH_MAX], tag[256], real[PATH_MAX];
+
+	if (be_ref_split(ref, dir, sizeof(dir), tag, sizeof(tag)))
+		return -ENAMETOOLONG;
+	if (!realpath(dir, real))
+		return -errno;
+	if (snprintf(out, outlen, "%s%s%s", real, tag[0] ? ":" : "", tag) >=
+	    (int)outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	const char *sock, *id = NULL;
+	char ref[PATH_MAX + 300], mnt[PATH_MAX], *opts = NULL;
+	json_t *body, *r = NULL, *devs;
+	size_t olen = 0;
+	int ret;
+
+	ret = parse_common(argc, argv, mount_usage, &sock, &id, NULL);
+	if (ret)
+		return ret;
+	if (argc - optind != 2) {
+		fputs(mount_usage, stderr);
+		return 2;
+	}
+	ret = absolute_ref(argv[optind], ref, sizeof(ref));
+	if (ret) {
+		cli_err("%s: %s", argv[optind], strerror(-ret));
+		return 1;
+	}
+	if (!realpath(argv[optind + 1], mnt)) {
+		cli_err("%s: %s", argv[optind + 1], strerror(errno));
+		return 1;
+	}
+	body = json_pack("{s:s, s:s}", "ref", ref, "mountpoint", mnt);
+	if (id)
+		json_object_set_new(body, "id", json_string(id));
+	ret = api(sock, "POST", "/v1/images", body, &r);
+	json_decref(body);
+	if (ret)
+		return 1;
+	const char *rid = json_string_value(json_object_get(r, "id"));
+	const char *fe = json_string_value(json_object_get(r, "frontend"));
+	const char *bs = json_string_value(json_object_get(r, "bootstrap"));
+	char path[PATH_MAX + 32];
+	size_t i;
+	json_t *dv;
+
+	devs = json_object_get(r, "devices");
+	if (!rid || !fe || !bs || !json_is_array(devs)) {
+		cli_err("skiffd's reply lacks id, frontend, bootstrap or devices");
+		ret = -EPROTO;
+		goto out;
+	}
+	if (strcmp(fe, "fanotify")) {
+		cli_err("frontend %s: mounting is not supported by this skiff", fe);
+		ret = -EOPNOTSUPP;
+		goto unregister;
+	}
+	/* EROFS file-backed: the bootstrap is the source, every blob's cache
+	 * file a device=, in device-table order */
+	json_array_foreach(devs, i, dv) {
+		const char *p = json_string_value(dv);
+		size_t n = p ? strlen(p) : 0;
+		char *no = realloc(opts, olen + n + 9);
+
+		if (!p || !no) {
+			ret = -ENOMEM;
+			goto unregister;
+		}
+		opts = no;
+		olen += (size_t)sprintf(opts + olen, "%sdevice=%s", olen ? "," : "", p);
+	}
+	if (mount(bs, mnt, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, opts) < 0) {
+		ret = -errno;
+		cli_err("mounting %s at %s: %s%s", argv[optind], mnt, strerror(errno),
+			errno == EINVAL ? " (see dmesg)" : "");
+		goto unregister;
+	}
+	printf("mounted %s at %s (id %s)\n", argv[optind], mnt, rid);
+	ret = 0;
+	goto out;
+unregister:
+	snprintf(path, sizeof(path), "/v1/images/%s", rid);
+	json_decref(body = NULL);
+	if (!api(sock, "DELETE", path, NULL, &body))
+		json_decref(body);
+out:
+	free(opts);
+	json_decref(r);
+	return ret ? 1 : 0;
+}
+
+/* Finds the registered image mounted at mnt. */
+static int find_by_mount(const char *sock, const char *mnt, char *id, size_t idlen)
+{
+	json_t *r, *im;
+	size_t i;
+	int ret = api(sock, "GET", "/v1/images", NULL, &r);
+
+	if (ret)
+		return ret;
+	ret = -ENOENT;
+	json_array_foreach(json_object_get(r, "images"), i, im) {
+		const char *m = json_string_value(json_object_get(im, "mountpoint"));
+		const char *iid = json_string_value(json_object_get(im, "id"));
+
+		if (m && iid && !strcmp(m, mnt)) {
+			snprintf(id, idlen, "%s", iid);
+			ret = 0;
+			break;
+		}
+	}
+	json_decref(r);
+	return ret;
+}
+
+int cmd_umount(int argc, char **argv)
+{
+	const char *sock;
+	char mnt[PATH_MAX], id[200], path[300];
+	json_t *r;
+	int ret = parse_common(argc, argv, umount_usage, &sock, NULL, NULL);
+
+	if (ret)
+		return ret;
+	if (argc - optind != 1) {
+		fputs(umount_usage, stderr);
+		return 2;
+	}
+	if (!realpath(argv[optind], mnt)) {
+		cli_err("%s: %s", argv[optind], strerror(errno));
+		return 1;
+	}
+	ret = find_by_mount(sock, mnt, id, sizeof(id));
+	if (ret == -ENOENT) {
+		cli_err("%s: no skiff image is mounted there", mnt);
+		return 1;
+	}
+	if (ret)
+		return 1;
+	if (umount2(mnt, 0) < 0 && errno != EINVAL) {
+		cli_err("unmounting %s: %s", mnt, strerror(errno));
+		return 1;
+	}
+	snprintf(path, sizeof(path), "/v1/images/%s", id);
+	if (api(sock, "DELETE", path, NULL, &r))
+		return 1;
+	json_decref(r);
+	printf("unmounted %s (id %s)\n", mnt, id);
+	return 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	const char *sock;
+	json_t *st = NULL, *ims = NULL, *im, *b;
+	int json = 0, ret = parse_common(argc, argv, status_usage, &sock, NULL, &json);
+	size_t i, k;
+
+	if (ret)
+		return ret;
+	if (argc != optind) {
+		fputs(status_usage, stderr);
+		return 2;
+	}
+	if (api(sock, "GET", "/v1/state", NULL, &st) ||
+	    api(sock, "GET", "/v1/images", NULL, &ims)) {
+		json_decref(st);
+		return 1;
+	}
+	if (json) {
+		json_object_set(st, "images", json_object_get(ims, "images"));
+		json_dumpf(st, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+		goto out;
+	}
+	printf("skiffd %s: frontend %s, up %.0fs, cache %s\n",
+	       json_string_value(json_object_get(st, "version")),
+	       json_string_value(json_object_get(st, "frontend")),
+	       json_real_value(json_object_get(st, "uptime")),
+	       json_string_value(json_object_get(st, "cache_dir")));
+	json_array_foreach(json_object_get(ims, "images"), i, im) {
+		json_t *c = json_object_get(im, "counters");
+		char fb[32];
+
+		sk_human_size((uint64_t)json_integer_value(json_object_get(c, "fetched_bytes")),
+			      fb, sizeof(fb));
+		printf("\n%s  %s\n  mounted at %s\n  reads %lld, fetched %lld chunks (%s), errors %lld\n",
+		       json_string_value(json_object_get(im, "id")),
+		       json_string_value(json_object_get(im, "ref")),
+		       json_string_value(json_object_get(im, "mountpoint"))[0] ?
+			       json_string_value(json_object_get(im, "mountpoint")) : "(nowhere)",
+		       json_integer_value(json_object_get(c, "reads")),
+		       json_integer_value(json_object_get(c, "fetched_chunks")), fb,
+		       json_integer_value(json_object_get(c, "errors")));
+		json_array_foreach(json_object_get(im, "blobs"), k, b) {
+			double size = (double)json_integer_value(json_object_get(b, "size"));
+			double ready = (double)json_integer_value(json_object_get(b, "ready_bytes"));
+			char sz[32];
+
+			sk_human_size((uint64_t)size, sz, sizeof(sz));
+			printf("  blob %.16s…  %s, cached %.1f%%%s\n",
+			       json_string_value(json_object_get(b, "id")), sz,
+			       size > 0 ? 100.0 * ready / size : 100.0,
+			       json_is_true(json_object_get(b, "watched")) ? "" : " (complete)");
+		}
+	}
+out:
+	json_decref(st);
+	json_decref(ims);
+	return 0;
+}

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Control API routes (HTTP/1.1 over the root-only Unix socket, JSON):
+ *
+ *   GET    /v1/state         daemon state
+ *   GET    /v1/images        registered images with their blobs and counters
+ *   POST   /v1/images        {"ref": "DIR[:TAG]", "id"?: "...", "mountpoint"?: "..."}
+ *   DELETE /v1/images/<id>   unregister
+ *   GET    /metrics          Prometheus text format
+ *
+ * Handlers run on the HTTP server's threads, concurrently with each other
+ * and with the frontend: they take the daemon lock for what they read.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "http.h"
+
+#define LOAD(x) atomic_load(&(x))
+
+/* Answers with j and drops our reference to it. */
+static void reply(struct ld_http_resp *resp, int status, json_t *j)
+{
+	if (!j)
+		ld_http_resp_error(resp, 500, "out of memory");
+	else
+		ld_http_resp_json(resp, status, j);
+	json_decref(j);
+}
+
+static json_t *counters_json(struct ld_counters *c)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+			 "reads", (json_int_t)LOAD(c->fills),
+			 "read_bytes", (json_int_t)LOAD(c->fill_bytes),
+			 "waits", (json_int_t)LOAD(c->waits),
+			 "fetches", (json_int_t)LOAD(c->fetches),
+			 "fetched_chunks", (json_int_t)LOAD(c->fetch_chunks),
+			 "fetched_bytes", (json_int_t)LOAD(c->fetch_bytes),
+			 "cache_write_bytes", (json_int_t)LOAD(c->write_bytes),
+			 "errors", "fetch", (json_int_t)LOAD(c->err_fetch),
+			 "verify", (json_int_t)LOAD(c->err_verify),
+			 "write", (json_int_t)LOAD(c->err_write));
+}
+
+static json_t *image_json(struct ld_image *im)
+{
+	json_t *blobs = json_array();
+	uint64_t fetched = 0, fetched_chunks = 0, reads = 0, errors = 0;
+
+	for (unsigned int i = 0; i < im->nblobs; i++) {
+		struct ld_blob_file *f = im->blobs[i];
+		struct ld_counters *c = &f->cache.cnt;
+		uint64_t ready_chunks;
+
+		pthread_mutex_lock(&f->cache.lock);
+		ready_chunks = f->cache.ready;
+		pthread_mutex_unlock(&f->cache.lock);
+		fetched += LOAD(c->fetch_bytes);
+		fetched_chunks += LOAD(c->fetch_chunks);
+		reads += LOAD(c->fills);
+		errors += LOAD(c->err_fetch) + LOAD(c->err_verify) + LOAD(c->err_write);
+		json_array_append_new(blobs, json_pack(
+			"{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:o}",
+			"id", f->cache.hex, "cache_file", f->path,
+			"size", (json_int_t)f->cache.table.usize,
+			"stored_size", (json_int_t)f->cache.table.stored_size,
+			"ready_bytes", (json_int_t)ld_cache_ready_bytes(&f->cache),
+			"chunks", (json_int_t)f->cache.table.count,
+			"ready_chunks", (json_int_t)ready_chunks,
+			"watched", f->marked,
+			"counters", counters_json(c)));
+	}
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I}}",
+			 "id", im->id, "ref", im->ref, "mountpoint", im->mountpoint,
+			 "manifest", im->manifest, "bootstrap", im->bootstrap_path,
+			 "bootstrap_size", (json_int_t)im->bootstrap_size,
+			 "blobs", blobs,
+			 "counters", "reads", (json_int_t)reads,
+			 "fetched_chunks", (json_int_t)fetched_chunks,
+			 "fetched_bytes", (json_int_t)fetched,
+			 "errors", (json_int_t)errors);
+}
+
+static void get_images(struct ld_daemon *d, struct ld_http_resp *resp)
+{
+	json_t *arr = json_array();
+
+	pthread_mutex_lock(&d->lock);
+	for (struct ld_image *im = d->images; im; im = im->next)
+		json_array_append_new(arr, image_json(im));
+	pthread_mutex_unlock(&d->lock);
+	reply(resp, 200, json_pack("{s:o}", "images", arr));
+}
+
+static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
+		       struct ld_http_resp *resp)
+{
+	json_error_t je;
+	json_t *j = json_loadb(req->body, req->body_len, 0, &je), *devs, *out;
+	const char *ref, *id, *mnt;
+	struct ld_image *im;
+	struct sk_err e = { { 0 } };
+	int ret;
+
+	if (!json_is_object(j)) {
+		ld_http_resp_error(resp, 400, "body must be a JSON object: %s", je.text);
+		json_decref(j);
+		return;
+	}
+	ref = json_string_value(json_object_get(j, "ref"));
+	id = json_string_value(json_object_get(j, "id"));
+	mnt = json_string_value(json_object_get(j, "mountpoint"));
+	if (!ref || ref[0] != '/') {
+		ld_http_resp_error(resp, 400, "\"ref\" must be an absolute DIR[:TAG]");
+		json_decref(j);
+		return;
+	}
+	ret = ld_image_register(d, ref, id, mnt, &im, &e);
+	if (!ret)
+		ld_log(d, LD_LOG_INFO, "registered %s as %s", ref, im->id);
+	json_decref(j);
+	if (ret) {
+		ld_http_resp_error(resp, ret == -EEXIST ? 409 : ret == -ENOENT ? 404 : 422,
+				   "%s", e.msg[0] ? e.msg : strerror(-ret));
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	devs = json_array();
+	for (unsigned int i = 0; i < im->nblobs; i++)
+		json_array_append_new(devs, json_string(im->blobs[i]->path));
+	out = json_pack("{s:s, s:s, s:s, s:o}", "id", im->id, "frontend",
+			d->fe->ops->name, "bootstrap", im->bootstrap_path,
+			"devices", devs);
+	pthread_mutex_unlock(&d->lock);
+	reply(resp, 200, out);
+}
+
+static void metric(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void metric(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (*buf && *len + (size_t)n < *cap) {
+			*len += (size_t)n;
+			return;
+		}
+		size_t ncap = (*cap ? *cap * 2 : 8192) + (size_t)n;
+		char *nb = realloc(*buf, ncap);
+
+		if (!nb)
+			return;
+		*buf = nb;
+		*cap = ncap;
+	}
+}
+
+static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} cs[] = {
+#define C(f, n, h) { n, h, offsetof(struct ld_counters, f) }
+		C(fills, "skiff_reads_total", "Read requests from the kernel that needed the loader"),
+		C(fill_bytes, "skiff_read_bytes_total", "Bytes those requests covered"),
+		C(waits, "skiff_read_waits_total", "Requests that waited for a fetch in flight"),
+		C(fetches, "skiff_backend_fetches_total", "Backend reads (merged chunk ranges)"),
+		C(fetch_chunks, "skiff_fetched_chunks_total", "Chunks fetched from the backend"),
+		C(fetch_bytes, "skiff_fetched_bytes_total", "Stored bytes fetched from the backend"),
+		C(write_bytes, "skiff_cache_write_bytes_total", "Verified bytes written to cache files"),
+		C(err_fetch, "skiff_fetch_errors_total", "Backend reads that failed"),
+		C(err_verify, "skiff_verify_errors_total", "Chunks that failed decompression or digest checks"),
+		C(err_write, "skiff_cache_write_errors_total", "Cache file writes that failed"),
+#undef C
+	};
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	metric(&buf, &len, &cap,
+	       "# HELP skiff_events_total Kernel events received\n# TYPE skiff_events_total counter\nskiff_events_total %llu\n"
+	       "# HELP skiff_events_cached_total Events answered from the chunk map at once\n# TYPE skiff_events_cached_total counter\nskiff_events_cached_total %llu\n"
+	       "# HELP skiff_events_failed_total Events answered with an error\n# TYPE skiff_events_failed_total counter\nskiff_events_failed_total %llu\n",
+	       (unsigned long long)LOAD(d->events), (unsigned long long)LOAD(d->events_fast),
+	       (unsigned long long)LOAD(d->events_denied));
+	pthread_mutex_lock(&d->lock);
+	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
+		uint64_t total = atomic_load((_Atomic uint64_t *)
+					     ((char *)&d->retired + cs[k].off));
+
+		for (struct ld_blob_file *f = d->files; f; f = f->next)
+			total += atomic_load((_Atomic uint64_t *)
+					     ((char *)&f->cache.cnt + cs[k].off));
+		metric(&buf, &len, &cap, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
+		       cs[k].name, cs[k].help, cs[k].name, cs[k].name,
+		       (unsigned long long)total);
+	}
+	/* the same per cache file in use, as skiff_blob_* */
+	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
+		metric(&buf, &len, &cap, "# TYPE skiff_blob_%s counter\n",
+		       cs[k].name + 6);
+		for (struct ld_blob_file *f = d->files; f; f = f->next)
+			metric(&buf, &len, &cap, "skiff_blob_%s{blob=\"%s\"} %llu\n",
+			       cs[k].name + 6, f->cache.hex,
+			       (unsigned long long)atomic_load((_Atomic uint64_t *)
+					((char *)&f->cache.cnt + cs[k].off)));
+	}
+	metric(&buf, &len, &cap, "# HELP skiff_cache_ready_bytes Bytes of each cache file that hold verified data\n# TYPE skiff_cache_ready_bytes gauge\n");
+	for (struct ld_blob_file *f = d->files; f; f = f->next)
+		metric(&buf, &len, &cap, "skiff_cache_ready_bytes{blob=\"%s\"} %llu\n",
+		       f->cache.hex, (unsigned long long)ld_cache_ready_bytes(&f->cache));
+	metric(&buf, &len, &cap, "# HELP skiff_images Registered images\n# TYPE skiff_images gauge\n");
+	unsigned int n = 0;
+
+	for (struct ld_image *im = d->images; im; im = im->next)
+		n++;
+	metric(&buf, &len, &cap, "skiff_images %u\n", n);
+	pthread_mutex_unlock(&d->lock);
+	resp->status = 200;
+	snprintf(resp->content_type, sizeof(resp->content_type),
+		 "text/plain; version=0.0.4");
+	resp->body = buf;
+	resp->body_len = len;
+}
+
+static void handler(void *ctx, const struct ld_http_req *req,
+		    struct ld_http_resp *resp)
+{
+	struct ld_daemon *d = ctx;
+	const char *p = req->path;
+
+	if (!strcmp(p, "/v1/state") && !strcmp(req->method, "GET")) {
+		unsigned int n = 0;
+
+		pthread_mutex_lock(&d->lock);
+		for (struct ld_image *im = d->images; im; im = im->next)
+			n++;
+		pthread_mutex_unlock(&d->lock);
+		reply(resp, 200, json_pack(
+			"{s:s, s:s, s:f, s:s, s:s, s:i, s:I}", "version", "0.1.0",
+			"frontend", d->fe->ops->name, "uptime", sk_now() - d->start_time,
+			"cache_dir", d->cfg.cache_dir, "socket", d->cfg.socket_path,
+			"images", n, "events", (json_int_t)LOAD(d->events)));
+	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "GET")) {
+		get_images(d, resp);
+	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "POST")) {
+		post_image(d, req, resp);
+	} else if (!strncmp(p, "/v1/images/", 11) && !strcmp(req->method, "DELETE")) {
+		struct sk_err e = { { 0 } };
+		int ret = ld_image_unregister(d, p + 11, &e);
+
+		if (ret)
+			ld_http_resp_error(resp, ret == -ENOENT ? 404 : 500, "%s", e.msg);
+		else {
+			ld_log(d, LD_LOG_INFO, "unregistered %s", p + 11);
+			reply(resp, 200, json_pack("{s:s}", "id", p + 11));
+		}
+	} else if (!strcmp(p, "/metrics") && !strcmp(req->method, "GET")) {
+		get_metrics(d, resp);
+	} else {
+		ld_http_resp_error(resp, 404, "no route %s %s", req->method, p);
+	}
+}
+
+int ld_api_start(struct ld_daemon *d, struct sk_err *e)
+{
+	int ret = ld_http_server_start(&d->http, d->cfg.socket_path, handler, d);
+
+	if (ret)
+		sk_err_set(e, "%s", strerror(-ret));
+	return ret;
+}
+
+void ld_api_stop(struct ld_daemon *d)
+{
+	if (d->http)
+		ld_http_server_stop(d->http);
+	d->http = NULL;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The loader core, frontend-independent: one cache file of one blob. It
+ * holds the blob's verified chunk table and a state per chunk (missing,
+ * in flight, ready). ld_cache_fill() turns a read of [off, off+len) of the
+ * cache file into the chunks it touches: ready ones need nothing, chunks
+ * another thread is fetching are waited for, missing ones are claimed,
+ * fetched from the source (adjacent ones merged into one read up to the
+ * merge limit), decompressed, verified and written. Only verified bytes
+ * are ever written. Many threads may fill one cache at once; a slow fetch
+ * holds up only the requests that need its chunks.
+ */
+#ifndef SKIFF_LOADER_CACHE_H
+#define SKIFF_LOADER_CACHE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../backend/source.h"
+#include "../format/blob.h"
+#include "../format/bootstrap.h"
+
+enum { LD_MISSING = 0, LD_INFLIGHT = 1, LD_READY = 2 };
+
+/* Counters a cache keeps; read them with atomic_load. */
+struct ld_counters {
+	_Atomic uint64_t fills;		/* ld_cache_fill calls */
+	_Atomic uint64_t fill_bytes;	/* bytes those calls asked for */
+	_Atomic uint64_t waits;		/* fills that waited on a fetch */
+	_Atomic uint64_t fetches;	/* backend reads */
+	_Atomic uint64_t fetch_chunks;	/* chunks fetched */
+	_Atomic uint64_t fetch_bytes;	/* stored bytes read from the backend */
+	_Atomic uint64_t write_bytes;	/* bytes written to the cache file */
+	_Atomic uint64_t err_fetch;	/* backend read failures */
+	_Atomic uint64_t err_verify;	/* chunks that failed decode/digest */
+	_Atomic uint64_t err_write;	/* cache file write failures */
+};
+
+struct ld_cache {
+	char hex[SK_HEX_LEN + 1];
+	struct fmt_blob_table table;	/* owned, verified */
+	uint8_t *state;			/* owned, one per chunk */
+	uint64_t ready;			/* chunks in LD_READY */
+	pthread_mutex_t lock;		/* guards state and ready */
+	pthread_cond_t cond;		/* a fetch finished */
+	struct be_source *src;		/* borrowed */
+	uint32_t merge_limit;
+	struct ld_counters cnt;
+};
+
+/* Fetches blob `ref`'s chunk table with one read and verifies it against
+ * the digest the bootstrap gives. All chunks start missing. */
+int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
+		  struct be_source *src, uint32_t merge_limit,
+		  struct sk_err *e);
+void ld_cache_close(struct ld_cache *c);
+/* Marks ready every chunk whose whole range holds data in fd (a cache file
+ * filled by an earlier run): what SEEK_DATA finds is what we have. */
+int ld_cache_scan(struct ld_cache *c, int fd);
+/* Makes [off, off+len) of the cache file whole, writing through wfd. */
+int ld_cache_fill(struct ld_cache *c, int wfd, uint64_t off, uint64_t len,
+		  struct sk_err *e);
+bool ld_cache_complete(struct ld_cache *c);
+/* to += from, counter by counter */
+void ld_counters_add(struct ld_counters *to, struct ld_counters *from);
+uint64_t ld_cache_ready_bytes(struct ld_cache *c);
+
+#endif

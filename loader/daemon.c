@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void ld_config_defaults(struct ld_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	strcpy(c->cache_dir, "/var/cache/skiff");
+	strcpy(c->work_dir, "/var/lib/skiff");
+	strcpy(c->socket_path, "/run/skiff/skiffd.sock");
+	c->threads = 16;
+	c->merge_limit = 4u << 20;
+	c->log_level = LD_LOG_INFO;
+	c->frontend = LD_FE_AUTO;
+	c->ready_fd = -1;
+}
+
+static int copy_str(char *dst, size_t len, json_t *v, const char *key,
+		    struct sk_err *e)
+{
+	const char *s = json_string_value(v);
+
+	if (!s || !*s || strlen(s) >= len) {
+		sk_err_set(e, "\"%s\" must be a non-empty string shorter than %zu bytes",
+			   key, len);
+		return -EINVAL;
+	}
+	strcpy(dst, s);
+	return 0;
+}
+
+int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e)
+{
+	json_error_t je;
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *v;
+	const char *key;
+	int ret = 0;
+
+	if (!j) {
+		sk_err_set(e, "%s: %s (line %d)", path, je.text, je.line);
+		return -EINVAL;
+	}
+	if (!json_is_object(j)) {
+		sk_err_set(e, "%s: not a JSON object", path);
+		json_decref(j);
+		return -EINVAL;
+	}
+	json_object_foreach(j, key, v) {
+		if (!strcmp(key, "cache_dir")) {
+			ret = copy_str(c->cache_dir, sizeof(c->cache_dir), v, key, e);
+		} else if (!strcmp(key, "work_dir")) {
+			ret = copy_str(c->work_dir, sizeof(c->work_dir), v, key, e);
+		} else if (!strcmp(key, "socket")) {
+			ret = copy_str(c->socket_path, sizeof(c->socket_path), v, key, e);
+		} else if (!strcmp(key, "threads")) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > 1024) {
+				sk_err_set(e, "\"threads\" must be 1 to 1024");
+				ret = -EINVAL;
+			} else {
+				c->threads = (unsigned int)json_integer_value(v);
+			}
+		} else if (!strcmp(key, "merge_limit")) {
+			if (!json_is_integer(v) || json_integer_value(v) < 4096 ||
+			    json_integer_value(v) > (256 << 20)) {
+				sk_err_set(e, "\"merge_limit\" must be 4096 to 268435456 bytes");
+				ret = -EINVAL;
+			} else {
+				c->merge_limit = (uint32_t)json_integer_value(v);
+			}
+		} else if (!strcmp(key, "log_level")) {
+			const char *s = json_string_value(v);
+			static const char *names[] = { "error", "warn", "info", "debug" };
+
+			ret = -EINVAL;
+			for (int i = 0; s && i < 4; i++)
+				if (!strcmp(s, names[i])) {
+					c->log_level = i;
+					ret = 0;
+				}
+			if (ret)
+				sk_err_set(e, "\"log_level\" must be error, warn, info or debug");
+		} else if (!strcmp(key, "frontend")) {
+			const char *s = json_string_value(v);
+
+			if (s && !strcmp(s, "auto"))
+				c->frontend = LD_FE_AUTO;
+			else if (s && !strcmp(s, "fanotify"))
+				c->frontend = LD_FE_FANOTIFY;
+			else if (s && !strcmp(s, "cachefiles"))
+				c->frontend = LD_FE_CACHEFILES;
+			else {
+				sk_err_set(e, "\"frontend\" must be auto, fanotify or cachefiles");
+				ret = -EINVAL;
+			}
+		} else {
+			sk_err_set(e, "unknown key \"%s\"", key);
+			ret = -EINVAL;
+		}
+		if (ret) {
+			char m[sizeof(e->msg)];
+
+			memcpy(m, e->msg, sizeof(m));
+			sk_err_set(e, "%s: %s", path, m);
+			break;
+		}
+	}
+	json_decref(j);
+	return ret;
+}
+
+void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+	va_list ap;
+
+	if (level > d->cfg.log_level)
+		return;
+	flockfile(stderr);
+	fprintf(stderr, "skiffd: %s: ", names[level]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	funlockfile(stderr);
+}
+
+struct ld_image *ld_image_find(struct ld_daemon *d, const char *id)
+{
+	for (struct ld_image *i = d->images; i; i = i->next)
+		if (!strcmp(i->id, id))
+			return i;
+	return NULL;
+}
+
+struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino)
+{
+	struct ld_blob_file *found = NULL;
+
+	pthread_mutex_lock(&d->lock);
+	for (struct ld_blob_file *f = d->files; f; f = f->next)
+		if (f->dev == dev && f->ino == ino) {
+			found = f;
+			break;
+		}
+	pthread_mutex_unlock(&d->lock);
+	return found;
+}
+
+static int valid_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > 120)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)id[i]) && !strchr("._-", id[i]))
+			return 0;
+	return id[0] != '.';
+}
+
+static struct be_source *get_source(struct ld_daemon *d, const char *dir,
+				    struct sk_err *e)
+{
+	struct ld_source_ent *s;
+
+	for (s = d->sources; s; s = s->next)
+		if (!strcmp(s->dir, dir))
+			return s->src;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	if (be_local_source_new(dir, &s->src, e)) {
+		free(s);
+		return NULL;
+	}
+	s->next = d->sources;
+	d->sources = s;
+	return s->src;
+}
+
+static void file_put(struct ld_daemon *d, struct ld_blob_file *f)
+{
+	struct ld_blob_file **pp;
+
+	if (--f->refs)
+		return;
+	if (f->marked && d->fe)
+		d->fe->ops->unwatch(d->fe, f);
+	for (pp = &d->files; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	ld_counters_add(&d->retired, &f->cache.cnt);
+	ld_cache_close(&f->cache);
+	close(f->fd);
+	free(f);
+}
+
+/* Gets (or creates) the sparse cache file of blob `ref`. */
+static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
+		    struct be_source *src, struct ld_blob_file **out,
+		    struct sk_err *e)
+{
+	struct ld_blob_file *f;
+	struct stat st;
+	int ret;
+
+	for (f = d->files; f; f = f->next)
+		if (!strcmp(f->cache.hex, ref->hex)) {
+			f->refs++;
+			*out = f;
+			return 0;
+		}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->fd = -1;
+	char rel[16 + SK_HEX_LEN];
+
+	snprintf(rel, sizeof(rel), "blobs/%s", ref->hex);
+	ret = sk_path_join(f->path, sizeof(f->path), d->cfg.cache_dir, rel);
+	if (ret) {
+		sk_err_set(e, "%s: path too long", d->cfg.cache_dir);
+		free(f);
+		return ret;
+	}
+	ret = ld_cache_open(&f->cache, ref, src, d->cfg.merge_limit, e);
+	if (ret)
+		goto fail;
+	f->src = src;
+	f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (f->fd < 0 || fstat(f->fd, &st) < 0) {
+		ret = -errno;
+		sk_err_set(e, "%s: %s", f->path, strerror(errno));
+		goto fail;
+	}
+	if ((uint64_t)st.st_size != ref->usize) {
+		/* new, or not ours: start from an empty sparse file */
+		if (ftruncate(f->fd, 0) < 0 ||
+		    ftruncate(f->fd, (off_t)ref->usize) < 0) {
+			ret = -errno;
+			sk_err_set(e, "%s: %s", f->path, strerror(errno));
+			goto fail;
+		}
+	}
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	ld_cache_scan(&f->cache, f->fd);
+	f->refs = 1;
+	if (!ld_cache_complete(&f->cache) && d->fe) {
+		ret = d->fe->ops->watch(d->fe, f);
+		if (ret) {
+			sk_err_set(e, "%s: cannot watch: %s", f->path, strerror(-ret));
+			goto fail;
+		}
+	}
+	f->next = d->files;
+	d->files = f;
+	*out = f;
+	return 0;
+fail:
+	if (f->fd >= 0)
+		close(f->fd);
+	ld_cache_close(&f->cache);
+	free(f);
+	return ret;
+}
+
+/* Reads the bootstrap from the store, verifies it against the manifest
+ * and keeps a copy in the cache directory for the kernel to mount. */
+static int load_bootstrap(struct ld_daemon *d, struct be_store *store,
+			  struct be_image *bi, struct ld_image *im,
+			  void **buf, size_t *len, struct sk_err *e)
+{
+	char p[PATH_MAX], hex[SK_HEX_LEN + 1];
+	uint8_t dg[SK_SHA256_LEN];
+	int ret;
+
+	be_store_blob_path(store, bi->bootstrap.hex, p, sizeof(p));
+	ret = sk_read_file(p, 1ull << 32, buf, len);
+	if (ret) {
+		sk_err_set(e, "bootstrap %s: %s", p, strerror(-ret));
+		return ret;
+	}
+	sk_sha256(*buf, *len, dg);
+	sk_hex(dg, sizeof(dg), hex);
+	if (strcmp(hex, bi->bootstrap.hex) || *len != bi->bootstrap.size) {
+		sk_err_set(e, "bootstrap %s: digest or size does not match the manifest", p);
+		free(*buf);
+		return -EBADMSG;
+	}
+	char rel[16 + SK_HEX_LEN];
+
+	snprintf(rel, sizeof(rel), "bootstraps/%s", hex);
+	ret = sk_path_join(im->bootstrap_path, sizeof(im->bootstrap_path),
+			   d->cfg.cache_dir, rel);
+	if (ret) {
+		sk_err_set(e, "%s: path too long", d->cfg.cache_dir);
+		free(*buf);
+		return ret;
+	}
+	im->bootstrap_size = *len;
+	if (access(im->bootstrap_path, F_OK) == 0)
+		return 0;
+	ret = sk_write_file_atomic(im->bootstrap_path, *buf, *len);
+	if (ret) {
+		sk_err_set(e, "%s: %s", im->bootstrap_path, strerror(-ret));
+		free(*buf);
+	}
+	return ret;
+}
+
+int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
+		      const char *mountpoint, struct ld_image **out,
+		      struct sk_err *e)
+{
+	char dir[PATH_MAX], tag[256];
+	struct be_store store;
+	struct be_image bi;
+	struct ld_image *im = NULL, *old;
+	struct fmt_bs bs;
+	struct be_source *src;
+	void *bsbuf = NULL;
+	size_t bslen;
+	int ret, bs_open = 0;
+
+	ret = be_ref_split(ref, dir, sizeof(dir), tag, sizeof(tag));
+	if (ret) {
+		sk_err_set(e, "%s: %s", ref, strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_lock(&d->lock);
+	ret = be_store_open(&store, dir, 0, e);
+	if (ret)
+		goto unlock;
+	ret = be_store_resolve(&store, tag, &bi, e);
+	if (ret)
+		goto unlock;
+	im = calloc(1, sizeof(*im));
+	if (!im) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (id && *id) {
+		if (!valid_id(id)) {
+			sk_err_set(e, "id \"%s\": use 1 to 120 of A-Z a-z 0-9 . _ -", id);
+			ret = -EINVAL;
+			goto out;
+		}
+		snprintf(im->id, sizeof(im->id), "%s", id);
+	} else {
+		snprintf(im->id, sizeof(im->id), "skiff-%.16s", bi.manifest_hex);
+	}
+	old = ld_image_find(d, im->id);
+	if (old) {
+		if (!strcmp(old->manifest, bi.manifest_hex)) {
+			/* the same image again: registering is idempotent */
+			if (mountpoint)
+				snprintf(old->mountpoint, sizeof(old->mountpoint), "%s",
+					 mountpoint);
+			*out = old;
+			free(im);
+			im = NULL;
+			ret = 0;
+			goto out;
+		}
+		sk_err_set(e, "id %s is registered for another image", im->id);
+		ret = -EEXIST;
+		goto out;
+	}
+	snprintf(im->ref, sizeof(im->ref), "%s", ref);
+	if (mountpoint)
+		snprintf(im->mountpoint, sizeof(im->mountpoint), "%s", mountpoint);
+	memcpy(im->manifest, bi.manifest_hex, sizeof(im->manifest));
+	ret = load_bootstrap(d, &store, &bi, im, &bsbuf, &bslen, e);
+	if (ret)
+		goto out;
+	ret = fmt_bs_open(&bs, bsbuf, bslen);
+	if (ret) {
+		sk_err_set(e, "bootstrap of %s: %s", ref, bs.err.msg);
+		goto out;
+	}
+	bs_open = 1;
+	if (bs.nblobs != bi.nblobs) {
+		sk_err_set(e, "%s: manifest names %u blobs, bootstrap %u", ref,
+			   bi.nblobs, bs.nblobs);
+		ret = -EBADMSG;
+		goto out;
+	}
+	src = get_source(d, dir, e);
+	if (!src) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	im->blobs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->blobs));
+	if (!im->blobs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (unsigned int i = 0; i < bs.nblobs; i++) {
+		if (strcmp(bi.blobs[i].hex, bs.blobs[i].hex)) {
+			sk_err_set(e, "%s: blob %u: manifest and bootstrap disagree", ref, i);
+			ret = -EBADMSG;
+			goto out;
+		}
+		ret = file_get(d, &bs.blobs[i], src, &im->blobs[i], e);
+		if (ret)
+			goto out;
+		im->nblobs++;
+	}
+	im->next = d->images;
+	d->images = im;
+	*out = im;
+	im = NULL;
+	ret = 0;
+out:
+	if (im) {
+		for (unsigned int i = 0; i < im->nblobs; i++)
+			file_put(d, im->blobs[i]);
+		free(im->blobs);
+		free(im);
+	}
+	if (bs_open)
+		fmt_bs_close(&bs);
+	free(bsbuf);
+	be_image_free(&bi);
+unlock:
+	pthread_mutex_unlock(&d->lock);
+	if (!ret)
+		ld_state_save(d);
+	return ret;
+}
+
+int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
+{
+	struct ld_image **pp, *im = NULL;
+
+	pthread_mutex_lock(&d->lock);
+	for (pp = &d->images; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->id, id)) {
+			im = *pp;
+			*pp = im->next;
+			break;
+		}
+	if (!im) {
+		pthread_mutex_unlock(&d->lock);
+		sk_err_set(e, "no image registered as %s", id);
+		return -ENOENT;
+	}
+	for (unsigned int i = 0; i < im->nblobs; i++)
+		file_put(d, im->blobs[i]);
+	pthread_mutex_unlock(&d->lock);
+	free(im->blobs);
+	free(im);
+	ld_state_save(d);
+	return 0;
+}
+
+int ld_state_save(struct ld_daemon *d)
+{
+	json_t *arr = json_array();
+	char p[PATH_MAX], *text;
+	int ret;
+
+	if (!arr)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->lock);
+	for (struct ld_image *im = d->images; im; im = im->next)
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id", im->id,
+						     "ref", im->ref, "mountpoint",
+						     im->mountpoint));
+	pthread_mutex_unlock(&d->lock);
+	text = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(arr);
+	if (!text)
+		return -ENOMEM;
+	ret = sk_path_join(p, sizeof(p), d->cfg.work_dir, "images.json");
+	if (!ret)
+		ret = sk_write_file_atomic(p, text, strlen(text));
+	free(text);
+	if (ret)
+		ld_log(d, LD_LOG_ERROR, "saving %s: %s", p, strerror(-ret));
+	return ret;
+}
+
+int ld_state_restore(struct ld_daemon *d)
+{
+	char p[PATH_MAX];
+	json_error_t je;
+	json_t *arr, *v;
+	size_t i;
+
+	if (sk_path_join(p, sizeof(p), d->cfg.work_dir, "images.json") ||
+	    access(p, F_OK))
+		return 0;
+	arr = json_load_file(p, 0, &je);
+	if (!json_is_array(arr)) {
+		ld_log(d, LD_LOG_ERROR, "%s: unreadable (%s), starting empty", p, je.text);
+		json_decref(arr);
+		return 0;
+	}
+	json_array_foreach(arr, i, v) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+		const char *ref = json_string_value(json_object_get(v, "ref"));
+		const char *mnt = json_string_value(json_object_get(v, "mountpoint"));
+		struct ld_image *im;
+		struct sk_err e = { { 0 } };
+
+		if (!id || !ref) {
+			ld_log(d, LD_LOG_WARN, "%s: entry %zu has no id or ref", p, i);
+			continue;
+		}
+		if (ld_image_register(d, ref, id, mnt, &im, &e))
+			ld_log(d, LD_LOG_ERROR, "restoring image %s: %s", id, e.msg);
+		else
+			ld_log(d, LD_LOG_INFO, "restored image %s (%s)", id, ref);
+	}
+	json_decref(arr);
+	return 0;
+}

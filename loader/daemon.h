@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * skiffd's state: configuration, registered images, the cache files they
+ * share, the request pool and the frontend. One struct owns it all; the
+ * frontends and the control API get it passed in.
+ */
+#ifndef SKIFF_LOADER_DAEMON_H
+#define SKIFF_LOADER_DAEMON_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "../backend/source.h"
+#include "../backend/store.h"
+#include "../format/bootstrap.h"
+#include "cache.h"
+
+enum ld_frontend_kind { LD_FE_AUTO, LD_FE_FANOTIFY, LD_FE_CACHEFILES };
+enum { LD_LOG_ERROR, LD_LOG_WARN, LD_LOG_INFO, LD_LOG_DEBUG };
+
+struct ld_config {
+	char cache_dir[PATH_MAX];
+	char work_dir[PATH_MAX];
+	char socket_path[PATH_MAX];
+	unsigned int threads;
+	uint32_t merge_limit;
+	int log_level;
+	enum ld_frontend_kind frontend;
+	int ready_fd;		/* -1: none; written and closed when serving */
+};
+
+void ld_config_defaults(struct ld_config *c);
+/* Reads skiffd.json; keys not present keep their value. */
+int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e);
+
+/* A blob's cache file owned by skiffd (fanotify mode), shared by every
+ * image that names the blob. */
+struct ld_blob_file {
+	char path[PATH_MAX];
+	int fd;			/* O_RDWR, never read through (would raise events) */
+	dev_t dev;
+	ino_t ino;
+	struct ld_cache cache;
+	struct be_source *src;	/* borrowed from the daemon's source list */
+	unsigned int refs;	/* images using it */
+	bool marked;		/* has a FAN_PRE_ACCESS mark */
+	struct ld_blob_file *next;
+};
+
+struct ld_image {
+	char id[128];		/* fsid: name under which it is registered */
+	char ref[PATH_MAX];	/* IMAGE as given: DIR[:TAG] */
+	char mountpoint[PATH_MAX];
+	char manifest[SK_HEX_LEN + 1];
+	char bootstrap_path[PATH_MAX];
+	uint64_t bootstrap_size;
+	unsigned int nblobs;
+	struct ld_blob_file **blobs;	/* borrowed refs, device-table order */
+	struct ld_image *next;
+};
+
+struct ld_source_ent {
+	char dir[PATH_MAX];
+	struct be_source *src;
+	struct ld_source_ent *next;
+};
+
+struct ld_frontend;
+struct ld_http_server;
+
+struct ld_daemon {
+	struct ld_config cfg;
+	pthread_mutex_t lock;		/* images, blob files, sources */
+	struct ld_image *images;
+	struct ld_blob_file *files;
+	struct ld_source_ent *sources;
+	struct sk_pool *pool;		/* request workers */
+	struct ld_frontend *fe;
+	struct ld_http_server *http;
+	double start_time;
+	_Atomic uint64_t events, events_fast, events_denied;
+	struct ld_counters retired;	/* of cache files no longer in use */
+};
+
+void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Registers IMAGE under id (generated from the manifest when empty). */
+int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
+		      const char *mountpoint, struct ld_image **out,
+		      struct sk_err *e);
+int ld_image_unregister(struct ld_daemon *d, const char *id,
+			struct sk_err *e);
+struct ld_image *ld_image_find(struct ld_daemon *d, const char *id);
+/* Writes the registered images to work_dir/images.json. */
+int ld_state_save(struct ld_daemon *d);
+int ld_state_restore(struct ld_daemon *d);
+/* Looks a cache file up by the identity of an fd the kernel handed us. */
+struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino);
+
+/* Frontend: the kernel side. */
+struct ld_frontend_ops {
+	const char *name;
+	int (*start)(struct ld_daemon *d, struct ld_frontend **out,
+		     struct sk_err *e);
+	/* a blob file became used by an image / complete / unused */
+	int (*watch)(struct ld_frontend *fe, struct ld_blob_file *f);
+	void (*unwatch)(struct ld_frontend *fe, struct ld_blob_file *f);
+	/* stops taking requests; those already queued keep their way to
+	 * answer until destroy() */
+	void (*stop)(struct ld_frontend *fe);
+	void (*destroy)(struct ld_frontend *fe);
+};
+
+struct ld_frontend {
+	const struct ld_frontend_ops *ops;
+};
+
+extern const struct ld_frontend_ops ld_fanotify_ops;
+/* Probes whether the kernel offers fanotify pre-content events on the
+ * cache directory's filesystem; 0 or -errno with a message. */
+int ld_fanotify_probe(const char *cache_dir, struct sk_err *e);
+
+int ld_api_start(struct ld_daemon *d, struct sk_err *e);
+void ld_api_stop(struct ld_daemon *d);
+
+#endif

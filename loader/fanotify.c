@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * fanotify frontend (Linux 6.14+): EROFS is mounted file-backed on
+ * skiffd's own sparse cache files, which carry FAN_PRE_ACCESS marks. Each
+ * read of a cache file that misses the page cache raises an event with the
+ * byte range; ranges the chunk map says are ready are allowed at once,
+ * others are filled on the request pool (written through the event's fd,
+ * whose writes raise no events) and then allowed, or denied with EIO.
+ * Every event is answered on every path: an unanswered one hangs the
+ * reader. A complete cache file loses its mark, so its reads never leave
+ * the kernel again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+/* Debian bookworm's headers predate pre-content events. */
+#ifndef FAN_PRE_ACCESS
+#define FAN_PRE_ACCESS 0x00100000
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_RANGE
+#define FAN_EVENT_INFO_TYPE_RANGE 6
+#endif
+#ifndef FAN_DENY_ERRNO
+#define FAN_DENY_ERRNO(err) (FAN_DENY | ((((__u32)(err)) & 0xff) << 24))
+#endif
+
+struct fan_range_info {
+	struct fanotify_event_info_header hdr;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t count;
+};
+
+struct fan_fe {
+	struct ld_frontend base;
+	struct ld_daemon *d;
+	int fan;		/* the fanotify group */
+	int stopfd;		/* eventfd that ends the event loop */
+	pthread_t thread;
+	bool running;
+};
+
+struct fan_job {
+	struct sk_job job;
+	struct fan_fe *fe;
+	struct ld_blob_file *f;
+	int fd;			/* the event's fd, ours to close */
+	uint64_t off, len;
+};
+
+int ld_fanotify_probe(const char *cache_dir, struct sk_err *e)
+{
+	int fan = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC,
+				O_RDWR | O_LARGEFILE);
+	int ret = 0;
+
+	if (fan < 0) {
+		ret = -errno;
+		sk_err_set(e, "fanotify_init(FAN_CLASS_PRE_CONTENT): %s%s", strerror(errno),
+			   errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+		return ret;
+	}
+	if (fanotify_mark(fan, FAN_MARK_ADD, FAN_PRE_ACCESS, AT_FDCWD, cache_dir) < 0) {
+		ret = -errno;
+		if (errno == EINVAL)
+			sk_err_set(e, "the kernel has no fanotify pre-content events (FAN_PRE_ACCESS needs Linux 6.14+)");
+		else if (errno == EOPNOTSUPP)
+			sk_err_set(e, "%s: this filesystem does not allow pre-content marks; use ext4, xfs or btrfs",
+				   cache_dir);
+		else
+			sk_err_set(e, "fanotify_mark(%s): %s", cache_dir, strerror(errno));
+	}
+	close(fan);
+	return ret;
+}
+
+static void respond(struct fan_fe *fe, int fd, uint32_t verdict)
+{
+	struct fanotify_response r = { .fd = fd, .response = verdict };
+
+	/* a response is a small write: all or nothing */
+	while (write(fe->fan, &r, sizeof(r)) < 0 && errno == EINTR)
+		;
+}
+
+static void maybe_unmark(struct fan_fe *fe, struct ld_blob_file *f)
+{
+	if (!f->marked || !ld_cache_complete(&f->cache))
+		return;
+	pthread_mutex_lock(&fe->d->lock);
+	if (f->marked &&
+	    fanotify_mark(fe->fan, FAN_MARK_REMOVE, FAN_PRE_ACCESS, f->fd, NULL) == 0) {
+		f->marked = false;
+		ld_log(fe->d, LD_LOG_INFO, "blob %s complete: mark removed", f->cache.hex);
+	}
+	pthread_mutex_unlock(&fe->d->lock);
+}
+
+static void fill_job(struct sk_job *job)
+{
+	struct fan_job *j = (struct fan_job *)job;
+	struct sk_err e = { { 0 } };
+	int ret = ld_cache_fill(&j->f->cache, j->fd, j->off, j->len, &e);
+
+	if (ret) {
+		ld_log(j->fe->d, LD_LOG_ERROR, "read [%llu, +%llu) of blob %s: %s",
+		       (unsigned long long)j->off, (unsigned long long)j->len,
+		       j->f->cache.hex, e.msg);
+		atomic_fetch_add(&j->fe->d->events_denied, 1);
+		respond(j->fe, j->fd, FAN_DENY_ERRNO(EIO));
+	} else {
+		respond(j->fe, j->fd, FAN_ALLOW);
+	}
+	close(j->fd);
+	maybe_unmark(j->fe, j->f);
+	free(j);
+}
+
+/* True when every chunk of the range is ready: answer without a job. */
+static bool range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len, i = fmt_blob_lower_bound(&c->table, off);
+	bool ready = true;
+
+	pthread_mutex_lock(&c->lock);
+	for (; i < c->table.count && c->table.chunks[i].uoff < end; i++)
+		if (c->state[i] != LD_READY) {
+			ready = false;
+			break;
+		}
+	pthread_mutex_unlock(&c->lock);
+	return ready;
+}
+
+static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m)
+{
+	struct ld_daemon *d = fe->d;
+	uint64_t off = 0, len = UINT64_MAX;
+	struct ld_blob_file *f;
+	struct fan_job *j;
+	struct stat st;
+	size_t pos = m->metadata_len;
+
+	if (m->fd < 0)
+		return;
+	if (!(m->mask & FAN_PRE_ACCESS)) {
+		respond(fe, m->fd, FAN_ALLOW);
+		close(m->fd);
+		return;
+	}
+	atomic_fetch_add(&d->events, 1);
+	/* info records follow the metadata: bound each by the event length */
+	while (pos + sizeof(struct fanotify_event_info_header) <= m->event_len) {
+		struct fanotify_event_info_header h;
+
+		memcpy(&h, (char *)m + pos, sizeof(h));
+		if (h.len < sizeof(h) || pos + h.len > m->event_len)
+			break;
+		if (h.info_type == FAN_EVENT_INFO_TYPE_RANGE &&
+		    h.len >= sizeof(struct fan_range_info)) {
+			struct fan_range_info r;
+
+			memcpy(&r, (char *)m + pos, sizeof(r));
+			off = r.offset;
+			len = r.count;
+		}
+		pos += h.len;
+	}
+	if (fstat(m->fd, &st) < 0 ||
+	    !(f = ld_file_by_inode(d, st.st_dev, st.st_ino))) {
+		/* not a file we serve (a stale mark): let it through */
+		respond(fe, m->fd, FAN_ALLOW);
+		close(m->fd);
+		return;
+	}
+	if (len == UINT64_MAX)
+		len = f->cache.table.usize;
+	if (range_ready(&f->cache, off, len)) {
+		atomic_fetch_add(&d->events_fast, 1);
+		respond(fe, m->fd, FAN_ALLOW);
+		close(m->fd);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		respond(fe, m->fd, FAN_DENY_ERRNO(EIO));
+		close(m->fd);
+		return;
+	}
+	j->fe = fe;
+	j->f = f;
+	j->fd = m->fd;
+	j->off = off;
+	j->len = len;
+	j->job.fn = fill_job;
+	sk_pool_submit(d->pool, &j->job);
+}
+
+static void *event_loop(void *arg)
+{
+	struct fan_fe *fe = arg;
+	size_t bufsz = 64 * 1024;
+	char *buf = aligned_alloc(8, bufsz);
+
+	if (!buf) {
+		ld_log(fe->d, LD_LOG_ERROR, "fanotify: out of memory");
+		return NULL;
+	}
+	for (;;) {
+		struct pollfd p[2] = { { fe->fan, POLLIN, 0 }, { fe->stopfd, POLLIN, 0 } };
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ld_log(fe->d, LD_LOG_ERROR, "fanotify poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		n = read(fe->fan, buf, bufsz);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			ld_log(fe->d, LD_LOG_ERROR, "fanotify read: %s", strerror(errno));
+			break;
+		}
+		for (struct fanotify_event_metadata *m = (void *)buf;
+		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+			if (m->vers != FANOTIFY_METADATA_VERSION) {
+				ld_log(fe->d, LD_LOG_ERROR, "fanotify: metadata version %u", m->vers);
+				if (m->fd >= 0) {
+					respond(fe, m->fd, FAN_DENY_ERRNO(EIO));
+					close(m->fd);
+				}
+				continue;
+			}
+			handle_event(fe, m);
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
+		     struct sk_err *e)
+{
+	struct fan_fe *fe = calloc(1, sizeof(*fe));
+	int ret;
+
+	if (!fe)
+		return -ENOMEM;
+	fe->base.ops = &ld_fanotify_ops;
+	fe->d = d;
+	fe->stopfd = -1;
+	fe->fan = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+				O_RDWR | O_LARGEFILE);
+	if (fe->fan < 0) {
+		ret = -errno;
+		sk_err_set(e, "fanotify_init: %s", strerror(errno));
+		free(fe);
+		return ret;
+	}
+	fe->stopfd = eventfd(0, EFD_CLOEXEC);
+	if (fe->stopfd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = -pthread_create(&fe->thread, NULL, event_loop, fe);
+	if (ret)
+		goto fail;
+	fe->running = true;
+	*out = &fe->base;
+	return 0;
+fail:
+	sk_err_set(e, "fanotify frontend: %s", strerror(-ret));
+	if (fe->stopfd >= 0)
+		close(fe->stopfd);
+	close(fe->fan);
+	free(fe);
+	return ret;
+}
+
+static int fan_watch(struct ld_frontend *base, struct ld_blob_file *f)
+{
+	struct fan_fe *fe = (struct fan_fe *)base;
+
+	if (f->marked)
+		return 0;
+	if (fanotify_mark(fe->fan, FAN_MARK_ADD, FAN_PRE_ACCESS, f->fd, NULL) < 0)
+		return -errno;
+	f->marked = true;
+	return 0;
+}
+
+static void fan_unwatch(struct ld_frontend *base, struct ld_blob_file *f)
+{
+	struct fan_fe *fe = (struct fan_fe *)base;
+
+	if (f->marked)
+		fanotify_mark(fe->fan, FAN_MARK_REMOVE, FAN_PRE_ACCESS, f->fd, NULL);
+	f->marked = false;
+}
+
+static void fan_stop(struct ld_frontend *base)
+{
+	struct fan_fe *fe = (struct fan_fe *)base;
+	uint64_t one = 1;
+
+	if (fe->running) {
+		if (write(fe->stopfd, &one, sizeof(one)) < 0)
+			ld_log(fe->d, LD_LOG_WARN, "fanotify stop: %s", strerror(errno));
+		pthread_join(fe->thread, NULL);
+		fe->running = false;
+	}
+}
+
+static void fan_destroy(struct ld_frontend *base)
+{
+	struct fan_fe *fe = (struct fan_fe *)base;
+
+	fan_stop(base);
+	close(fe->stopfd);
+	close(fe->fan);
+	free(fe);
+}
+
+const struct ld_frontend_ops ld_fanotify_ops = {
+	.name = "fanotify",
+	.start = fan_start,
+	.watch = fan_watch,
+	.unwatch = fan_unwatch,
+	.stop = fan_stop,
+	.destroy = fan_destroy,
+};

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* skiffd: the loader daemon. See skiffd(8) and skiffd.json(5). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+#ifndef SKIFF_VERSION
+#define SKIFF_VERSION "0.1.0"
+#endif
+#define DEFAULT_CONFIG "/etc/skiff/skiffd.json"
+
+static const char usage[] =
+"usage: skiffd [options]\n"
+"\n"
+"The skiff loader daemon: serves registered images to the kernel, fetching\n"
+"chunks on demand. It runs in the foreground; the control socket appears\n"
+"when it is ready.\n"
+"\n"
+"  -c, --config FILE       configuration (default " DEFAULT_CONFIG " if present)\n"
+"      --cache-dir DIR     cache files (default /var/cache/skiff)\n"
+"      --work-dir DIR      state: registered images (default /var/lib/skiff)\n"
+"      --socket PATH       control socket (default /run/skiff/skiffd.sock)\n"
+"      --frontend NAME     auto (default), fanotify or cachefiles\n"
+"  -j, --threads N         request workers (default 16)\n"
+"      --merge-limit SIZE  largest merged backend read (default 4M)\n"
+"      --log-level LEVEL   error, warn, info (default) or debug\n"
+"      --ready-fd FD       write \"READY\\n\" to FD and close it once serving\n"
+"  -h, --help              this help\n"
+"  -V, --version           print the version\n";
+
+static int parse_args(struct ld_config *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "cache-dir", required_argument, NULL, 'C' },
+		{ "work-dir", required_argument, NULL, 'W' },
+		{ "socket", required_argument, NULL, 'S' },
+		{ "frontend", required_argument, NULL, 'F' },
+		{ "threads", required_argument, NULL, 'j' },
+		{ "merge-limit", required_argument, NULL, 'M' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "ready-fd", required_argument, NULL, 'R' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	const char *config = NULL;
+	struct sk_err e = { { 0 } };
+	int o;
+
+	/* first pass: the config file, so that flags override it */
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "c:j:hV", opts, NULL)) != -1)
+		if (o == 'c')
+			config = optarg;
+	if (!config && access(DEFAULT_CONFIG, F_OK) == 0)
+		config = DEFAULT_CONFIG;
+	if (config && ld_config_load(c, config, &e)) {
+		fprintf(stderr, "skiffd: %s\n", e.msg);
+		return 1;
+	}
+	opterr = 1;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "c:j:hV", opts, NULL)) != -1) {
+		char *end;
+		long v;
+		uint64_t sz;
+
+		switch (o) {
+		case 'c':
+			break;
+		case 'C':
+			snprintf(c->cache_dir, sizeof(c->cache_dir), "%s", optarg);
+			break;
+		case 'W':
+			snprintf(c->work_dir, sizeof(c->work_dir), "%s", optarg);
+			break;
+		case 'S':
+			snprintf(c->socket_path, sizeof(c->socket_path), "%s", optarg);
+			break;
+		case 'F':
+			if (!strcmp(optarg, "auto"))
+				c->frontend = LD_FE_AUTO;
+			else if (!strcmp(optarg, "fanotify"))
+				c->frontend = LD_FE_FANOTIFY;
+			else if (!strcmp(optarg, "cachefiles"))
+				c->frontend = LD_FE_CACHEFILES;
+			else {
+				fprintf(stderr, "skiffd: --frontend %s: use auto, fanotify or cachefiles\n", optarg);
+				return 2;
+			}
+			break;
+		case 'j':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 1024) {
+				fprintf(stderr, "skiffd: --threads %s: need 1 to 1024\n", optarg);
+				return 2;
+			}
+			c->threads = (unsigned int)v;
+			break;
+		case 'M':
+			if (sk_parse_size(optarg, &sz) || sz < 4096 || sz > (256u << 20)) {
+				fprintf(stderr, "skiffd: --merge-limit %s: need 4K to 256M\n", optarg);
+				return 2;
+			}
+			c->merge_limit = (uint32_t)sz;
+			break;
+		case 'L':
+			if (!strcmp(optarg, "error"))
+				c->log_level = LD_LOG_ERROR;
+			else if (!strcmp(optarg, "warn"))
+				c->log_level = LD_LOG_WARN;
+			else if (!strcmp(optarg, "info"))
+				c->log_level = LD_LOG_INFO;
+			else if (!strcmp(optarg, "debug"))
+				c->log_level = LD_LOG_DEBUG;
+			else {
+				fprintf(stderr, "skiffd: --log-level %s: use error, warn, info or debug\n", optarg);
+				return 2;
+			}
+			break;
+		case 'R':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || fcntl((int)v, F_GETFD) < 0) {
+				fprintf(stderr, "skiffd: --ready-fd %s: not an open descriptor\n", optarg);
+				return 2;
+			}
+			c->ready_fd = (int)v;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		case 'V':
+			printf("skiffd %s\n", SKIFF_VERSION);
+			exit(0);
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	return 0;
+}
+
+static int make_dirs(struct ld_daemon *d)
+{
+	char p[PATH_MAX];
+	const char *dirs[] = { "blobs", "bootstraps" };
+	int ret;
+
+	for (size_t i = 0; i < SK_ARRAY_SIZE(dirs); i++) {
+		ret = sk_path_join(p, sizeof(p), d->cfg.cache_dir, dirs[i]);
+		if (!ret)
+			ret = sk_mkdir_p(p, 0700);
+		if (ret) {
+			ld_log(d, LD_LOG_ERROR, "%s: %s", p, strerror(-ret));
+			return ret;
+		}
+	}
+	ret = sk_mkdir_p(d->cfg.work_dir, 0700);
+	if (ret) {
+		ld_log(d, LD_LOG_ERROR, "%s: %s", d->cfg.work_dir, strerror(-ret));
+		return ret;
+	}
+	snprintf(p, sizeof(p), "%s", d->cfg.socket_path);
+	char *slash = strrchr(p, '/');
+
+	if (slash && slash != p) {
+		*slash = '\0';
+		ret = sk_mkdir_p(p, 0755);
+		if (ret) {
+			ld_log(d, LD_LOG_ERROR, "%s: %s", p, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static const struct ld_frontend_ops *pick_frontend(struct ld_daemon *d)
+{
+	struct sk_err fe = { { 0 } };
+	bool cachefiles = access("/dev/cachefiles", F_OK) == 0;
+
+	if (d->cfg.frontend == LD_FE_CACHEFILES ||
+	    (d->cfg.frontend == LD_FE_AUTO && cachefiles)) {
+		ld_log(d, LD_LOG_ERROR, "%s",
+		       cachefiles ? "the cachefiles frontend is not available in this build"
+				  : "no /dev/cachefiles: the kernel lacks CONFIG_CACHEFILES_ONDEMAND");
+		if (d->cfg.frontend == LD_FE_CACHEFILES)
+			return NULL;
+	}
+	if (ld_fanotify_probe(d->cfg.cache_dir, &fe) == 0)
+		return &ld_fanotify_ops;
+	ld_log(d, LD_LOG_ERROR, "fanotify frontend unavailable: %s", fe.msg);
+	if (d->cfg.frontend == LD_FE_AUTO)
+		ld_log(d, LD_LOG_ERROR, "no frontend: the kernel needs /dev/cachefiles in on-demand mode (CONFIG_CACHEFILES_ONDEMAND) or fanotify pre-content events (Linux 6.14+)");
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct ld_daemon d = { 0 };
+	const struct ld_frontend_ops *ops;
+	struct sk_err e = { { 0 } };
+	sigset_t set;
+	int sig, ret;
+
+	ld_config_defaults(&d.cfg);
+	ret = parse_args(&d.cfg, argc, argv);
+	if (ret)
+		return ret;
+	pthread_mutex_init(&d.lock, NULL);
+	d.start_time = sk_now();
+	/* every thread inherits the mask; only main takes signals */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (make_dirs(&d))
+		return 1;
+	ops = pick_frontend(&d);
+	if (!ops)
+		return 1;
+	ret = sk_pool_create(&d.pool, d.cfg.threads);
+	if (ret) {
+		ld_log(&d, LD_LOG_ERROR, "worker pool: %s", strerror(-ret));
+		return 1;
+	}
+	ret = ops->start(&d, &d.fe, &e);
+	if (ret) {
+		ld_log(&d, LD_LOG_ERROR, "%s frontend: %s", ops->name, e.msg);
+		return 1;
+	}
+	ld_state_restore(&d);
+	ret = ld_api_start(&d, &e);
+	if (ret) {
+		ld_log(&d, LD_LOG_ERROR, "control socket %s: %s", d.cfg.socket_path, e.msg);
+		d.fe->ops->destroy(d.fe);
+		return 1;
+	}
+	ld_log(&d, LD_LOG_INFO, "ready: frontend %s, socket %s, cache %s",
+	       ops->name, d.cfg.socket_path, d.cfg.cache_dir);
+	if (d.cfg.ready_fd >= 0) {
+		if (write(d.cfg.ready_fd, "READY\n", 6) < 0)
+			ld_log(&d, LD_LOG_WARN, "--ready-fd: %s", strerror(errno));
+		close(d.cfg.ready_fd);
+	}
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		ld_log(&d, LD_LOG_INFO, "SIGHUP: nothing to reload");
+	ld_log(&d, LD_LOG_INFO, "signal %d: stopping", sig);
+	ld_api_stop(&d);
+	/* no new events; answer every queued one; only then let go of the
+	 * group (the kernel allows what nobody answers) */
+	d.fe->ops->stop(d.fe);
+	sk_pool_destroy(d.pool);
+	if (d.images)
+		ld_log(&d, LD_LOG_WARN, "images still mounted: their uncached reads fail or read zeros until skiffd runs again");
+	d.fe->ops->destroy(d.fe);
+	return 0;
+}
