@@ -20,12 +20,14 @@ T=$(mktemp -d "${TMPDIR:-/var/tmp}/skiff-test.XXXXXX")
 
 _t_cleanup() {
 	local i
+	# mounts first: a killed daemon would leave readers of them stuck
 	for ((i = ${#_t_mounts[@]} - 1; i >= 0; i--)); do
 		umount "${_t_mounts[i]}" 2>/dev/null || umount -l "${_t_mounts[i]}" 2>/dev/null
 	done
 	for i in "${_t_loops[@]}"; do
 		losetup -d "$i" 2>/dev/null
 	done
+	declare -F _t_stop_daemon_on_exit >/dev/null && _t_stop_daemon_on_exit
 	rm -rf "$T"
 }
 trap _t_cleanup EXIT
@@ -151,4 +153,61 @@ umount_image() {
 # Manifest digest of an image: what reproducibility is judged by.
 manifest_of() {
 	"$SKIFF" inspect --json "$1" | sed -n 's/.*"manifest": "\([0-9a-f]*\)".*/\1/p'
+}
+
+SKIFFD=${SKIFFD:-$ROOT/build/skiffd}
+SKIFFD_PID=
+
+# start_skiffd [ARGS...]: runs skiffd with its cache, state and socket in
+# $T and returns once it says it is ready (--ready-fd), or fails when it
+# exits first. Its log is $T/skiffd.log.
+start_skiffd() {
+	local line
+	rm -f "$T/ready"
+	mkfifo "$T/ready"
+	export SKIFF_SOCKET=$T/skiffd.sock
+	"$SKIFFD" --cache-dir "$T/cache" --work-dir "$T/work" --socket "$SKIFF_SOCKET" \
+		--ready-fd 3 "$@" 3>"$T/ready" >>"$T/skiffd.log" 2>&1 &
+	SKIFFD_PID=$!
+	# the read ends with READY, or with EOF when skiffd dies first
+	read -r -t 30 line <"$T/ready" || true
+	[ "$line" = READY ] || { diag "skiffd did not start:"; tail -n 5 "$T/skiffd.log" | sed 's/^/#   /'; return 1; }
+}
+
+stop_skiffd() {
+	[ -n "$SKIFFD_PID" ] || return 0
+	kill -TERM "$SKIFFD_PID" 2>/dev/null
+	wait "$SKIFFD_PID" 2>/dev/null
+	SKIFFD_PID=
+}
+
+# metric NAME: a counter from skiffd's /metrics
+metric() {
+	curl -s --unix-socket "$SKIFF_SOCKET" http://skiffd/metrics |
+		awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print "missing" }'
+}
+
+_t_stop_daemon_on_exit() {
+	if [ -n "$SKIFFD_PID" ]; then
+		kill -KILL "$SKIFFD_PID" 2>/dev/null
+		wait "$SKIFFD_PID" 2>/dev/null
+	fi
+}
+
+# skiff_mount IMAGE MNT [ARGS...]: lazy mount through skiffd, undone on exit
+skiff_mount() {
+	local img=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	"$SKIFF" mount "$@" "$img" "$mnt" >/dev/null || return 1
+	_t_mounts+=("$mnt")
+}
+
+skiff_umount() {
+	local mnt=$1 i
+	"$SKIFF" umount "$mnt" >/dev/null || return 1
+	for i in "${!_t_mounts[@]}"; do
+		[ "${_t_mounts[i]}" = "$mnt" ] && unset '_t_mounts[i]'
+	done
+	_t_mounts=("${_t_mounts[@]}")
 }
