@@ -11,7 +11,7 @@ PACKAGES=(
 	clang libclang-rt-14-dev
 	# tests: TAP runner, image judge, test-tree tools
 	perl erofs-utils attr acl libcap2-bin openssl util-linux e2fsprogs
-	zstd skopeo jq curl
+	zstd skopeo jq curl bc
 )
 
 missing=()
