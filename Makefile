@@ -114,10 +114,13 @@ install: all
 	install -m 0755 $(B)/skiff $(DESTDIR)$(BINDIR)/skiff
 	install -m 0755 $(B)/skiffd $(DESTDIR)$(BINDIR)/skiffd
 	install -m 0644 man/skiff.1 $(DESTDIR)$(MANDIR)/man1/skiff.1
+	install -m 0644 man/skiffd.8 $(DESTDIR)$(MANDIR)/man8/skiffd.8
+	install -m 0644 man/skiffd.json.5 $(DESTDIR)$(MANDIR)/man5/skiffd.json.5
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/skiff $(DESTDIR)$(BINDIR)/skiffd \
-		$(DESTDIR)$(MANDIR)/man1/skiff.1
+		$(DESTDIR)$(MANDIR)/man1/skiff.1 $(DESTDIR)$(MANDIR)/man8/skiffd.8 \
+		$(DESTDIR)$(MANDIR)/man5/skiffd.json.5
 
 clean:
 	rm -rf $(B) $(BA)
