@@ -179,6 +179,21 @@ int cmd_mount(int argc, char **argv)
 		ret = -EPROTO;
 		goto out;
 	}
+	if (!strcmp(fe, "cachefiles")) {
+		/* fscache mode: the kernel asks skiffd for everything by fsid */
+		char o[300];
+
+		snprintf(o, sizeof(o), "fsid=%s", rid);
+		if (mount("none", mnt, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, o) < 0) {
+			ret = -errno;
+			cli_err("mounting %s at %s (fsid %s): %s%s", argv[optind], mnt, rid,
+				strerror(errno), errno == EINVAL ? " (see dmesg)" : "");
+			goto unregister;
+		}
+		printf("mounted %s at %s (id %s)\n", argv[optind], mnt, rid);
+		ret = 0;
+		goto out;
+	}
 	if (strcmp(fe, "fanotify")) {
 		cli_err("frontend %s: mounting is not supported by this skiff", fe);
 		ret = -EOPNOTSUPP;

@@ -27,12 +27,17 @@
 /* Answers with j and drops our reference to it. */
 static void reply(struct ld_http_resp *resp, int status, json_t *j)
 {
-	if (!j)
-		ld_http_resp_error(resp, 500, "out of memory");
-	else
-		ld_http_resp_json(resp, status, j);
+	/* on failure the helpers leave a bodiless 500, which is the answer */
+	if (!j || ld_http_resp_json(resp, status, j))
+		resp->status = 500;
 	json_decref(j);
 }
+
+#define reply_error(r, code, ...)					\
+	do {								\
+		if (ld_http_resp_error(r, code, __VA_ARGS__))		\
+			(r)->status = 500;				\
+	} while (0)
 
 static json_t *counters_json(struct ld_counters *c)
 {
@@ -110,7 +115,7 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 	int ret;
 
 	if (!json_is_object(j)) {
-		ld_http_resp_error(resp, 400, "body must be a JSON object: %s", je.text);
+		reply_error(resp, 400, "body must be a JSON object: %s", je.text);
 		json_decref(j);
 		return;
 	}
@@ -118,7 +123,7 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 	id = json_string_value(json_object_get(j, "id"));
 	mnt = json_string_value(json_object_get(j, "mountpoint"));
 	if (!ref || ref[0] != '/') {
-		ld_http_resp_error(resp, 400, "\"ref\" must be an absolute DIR[:TAG]");
+		reply_error(resp, 400, "\"ref\" must be an absolute DIR[:TAG]");
 		json_decref(j);
 		return;
 	}
@@ -127,7 +132,7 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 		ld_log(d, LD_LOG_INFO, "registered %s as %s", ref, im->id);
 	json_decref(j);
 	if (ret) {
-		ld_http_resp_error(resp, ret == -EEXIST ? 409 : ret == -ENOENT ? 404 : 422,
+		reply_error(resp, ret == -EEXIST ? 409 : ret == -ENOENT ? 404 : 422,
 				   "%s", e.msg[0] ? e.msg : strerror(-ret));
 		return;
 	}
@@ -265,7 +270,7 @@ static void handler(void *ctx, const struct ld_http_req *req,
 		int ret = ld_image_unregister(d, p + 11, &e);
 
 		if (ret)
-			ld_http_resp_error(resp, ret == -ENOENT ? 404 : 500, "%s", e.msg);
+			reply_error(resp, ret == -ENOENT ? 404 : 500, "%s", e.msg);
 		else {
 			ld_log(d, LD_LOG_INFO, "unregistered %s", p + 11);
 			reply(resp, 200, json_pack("{s:s}", "id", p + 11));
@@ -273,7 +278,7 @@ static void handler(void *ctx, const struct ld_http_req *req,
 	} else if (!strcmp(p, "/metrics") && !strcmp(req->method, "GET")) {
 		get_metrics(d, resp);
 	} else {
-		ld_http_resp_error(resp, 404, "no route %s %s", req->method, p);
+		reply_error(resp, 404, "no route %s %s", req->method, p);
 	}
 }
 

@@ -406,8 +406,10 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 		ret = -ENOMEM;
 		goto out;
 	}
+	im->src = src;
 	im->blobs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->blobs));
-	if (!im->blobs) {
+	im->refs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->refs));
+	if (!im->blobs || !im->refs) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -417,11 +419,17 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 			ret = -EBADMSG;
 			goto out;
 		}
-		ret = file_get(d, &bs.blobs[i], src, &im->blobs[i], e);
-		if (ret)
-			goto out;
+		im->refs[i] = bs.blobs[i];
+		if (d->fe->ops->owns_cache_files) {
+			ret = file_get(d, &bs.blobs[i], src, &im->blobs[i], e);
+			if (ret)
+				goto out;
+		}
 		im->nblobs++;
 	}
+	/* the kernel reads the bootstrap through us in cachefiles mode */
+	im->bs_buf = bsbuf;
+	bsbuf = NULL;
 	im->next = d->images;
 	d->images = im;
 	*out = im;
@@ -429,9 +437,12 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 	ret = 0;
 out:
 	if (im) {
-		for (unsigned int i = 0; i < im->nblobs; i++)
-			file_put(d, im->blobs[i]);
+		for (unsigned int i = 0; im->blobs && i < im->nblobs; i++)
+			if (im->blobs[i])
+				file_put(d, im->blobs[i]);
 		free(im->blobs);
+		free(im->refs);
+		free(im->bs_buf);
 		free(im);
 	}
 	if (bs_open)
@@ -462,9 +473,12 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 		return -ENOENT;
 	}
 	for (unsigned int i = 0; i < im->nblobs; i++)
-		file_put(d, im->blobs[i]);
+		if (im->blobs[i])
+			file_put(d, im->blobs[i]);
 	pthread_mutex_unlock(&d->lock);
 	free(im->blobs);
+	free(im->refs);
+	free(im->bs_buf);
 	free(im);
 	ld_state_save(d);
 	return 0;

@@ -56,8 +56,12 @@ struct ld_image {
 	char manifest[SK_HEX_LEN + 1];
 	char bootstrap_path[PATH_MAX];
 	uint64_t bootstrap_size;
+	void *bs_buf;			/* owned: the verified bootstrap */
 	unsigned int nblobs;
-	struct ld_blob_file **blobs;	/* borrowed refs, device-table order */
+	struct fmt_blob_ref *refs;	/* owned, device-table order */
+	struct be_source *src;		/* borrowed from the daemon */
+	/* fanotify mode only: the shared cache files, device-table order */
+	struct ld_blob_file **blobs;
 	struct ld_image *next;
 };
 
@@ -103,6 +107,8 @@ struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino)
 /* Frontend: the kernel side. */
 struct ld_frontend_ops {
 	const char *name;
+	/* skiffd creates the cache files (fanotify); else the kernel does */
+	bool owns_cache_files;
 	int (*start)(struct ld_daemon *d, struct ld_frontend **out,
 		     struct sk_err *e);
 	/* a blob file became used by an image / complete / unused */
@@ -119,6 +125,10 @@ struct ld_frontend {
 };
 
 extern const struct ld_frontend_ops ld_fanotify_ops;
+extern const struct ld_frontend_ops ld_cachefiles_ops;
+/* Opens /dev/cachefiles and binds it in on-demand mode: the fd, or
+ * -errno with a message naming what the kernel lacks. */
+int ld_cachefiles_bind(const char *cache_dir, struct sk_err *e);
 /* Probes whether the kernel offers fanotify pre-content events on the
  * cache directory's filesystem; 0 or -errno with a message. */
 int ld_fanotify_probe(const char *cache_dir, struct sk_err *e);

@@ -337,6 +337,7 @@ static void fan_destroy(struct ld_frontend *base)
 
 const struct ld_frontend_ops ld_fanotify_ops = {
 	.name = "fanotify",
+	.owns_cache_files = true,
 	.start = fan_start,
 	.watch = fan_watch,
 	.unwatch = fan_unwatch,

@@ -330,7 +330,9 @@ int ld_http_parse(const char *buf, size_t len, struct ld_http_req *req,
 	req->keep_alive = !f.conn_close &&
 			  (req->version_minor == 1 || f.conn_keep_alive);
 	if (len - head_end < f.content_length) {
-		req->expect_continue = f.expect_continue;
+		/* an HTTP/1.0 client would not understand a 100 */
+		req->expect_continue = f.expect_continue &&
+				       req->version_minor == 1;
 		return -EAGAIN;
 	}
 	req->body_len = (size_t)f.content_length;
@@ -483,7 +485,7 @@ int ld_http_resp_json(struct ld_http_resp *resp, int status, const json_t *json)
 	n = json_dumpb(json, NULL, 0, flags);
 	if (n == 0)
 		return resp_oom(resp);
-	s = malloc(n + 1);
+	s = malloc(n + 2);
 	if (!s)
 		return resp_oom(resp);
 	if (json_dumpb(json, s, n, flags) != n) {
@@ -491,6 +493,7 @@ int ld_http_resp_json(struct ld_http_resp *resp, int status, const json_t *json)
 		return resp_oom(resp);
 	}
 	s[n] = '\n';	/* friendlier for curl users; JSON allows it */
+	s[n + 1] = '\0';
 	resp_set(resp, status, "application/json", s, n + 1);
 	return 0;
 }
@@ -613,6 +616,7 @@ static int send_all(int fd, const char *head, size_t hlen, const char *body,
 
 	while (iov[0].iov_len || iov[1].iov_len) {
 		ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+		int ret;
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -621,15 +625,16 @@ static int send_all(int fd, const char *head, size_t hlen, const char *body,
 				return -errno;
 			if (deadline < 0)	/* SO_SNDTIMEO expired */
 				return -ETIMEDOUT;
-			int ret = wait_fd(fd, POLLOUT, deadline);
-
+			ret = wait_fd(fd, POLLOUT, deadline);
 			if (ret)
 				return ret;
 			continue;
 		}
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < 2 && n > 0; i++) {
 			size_t k = SK_MIN((size_t)n, iov[i].iov_len);
 
+			if (!k)
+				continue;
 			iov[i].iov_base = (char *)iov[i].iov_base + k;
 			iov[i].iov_len -= k;
 			n -= (ssize_t)k;
@@ -711,6 +716,7 @@ struct ld_http_server {
 	struct ld_http_server_opts opts;
 	pthread_t accept_tid;
 	pthread_mutex_t lock;	/* guards stopping and every conns[].state/fd */
+	pthread_cond_t slot_freed;	/* a connection ended, or stopping */
 	bool stopping;
 	struct ld_http_conn *conns;	/* opts.max_conns slots, owned */
 };
@@ -833,6 +839,7 @@ static void *conn_main(void *arg)
 	close(c->fd);
 	c->fd = -1;
 	c->state = SLOT_DONE;
+	pthread_cond_signal(&srv->slot_freed);
 	pthread_mutex_unlock(&srv->lock);
 	return NULL;
 }
@@ -870,6 +877,8 @@ static void admit(struct ld_http_server *srv, int fd)
 		.tv_usec = (srv->opts.idle_timeout_ms % 1000) * 1000,
 	};
 	struct ld_http_conn *slot = NULL;
+	bool timed_out = false, stopping;
+	struct timespec until;
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);
 
@@ -887,18 +896,38 @@ static void admit(struct ld_http_server *srv, int fd)
 		return;
 	}
 
-	pthread_mutex_lock(&srv->lock);
-	for (unsigned int i = 0; i < srv->opts.max_conns; i++) {
-		struct ld_http_conn *c = &srv->conns[i];
-
-		if (c->state == SLOT_DONE) {
-			/* it has let go of the lock and is only returning */
-			pthread_join(c->tid, NULL);
-			c->state = SLOT_FREE;
-		}
-		if (c->state == SLOT_FREE && !slot)
-			slot = c;
+	/* all slots busy: hold this one connection (the rest wait in the
+	 * listen backlog) until a slot frees, for at most the idle timeout,
+	 * which bounds how long an idle client keeps its slot */
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += srv->opts.idle_timeout_ms / 1000;
+	until.tv_nsec += (long)(srv->opts.idle_timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
 	}
+	pthread_mutex_lock(&srv->lock);
+	for (;;) {
+		for (unsigned int i = 0; i < srv->opts.max_conns; i++) {
+			struct ld_http_conn *c = &srv->conns[i];
+
+			if (c->state == SLOT_DONE) {
+				/* it has let go of the lock and is only
+				 * returning */
+				pthread_join(c->tid, NULL);
+				c->state = SLOT_FREE;
+			}
+			if (c->state == SLOT_FREE && !slot)
+				slot = c;
+		}
+		if (slot || srv->stopping || timed_out)
+			break;
+		timed_out = pthread_cond_timedwait(&srv->slot_freed, &srv->lock,
+						   &until) == ETIMEDOUT;
+	}
+	stopping = srv->stopping;
+	if (stopping)
+		slot = NULL;
 	if (slot) {
 		slot->srv = srv;
 		slot->fd = fd;
@@ -911,7 +940,8 @@ static void admit(struct ld_http_server *srv, int fd)
 	}
 	pthread_mutex_unlock(&srv->lock);
 	if (!slot)
-		refuse(fd, 503, "too many connections");
+		refuse(fd, 503, stopping ? "shutting down" :
+				    "too many connections; try again");
 }
 
 static void *accept_main(void *arg)
@@ -993,6 +1023,7 @@ static void wake_accept(struct ld_http_server *srv)
 
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = true;
+	pthread_cond_broadcast(&srv->slot_freed);
 	pthread_mutex_unlock(&srv->lock);
 	/* the eventfd counter cannot overflow from one write; if it somehow
 	 * fails, shutting the listener down wakes poll too */
@@ -1010,6 +1041,7 @@ static void server_free(struct ld_http_server *srv)
 		close(srv->listen_fd);
 	if (srv->wake_fd >= 0)
 		close(srv->wake_fd);
+	pthread_cond_destroy(&srv->slot_freed);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv->conns);
 	free(srv);
@@ -1021,6 +1053,7 @@ int ld_http_server_start_opts(struct ld_http_server **out,
 {
 	char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ld_http_server *srv;
+	pthread_condattr_t cattr;
 	struct sockaddr_un sun;
 	struct stat st;
 	int ret, n;
@@ -1051,6 +1084,10 @@ int ld_http_server_start_opts(struct ld_http_server **out,
 		return -ENOMEM;
 	srv->listen_fd = srv->wake_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->slot_freed, &cattr);
+	pthread_condattr_destroy(&cattr);
 	memcpy(srv->path, sun.sun_path, sizeof(srv->path));
 	srv->handler = handler;
 	srv->ctx = ctx;

@@ -58,9 +58,11 @@ struct ld_http_req {
 /*
  * Parses one request at the start of buf[0..len). Returns 0 and sets
  * *consumed (head + body, so a pipelined request starts at buf+*consumed);
- * -EAGAIN when every byte so far is a valid prefix and more are needed;
- * -EINVAL when malformed (err_status 400, 411 for Transfer-Encoding
- * without Content-Length, 505 for another HTTP version); -E2BIG when the
+ * -EAGAIN while the message is incomplete (every proper prefix of a valid
+ * request gives it; before the head is complete only NUL bytes and bad
+ * line ends are caught); -EINVAL when malformed (err_status 400, 411 for
+ * Transfer-Encoding without Content-Length, 501 for a method longer than
+ * LD_HTTP_MAX_METHOD, 505 for another HTTP version); -E2BIG when the
  * head exceeds LD_HTTP_MAX_HEAD (431), there are more than
  * LD_HTTP_MAX_HEADERS headers (431), the target exceeds LD_HTTP_MAX_TARGET
  * (414) or Content-Length exceeds LD_HTTP_MAX_BODY (413).
@@ -87,7 +89,7 @@ struct ld_http_reply {
 /*
  * Parses one response to a request other than HEAD. It must carry a
  * Content-Length (except 204 and 304) and no Transfer-Encoding. Returns 0
- * and *consumed; -EAGAIN for a valid prefix; -EPROTO when malformed
+ * and *consumed; -EAGAIN while incomplete; -EPROTO when malformed
  * (including 1xx); -EMSGSIZE when the head exceeds LD_HTTP_MAX_HEAD or the
  * body LD_HTTP_MAX_RESP_BODY. Pure.
  */
@@ -115,7 +117,8 @@ typedef void (*ld_http_handler)(void *ctx, const struct ld_http_req *req,
 				struct ld_http_resp *resp);
 
 /*
- * Each helper replaces resp's body (freeing the old one). On -ENOMEM the
+ * Each helper replaces resp's body (freeing the old one) with a
+ * NUL-terminated one (the NUL not counted in body_len). On -ENOMEM the
  * response is left as a bodiless 500.
  */
 /* Dumps json compactly with sorted keys; json stays the caller's. */
@@ -130,7 +133,8 @@ struct ld_http_server_opts {
 	/* a request must arrive whole within this long after the previous
 	 * response (or the accept); also the send timeout */
 	int idle_timeout_ms;
-	/* connections served at once; one more is answered 503 and closed */
+	/* connections served at once; the next waits up to idle_timeout_ms
+	 * for a slot, then is answered 503 (later ones wait in the backlog) */
 	unsigned int max_conns;
 };
 #define LD_HTTP_IDLE_TIMEOUT_MS	5000
@@ -155,7 +159,8 @@ int ld_http_server_start_opts(struct ld_http_server **out,
 /*
  * Unlinks sock_path (if it is still our socket), stops accepting, closes
  * idle connections, waits for running handlers, joins every thread and
- * frees srv. NULL is a no-op.
+ * frees srv. NULL is a no-op. Never from a handler: it would wait for
+ * itself.
  */
 void ld_http_server_stop(struct ld_http_server *srv);
 
@@ -167,7 +172,8 @@ void ld_http_server_stop(struct ld_http_server *srv);
  * copy of the body, *resp_len its length. Errors: -ENOENT or
  * -ECONNREFUSED when no daemon serves sock_path, -EACCES when we may not
  * connect, -ETIMEDOUT, -EPROTO for a malformed response, -EMSGSIZE for an
- * oversized one, -EINVAL for a method or path that cannot be sent.
+ * oversized one, -ECONNRESET when the server hung up without answering,
+ * -EINVAL for a method or path that cannot be sent.
  */
 int ld_http_call(const char *sock_path, const char *method, const char *path,
 		 const char *body, size_t body_len, int timeout_ms, int *status,

@@ -189,22 +189,29 @@ static int make_dirs(struct ld_daemon *d)
 
 static const struct ld_frontend_ops *pick_frontend(struct ld_daemon *d)
 {
-	struct sk_err fe = { { 0 } };
-	bool cachefiles = access("/dev/cachefiles", F_OK) == 0;
+	struct sk_err ce = { { 0 } }, fe = { { 0 } };
+	int dev;
 
-	if (d->cfg.frontend == LD_FE_CACHEFILES ||
-	    (d->cfg.frontend == LD_FE_AUTO && cachefiles)) {
-		ld_log(d, LD_LOG_ERROR, "%s",
-		       cachefiles ? "the cachefiles frontend is not available in this build"
-				  : "no /dev/cachefiles: the kernel lacks CONFIG_CACHEFILES_ONDEMAND");
-		if (d->cfg.frontend == LD_FE_CACHEFILES)
+	if (d->cfg.frontend != LD_FE_FANOTIFY) {
+		/* probing binds the device; closing it again is harmless as
+		 * no cache is in use yet */
+		dev = ld_cachefiles_bind(d->cfg.cache_dir, &ce);
+		if (dev >= 0) {
+			close(dev);
+			return &ld_cachefiles_ops;
+		}
+		if (d->cfg.frontend == LD_FE_CACHEFILES) {
+			ld_log(d, LD_LOG_ERROR, "cachefiles frontend unavailable: %s", ce.msg);
 			return NULL;
+		}
 	}
 	if (ld_fanotify_probe(d->cfg.cache_dir, &fe) == 0)
 		return &ld_fanotify_ops;
-	ld_log(d, LD_LOG_ERROR, "fanotify frontend unavailable: %s", fe.msg);
-	if (d->cfg.frontend == LD_FE_AUTO)
-		ld_log(d, LD_LOG_ERROR, "no frontend: the kernel needs /dev/cachefiles in on-demand mode (CONFIG_CACHEFILES_ONDEMAND) or fanotify pre-content events (Linux 6.14+)");
+	if (d->cfg.frontend == LD_FE_FANOTIFY) {
+		ld_log(d, LD_LOG_ERROR, "fanotify frontend unavailable: %s", fe.msg);
+		return NULL;
+	}
+	ld_log(d, LD_LOG_ERROR, "no frontend: cachefiles: %s; fanotify: %s", ce.msg, fe.msg);
 	return NULL;
 }
 

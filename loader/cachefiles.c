@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cachefiles frontend (Linux 5.19+, CONFIG_CACHEFILES_ONDEMAND): EROFS is
+ * mounted with fsid=<image id>; the kernel asks through /dev/cachefiles to
+ * OPEN the bootstrap (cookie = fsid) and each blob (cookie = blob id), to
+ * READ page-aligned ranges that its cache files lack, and CLOSEs objects
+ * at umount. OPEN gets the exact object size in copen; READ is filled
+ * through the object's anon fd (bootstrap from memory, blobs through the
+ * loader core) and always completed with CACHEFILES_IOC_READ_COMPLETE,
+ * also on errors (then without data: the reader gets EIO). Protocol notes:
+ * ../shared/docs/cachefiles-ondemand.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/cachefiles.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+enum { CF_BOOTSTRAP, CF_BLOB };
+
+struct cf_object {
+	uint32_t object_id;
+	int fd;			/* the anon fd, ours */
+	int kind;
+	unsigned int refs;	/* the object list + each running job */
+	struct ld_image *im;	/* borrowed: unregistered only after umount */
+	struct ld_cache cache;	/* blobs */
+	struct cf_object *next;
+};
+
+struct cf_fe {
+	struct ld_frontend base;
+	struct ld_daemon *d;
+	int dev;		/* /dev/cachefiles, bound */
+	int stopfd;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t lock;	/* objects */
+	struct cf_object *objects;
+};
+
+struct cf_job {
+	struct sk_job job;
+	struct cf_fe *fe;
+	struct cf_object *obj;
+	uint32_t msg_id;
+	uint64_t off, len;
+};
+
+static int dev_cmd(int dev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int dev_cmd(int dev, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	/* one command per write(2) */
+	if (write(dev, buf, (size_t)n) != n)
+		return -errno;
+	return 0;
+}
+
+int ld_cachefiles_bind(const char *cache_dir, struct sk_err *e)
+{
+	char dir[PATH_MAX];
+	int dev, ret;
+
+	dev = open("/dev/cachefiles", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (dev < 0) {
+		ret = -errno;
+		sk_err_set(e, errno == ENOENT ? "no /dev/cachefiles: the kernel lacks CONFIG_CACHEFILES"
+			   : errno == EBUSY ? "/dev/cachefiles is held by another daemon"
+			   : "/dev/cachefiles: %s", strerror(errno));
+		return ret;
+	}
+	ret = sk_path_join(dir, sizeof(dir), cache_dir, "fscache");
+	if (!ret)
+		ret = sk_mkdir_p(dir, 0700);
+	if (!ret && (ret = dev_cmd(dev, "dir %s", dir)))
+		sk_err_set(e, "cachefiles dir %s: %s%s", dir, strerror(-ret),
+			   ret == -EOPNOTSUPP ? " (use ext4 or xfs, not tmpfs)" : "");
+	if (!ret && (ret = dev_cmd(dev, "tag skiff")))
+		sk_err_set(e, "cachefiles tag: %s", strerror(-ret));
+	if (!ret && (ret = dev_cmd(dev, "bind ondemand")))
+		sk_err_set(e, ret == -EINVAL ?
+			   "the kernel refuses \"bind ondemand\": it lacks CONFIG_CACHEFILES_ONDEMAND" :
+			   "cachefiles bind: %s", strerror(-ret));
+	if (ret) {
+		close(dev);
+		return ret;
+	}
+	return dev;
+}
+
+static void obj_put(struct cf_fe *fe, struct cf_object *o)
+{
+	bool last;
+
+	pthread_mutex_lock(&fe->lock);
+	last = --o->refs == 0;
+	pthread_mutex_unlock(&fe->lock);
+	if (!last)
+		return;
+	if (o->kind == CF_BLOB) {
+		ld_counters_add(&fe->d->retired, &o->cache.cnt);
+		ld_cache_close(&o->cache);
+	}
+	close(o->fd);
+	free(o);
+}
+
+static struct cf_object *obj_get(struct cf_fe *fe, uint32_t id)
+{
+	struct cf_object *o;
+
+	pthread_mutex_lock(&fe->lock);
+	for (o = fe->objects; o; o = o->next)
+		if (o->object_id == id) {
+			o->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&fe->lock);
+	return o;
+}
+
+/* Finds the image the volume key names: "erofs,<fsid or domain>". */
+static struct ld_image *find_image(struct ld_daemon *d, const char *vkey,
+				   const char *ckey, size_t clen, int *kind,
+				   unsigned int *blob)
+{
+	if (strncmp(vkey, "erofs,", 6))
+		return NULL;
+	for (struct ld_image *im = d->images; im; im = im->next) {
+		if (strlen(im->id) == clen && !memcmp(im->id, ckey, clen) &&
+		    !strcmp(vkey + 6, im->id)) {
+			*kind = CF_BOOTSTRAP;
+			return im;
+		}
+		if (strcmp(vkey + 6, im->id))
+			continue;
+		for (unsigned int i = 0; i < im->nblobs; i++)
+			if (clen == SK_HEX_LEN && !memcmp(im->refs[i].hex, ckey, clen)) {
+				*kind = CF_BLOB;
+				*blob = i;
+				return im;
+			}
+	}
+	return NULL;
+}
+
+static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
+{
+	struct ld_daemon *d = fe->d;
+	struct cachefiles_open op;
+	char vkey[256], ckey[256];
+	struct cf_object *o = NULL;
+	struct sk_err e = { { 0 } };
+	struct ld_image *im;
+	unsigned int blob = 0;
+	int kind = 0, ret = -ENOENT;
+	long long size = 0;
+
+	if (m->len < sizeof(*m) + sizeof(op))
+		return;
+	memcpy(&op, m->data, sizeof(op));
+	/* the fd is ours now whatever happens: close-on-exec first */
+	fcntl((int)op.fd, F_SETFD, FD_CLOEXEC);
+	if (op.volume_key_size == 0 || op.volume_key_size >= sizeof(vkey) ||
+	    op.cookie_key_size >= sizeof(ckey) ||
+	    sizeof(*m) + sizeof(op) + op.volume_key_size + op.cookie_key_size > m->len) {
+		ld_log(d, LD_LOG_ERROR, "cachefiles: malformed OPEN");
+		ret = -EINVAL;
+		goto reply;
+	}
+	memcpy(vkey, m->data + sizeof(op), op.volume_key_size);
+	vkey[op.volume_key_size - 1] = '\0';	/* the size counts its NUL */
+	memcpy(ckey, m->data + sizeof(op) + op.volume_key_size, op.cookie_key_size);
+	ckey[op.cookie_key_size] = '\0';
+
+	pthread_mutex_lock(&d->lock);
+	im = find_image(d, vkey, ckey, op.cookie_key_size, &kind, &blob);
+	if (!im) {
+		pthread_mutex_unlock(&d->lock);
+		ld_log(d, LD_LOG_ERROR, "cachefiles: OPEN of %s/%s: no such image registered",
+		       vkey, ckey);
+		goto reply;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		pthread_mutex_unlock(&d->lock);
+		ret = -ENOMEM;
+		goto reply;
+	}
+	o->object_id = m->object_id;
+	o->fd = (int)op.fd;
+	o->kind = kind;
+	o->im = im;
+	o->refs = 1;
+	if (kind == CF_BOOTSTRAP) {
+		size = (long long)im->bootstrap_size;
+		ret = 0;
+	} else {
+		struct fmt_blob_ref ref = im->refs[blob];
+		struct be_source *src = im->src;
+
+		pthread_mutex_unlock(&d->lock);
+		/* one range read of the chunk table, verified */
+		ret = ld_cache_open(&o->cache, &ref, src, d->cfg.merge_limit, &e);
+		pthread_mutex_lock(&d->lock);
+		if (ret) {
+			ld_log(d, LD_LOG_ERROR, "cachefiles: OPEN of blob %s: %s",
+			       ref.hex, e.msg);
+		} else {
+			/* what the kernel's cache file already holds */
+			ld_cache_scan(&o->cache, o->fd);
+			size = (long long)ref.usize;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+reply:
+	if (dev_cmd(fe->dev, "copen %u,%lld", m->msg_id, ret ? (long long)ret : size))
+		ld_log(d, LD_LOG_ERROR, "cachefiles: copen %u: %s", m->msg_id, strerror(errno));
+	if (ret) {
+		free(o);
+		close((int)op.fd);
+		return;
+	}
+	pthread_mutex_lock(&fe->lock);
+	o->next = fe->objects;
+	fe->objects = o;
+	pthread_mutex_unlock(&fe->lock);
+	ld_log(d, LD_LOG_DEBUG, "cachefiles: OPEN %s/%s as object %u, %lld bytes",
+	       vkey, ckey, o->object_id, size);
+}
+
+static void complete(struct cf_fe *fe, struct cf_object *o, uint32_t msg_id)
+{
+	if (ioctl(o->fd, CACHEFILES_IOC_READ_COMPLETE, msg_id) < 0)
+		ld_log(fe->d, LD_LOG_WARN, "cachefiles: READ_COMPLETE %u: %s", msg_id,
+		       strerror(errno));
+}
+
+/* The bootstrap from memory: page-aligned, zero-padded past its end. */
+static int fill_bootstrap(struct cf_object *o, uint64_t off, uint64_t len)
+{
+	uint64_t size = SK_ALIGN_UP(o->im->bootstrap_size, (uint64_t)EROFS_BLKSIZ);
+	uint8_t *buf;
+	int ret;
+
+	if (off >= size || off % EROFS_BLKSIZ)
+		return -EINVAL;
+	len = SK_MIN(len, size - off);
+	if (posix_memalign((void **)&buf, EROFS_BLKSIZ, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ)))
+		return -ENOMEM;
+	memset(buf, 0, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ));
+	if (off < o->im->bootstrap_size)
+		memcpy(buf, (uint8_t *)o->im->bs_buf + off,
+		       SK_MIN(len, o->im->bootstrap_size - off));
+	do {
+		ret = sk_pwrite_full(o->fd, buf, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ), off);
+	} while (ret == -ENOBUFS && usleep(1000) == 0);
+	free(buf);
+	return ret;
+}
+
+static void read_job(struct sk_job *job)
+{
+	struct cf_job *j = (struct cf_job *)job;
+	struct cf_object *o = j->obj;
+	struct sk_err e = { { 0 } };
+	int ret;
+
+	if (o->kind == CF_BOOTSTRAP)
+		ret = fill_bootstrap(o, j->off, j->len);
+	else
+		ret = ld_cache_fill(&o->cache, o->fd, j->off, j->len, &e);
+	if (ret) {
+		atomic_fetch_add(&j->fe->d->events_denied, 1);
+		ld_log(j->fe->d, LD_LOG_ERROR, "cachefiles: READ [%llu, +%llu) of %s %s: %s",
+		       (unsigned long long)j->off, (unsigned long long)j->len,
+		       o->kind == CF_BOOTSTRAP ? "bootstrap of" : "blob",
+		       o->kind == CF_BOOTSTRAP ? o->im->id : o->cache.hex,
+		       e.msg[0] ? e.msg : strerror(-ret));
+	}
+	/* completed on every path: an uncompleted READ hangs the reader */
+	complete(j->fe, o, j->msg_id);
+	obj_put(j->fe, o);
+	free(j);
+}
+
+static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m)
+{
+	struct cachefiles_read rd;
+	struct cf_object *o = obj_get(fe, m->object_id);
+	struct cf_job *j;
+
+	atomic_fetch_add(&fe->d->events, 1);
+	if (!o) {
+		ld_log(fe->d, LD_LOG_ERROR, "cachefiles: READ for unknown object %u",
+		       m->object_id);
+		return;	/* no fd to complete it on: the kernel reopens */
+	}
+	if (m->len < sizeof(*m) + sizeof(rd)) {
+		complete(fe, o, m->msg_id);
+		obj_put(fe, o);
+		return;
+	}
+	memcpy(&rd, m->data, sizeof(rd));
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		complete(fe, o, m->msg_id);
+		obj_put(fe, o);
+		return;
+	}
+	j->fe = fe;
+	j->obj = o;
+	j->msg_id = m->msg_id;
+	j->off = rd.off;
+	j->len = rd.len;
+	j->job.fn = read_job;
+	sk_pool_submit(fe->d->pool, &j->job);
+}
+
+static void handle_close(struct cf_fe *fe, const struct cachefiles_msg *m)
+{
+	struct cf_object **pp, *o = NULL;
+
+	pthread_mutex_lock(&fe->lock);
+	for (pp = &fe->objects; *pp; pp = &(*pp)->next)
+		if ((*pp)->object_id == m->object_id) {
+			o = *pp;
+			*pp = o->next;
+			break;
+		}
+	pthread_mutex_unlock(&fe->lock);
+	if (o)
+		obj_put(fe, o);
+}
+
+static void *event_loop(void *arg)
+{
+	struct cf_fe *fe = arg;
+	char buf[CACHEFILES_MSG_MAX_SIZE] __attribute__((aligned(8)));
+
+	for (;;) {
+		struct pollfd p[2] = { { fe->dev, POLLIN, 0 }, { fe->stopfd, POLLIN, 0 } };
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ld_log(fe->d, LD_LOG_ERROR, "cachefiles poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		/* read() hands out one message, 0 when none is pending */
+		for (;;) {
+			ssize_t n = read(fe->dev, buf, sizeof(buf));
+			struct cachefiles_msg m;
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			if ((size_t)n < sizeof(m))
+				continue;
+			memcpy(&m, buf, sizeof(m));
+			if (m.len != (uint32_t)n)
+				continue;
+			switch (m.opcode) {
+			case CACHEFILES_OP_OPEN:
+				handle_open(fe, (struct cachefiles_msg *)buf);
+				break;
+			case CACHEFILES_OP_READ:
+				handle_read(fe, (struct cachefiles_msg *)buf);
+				break;
+			case CACHEFILES_OP_CLOSE:
+				handle_close(fe, (struct cachefiles_msg *)buf);
+				break;
+			default:
+				ld_log(fe->d, LD_LOG_WARN, "cachefiles: opcode %u", m.opcode);
+			}
+		}
+	}
+	return NULL;
+}
+
+static int cf_start(struct ld_daemon *d, struct ld_frontend **out, struct sk_err *e)
+{
+	struct cf_fe *fe = calloc(1, sizeof(*fe));
+	int ret;
+
+	if (!fe)
+		return -ENOMEM;
+	fe->base.ops = &ld_cachefiles_ops;
+	fe->d = d;
+	pthread_mutex_init(&fe->lock, NULL);
+	fe->dev = ld_cachefiles_bind(d->cfg.cache_dir, e);
+	if (fe->dev < 0) {
+		ret = fe->dev;
+		free(fe);
+		return ret;
+	}
+	fe->stopfd = eventfd(0, EFD_CLOEXEC);
+	if (fe->stopfd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = -pthread_create(&fe->thread, NULL, event_loop, fe);
+	if (ret)
+		goto fail;
+	fe->running = true;
+	*out = &fe->base;
+	return 0;
+fail:
+	sk_err_set(e, "cachefiles frontend: %s", strerror(-ret));
+	if (fe->stopfd >= 0)
+		close(fe->stopfd);
+	close(fe->dev);
+	free(fe);
+	return ret;
+}
+
+static int cf_watch(struct ld_frontend *fe, struct ld_blob_file *f)
+{
+	(void)fe;
+	(void)f;
+	return 0;
+}
+
+static void cf_unwatch(struct ld_frontend *fe, struct ld_blob_file *f)
+{
+	(void)fe;
+	(void)f;
+}
+
+static void cf_stop(struct ld_frontend *base)
+{
+	struct cf_fe *fe = (struct cf_fe *)base;
+	uint64_t one = 1;
+
+	if (!fe->running)
+		return;
+	if (write(fe->stopfd, &one, sizeof(one)) < 0)
+		ld_log(fe->d, LD_LOG_WARN, "cachefiles stop: %s", strerror(errno));
+	pthread_join(fe->thread, NULL);
+	fe->running = false;
+}
+
+static void cf_destroy(struct ld_frontend *base)
+{
+	struct cf_fe *fe = (struct cf_fe *)base;
+
+	cf_stop(base);
+	while (fe->objects) {
+		struct cf_object *o = fe->objects;
+
+		fe->objects = o->next;
+		obj_put(fe, o);
+	}
+	close(fe->stopfd);
+	/* closing the device withdraws the cache: live mounts lose it */
+	close(fe->dev);
+	free(fe);
+}
+
+const struct ld_frontend_ops ld_cachefiles_ops = {
+	.name = "cachefiles",
+	.owns_cache_files = false,
+	.start = cf_start,
+	.watch = cf_watch,
+	.unwatch = cf_unwatch,
+	.stop = cf_stop,
+	.destroy = cf_destroy,
+};

@@ -1,0 +1,971 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for loader/http: the request and response parsers (good
+ * input, each kind of malformed input, every proper prefix), the response
+ * helpers, and the server and client talking over a socket in a temporary
+ * directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../common/sk.h"
+#include "../../loader/http.h"
+#include "tap.h"
+
+static char g_tmp[] = "/tmp/skiff-http-XXXXXX";
+static char g_sock[64];
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------- parser */
+
+static int parse_str(const char *s, struct ld_http_req *req, size_t *used)
+{
+	return ld_http_parse(s, strlen(s), req, used);
+}
+
+static void test_parse_good(void)
+{
+	static struct ld_http_req req;
+	const char *v;
+	size_t used, vlen;
+	int ret;
+
+	{
+		const char *s = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+		used = 0;
+		ret = parse_str(s, &req, &used);
+		ok(ret == 0 && used == strlen(s), "simple GET parses whole (%d, %zu)",
+		   ret, used);
+		ok(!strcmp(req.method, "GET") && !strcmp(req.path, "/metrics") &&
+		   !strcmp(req.query, ""), "GET: method, path, empty query");
+		ok(req.keep_alive && req.version_minor == 1 && !req.body &&
+		   req.body_len == 0, "GET: HTTP/1.1 keeps alive, no body");
+		v = ld_http_header_find(req.headers, req.nheaders, "host", &vlen);
+		ok(v && vlen == 9 && !memcmp(v, "localhost", 9),
+		   "header lookup ignores case");
+		ok(!ld_http_header_find(req.headers, req.nheaders, "hos", NULL),
+		   "header lookup needs the whole name");
+	}
+	{
+		const char *s = "GET /status?name=a%20b&x=1 HTTP/1.1\r\n\r\n";
+
+		ret = parse_str(s, &req, &used);
+		ok(ret == 0 && !strcmp(req.path, "/status") &&
+		   !strcmp(req.query, "name=a%20b&x=1"),
+		   "query split from path, left encoded");
+	}
+	{
+		const char *s = "POST /mount HTTP/1.1\r\ncontent-LENGTH: 13\r\n"
+				"Content-Type: application/json\r\n\r\n"
+				"{\"a\": \"b c\"}\n";
+
+		ret = parse_str(s, &req, &used);
+		ok(ret == 0 && used == strlen(s), "POST with body parses whole");
+		ok(req.body_len == 13 && req.body &&
+		   !memcmp(req.body, "{\"a\": \"b c\"}\n", 13),
+		   "body pointer and length (Content-Length in odd case)");
+		is_int(req.nheaders, 2, "two headers recorded");
+	}
+	{
+		const char *s = "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+				"GET /b?q HTTP/1.1\r\nConnection: close\r\n\r\n";
+		size_t used2 = 0;
+
+		ret = parse_str(s, &req, &used);
+		ok(ret == 0 && used == strlen(s) - 40 && !strcmp(req.path, "/a") &&
+		   req.body_len == 3, "pipelined: first request (%zu)", used);
+		ret = ld_http_parse(s + used, strlen(s) - used, &req, &used2);
+		ok(ret == 0 && used + used2 == strlen(s) && !strcmp(req.path, "/b") &&
+		   !strcmp(req.query, "q") && !req.keep_alive,
+		   "pipelined: second request");
+	}
+	{
+		static const struct {
+			const char *s;
+			bool ka;
+		} cases[] = {
+			{ "GET / HTTP/1.0\r\n\r\n", false },
+			{ "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true },
+			{ "GET / HTTP/1.0\r\nconnection: Upgrade, Keep-Alive\r\n\r\n", true },
+			{ "GET / HTTP/1.1\r\n\r\n", true },
+			{ "GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false },
+			{ "GET / HTTP/1.1\r\nCONNECTION: foo ,CLOSE \r\n\r\n", false },
+			{ "GET / HTTP/1.1\r\nConnection: closed\r\n\r\n", true },
+			{ "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", false },
+		};
+
+		for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
+			ret = parse_str(cases[i].s, &req, &used);
+			ok(ret == 0 && req.keep_alive == cases[i].ka,
+			   "keep-alive %d for case %zu", cases[i].ka, i);
+		}
+	}
+	{
+		const char *s = "\r\n\r\nDELETE /m/x HTTP/1.1\r\nX-A:   v 1 \t\r\n"
+				"X-Empty:\r\nContent-Length: 0005\r\n"
+				"Content-Length: 5\r\n\r\nhello";
+
+		ret = parse_str(s, &req, &used);
+		ok(ret == 0 && used == strlen(s) && !strcmp(req.method, "DELETE"),
+		   "leading empty lines skipped (%d)", ret);
+		v = ld_http_header_find(req.headers, req.nheaders, "x-a", &vlen);
+		ok(v && vlen == 3 && !memcmp(v, "v 1", 3),
+		   "value trimmed of surrounding whitespace only");
+		v = ld_http_header_find(req.headers, req.nheaders, "X-EMPTY", &vlen);
+		ok(v && vlen == 0, "empty header value");
+		ok(req.body_len == 5, "equal duplicate Content-Length (0005, 5) accepted");
+	}
+	{
+		const char *s = "POST /x HTTP/1.1\r\nExpect: 100-continue\r\n"
+				"Content-Length: 4\r\n\r\nab";
+
+		ret = parse_str(s, &req, &used);
+		ok(ret == -EAGAIN && req.expect_continue,
+		   "Expect: 100-continue flagged while the body is pending");
+		ret = parse_str("POST /x HTTP/1.0\r\nExpect: 100-continue\r\n"
+				"Content-Length: 4\r\n\r\nab", &req, &used);
+		ok(ret == -EAGAIN && !req.expect_continue,
+		   "... but not for an HTTP/1.0 client");
+	}
+	{
+		/* limits: exactly 16 KiB of head and 1 MiB of body are fine */
+		size_t blen = LD_HTTP_MAX_BODY;
+		size_t cap = LD_HTTP_MAX_HEAD + blen + 64;
+		char *b = malloc(cap);
+		int n, pad;
+
+		if (!b)
+			bail_out("out of memory");
+		n = snprintf(b, cap, "PUT /big HTTP/1.1\r\nContent-Length: %zu\r\nX: ",
+			     blen);
+		pad = (int)LD_HTTP_MAX_HEAD - n - 4;
+		memset(b + n, 'a', (size_t)pad);
+		memcpy(b + n + pad, "\r\n\r\n", 4);
+		memset(b + LD_HTTP_MAX_HEAD, 'z', blen);
+		ret = ld_http_parse(b, LD_HTTP_MAX_HEAD + blen, &req, &used);
+		ok(ret == 0 && used == LD_HTTP_MAX_HEAD + blen &&
+		   req.body_len == blen,
+		   "16 KiB head and 1 MiB body at the limits (%d)", ret);
+		/* one byte more of head */
+		memmove(b + n + 1, b + n, (size_t)pad + 4);
+		ret = ld_http_parse(b, LD_HTTP_MAX_HEAD + 1 + blen, &req, &used);
+		ok(ret == -E2BIG && req.err_status == 431,
+		   "16 KiB + 1 of head is -E2BIG, 431 (%d)", ret);
+		free(b);
+	}
+}
+
+#define BAD(s, e, st, w) { s, sizeof(s) - 1, e, st, w }
+
+struct bad_case {
+	const char *s;
+	size_t len;
+	int err;
+	int status;
+	const char *what;
+};
+
+static void test_parse_bad(void)
+{
+	static const struct bad_case cases[] = {
+		BAD("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", -EINVAL, 400, "NUL in a header value"),
+		BAD("GET /\0 HTTP/1.1\r\n\r\n", -EINVAL, 400, "NUL in the target"),
+		BAD("GET / HTTP/1.1\rX: y\r\n\r\n", -EINVAL, 400, "bare CR"),
+		BAD("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", -EINVAL, 400, "bare CR in a value"),
+		BAD("GET / HTTP/1.1\nHost: x\n\n", -EINVAL, 400, "bare LF line ends"),
+		BAD("GET / HTTP/1.1\r\nHost: x\n\r\n", -EINVAL, 400, "bare LF in headers"),
+		BAD("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", -EINVAL, 400, "obsolete line folding"),
+		BAD("GET / HTTP/1.1\r\n\tX: a\r\n\r\n", -EINVAL, 400, "whitespace before the first header"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", -EINVAL, 400, "conflicting Content-Length"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", -EINVAL, 400, "Content-Length abc"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", -EINVAL, 400, "Content-Length -1"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nabcde", -EINVAL, 400, "Content-Length +5"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\nabcde", -EINVAL, 400, "Content-Length 5 5"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: 5,5\r\n\r\nabcde", -EINVAL, 400, "Content-Length list"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", -EINVAL, 400, "Content-Length hex"),
+		BAD("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", -EINVAL, 400, "empty Content-Length"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n", -EINVAL, 400, "Content-Length 2^64"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n", -EINVAL, 400, "Content-Length overflow"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n", -E2BIG, 413, "body over 1 MiB"),
+		BAD("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", -E2BIG, 413, "Content-Length 2^64-1"),
+		BAD("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", -EINVAL, 411, "chunked body"),
+		BAD("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", -EINVAL, 400, "Transfer-Encoding with Content-Length"),
+		BAD("GET / HTTP/1.1\r\nHost : x\r\n\r\n", -EINVAL, 400, "space before the colon"),
+		BAD("GET / HTTP/1.1\r\n: x\r\n\r\n", -EINVAL, 400, "empty header name"),
+		BAD("GET / HTTP/1.1\r\nNoColon\r\n\r\n", -EINVAL, 400, "header without colon"),
+		BAD("GET / HTTP/1.1\r\nX(y): z\r\n\r\n", -EINVAL, 400, "separator in a header name"),
+		BAD("GET / HTTP/1.1\r\nX: a\x01z\r\n\r\n", -EINVAL, 400, "control byte in a value"),
+		BAD("GET / HTTP/1.1\r\nX: a\x7fz\r\n\r\n", -EINVAL, 400, "DEL in a value"),
+		BAD("GET  / HTTP/1.1\r\n\r\n", -EINVAL, 400, "two spaces after the method"),
+		BAD("GET / HTTP/1.1 \r\n\r\n", -EINVAL, 400, "trailing space on the request line"),
+		BAD("GET /\r\n\r\n", -EINVAL, 400, "no version"),
+		BAD("GET\r\n\r\n", -EINVAL, 400, "method only"),
+		BAD(" GET / HTTP/1.1\r\n\r\n", -EINVAL, 400, "leading space"),
+		BAD("G(T / HTTP/1.1\r\n\r\n", -EINVAL, 400, "separator in the method"),
+		BAD("GETGETGETGETGETGET / HTTP/1.1\r\n\r\n", -EINVAL, 501, "method too long"),
+		BAD("GET http://x/ HTTP/1.1\r\n\r\n", -EINVAL, 400, "absolute-form target"),
+		BAD("OPTIONS * HTTP/1.1\r\n\r\n", -EINVAL, 400, "asterisk-form target"),
+		BAD("GET /a#b HTTP/1.1\r\n\r\n", -EINVAL, 400, "fragment in the target"),
+		BAD("GET /\x80 HTTP/1.1\r\n\r\n", -EINVAL, 400, "non-ASCII target"),
+		BAD("GET /a\tb HTTP/1.1\r\n\r\n", -EINVAL, 400, "tab in the target"),
+		BAD("GET / HTTP/2.0\r\n\r\n", -EINVAL, 505, "HTTP/2.0"),
+		BAD("GET / HTTP/1.2\r\n\r\n", -EINVAL, 505, "HTTP/1.2"),
+		BAD("GET / HTTP/1.10\r\n\r\n", -EINVAL, 400, "HTTP/1.10"),
+		BAD("GET / http/1.1\r\n\r\n", -EINVAL, 400, "lowercase http"),
+		BAD("GET / HTTP/1\r\n\r\n", -EINVAL, 400, "HTTP/1"),
+	};
+	static struct ld_http_req req;
+	size_t used;
+
+	for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
+		int ret = ld_http_parse(cases[i].s, cases[i].len, &req, &used);
+
+		ok(ret == cases[i].err && req.err_status == cases[i].status &&
+		   req.err_msg, "rejects %s: %d %d (got %d %d)", cases[i].what,
+		   cases[i].err, cases[i].status, ret, req.err_status);
+	}
+
+	/* limits that need bigger buffers */
+	{
+		char *b = malloc(LD_HTTP_MAX_HEAD + 4096);
+		size_t n;
+		int ret;
+
+		if (!b)
+			bail_out("out of memory");
+		/* no end of head within 16 KiB */
+		n = (size_t)sprintf(b, "GET / HTTP/1.1\r\n");
+		while (n < LD_HTTP_MAX_HEAD)
+			n += (size_t)sprintf(b + n, "X-Pad: 0123456789\r\n");
+		ret = ld_http_parse(b, n, &req, &used);
+		ok(ret == -E2BIG && req.err_status == 431,
+		   "head without an end beyond 16 KiB: -E2BIG 431 (%d)", ret);
+		ok(ld_http_parse(b, LD_HTTP_MAX_HEAD - 1, &req, &used) == -EAGAIN,
+		   "... but -EAGAIN just below 16 KiB");
+
+		n = (size_t)sprintf(b, "GET / HTTP/1.1\r\n");
+		for (int i = 0; i <= LD_HTTP_MAX_HEADERS; i++)
+			n += (size_t)sprintf(b + n, "X-%d: y\r\n", i);
+		n += (size_t)sprintf(b + n, "\r\n");
+		ret = ld_http_parse(b, n, &req, &used);
+		ok(ret == -E2BIG && req.err_status == 431,
+		   "%d headers: -E2BIG 431 (%d)", LD_HTTP_MAX_HEADERS + 1, ret);
+		n -= 2 + strlen("X-64: y\r\n");
+		n += (size_t)sprintf(b + n, "\r\n");
+		ok(ld_http_parse(b, n, &req, &used) == 0 &&
+		   req.nheaders == LD_HTTP_MAX_HEADERS, "%d headers are fine",
+		   LD_HTTP_MAX_HEADERS);
+
+		n = (size_t)sprintf(b, "GET /");
+		memset(b + n, 'p', LD_HTTP_MAX_TARGET);
+		n += LD_HTTP_MAX_TARGET;
+		n += (size_t)sprintf(b + n, " HTTP/1.1\r\n\r\n");
+		ret = ld_http_parse(b, n, &req, &used);
+		ok(ret == -E2BIG && req.err_status == 414,
+		   "target over %d bytes: -E2BIG 414 (%d)", LD_HTTP_MAX_TARGET, ret);
+		n = (size_t)sprintf(b, "GET /?");
+		memset(b + n, 'q', LD_HTTP_MAX_TARGET - 2);
+		n += LD_HTTP_MAX_TARGET - 2;
+		n += (size_t)sprintf(b + n, " HTTP/1.1\r\n\r\n");
+		ret = ld_http_parse(b, n, &req, &used);
+		ok(ret == 0 && strlen(req.query) == LD_HTTP_MAX_TARGET - 2 &&
+		   !strcmp(req.path, "/"), "target of exactly %d bytes fits",
+		   LD_HTTP_MAX_TARGET);
+		free(b);
+	}
+	ok(ld_http_parse(NULL, 0, &req, &used) == -EAGAIN,
+	   "empty buffer: -EAGAIN");
+}
+
+static void test_parse_prefixes(void)
+{
+	static const char *const good[] = {
+		"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		("\r\n\r\nPOST /mount?x=1 HTTP/1.0\r\nConnection: keep-alive\r\n"
+		 "Content-Length: 12\r\nExpect: 100-continue\r\n\r\n{\"a\":[1,2]}\n"),
+		"PUT / HTTP/1.1\r\nX:\r\nY:  \t \r\nContent-Length: 1\r\n\r\nz",
+	};
+	static struct ld_http_req req;
+
+	for (size_t i = 0; i < SK_ARRAY_SIZE(good); i++) {
+		size_t len = strlen(good[i]), used = 0, bad_at = SIZE_MAX;
+
+		for (size_t n = 0; n < len && bad_at == SIZE_MAX; n++)
+			if (ld_http_parse(good[i], n, &req, &used) != -EAGAIN)
+				bad_at = n;
+		ok(bad_at == SIZE_MAX, "request %zu: all %zu proper prefixes give -EAGAIN (first miss %zd)",
+		   i, len, bad_at == SIZE_MAX ? (ssize_t)-1 : (ssize_t)bad_at);
+		ok(ld_http_parse(good[i], len, &req, &used) == 0 && used == len,
+		   "request %zu: whole parses", i);
+	}
+}
+
+static void test_parse_response(void)
+{
+	static struct ld_http_reply rep;
+	static const struct {
+		const char *s;
+		int err;
+		const char *what;
+	} bad[] = {
+		{ "HTTP/1.1 200 OK\r\n\r\n", -EPROTO, "no Content-Length" },
+		{ "HTTP/1.1 100 Continue\r\n\r\n", -EPROTO, "1xx" },
+		{ "HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n", -EPROTO, "status 99" },
+		{ "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n", -EPROTO, "status 600" },
+		{ "HTTP/1.1 2x0 X\r\nContent-Length: 0\r\n\r\n", -EPROTO, "non-digit status" },
+		{ "HTTP/1.1 2000 X\r\nContent-Length: 0\r\n\r\n", -EPROTO, "four-digit status" },
+		{ "HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n", -EPROTO, "HTTP/2" },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", -EPROTO, "chunked" },
+		{ "HTTP/1.1 200 OK\nContent-Length: 0\n\n", -EPROTO, "bare LF" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", -EPROTO, "conflicting lengths" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", -EPROTO, "negative length" },
+		{ "HTTP/1.1 200 OK\x01\r\nContent-Length: 0\r\n\r\n", -EPROTO, "control byte in the reason" },
+		{ "HTTP/1.1 200 OK\r\nContent-Length: 16777217\r\n\r\n", -EMSGSIZE, "body over 16 MiB" },
+		{ "garbage\r\n\r\n", -EPROTO, "garbage" },
+	};
+	size_t used, vlen;
+	const char *v;
+	int ret;
+
+	{
+		const char *s = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				"Content-Length: 2\r\n\r\n{}HTTP/1.1 ...";
+
+		ret = ld_http_parse_response(s, strlen(s), &rep, &used);
+		ok(ret == 0 && rep.status == 200 && used == strlen(s) - 12 &&
+		   rep.body_len == 2 && !memcmp(rep.body, "{}", 2) &&
+		   rep.keep_alive, "response: status, body, consumed (%d)", ret);
+		v = ld_http_header_find(rep.headers, rep.nheaders, "content-type", &vlen);
+		ok(v && vlen == 16, "response header lookup");
+		size_t total = used;
+
+		for (size_t n = 0; n < total; n++) {
+			if (ld_http_parse_response(s, n, &rep, &used) != -EAGAIN) {
+				ok(0, "response prefix %zu is not -EAGAIN", n);
+				break;
+			}
+			if (n == total - 1)
+				ok(1, "every proper prefix of a response gives -EAGAIN");
+		}
+	}
+	ret = ld_http_parse_response("HTTP/1.1 204 No Content\r\n\r\n", 27, &rep, &used);
+	ok(ret == 0 && rep.status == 204 && used == 27, "204 needs no Content-Length");
+	{
+		const char *s = "HTTP/1.0 404\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+		ret = ld_http_parse_response(s, strlen(s), &rep, &used);
+	}
+	ok(ret == 0 && rep.status == 404 && !rep.keep_alive,
+	   "status line without a reason, HTTP/1.0 closes (%d)", ret);
+	for (size_t i = 0; i < SK_ARRAY_SIZE(bad); i++) {
+		ret = ld_http_parse_response(bad[i].s, strlen(bad[i].s), &rep, &used);
+		is_int(ret, bad[i].err, "response rejected: %s", bad[i].what);
+	}
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static void test_resp_helpers(void)
+{
+	struct ld_http_resp resp = { 0 };
+	json_t *j = json_pack("{s:i,s:s}", "b", 2, "a", "x");
+	int ret;
+
+	ret = ld_http_resp_json(&resp, 201, j);
+	json_decref(j);
+	ok(ret == 0 && resp.status == 201 &&
+	   !strcmp(resp.content_type, "application/json") &&
+	   resp.body_len == 16 && !memcmp(resp.body, "{\"a\":\"x\",\"b\":2}\n", 16),
+	   "resp_json: compact, sorted keys, newline");
+	ret = ld_http_resp_text(&resp, 200, "up %d\n", 7);
+	ok(ret == 0 && resp.status == 200 && resp.body_len == 5 &&
+	   !memcmp(resp.body, "up 7\n", 5) &&
+	   !strncmp(resp.content_type, "text/plain", 10),
+	   "resp_text replaces the previous body");
+	ret = ld_http_resp_error(&resp, 404, "no image %s", "caf\xc3\xa9 \xff\xc3(\xed\xa0\x80!");
+	ok(ret == 0 && resp.status == 404 && resp.body &&
+	   !strcmp(resp.body, "{\"error\":\"no image caf\xc3\xa9 \?\?(\?\?\?!\"}\n"),
+	   "resp_error: JSON, stray bytes become '?' (%s)", resp.body ? resp.body : "(null)");
+	ret = ld_http_resp_error(&resp, 400, "quote \" and \\ and \n");
+	ok(ret == 0 && !strcmp(resp.body, "{\"error\":\"quote \\\" and \\\\ and \\n\"}\n"),
+	   "resp_error escapes");
+	ret = ld_http_resp_json(&resp, 200, NULL);
+	ok(ret == -EINVAL && resp.status == 500 && !resp.body,
+	   "resp_json(NULL) leaves a bodiless 500");
+	free(resp.body);
+	ok(!strcmp(ld_http_reason(404), "Not Found") &&
+	   !strcmp(ld_http_reason(299), "Unknown"), "reason phrases");
+}
+
+/* ------------------------------------------------------------- server */
+
+struct srv_ctx {
+	atomic_int calls;
+};
+
+static void handler(void *ctx, const struct ld_http_req *req,
+		    struct ld_http_resp *resp)
+{
+	struct srv_ctx *c = ctx;
+
+	atomic_fetch_add(&c->calls, 1);
+	if (!strcmp(req->path, "/hello") &&
+	    (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD"))) {
+		json_t *j = json_pack("{s:s,s:s}", "hello", "world", "query",
+				      req->query);
+
+		if (ld_http_resp_json(resp, 200, j))
+			diag("resp_json failed");
+		json_decref(j);
+	} else if (!strcmp(req->path, "/echo") && !strcmp(req->method, "POST")) {
+		json_error_t err;
+		json_t *in = json_loadb(req->body ? req->body : "", req->body_len,
+					JSON_DECODE_ANY, &err);
+		json_t *out;
+
+		if (!in) {
+			(void)ld_http_resp_error(resp, 400, "bad JSON: %s", err.text);
+			return;
+		}
+		out = json_pack("{s:s,s:o}", "method", req->method, "echo", in);
+		(void)ld_http_resp_json(resp, 200, out);
+		json_decref(out);
+	} else if (!strcmp(req->path, "/slow")) {
+		usleep(300 * 1000);
+		(void)ld_http_resp_text(resp, 200, "slow\n");
+	} else if (!strcmp(req->path, "/slower")) {
+		usleep(1000 * 1000);
+		(void)ld_http_resp_text(resp, 200, "slower\n");
+	} else if (!strcmp(req->path, "/nostatus")) {
+		/* the server must not send status 0 */
+	} else {
+		(void)ld_http_resp_error(resp, 404, "no route %s", req->path);
+	}
+}
+
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* Reads into buf (appending at *len) until it holds a whole response. */
+static int raw_read_reply(int fd, char *buf, size_t cap, size_t *len,
+			  struct ld_http_reply *rep, size_t *used, int timeout_ms)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int ret = ld_http_parse_response(buf, *len, rep, used);
+		ssize_t n;
+
+		if (ret != -EAGAIN)
+			return ret;
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return -ETIMEDOUT;
+		n = recv(fd, buf + *len, cap - *len, 0);
+		if (n <= 0)
+			return n ? -errno : -ECONNRESET;
+		*len += (size_t)n;
+	}
+}
+
+/* 0 if the peer closes within timeout_ms with nothing more to read. */
+static int raw_wait_eof(int fd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char c;
+
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	return recv(fd, &c, 1, 0) <= 0 ? 0 : -EPROTO;
+}
+
+static bool body_has(const struct ld_http_reply *rep, const char *s)
+{
+	return rep->body && memmem(rep->body, rep->body_len, s, strlen(s));
+}
+
+static int raw_send(int fd, const char *s)
+{
+	return sk_write_full(fd, s, strlen(s));
+}
+
+struct load_arg {
+	int id, good;
+};
+
+static void *load_thread(void *p)
+{
+	struct load_arg *a = p;
+
+	for (int i = 0; i < 50; i++) {
+		char body[64], want[128], *resp = NULL;
+		size_t rlen = 0;
+		int status = 0, ret;
+
+		snprintf(body, sizeof(body), "{\"t\":%d,\"i\":%d}", a->id, i);
+		snprintf(want, sizeof(want),
+			 "{\"echo\":{\"i\":%d,\"t\":%d},\"method\":\"POST\"}\n", i,
+			 a->id);
+		ret = ld_http_call(g_sock, "POST", "/echo", body, strlen(body),
+				   5000, &status, &resp, &rlen);
+		if (ret == 0 && status == 200 && rlen == strlen(want) &&
+		    !strcmp(resp, want))
+			a->good++;
+		else
+			diag("thread %d call %d: %d %d %s", a->id, i, ret, status,
+			     resp ? resp : "");
+		free(resp);
+	}
+	return NULL;
+}
+
+static void *slow_call(void *p)
+{
+	int *status = p;
+	char *resp = NULL;
+
+	if (ld_http_call(g_sock, "GET", "/slow", NULL, 0, 5000, status, &resp,
+			 NULL))
+		*status = -1;
+	else if (strcmp(resp, "slow\n"))
+		*status = -2;
+	free(resp);
+	return NULL;
+}
+
+static void *slower_call(void *p)
+{
+	int *status = p;
+
+	if (ld_http_call(g_sock, "GET", "/slower", NULL, 0, 5000, status, NULL,
+			 NULL))
+		*status = -1;
+	return NULL;
+}
+
+static void test_server_basic(void)
+{
+	struct ld_http_server *srv = NULL, *srv2 = NULL;
+	struct srv_ctx ctx = { 0 };
+	struct stat st;
+	char *resp = NULL;
+	size_t rlen = 0;
+	int status = 0, ret;
+
+	ret = ld_http_server_start(&srv, g_sock, handler, &ctx);
+	if (!is_int(ret, 0, "server starts at %s", g_sock))
+		bail_out("no server");
+	ok(lstat(g_sock, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	   (st.st_mode & 07777) == 0600, "socket exists with mode 0600 (%o)",
+	   st.st_mode & 07777);
+	{
+		char tmpname[300];
+
+		snprintf(tmpname, sizeof(tmpname), "%s.tmp%d", g_sock, (int)gettid());
+		ok(access(tmpname, F_OK) < 0 && errno == ENOENT,
+		   "no temporary name left behind");
+	}
+
+	ret = ld_http_call(g_sock, "GET", "/hello?x=1", NULL, 0, 2000, &status,
+			   &resp, &rlen);
+	ok(ret == 0 && status == 200 && resp &&
+	   !strcmp(resp, "{\"hello\":\"world\",\"query\":\"x=1\"}\n") &&
+	   rlen == strlen(resp), "GET round trip (%d %d %s)", ret, status,
+	   resp ? resp : "");
+	free(resp);
+	resp = NULL;
+
+	{
+		const char *body = "{\"name\":\"app\",\"list\":[1,2,3],\"u\":\"\\u00e9\"}";
+
+		ret = ld_http_call(g_sock, "POST", "/echo", body, strlen(body),
+				   2000, &status, &resp, &rlen);
+		ok(ret == 0 && status == 200 && resp &&
+		   !strcmp(resp, "{\"echo\":{\"list\":[1,2,3],\"name\":\"app\",\"u\":\"\xc3\xa9\"},\"method\":\"POST\"}\n"),
+		   "POST JSON echoed (%s)", resp ? resp : "");
+		free(resp);
+		resp = NULL;
+	}
+	ret = ld_http_call(g_sock, "POST", "/echo", "{", 1, 2000, &status, &resp, &rlen);
+	ok(ret == 0 && status == 400 && resp && strstr(resp, "\"error\""),
+	   "handler error comes back as 400 JSON");
+	free(resp);
+	resp = NULL;
+	ret = ld_http_call(g_sock, "GET", "/nope", NULL, 0, 2000, &status, NULL, NULL);
+	ok(ret == 0 && status == 404, "404 without asking for the body");
+	ret = ld_http_call(g_sock, "GET", "/nostatus", NULL, 0, 2000, &status, &resp, &rlen);
+	ok(ret == 0 && status == 500, "a handler that sets no status gives 500");
+	free(resp);
+	resp = NULL;
+	ret = ld_http_call(g_sock, "HEAD", "/hello", NULL, 0, 2000, &status, &resp, &rlen);
+	ok(ret == 0 && status == 200 && rlen == 0, "HEAD: status, no body");
+	free(resp);
+	resp = NULL;
+	{
+		/* a body at the limit goes through; one byte more is 413 */
+		size_t n = LD_HTTP_MAX_BODY;
+		char *big = malloc(n + 1);
+
+		if (!big)
+			bail_out("out of memory");
+		big[0] = '"';
+		memset(big + 1, 'x', n - 2);
+		big[n - 1] = '"';
+		ret = ld_http_call(g_sock, "POST", "/echo", big, n, 5000, &status,
+				   &resp, &rlen);
+		ok(ret == 0 && status == 200 && rlen == n + 26,
+		   "1 MiB body round trip (%d %d %zu)", ret, status, rlen);
+		free(resp);
+		resp = NULL;
+		ret = ld_http_call(g_sock, "POST", "/echo", big, n + 1, 5000,
+				   &status, &resp, &rlen);
+		ok(ret == 0 && status == 413, "1 MiB + 1 body: 413 (%d %d)", ret, status);
+		free(resp);
+		resp = NULL;
+		free(big);
+	}
+	ok(ld_http_call(g_sock, "GET", "no-slash", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
+	   ld_http_call(g_sock, "GET", "/a b", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
+	   ld_http_call(g_sock, "G T", "/", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
+	   ld_http_call(g_sock, "GET", "/\r\nX: y", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL,
+	   "client refuses targets and methods that would break the request");
+
+	/* keep-alive and pipelining over one raw connection */
+	{
+		static char buf[8192];
+		struct ld_http_reply rep;
+		size_t len = 0, used = 0;
+		int fd = raw_connect(g_sock);
+
+		ok(fd >= 0, "raw connect");
+		ret = raw_send(fd, "GET /hello?a HTTP/1.1\r\n\r\n");
+		ret = ret ? ret : raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
+		ok(ret == 0 && rep.status == 200 && rep.keep_alive,
+		   "keep-alive: first response says keep-alive");
+		memmove(buf, buf + used, len - used);
+		len -= used;
+		ret = raw_send(fd, "GET /hello?b HTTP/1.1\r\n\r\n");
+		ret = ret ? ret : raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
+		ok(ret == 0 && rep.status == 200 && rep.body_len > 10 &&
+		   body_has(&rep, "\"b\""), "keep-alive: second request, same connection");
+		memmove(buf, buf + used, len - used);
+		len -= used;
+		ret = raw_send(fd, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]"
+				   "GET /hello?c HTTP/1.1\r\nconnection: CLOSE\r\n\r\n");
+		ret = ret ? ret : raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
+		ok(ret == 0 && rep.status == 200 && rep.body_len &&
+		   body_has(&rep, "\"echo\":[]"), "pipelined: first response");
+		memmove(buf, buf + used, len - used);
+		len -= used;
+		ret = raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
+		ok(ret == 0 && rep.status == 200 && !rep.keep_alive &&
+		   body_has(&rep, "\"c\""), "pipelined: second response, Connection: close");
+		ok(raw_wait_eof(fd, 2000) == 0, "server closes after Connection: close");
+		close(fd);
+	}
+	/* malformed requests get an answer and a hang-up */
+	{
+		static const struct {
+			const char *req;
+			int status;
+		} cases[] = {
+			{ "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400 },
+			{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411 },
+			{ "POST / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", 413 },
+			{ "GET / HTTP/3.0\r\n\r\n", 505 },
+		};
+
+		for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
+			static char buf[4096];
+			struct ld_http_reply rep;
+			size_t len = 0, used;
+			int fd = raw_connect(g_sock);
+
+			ret = fd < 0 ? fd : raw_send(fd, cases[i].req);
+			ret = ret ? ret : raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
+			ok(ret == 0 && rep.status == cases[i].status && !rep.keep_alive &&
+			   rep.body_len && body_has(&rep, "\"error\"") &&
+			   raw_wait_eof(fd, 2000) == 0,
+			   "malformed request %zu: %d, JSON error, closed (%d %d)",
+			   i, cases[i].status, ret, rep.status);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+
+	/* an idle connection does not hold up others */
+	{
+		int idle = raw_connect(g_sock), half = raw_connect(g_sock);
+		double t0;
+
+		ok(idle >= 0 && half >= 0 && raw_send(half, "GET /hel") == 0,
+		   "one idle and one half-sent connection open");
+		t0 = now_s();
+		ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+		ok(ret == 0 && status == 200 && now_s() - t0 < 1.0,
+		   "another client is served at once (%.3f s)", now_s() - t0);
+		close(idle);
+		close(half);
+	}
+
+	/* 8 threads x 50 requests */
+	{
+		struct load_arg args[8];
+		pthread_t th[8];
+		int good = 0, before = atomic_load(&ctx.calls);
+
+		for (int i = 0; i < 8; i++) {
+			args[i] = (struct load_arg){ .id = i };
+			if (pthread_create(&th[i], NULL, load_thread, &args[i]))
+				bail_out("pthread_create");
+		}
+		for (int i = 0; i < 8; i++) {
+			pthread_join(th[i], NULL);
+			good += args[i].good;
+		}
+		is_int(good, 400, "8 concurrent clients x 50 requests all answered right");
+		is_int(atomic_load(&ctx.calls) - before, 400, "handler called 400 times");
+	}
+
+	/* only root or our own uid */
+	if (geteuid() == 0) {
+		pid_t pid;
+		int ws = 0;
+
+		if (chmod(g_tmp, 0755) < 0 || chmod(g_sock, 0666) < 0)
+			bail_out("chmod: %s", strerror(errno));
+		pid = fork();
+		if (pid == 0) {
+			int st2 = 0;
+			char *r = NULL;
+
+			if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+				_exit(3);
+			ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &st2, &r, NULL);
+			_exit(ret == 0 && st2 == 403 && r && strstr(r, "root") ? 0 : 1);
+		}
+		waitpid(pid, &ws, 0);
+		ok(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+		   "another uid gets 403 (child exit %d)", WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+		if (chmod(g_sock, 0600) < 0 || chmod(g_tmp, 0700) < 0)
+			bail_out("chmod: %s", strerror(errno));
+		pid = fork();
+		if (pid == 0) {
+			int st2 = 0;
+
+			if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+				_exit(3);
+			ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &st2, NULL, NULL);
+			_exit(ret == -EACCES ? 0 : 1);
+		}
+		waitpid(pid, &ws, 0);
+		ok(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+		   "with mode 0600 another uid cannot even connect: -EACCES");
+	} else {
+		skip(2, "peer credential checks need root to switch uid");
+	}
+
+	/* a second server on a live socket, on a non-socket */
+	ret = ld_http_server_start(&srv2, g_sock, handler, &ctx);
+	ok(ret == -EADDRINUSE && !srv2, "second server on a live socket: -EADDRINUSE");
+	{
+		char file[300];
+		int fd;
+
+		snprintf(file, sizeof(file), "%s/plain", g_tmp);
+		fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+		ret = ld_http_server_start(&srv2, file, handler, &ctx);
+		ok(ret == -EEXIST && access(file, F_OK) == 0,
+		   "a regular file at the path is left alone: -EEXIST");
+		unlink(file);
+	}
+	{
+		char longp[200];
+
+		memset(longp, 'l', sizeof(longp) - 1);
+		longp[0] = '/';
+		longp[sizeof(longp) - 1] = '\0';
+		ok(ld_http_server_start(&srv2, longp, handler, &ctx) == -ENAMETOOLONG &&
+		   ld_http_call(longp, "GET", "/", NULL, 0, 100, &status, NULL, NULL) == -ENAMETOOLONG,
+		   "path too long for sockaddr_un: -ENAMETOOLONG");
+	}
+
+	/* stop waits for a running handler, then removes the socket */
+	{
+		pthread_t th;
+		int slow_status = 0;
+
+		if (pthread_create(&th, NULL, slow_call, &slow_status))
+			bail_out("pthread_create");
+		usleep(100 * 1000);
+		ld_http_server_stop(srv);
+		pthread_join(th, NULL);
+		is_int(slow_status, 200, "a request in flight during stop is answered");
+	}
+	ok(lstat(g_sock, &st) < 0 && errno == ENOENT, "stop unlinks the socket");
+	ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
+	ok(ret == -ENOENT || ret == -ECONNREFUSED,
+	   "client without a daemon: -ENOENT or -ECONNREFUSED (%d)", ret);
+}
+
+/* A stale socket (a crashed daemon) refuses clients and is replaced. */
+static void test_stale_and_timeouts(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct ld_http_server *srv = NULL;
+	struct srv_ctx ctx = { 0 };
+	int fd, ret, status = 0;
+	double t0;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", g_sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		bail_out("bind: %s", strerror(errno));
+	close(fd);	/* the file stays, nobody listens */
+	ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
+	is_int(ret, -ECONNREFUSED, "client on a stale socket: -ECONNREFUSED");
+	ret = ld_http_server_start(&srv, g_sock, handler, &ctx);
+	ok(ret == 0 &&
+	   ld_http_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL) == 0 &&
+	   status == 200, "server replaces a stale socket and serves");
+	ld_http_server_stop(srv);
+	srv = NULL;
+
+	/* a listener that never answers: the client gives up in time */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(fd, 4) < 0)
+		bail_out("listen: %s", strerror(errno));
+	t0 = now_s();
+	ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 200, &status, NULL, NULL);
+	ok(ret == -ETIMEDOUT && now_s() - t0 < 1.0,
+	   "silent server: -ETIMEDOUT after 200 ms (%d, %.3f s)", ret, now_s() - t0);
+	{
+		/* and one that answers garbage; the timed-out connection is
+		 * still in the backlog: take it out first */
+		static const char garbage[] =
+			"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n";
+		int c = accept(fd, NULL, NULL);
+		pid_t pid;
+
+		if (c >= 0)
+			close(c);
+		pid = fork();
+		if (pid == 0) {
+			c = accept(fd, NULL, NULL);
+			if (c < 0 || sk_write_full(c, garbage, sizeof(garbage) - 1))
+				_exit(1);
+			usleep(200 * 1000);
+			_exit(0);
+		}
+		ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+		is_int(ret, -EPROTO, "malformed response: -EPROTO");
+		waitpid(pid, NULL, 0);
+	}
+	close(fd);
+	unlink(g_sock);
+
+	/* short idle timeout and a single connection slot */
+	{
+		struct ld_http_server_opts opts = { .idle_timeout_ms = 300, .max_conns = 1 };
+		static char buf[4096];
+		struct ld_http_reply rep;
+		size_t len = 0, used;
+		int idle;
+
+		ret = ld_http_server_start_opts(&srv, g_sock, handler, &ctx, &opts);
+		is_int(ret, 0, "server with a 300 ms idle timeout and 1 slot");
+		idle = raw_connect(g_sock);
+		usleep(50 * 1000);
+		t0 = now_s();
+		ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+		ok(ret == 0 && status == 200 && now_s() - t0 > 0.15 && now_s() - t0 < 1.0,
+		   "with the only slot idle, the next client waits for the idle timeout, then is served (%d %d %.3f s)",
+		   ret, status, now_s() - t0);
+		ok(raw_wait_eof(idle, 100) == 0, "the idle connection was closed");
+		close(idle);
+		usleep(50 * 1000);
+		idle = raw_connect(g_sock);
+		ret = idle < 0 ? idle : raw_send(idle, "GET /hello HTTP/1.1\r\nHo");
+		ret = ret ? ret : raw_read_reply(idle, buf, sizeof(buf), &len, &rep, &used, 3000);
+		ok(ret == 0 && rep.status == 408 && raw_wait_eof(idle, 1000) == 0,
+		   "a half-sent request gets 408 and a hang-up (%d %d)", ret, rep.status);
+		if (idle >= 0)
+			close(idle);
+		usleep(50 * 1000);
+		ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+		ok(ret == 0 && status == 200, "the slot is free again afterwards");
+		{
+			pthread_t th;
+			int slower_status = 0;
+
+			if (pthread_create(&th, NULL, slower_call, &slower_status))
+				bail_out("pthread_create");
+			usleep(100 * 1000);
+			t0 = now_s();
+			ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+			ok(ret == 0 && status == 503 && now_s() - t0 < 0.9,
+			   "with the only slot busy past the timeout: 503 (%d %d %.3f s)",
+			   ret, status, now_s() - t0);
+			pthread_join(th, NULL);
+			is_int(slower_status, 200, "the busy request completes");
+		}
+		ld_http_server_stop(srv);
+	}
+}
+
+int main(void)
+{
+	/* SIGPIPE stays fatal: the library must never raise it */
+	if (!mkdtemp(g_tmp))
+		bail_out("mkdtemp: %s", strerror(errno));
+	snprintf(g_sock, sizeof(g_sock), "%s/skiffd.sock", g_tmp);
+
+	test_parse_good();
+	test_parse_bad();
+	test_parse_prefixes();
+	test_parse_response();
+	test_resp_helpers();
+	test_server_basic();
+	test_stale_and_timeouts();
+
+	unlink(g_sock);
+	if (rmdir(g_tmp) < 0)
+		diag("rmdir %s: %s", g_tmp, strerror(errno));
+	return done_testing();
+}
