@@ -335,16 +335,21 @@ int cmd_status(int argc, char **argv)
 			       json_string_value(json_object_get(im, "mountpoint")) : "(nowhere)",
 		       json_integer_value(json_object_get(c, "reads")),
 		       json_integer_value(json_object_get(c, "fetched_chunks")), fb,
-		       json_integer_value(json_object_get(c, "errors")));
+		       json_integer_value(json_object_get(c, "error_total")));
 		json_array_foreach(json_object_get(im, "blobs"), k, b) {
 			double size = (double)json_integer_value(json_object_get(b, "size"));
-			double ready = (double)json_integer_value(json_object_get(b, "ready_bytes"));
+			json_t *rb = json_object_get(b, "ready_bytes");
 			char sz[32];
 
 			sk_human_size((uint64_t)size, sz, sizeof(sz));
-			printf("  blob %.16s…  %s, cached %.1f%%%s\n",
+			if (!rb) {	/* cachefiles: the kernel owns the cache file */
+				printf("  blob %.16s...  %s, cached in the kernel's cache\n",
+				       json_string_value(json_object_get(b, "id")), sz);
+				continue;
+			}
+			printf("  blob %.16s...  %s, cached %.1f%%%s\n",
 			       json_string_value(json_object_get(b, "id")), sz,
-			       size > 0 ? 100.0 * ready / size : 100.0,
+			       size > 0 ? 100.0 * (double)json_integer_value(rb) / size : 100.0,
 			       json_is_true(json_object_get(b, "watched")) ? "" : " (complete)");
 		}
 	}

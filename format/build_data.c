@@ -143,6 +143,8 @@ static int blob_append(struct data_ctx *c, const void *buf, size_t len)
 	return 0;
 }
 
+static int commit_data(struct data_ctx *c, struct slot *s);
+
 static void file_put(struct src_file *f)
 {
 	if (--f->pending == 0 && f->queued_all) {
@@ -154,10 +156,6 @@ static void file_put(struct src_file *f)
 static int commit(struct data_ctx *c, struct slot *s)
 {
 	struct erofs_inode_chunk_index *ci = &s->node->chunks[s->idx];
-	struct fmt_build_stats *st = c->t->stats;
-	struct fmt_chunk *ch;
-	uint64_t *slotp;
-	int ret;
 
 	s->busy = false;
 	file_put(s->f);
@@ -170,9 +168,21 @@ static int commit(struct data_ctx *c, struct slot *s)
 	c->t->stats->read_bytes += s->len;
 	if (s->zero) {
 		ci->blkaddr = htole32(EROFS_NULL_ADDR);
-		st->chunks_hole++;
+		c->t->stats->chunks_hole++;
 		return 0;
 	}
+	return commit_data(c, s);
+}
+
+/* Deduplicates a hashed (and maybe compressed) chunk and maps it. */
+static int commit_data(struct data_ctx *c, struct slot *s)
+{
+	struct erofs_inode_chunk_index *ci = &s->node->chunks[s->idx];
+	struct fmt_build_stats *st = c->t->stats;
+	struct fmt_chunk *ch;
+	uint64_t *slotp;
+	int ret;
+
 	st->chunks++;
 	ret = dedup_grow(c);
 	if (ret)
@@ -294,6 +304,68 @@ static int process_file(struct data_ctx *c, struct sk_pool *pool,
 	return ret;
 }
 
+/*
+ * Linux's fscache read path (6.1 at least) zero-fills the rest of a
+ * readahead window when it meets an unmapped chunk, wiping mapped data
+ * that follows in the same window. So a hole is left unmapped only when
+ * no data follows it in its file; the other holes share one all-zero
+ * chunk, stored once (a few bytes compressed), appended after all files
+ * so the blob stays reproducible.
+ */
+static int map_inner_holes(struct data_ctx *c, struct sk_pool *pool,
+			   struct slot *s)
+{
+	uint64_t csize = 1ull << c->o->chunk_bits;
+	struct bld_node *zero_owner = NULL;
+	uint32_t zero_blk = 0;
+	int ret;
+
+	for (struct bld_node *n = c->t->head; n; n = n->next) {
+		uint64_t last = n->nchunks;
+
+		if ((n->mode & S_IFMT) != S_IFREG || !n->nchunks)
+			continue;
+		while (last > 0 &&
+		       le32toh(n->chunks[last - 1].blkaddr) == EROFS_NULL_ADDR)
+			last--;
+		for (uint64_t i = 0; i + 1 < last; i++) {
+			if (le32toh(n->chunks[i].blkaddr) != EROFS_NULL_ADDR)
+				continue;
+			if (!zero_owner) {
+				/* run the zero chunk through the normal path,
+				 * reading it from memory instead of a file */
+				memset(s->buf, 0, csize);
+				s->node = n;
+				s->idx = i;
+				s->len = (uint32_t)csize;
+				s->zero = false;
+				s->clen = 0;
+				sk_sha256(s->buf, csize, s->digest);
+				if (c->o->compress == SKIFF_COMP_ZSTD) {
+					size_t z = ZSTD_compressCCtx(s->cctx, s->cbuf, s->ccap,
+								     s->buf, csize, s->level);
+
+					if (!ZSTD_isError(z) && z < csize)
+						s->clen = z;
+				}
+				ret = commit_data(c, s);
+				if (ret)
+					return ret;
+				zero_owner = n;
+				zero_blk = le32toh(n->chunks[i].blkaddr);
+				c->t->stats->chunks_hole--;
+				continue;
+			}
+			n->chunks[i].device_id = htole16(1);
+			n->chunks[i].blkaddr = htole32(zero_blk);
+			c->t->stats->chunks_hole--;
+			c->t->stats->chunks++;
+		}
+	}
+	(void)pool;
+	return 0;
+}
+
 static int finish_blob(struct data_ctx *c, struct bld_blob *b)
 {
 	struct fmt_blob_table t = { 0 };
@@ -394,6 +466,8 @@ int bld_data(struct bld_tree *t, const struct fmt_build_opts *o, int blob_fd,
 			ret = commit(&c, s);
 		s->busy = false;
 	}
+	if (!ret)
+		ret = map_inner_holes(&c, pool, &slots[0]);
 	if (!ret && c.nchunks)
 		ret = finish_blob(&c, blob);
 	if (!ret)

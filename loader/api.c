@@ -41,7 +41,10 @@ static void reply(struct ld_http_resp *resp, int status, json_t *j)
 
 static json_t *counters_json(struct ld_counters *c)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+	uint64_t errs = LOAD(c->err_fetch) + LOAD(c->err_verify) + LOAD(c->err_write);
+
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+			 "error_total", (json_int_t)errs,
 			 "reads", (json_int_t)LOAD(c->fills),
 			 "read_bytes", (json_int_t)LOAD(c->fill_bytes),
 			 "waits", (json_int_t)LOAD(c->waits),
@@ -57,40 +60,39 @@ static json_t *counters_json(struct ld_counters *c)
 static json_t *image_json(struct ld_image *im)
 {
 	json_t *blobs = json_array();
-	uint64_t fetched = 0, fetched_chunks = 0, reads = 0, errors = 0;
+	struct ld_counters sum = { 0 };
 
 	for (unsigned int i = 0; i < im->nblobs; i++) {
 		struct ld_blob_file *f = im->blobs[i];
-		struct ld_counters *c = &f->cache.cnt;
+		const struct fmt_blob_ref *r = &im->refs[i];
+		json_t *b = json_pack("{s:s, s:I, s:I, s:I}", "id", r->hex,
+				      "size", (json_int_t)r->usize,
+				      "stored_size", (json_int_t)r->stored_size,
+				      "chunks", (json_int_t)r->chunk_count);
 		uint64_t ready_chunks;
 
-		pthread_mutex_lock(&f->cache.lock);
-		ready_chunks = f->cache.ready;
-		pthread_mutex_unlock(&f->cache.lock);
-		fetched += LOAD(c->fetch_bytes);
-		fetched_chunks += LOAD(c->fetch_chunks);
-		reads += LOAD(c->fills);
-		errors += LOAD(c->err_fetch) + LOAD(c->err_verify) + LOAD(c->err_write);
-		json_array_append_new(blobs, json_pack(
-			"{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:o}",
-			"id", f->cache.hex, "cache_file", f->path,
-			"size", (json_int_t)f->cache.table.usize,
-			"stored_size", (json_int_t)f->cache.table.stored_size,
-			"ready_bytes", (json_int_t)ld_cache_ready_bytes(&f->cache),
-			"chunks", (json_int_t)f->cache.table.count,
-			"ready_chunks", (json_int_t)ready_chunks,
-			"watched", f->marked,
-			"counters", counters_json(c)));
+		if (f) {
+			/* fanotify: skiffd's own cache file, shared */
+			pthread_mutex_lock(&f->cache.lock);
+			ready_chunks = f->cache.ready;
+			pthread_mutex_unlock(&f->cache.lock);
+			json_object_set_new(b, "cache_file", json_string(f->path));
+			json_object_set_new(b, "ready_bytes",
+					    json_integer((json_int_t)ld_cache_ready_bytes(&f->cache)));
+			json_object_set_new(b, "ready_chunks", json_integer((json_int_t)ready_chunks));
+			json_object_set_new(b, "watched", json_boolean(f->marked));
+			json_object_set_new(b, "counters", counters_json(f->cache.cnt));
+			ld_counters_add(&sum, f->cache.cnt);
+		}
+		json_array_append_new(blobs, b);
 	}
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:{s:I, s:I, s:I, s:I}}",
+	if (!im->blobs || im->nblobs == 0 || !im->blobs[0])
+		ld_counters_add(&sum, &im->icnt->c);	/* cachefiles: per image */
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}",
 			 "id", im->id, "ref", im->ref, "mountpoint", im->mountpoint,
 			 "manifest", im->manifest, "bootstrap", im->bootstrap_path,
 			 "bootstrap_size", (json_int_t)im->bootstrap_size,
-			 "blobs", blobs,
-			 "counters", "reads", (json_int_t)reads,
-			 "fetched_chunks", (json_int_t)fetched_chunks,
-			 "fetched_bytes", (json_int_t)fetched,
-			 "errors", (json_int_t)errors);
+			 "blobs", blobs, "counters", counters_json(&sum));
 }
 
 static void get_images(struct ld_daemon *d, struct ld_http_resp *resp)
@@ -210,7 +212,10 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 
 		for (struct ld_blob_file *f = d->files; f; f = f->next)
 			total += atomic_load((_Atomic uint64_t *)
-					     ((char *)&f->cache.cnt + cs[k].off));
+					     ((char *)f->cache.cnt + cs[k].off));
+		for (struct ld_image *im = d->images; im; im = im->next)
+			total += atomic_load((_Atomic uint64_t *)
+					     ((char *)&im->icnt->c + cs[k].off));
 		metric(&buf, &len, &cap, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
 		       cs[k].name, cs[k].help, cs[k].name, cs[k].name,
 		       (unsigned long long)total);
@@ -223,7 +228,7 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 			metric(&buf, &len, &cap, "skiff_blob_%s{blob=\"%s\"} %llu\n",
 			       cs[k].name + 6, f->cache.hex,
 			       (unsigned long long)atomic_load((_Atomic uint64_t *)
-					((char *)&f->cache.cnt + cs[k].off)));
+					((char *)f->cache.cnt + cs[k].off)));
 	}
 	metric(&buf, &len, &cap, "# HELP skiff_cache_ready_bytes Bytes of each cache file that hold verified data\n# TYPE skiff_cache_ready_bytes gauge\n");
 	for (struct ld_blob_file *f = d->files; f; f = f->next)

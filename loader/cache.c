@@ -19,6 +19,7 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 	memset(c, 0, sizeof(*c));
 	memcpy(c->hex, ref->hex, sizeof(c->hex));
 	c->src = src;
+	c->cnt = &c->own;
 	c->merge_limit = merge_limit ? merge_limit : (4u << 20);
 	c->table.stored_size = ref->stored_size;
 	c->table.usize = ref->usize;
@@ -139,17 +140,17 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	if (!sbuf)
 		return -ENOMEM;
 	ret = be_source_read(c->src, c->hex, a->soff, sbuf, slen);
-	atomic_fetch_add(&c->cnt.fetches, 1);
+	atomic_fetch_add(&c->cnt->fetches, 1);
 	if (ret) {
-		atomic_fetch_add(&c->cnt.err_fetch, 1);
+		atomic_fetch_add(&c->cnt->err_fetch, 1);
 		sk_err_set(e, "blob %s: fetching %llu bytes at %llu from %s: %s",
 			   c->hex, (unsigned long long)slen,
 			   (unsigned long long)a->soff, c->src->desc,
 			   strerror(-ret));
 		goto out;
 	}
-	atomic_fetch_add(&c->cnt.fetch_bytes, slen);
-	atomic_fetch_add(&c->cnt.fetch_chunks, r->n);
+	atomic_fetch_add(&c->cnt->fetch_bytes, slen);
+	atomic_fetch_add(&c->cnt->fetch_chunks, r->n);
 	/* page-aligned buffer: the cachefiles anon fd writes with O_DIRECT */
 	if (posix_memalign((void **)&ubuf, EROFS_BLKSIZ, FMT_CHUNK_MAX)) {
 		ret = -ENOMEM;
@@ -165,7 +166,7 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 
 			memcpy(m, e->msg, sizeof(m));
 			sk_err_set(e, "blob %s from %s: %s", c->hex, c->src->desc, m);
-			atomic_fetch_add(&c->cnt.err_verify, 1);
+			atomic_fetch_add(&c->cnt->err_verify, 1);
 			goto out;
 		}
 		memset(ubuf + ch->usize, 0, alen - ch->usize);
@@ -177,13 +178,13 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 			usleep(1000);
 		}
 		if (ret) {
-			atomic_fetch_add(&c->cnt.err_write, 1);
+			atomic_fetch_add(&c->cnt->err_write, 1);
 			sk_err_set(e, "blob %s: writing cache file at %llu: %s",
 				   c->hex, (unsigned long long)ch->uoff,
 				   strerror(-ret));
 			goto out;
 		}
-		atomic_fetch_add(&c->cnt.write_bytes, alen);
+		atomic_fetch_add(&c->cnt->write_bytes, alen);
 		pthread_mutex_lock(&c->lock);
 		c->state[i] = LD_READY;
 		c->ready++;
@@ -205,8 +206,8 @@ int ld_cache_fill(struct ld_cache *c, int wfd, uint64_t off, uint64_t len,
 	int ret = 0, attempts = 0;
 	bool waited = false;
 
-	atomic_fetch_add(&c->cnt.fills, 1);
-	atomic_fetch_add(&c->cnt.fill_bytes, len);
+	atomic_fetch_add(&c->cnt->fills, 1);
+	atomic_fetch_add(&c->cnt->fill_bytes, len);
 	if (len == 0 || off >= c->table.usize)
 		return 0;
 	end = off + SK_MIN(len, c->table.usize - off);
@@ -291,7 +292,7 @@ again:
 		}
 		if (!waited) {
 			waited = true;
-			atomic_fetch_add(&c->cnt.waits, 1);
+			atomic_fetch_add(&c->cnt->waits, 1);
 		}
 		pthread_cond_wait(&c->cond, &c->lock);
 	}

@@ -47,7 +47,10 @@ struct ld_cache {
 	pthread_cond_t cond;		/* a fetch finished */
 	struct be_source *src;		/* borrowed */
 	uint32_t merge_limit;
-	struct ld_counters cnt;
+	/* where this cache counts: its own, or one shared (cachefiles
+	 * objects count per image) */
+	struct ld_counters *cnt;
+	struct ld_counters own;
 };
 
 /* Fetches blob `ref`'s chunk table with one read and verifies it against

@@ -33,6 +33,7 @@ struct cf_object {
 	int kind;
 	unsigned int refs;	/* the object list + each running job */
 	struct ld_image *im;	/* borrowed: unregistered only after umount */
+	struct ld_img_counters *icnt;	/* a reference: counts per image */
 	struct ld_cache cache;	/* blobs */
 	struct cf_object *next;
 };
@@ -116,10 +117,9 @@ static void obj_put(struct cf_fe *fe, struct cf_object *o)
 	pthread_mutex_unlock(&fe->lock);
 	if (!last)
 		return;
-	if (o->kind == CF_BLOB) {
-		ld_counters_add(&fe->d->retired, &o->cache.cnt);
+	if (o->kind == CF_BLOB)
 		ld_cache_close(&o->cache);
-	}
+	ld_img_counters_put(fe->d, o->icnt);
 	close(o->fd);
 	free(o);
 }
@@ -226,6 +226,9 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 			ld_log(d, LD_LOG_ERROR, "cachefiles: OPEN of blob %s: %s",
 			       ref.hex, e.msg);
 		} else {
+			o->cache.cnt = &im->icnt->c;
+			o->icnt = im->icnt;
+			atomic_fetch_add(&o->icnt->refs, 1);
 			/* what the kernel's cache file already holds */
 			ld_cache_scan(&o->cache, o->fd);
 			size = (long long)ref.usize;

@@ -144,6 +144,14 @@ struct ld_image *ld_image_find(struct ld_daemon *d, const char *id)
 	return NULL;
 }
 
+void ld_img_counters_put(struct ld_daemon *d, struct ld_img_counters *ic)
+{
+	if (ic && atomic_fetch_sub(&ic->refs, 1) == 1) {
+		ld_counters_add(&d->retired, &ic->c);
+		free(ic);
+	}
+}
+
 struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino)
 {
 	struct ld_blob_file *found = NULL;
@@ -204,7 +212,7 @@ static void file_put(struct ld_daemon *d, struct ld_blob_file *f)
 			*pp = f->next;
 			break;
 		}
-	ld_counters_add(&d->retired, &f->cache.cnt);
+	ld_counters_add(&d->retired, f->cache.cnt);
 	ld_cache_close(&f->cache);
 	close(f->fd);
 	free(f);
@@ -409,10 +417,12 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 	im->src = src;
 	im->blobs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->blobs));
 	im->refs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->refs));
-	if (!im->blobs || !im->refs) {
+	im->icnt = calloc(1, sizeof(*im->icnt));
+	if (!im->blobs || !im->refs || !im->icnt) {
 		ret = -ENOMEM;
 		goto out;
 	}
+	im->icnt->refs = 1;
 	for (unsigned int i = 0; i < bs.nblobs; i++) {
 		if (strcmp(bi.blobs[i].hex, bs.blobs[i].hex)) {
 			sk_err_set(e, "%s: blob %u: manifest and bootstrap disagree", ref, i);
@@ -440,6 +450,7 @@ out:
 		for (unsigned int i = 0; im->blobs && i < im->nblobs; i++)
 			if (im->blobs[i])
 				file_put(d, im->blobs[i]);
+		free(im->icnt);
 		free(im->blobs);
 		free(im->refs);
 		free(im->bs_buf);
@@ -476,6 +487,7 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 		if (im->blobs[i])
 			file_put(d, im->blobs[i]);
 	pthread_mutex_unlock(&d->lock);
+	ld_img_counters_put(d, im->icnt);
 	free(im->blobs);
 	free(im->refs);
 	free(im->bs_buf);

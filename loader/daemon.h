@@ -49,6 +49,13 @@ struct ld_blob_file {
 	struct ld_blob_file *next;
 };
 
+/* Counters of an image's cachefiles objects; outlives the image while
+ * objects still count into it. */
+struct ld_img_counters {
+	struct ld_counters c;
+	_Atomic unsigned int refs;
+};
+
 struct ld_image {
 	char id[128];		/* fsid: name under which it is registered */
 	char ref[PATH_MAX];	/* IMAGE as given: DIR[:TAG] */
@@ -62,6 +69,7 @@ struct ld_image {
 	struct be_source *src;		/* borrowed from the daemon */
 	/* fanotify mode only: the shared cache files, device-table order */
 	struct ld_blob_file **blobs;
+	struct ld_img_counters *icnt;	/* cachefiles mode counters */
 	struct ld_image *next;
 };
 
@@ -98,6 +106,7 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 int ld_image_unregister(struct ld_daemon *d, const char *id,
 			struct sk_err *e);
 struct ld_image *ld_image_find(struct ld_daemon *d, const char *id);
+void ld_img_counters_put(struct ld_daemon *d, struct ld_img_counters *ic);
 /* Writes the registered images to work_dir/images.json. */
 int ld_state_save(struct ld_daemon *d);
 int ld_state_restore(struct ld_daemon *d);

@@ -158,15 +158,15 @@ manifest_of() {
 SKIFFD=${SKIFFD:-$ROOT/build/skiffd}
 SKIFFD_PID=
 
-# start_skiffd [ARGS...]: runs skiffd with its cache, state and socket in
-# $T and returns once it says it is ready (--ready-fd), or fails when it
+# start_skiffd [ARGS...]: runs skiffd with its cache (or
+# $SKIFF_TEST_CACHE), state and socket in $T and returns once it says it is ready (--ready-fd), or fails when it
 # exits first. Its log is $T/skiffd.log.
 start_skiffd() {
 	local line
 	rm -f "$T/ready"
 	mkfifo "$T/ready"
 	export SKIFF_SOCKET=$T/skiffd.sock
-	"$SKIFFD" --cache-dir "$T/cache" --work-dir "$T/work" --socket "$SKIFF_SOCKET" \
+	"$SKIFFD" --cache-dir "${SKIFF_TEST_CACHE:-$T/cache}" --work-dir "$T/work" --socket "$SKIFF_SOCKET" \
 		--ready-fd 3 "$@" 3>"$T/ready" >>"$T/skiffd.log" 2>&1 &
 	SKIFFD_PID=$!
 	# the read ends with READY, or with EOF when skiffd dies first
