@@ -18,12 +18,14 @@
 #define API_TIMEOUT_MS 60000
 
 static const char mount_usage[] =
-"usage: skiff mount [--id ID] [--socket PATH] IMAGE MNT\n"
+"usage: skiff mount [--id ID] [--domain D] [--socket PATH] IMAGE MNT\n"
 "\n"
 "Registers IMAGE (an OCI layout DIR[:TAG]) with skiffd and mounts it at\n"
 "MNT. File data is fetched when first read.\n"
 "\n"
 "  --id ID        name to register the image under (default from its digest)\n"
+"  --domain D     cachefiles domain: images mounted in one domain share the\n"
+"                cache files of the blobs they have in common\n"
 "  --socket PATH  skiffd's control socket (default $SKIFF_SOCKET or " DEFAULT_SOCKET ")\n";
 
 static const char umount_usage[] =
@@ -82,11 +84,13 @@ static int api(const char *sock, const char *method, const char *path,
 }
 
 static int parse_common(int argc, char **argv, const char *usage,
-			const char **sock, const char **id, int *json)
+			const char **sock, const char **id, const char **domain,
+			int *json)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "id", required_argument, NULL, 'i' },
+		{ "domain", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -101,6 +105,11 @@ static int parse_common(int argc, char **argv, const char *usage,
 			if (!id)
 				goto bad;
 			*id = optarg;
+			break;
+		case 'd':
+			if (!domain)
+				goto bad;
+			*domain = optarg;
 			break;
 		case 'J':
 			if (!json)
@@ -137,13 +146,13 @@ static int absolute_ref(const char *ref, char *out, size_t outlen)
 
 int cmd_mount(int argc, char **argv)
 {
-	const char *sock, *id = NULL;
+	const char *sock, *id = NULL, *domain = NULL;
 	char ref[PATH_MAX + 300], mnt[PATH_MAX], *opts = NULL;
 	json_t *body, *r = NULL, *devs;
 	size_t olen = 0;
 	int ret;
 
-	ret = parse_common(argc, argv, mount_usage, &sock, &id, NULL);
+	ret = parse_common(argc, argv, mount_usage, &sock, &id, &domain, NULL);
 	if (ret)
 		return ret;
 	if (argc - optind != 2) {
@@ -162,6 +171,8 @@ int cmd_mount(int argc, char **argv)
 	body = json_pack("{s:s, s:s}", "ref", ref, "mountpoint", mnt);
 	if (id)
 		json_object_set_new(body, "id", json_string(id));
+	if (domain)
+		json_object_set_new(body, "domain", json_string(domain));
 	ret = api(sock, "POST", "/v1/images", body, &r);
 	json_decref(body);
 	if (ret)
@@ -183,7 +194,10 @@ int cmd_mount(int argc, char **argv)
 		/* fscache mode: the kernel asks skiffd for everything by fsid */
 		char o[300];
 
-		snprintf(o, sizeof(o), "fsid=%s", rid);
+		const char *dom = json_string_value(json_object_get(r, "domain"));
+
+		snprintf(o, sizeof(o), "fsid=%s%s%s", rid, dom && *dom ? ",domain_id=" : "",
+			 dom && *dom ? dom : "");
 		if (mount("none", mnt, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, o) < 0) {
 			ret = -errno;
 			cli_err("mounting %s at %s (fsid %s): %s%s", argv[optind], mnt, rid,
@@ -262,7 +276,7 @@ int cmd_umount(int argc, char **argv)
 	const char *sock;
 	char mnt[PATH_MAX], id[200], path[300];
 	json_t *r;
-	int ret = parse_common(argc, argv, umount_usage, &sock, NULL, NULL);
+	int ret = parse_common(argc, argv, umount_usage, &sock, NULL, NULL, NULL);
 
 	if (ret)
 		return ret;
@@ -297,7 +311,7 @@ int cmd_status(int argc, char **argv)
 {
 	const char *sock;
 	json_t *st = NULL, *ims = NULL, *im, *b;
-	int json = 0, ret = parse_common(argc, argv, status_usage, &sock, NULL, &json);
+	int json = 0, ret = parse_common(argc, argv, status_usage, &sock, NULL, NULL, &json);
 	size_t i, k;
 
 	if (ret)

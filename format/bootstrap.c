@@ -83,8 +83,11 @@ static int parse_blob_table(struct fmt_bs *bs, const struct erofs_super_block *s
 		    b->usize / EROFS_BLKSIZ != le32toh(ds.blocks) ||
 		    le32toh(ds.mapped_blkaddr))
 			return CORRUPT(bs, "device slot %u size mismatch", i);
+		/* the table ends where the footer starts: an offset inside
+		 * the footer would make the size below wrap around */
 		if (b->stored_size < sizeof(struct skiff_blob_footer) ||
-		    b->table_off > b->stored_size ||
+		    b->table_off > b->stored_size -
+				   sizeof(struct skiff_blob_footer) ||
 		    b->table_size != b->stored_size - b->table_off -
 					     sizeof(struct skiff_blob_footer) ||
 		    b->table_size / sizeof(struct skiff_chunk_rec) !=

@@ -11,6 +11,7 @@ struct walk {
 	fmt_walk_fn cb;
 	void *ctx;
 	uint8_t *seen;		/* directory nids visited, one bit each */
+	uint64_t dir_bytes;	/* directory data walked so far */
 	char path[FMT_WALK_PATH_MAX];
 };
 
@@ -105,6 +106,14 @@ static int walk_dir(struct walk *w, const struct fmt_inode *dir,
 	if (depth > 4096) {
 		sk_err_set(&w->bs->err, "directory tree too deep");
 		return -ELOOP;
+	}
+	/* Directories of a real image never share blocks, so together they
+	 * are smaller than the image; crafted ones pointing at the same
+	 * blocks would make the walk quadratic. */
+	w->dir_bytes += dir->size;
+	if (w->dir_bytes > w->bs->size) {
+		sk_err_set(&w->bs->err, "directories hold more bytes than the image: shared directory blocks");
+		return -EFSCORRUPTED;
 	}
 	ret = fmt_bs_readdir(w->bs, dir, collect, &e);
 	if (!ret && (!e.has_dot || !e.has_dotdot)) {

@@ -88,8 +88,9 @@ static json_t *image_json(struct ld_image *im)
 	}
 	if (!im->blobs || im->nblobs == 0 || !im->blobs[0])
 		ld_counters_add(&sum, &im->icnt->c);	/* cachefiles: per image */
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}",
-			 "id", im->id, "ref", im->ref, "mountpoint", im->mountpoint,
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}",
+			 "id", im->id, "ref", im->ref, "domain", im->domain,
+			 "mountpoint", im->mountpoint,
 			 "manifest", im->manifest, "bootstrap", im->bootstrap_path,
 			 "bootstrap_size", (json_int_t)im->bootstrap_size,
 			 "blobs", blobs, "counters", counters_json(&sum));
@@ -111,7 +112,7 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 {
 	json_error_t je;
 	json_t *j = json_loadb(req->body, req->body_len, 0, &je), *devs, *out;
-	const char *ref, *id, *mnt;
+	const char *ref, *id, *mnt, *dom;
 	struct ld_image *im;
 	struct sk_err e = { { 0 } };
 	int ret;
@@ -124,12 +125,13 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 	ref = json_string_value(json_object_get(j, "ref"));
 	id = json_string_value(json_object_get(j, "id"));
 	mnt = json_string_value(json_object_get(j, "mountpoint"));
+	dom = json_string_value(json_object_get(j, "domain"));
 	if (!ref || ref[0] != '/') {
 		reply_error(resp, 400, "\"ref\" must be an absolute DIR[:TAG]");
 		json_decref(j);
 		return;
 	}
-	ret = ld_image_register(d, ref, id, mnt, &im, &e);
+	ret = ld_image_register(d, ref, id, dom, mnt, &im, &e);
 	if (!ret)
 		ld_log(d, LD_LOG_INFO, "registered %s as %s", ref, im->id);
 	json_decref(j);
@@ -142,8 +144,8 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 	devs = json_array();
 	for (unsigned int i = 0; i < im->nblobs; i++)
 		json_array_append_new(devs, json_string(im->blobs[i]->path));
-	out = json_pack("{s:s, s:s, s:s, s:o}", "id", im->id, "frontend",
-			d->fe->ops->name, "bootstrap", im->bootstrap_path,
+	out = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", im->id, "domain", im->domain,
+			"frontend", d->fe->ops->name, "bootstrap", im->bootstrap_path,
 			"devices", devs);
 	pthread_mutex_unlock(&d->lock);
 	reply(resp, 200, out);

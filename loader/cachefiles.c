@@ -138,21 +138,30 @@ static struct cf_object *obj_get(struct cf_fe *fe, uint32_t id)
 	return o;
 }
 
-/* Finds the image the volume key names: "erofs,<fsid or domain>". */
+/*
+ * Finds what an OPEN asks for. The volume key is "erofs,<domain_id>" for
+ * mounts in a domain, else "erofs,<fsid>"; the cookie key is the fsid for
+ * the bootstrap, else a blob id, which in a domain any of its images may
+ * provide (the kernel opens a shared blob once per domain).
+ */
 static struct ld_image *find_image(struct ld_daemon *d, const char *vkey,
 				   const char *ckey, size_t clen, int *kind,
 				   unsigned int *blob)
 {
+	const char *vol = vkey + 6;
+
 	if (strncmp(vkey, "erofs,", 6))
 		return NULL;
 	for (struct ld_image *im = d->images; im; im = im->next) {
-		if (strlen(im->id) == clen && !memcmp(im->id, ckey, clen) &&
-		    !strcmp(vkey + 6, im->id)) {
+		bool in_volume = im->domain[0] ? !strcmp(vol, im->domain)
+					       : !strcmp(vol, im->id);
+
+		if (!in_volume)
+			continue;
+		if (strlen(im->id) == clen && !memcmp(im->id, ckey, clen)) {
 			*kind = CF_BOOTSTRAP;
 			return im;
 		}
-		if (strcmp(vkey + 6, im->id))
-			continue;
 		for (unsigned int i = 0; i < im->nblobs; i++)
 			if (clen == SK_HEX_LEN && !memcmp(im->refs[i].hex, ckey, clen)) {
 				*kind = CF_BLOB;

@@ -333,8 +333,8 @@ static int load_bootstrap(struct ld_daemon *d, struct be_store *store,
 }
 
 int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
-		      const char *mountpoint, struct ld_image **out,
-		      struct sk_err *e)
+		      const char *domain, const char *mountpoint,
+		      struct ld_image **out, struct sk_err *e)
 {
 	char dir[PATH_MAX], tag[256];
 	struct be_store store;
@@ -373,9 +373,18 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 	} else {
 		snprintf(im->id, sizeof(im->id), "skiff-%.16s", bi.manifest_hex);
 	}
+	if (domain && *domain) {
+		if (!valid_id(domain)) {
+			sk_err_set(e, "domain \"%s\": use 1 to 120 of A-Z a-z 0-9 . _ -", domain);
+			ret = -EINVAL;
+			goto out;
+		}
+		snprintf(im->domain, sizeof(im->domain), "%s", domain);
+	}
 	old = ld_image_find(d, im->id);
 	if (old) {
-		if (!strcmp(old->manifest, bi.manifest_hex)) {
+		if (!strcmp(old->manifest, bi.manifest_hex) &&
+		    !strcmp(old->domain, im->domain)) {
 			/* the same image again: registering is idempotent */
 			if (mountpoint)
 				snprintf(old->mountpoint, sizeof(old->mountpoint), "%s",
@@ -506,9 +515,9 @@ int ld_state_save(struct ld_daemon *d)
 		return -ENOMEM;
 	pthread_mutex_lock(&d->lock);
 	for (struct ld_image *im = d->images; im; im = im->next)
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id", im->id,
-						     "ref", im->ref, "mountpoint",
-						     im->mountpoint));
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "id", im->id,
+						     "ref", im->ref, "domain", im->domain,
+						     "mountpoint", im->mountpoint));
 	pthread_mutex_unlock(&d->lock);
 	text = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(arr);
@@ -543,6 +552,7 @@ int ld_state_restore(struct ld_daemon *d)
 		const char *id = json_string_value(json_object_get(v, "id"));
 		const char *ref = json_string_value(json_object_get(v, "ref"));
 		const char *mnt = json_string_value(json_object_get(v, "mountpoint"));
+		const char *dom = json_string_value(json_object_get(v, "domain"));
 		struct ld_image *im;
 		struct sk_err e = { { 0 } };
 
@@ -550,7 +560,7 @@ int ld_state_restore(struct ld_daemon *d)
 			ld_log(d, LD_LOG_WARN, "%s: entry %zu has no id or ref", p, i);
 			continue;
 		}
-		if (ld_image_register(d, ref, id, mnt, &im, &e))
+		if (ld_image_register(d, ref, id, dom, mnt, &im, &e))
 			ld_log(d, LD_LOG_ERROR, "restoring image %s: %s", id, e.msg);
 		else
 			ld_log(d, LD_LOG_INFO, "restored image %s (%s)", id, ref);

@@ -58,6 +58,7 @@ struct ld_img_counters {
 
 struct ld_image {
 	char id[128];		/* fsid: name under which it is registered */
+	char domain[128];	/* cachefiles domain_id sharing blobs, or "" */
 	char ref[PATH_MAX];	/* IMAGE as given: DIR[:TAG] */
 	char mountpoint[PATH_MAX];
 	char manifest[SK_HEX_LEN + 1];
@@ -101,8 +102,8 @@ void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)
 
 /* Registers IMAGE under id (generated from the manifest when empty). */
 int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
-		      const char *mountpoint, struct ld_image **out,
-		      struct sk_err *e);
+		      const char *domain, const char *mountpoint,
+		      struct ld_image **out, struct sk_err *e);
 int ld_image_unregister(struct ld_daemon *d, const char *id,
 			struct sk_err *e);
 struct ld_image *ld_image_find(struct ld_daemon *d, const char *id);
