@@ -42,5 +42,64 @@ echo 3 >/proc/sys/vm/drop_caches
 t_ok "tree equals the source from the kernel's cache" timeout 600 "$TREECMP" "$SRC" "$MNT"
 t_is "... with zero READ requests" "$(metric skiff_events_total)" "$events"
 t_ok "skiff umount" skiff_umount "$MNT"
+blob=$("$SKIFF" inspect --json "$IMG:a" | jq -r '.blobs[0].id')
+first_file=$("$SKIFF" ls -R "$IMG:a" / | awk '$1 ~ /^-/ && $5 > 0 { print $NF; exit }')
+
+# 5. eight concurrent readers of the same and of different files
+t_ok "mount with a fresh fsid" skiff_mount "$IMG:a" "$MNT" --id img5
+files=(files/random-3.5M files/compressible.txt sparse/hole-middle-3M files/size65537)
+pids=()
+for i in $(seq 0 7); do
+	f=${files[i % ${#files[@]}]}
+	timeout 300 cmp "$MNT/$f" "$SRC/$f" >"$T/reader.$i" 2>&1 &
+	pids+=($!)
+done
+bad=0
+for i in "${!pids[@]}"; do
+	wait "${pids[i]}" || { bad=$((bad + 1)); diag "reader $i: $(cat "$T/reader.$i")"; }
+done
+t_is "8 concurrent readers all read the right bytes, none hung" "$bad" 0
+skiff_umount "$MNT"
+
+# 4. two images sharing a blob, mounted in one domain: one OPEN for it
+cp -a "$SRC" "$T/src2"
+touch -d '2001-02-03 04:05:06.7' "$T/src2"
+"$SKIFF" build -q --chunk-size 64K "$T/src2" "$IMG:b"
+t_is "image b has the same blob" "$("$SKIFF" inspect --json "$IMG:b" | jq -r '.blobs[0].id')" "$blob"
+opens=$(metric skiff_opens_total)
+t_ok "mount image a in domain d1" skiff_mount "$IMG:a" "$T/ma" --id da --domain d1
+t_ok "mount image b in domain d1" skiff_mount "$IMG:b" "$T/mb" --id db --domain d1
+t_ok "image a equals its source" timeout 600 "$TREECMP" "$SRC" "$T/ma"
+t_ok "image b equals its source" timeout 600 "$TREECMP" "$T/src2" "$T/mb"
+t_is "three OPENs: two bootstraps and the shared blob once" \
+	"$(($(metric skiff_opens_total) - opens))" 3
+skiff_umount "$T/ma"
+skiff_umount "$T/mb"
+
+# 6. a blob missing from the store: EIO in bounded time, skiffd serves on
+cp -a "$IMG" "$T/gone"
+rm "$T/gone/blobs/sha256/$blob"
+t_ok "an image whose blob is gone still mounts" skiff_mount "$T/gone:a" "$T/mg" --id gone
+t_fails "reading its data fails" timeout 60 cat "$T/mg/files/small5"
+t_grep "... with EIO, not a hang" "Input/output error" "$T/.out"
+t_ok "skiffd is still up" kill -0 "$SKIFFD_PID"
+t_ok "... and serves another image" skiff_mount "$IMG:a" "$MNT" --id img6
+t_ok "... correctly" cmp "$MNT/files/random-3.5M" "$SRC/files/random-3.5M"
+skiff_umount "$MNT"
+skiff_umount "$T/mg"
+
+# 7. a corrupted chunk: refused, nothing wrong cached, right after repair
+cp -a "$IMG" "$T/bad"
+cp "$T/bad/blobs/sha256/$blob" "$T/blob.orig"
+t_ok "mount from a store we will damage" skiff_mount "$T/bad:a" "$MNT" --id bad
+# the walk's first file with data owns the blob's first stored bytes
+printf 'XX' | dd of="$T/bad/blobs/sha256/$blob" bs=1 seek=0 conv=notrunc status=none
+t_fails "reading $first_file, whose chunk is damaged, fails" timeout 60 cat "$MNT$first_file"
+t_grep "... with EIO" "Input/output error" "$T/.out"
+t_ok "a verify error is counted" test "$(metric skiff_verify_errors_total)" -ge 1
+cp "$T/blob.orig" "$T/bad/blobs/sha256/$blob"
+t_ok "after the store is repaired, the file reads right" cmp "$MNT$first_file" "$SRC$first_file"
+skiff_umount "$MNT"
+
 stop_skiffd
 done_testing

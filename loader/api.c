@@ -204,9 +204,11 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 	metric(&buf, &len, &cap,
 	       "# HELP skiff_events_total Kernel events received\n# TYPE skiff_events_total counter\nskiff_events_total %llu\n"
 	       "# HELP skiff_events_cached_total Events answered from the chunk map at once\n# TYPE skiff_events_cached_total counter\nskiff_events_cached_total %llu\n"
-	       "# HELP skiff_events_failed_total Events answered with an error\n# TYPE skiff_events_failed_total counter\nskiff_events_failed_total %llu\n",
+	       "# HELP skiff_events_failed_total Events answered with an error\n# TYPE skiff_events_failed_total counter\nskiff_events_failed_total %llu\n"
+	       "# HELP skiff_opens_total Objects the kernel opened (cachefiles OPEN)\n# TYPE skiff_opens_total counter\nskiff_opens_total %llu\n",
 	       (unsigned long long)LOAD(d->events), (unsigned long long)LOAD(d->events_fast),
-	       (unsigned long long)LOAD(d->events_denied));
+	       (unsigned long long)LOAD(d->events_denied),
+	       (unsigned long long)LOAD(d->opens));
 	pthread_mutex_lock(&d->lock);
 	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
 		uint64_t total = atomic_load((_Atomic uint64_t *)

@@ -186,6 +186,7 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 
 	if (m->len < sizeof(*m) + sizeof(op))
 		return;
+	atomic_fetch_add(&d->opens, 1);
 	memcpy(&op, m->data, sizeof(op));
 	/* the fd is ours now whatever happens: close-on-exec first */
 	fcntl((int)op.fd, F_SETFD, FD_CLOEXEC);

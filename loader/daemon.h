@@ -93,7 +93,7 @@ struct ld_daemon {
 	struct ld_frontend *fe;
 	struct ld_http_server *http;
 	double start_time;
-	_Atomic uint64_t events, events_fast, events_denied;
+	_Atomic uint64_t events, events_fast, events_denied, opens;
 	struct ld_counters retired;	/* of cache files no longer in use */
 };
 
