@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of `make check` under one TAP harness (prove): C unit
-# tests, the same built with ASan+UBSan, host integration tests, and the
-# bounded fuzzing runs. Set PROVE_OPTS=-v for every line of every test.
+# tests, the same built with ASan+UBSan, host integration tests, the
+# bounded fuzzing runs, and the kernel tests in the QEMU guest.
+# PROVE_OPTS=-v shows every line of every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 tests=()
-for t in build/tests/test_* build-asan/tests/test_* tests/*.t; do
+for t in build/tests/test_* build-asan/tests/test_* tests/*.t kernel-tests/*.t; do
 	[ -x "$t" ] && tests+=("$t")
 done
 # shellcheck disable=SC2086
