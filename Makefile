@@ -12,7 +12,7 @@ CC ?= cc
 CLANG ?= clang
 PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
-PKGS := libzstd libcrypto jansson
+PKGS := libzstd libcrypto jansson liburing
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 STD := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 # Tests run with a bounded fuzzing budget per target (seconds).

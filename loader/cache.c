@@ -127,18 +127,43 @@ struct run {
 	uint64_t first, n;	/* chunk indexes [first, first + n) */
 };
 
-/* Fetches, verifies and writes one run of claimed chunks. */
+static int write_pieces(struct ld_cache *c, int wfd, const struct ld_write *w,
+			unsigned int n)
+{
+	int ret = 0;
+
+	if (c->rings)
+		return ld_rings_write(c->rings, wfd, w, n);
+	for (unsigned int i = 0; i < n && !ret; i++) {
+		do {
+			ret = sk_pwrite_full(wfd, w[i].buf, w[i].len, w[i].off);
+			/* cachefiles: briefly ENOBUFS right after copen */
+		} while (ret == -ENOBUFS && usleep(1000) == 0);
+	}
+	return ret;
+}
+
+/*
+ * Fetches one run of claimed chunks with one backend read, decodes and
+ * verifies every chunk, then writes them all (one io_uring submission)
+ * before marking them ready.
+ */
 static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 		     struct sk_err *e)
 {
 	const struct fmt_chunk *a = &c->table.chunks[r->first];
 	const struct fmt_chunk *z = &c->table.chunks[r->first + r->n - 1];
-	uint64_t slen = z->soff + z->ssize - a->soff;
+	uint64_t slen = z->soff + z->ssize - a->soff, ulen = 0, pos = 0;
 	uint8_t *sbuf = malloc(slen), *ubuf = NULL;
+	struct ld_write *w = calloc(r->n, sizeof(*w));
 	int ret;
 
-	if (!sbuf)
-		return -ENOMEM;
+	if (!sbuf || !w) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t i = r->first; i < r->first + r->n; i++)
+		ulen += ALIGN4K(c->table.chunks[i].usize);
 	ret = be_source_read(c->src, c->hex, a->soff, sbuf, slen);
 	atomic_fetch_add(&c->cnt->fetches, 1);
 	if (ret) {
@@ -151,8 +176,8 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	}
 	atomic_fetch_add(&c->cnt->fetch_bytes, slen);
 	atomic_fetch_add(&c->cnt->fetch_chunks, r->n);
-	/* page-aligned buffer: the cachefiles anon fd writes with O_DIRECT */
-	if (posix_memalign((void **)&ubuf, EROFS_BLKSIZ, FMT_CHUNK_MAX)) {
+	/* page-aligned: the cachefiles anon fd writes with O_DIRECT */
+	if (posix_memalign((void **)&ubuf, EROFS_BLKSIZ, ulen)) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -160,7 +185,7 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 		const struct fmt_chunk *ch = &c->table.chunks[i];
 		uint64_t alen = ALIGN4K(ch->usize);
 
-		ret = fmt_chunk_decode(ch, sbuf + (ch->soff - a->soff), ubuf, e);
+		ret = fmt_chunk_decode(ch, sbuf + (ch->soff - a->soff), ubuf + pos, e);
 		if (ret) {
 			char m[sizeof(e->msg)];
 
@@ -169,31 +194,29 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 			atomic_fetch_add(&c->cnt->err_verify, 1);
 			goto out;
 		}
-		memset(ubuf + ch->usize, 0, alen - ch->usize);
-		for (;;) {
-			ret = sk_pwrite_full(wfd, ubuf, alen, ch->uoff);
-			/* cachefiles: briefly ENOBUFS right after copen */
-			if (ret != -ENOBUFS)
-				break;
-			usleep(1000);
-		}
-		if (ret) {
-			atomic_fetch_add(&c->cnt->err_write, 1);
-			sk_err_set(e, "blob %s: writing cache file at %llu: %s",
-				   c->hex, (unsigned long long)ch->uoff,
-				   strerror(-ret));
-			goto out;
-		}
-		atomic_fetch_add(&c->cnt->write_bytes, alen);
-		pthread_mutex_lock(&c->lock);
+		memset(ubuf + pos + ch->usize, 0, alen - ch->usize);
+		w[i - r->first] = (struct ld_write){ ubuf + pos, alen, ch->uoff };
+		pos += alen;
+	}
+	ret = write_pieces(c, wfd, w, (unsigned int)r->n);
+	if (ret) {
+		atomic_fetch_add(&c->cnt->err_write, 1);
+		sk_err_set(e, "blob %s: writing the cache file at %llu: %s", c->hex,
+			   (unsigned long long)a->uoff, strerror(-ret));
+		goto out;
+	}
+	atomic_fetch_add(&c->cnt->write_bytes, ulen);
+	pthread_mutex_lock(&c->lock);
+	for (uint64_t i = r->first; i < r->first + r->n; i++) {
 		c->state[i] = LD_READY;
 		c->ready++;
-		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->lock);
 	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 out:
 	free(sbuf);
 	free(ubuf);
+	free(w);
 	return ret;
 }
 

@@ -21,6 +21,7 @@
 #include "../backend/source.h"
 #include "../format/blob.h"
 #include "../format/bootstrap.h"
+#include "uring.h"
 
 enum { LD_MISSING = 0, LD_INFLIGHT = 1, LD_READY = 2 };
 
@@ -46,6 +47,7 @@ struct ld_cache {
 	pthread_mutex_t lock;		/* guards state and ready */
 	pthread_cond_t cond;		/* a fetch finished */
 	struct be_source *src;		/* borrowed */
+	struct ld_rings *rings;		/* borrowed; NULL: pwrite(2) */
 	uint32_t merge_limit;
 	/* where this cache counts: its own, or one shared (cachefiles
 	 * objects count per image) */

@@ -237,6 +237,7 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 			       ref.hex, e.msg);
 		} else {
 			o->cache.cnt = &im->icnt->c;
+			o->cache.rings = d->rings;
 			o->icnt = im->icnt;
 			atomic_fetch_add(&o->icnt->refs, 1);
 			/* what the kernel's cache file already holds */

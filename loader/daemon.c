@@ -249,6 +249,7 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	ret = ld_cache_open(&f->cache, ref, src, d->cfg.merge_limit, e);
 	if (ret)
 		goto fail;
+	f->cache.rings = d->rings;
 	f->src = src;
 	f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (f->fd < 0 || fstat(f->fd, &st) < 0) {

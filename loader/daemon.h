@@ -90,6 +90,7 @@ struct ld_daemon {
 	struct ld_blob_file *files;
 	struct ld_source_ent *sources;
 	struct sk_pool *pool;		/* request workers */
+	struct ld_rings *rings;		/* cache-file writes, one per worker */
 	struct ld_frontend *fe;
 	struct ld_http_server *http;
 	double start_time;

@@ -247,6 +247,13 @@ int main(int argc, char **argv)
 		ld_log(&d, LD_LOG_ERROR, "worker pool: %s", strerror(-ret));
 		return 1;
 	}
+	ret = ld_rings_new(&d.rings, d.cfg.threads, 64);
+	if (ret) {
+		/* a kernel without io_uring (or a seccomp policy) still works */
+		ld_log(&d, LD_LOG_WARN, "io_uring unavailable (%s): writing with pwrite(2)",
+		       strerror(-ret));
+		d.rings = NULL;
+	}
 	ret = ops->start(&d, &d.fe, &e);
 	if (ret) {
 		ld_log(&d, LD_LOG_ERROR, "%s frontend: %s", ops->name, e.msg);
@@ -274,6 +281,7 @@ int main(int argc, char **argv)
 	 * group (the kernel allows what nobody answers) */
 	d.fe->ops->stop(d.fe);
 	sk_pool_destroy(d.pool);
+	ld_rings_free(d.rings);
 	if (d.images)
 		ld_log(&d, LD_LOG_WARN, "images still mounted: their uncached reads fail or read zeros until skiffd runs again");
 	d.fe->ops->destroy(d.fe);
