@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+struct sk_worker {
+	struct sk_pool *pool;
+	unsigned int index;
+};
+
 struct sk_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t work;	/* a job was queued, or shutdown */
@@ -13,12 +18,14 @@ struct sk_pool {
 	struct sk_job *head, *tail;
 	int stop;
 	unsigned int nthreads;
+	struct sk_worker *workers;
 	pthread_t threads[];
 };
 
 static void *worker(void *arg)
 {
-	struct sk_pool *p = arg;
+	struct sk_worker *w = arg;
+	struct sk_pool *p = w->pool;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
@@ -33,6 +40,7 @@ static void *worker(void *arg)
 		if (!p->head)
 			p->tail = NULL;
 		pthread_mutex_unlock(&p->lock);
+		job->worker = w->index;
 		job->fn(job);
 		pthread_mutex_lock(&p->lock);
 		job->done = 1;
@@ -40,6 +48,11 @@ static void *worker(void *arg)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
+}
+
+unsigned int sk_pool_threads(const struct sk_pool *p)
+{
+	return p->nthreads;
 }
 
 unsigned int sk_ncpus(void)
@@ -58,11 +71,19 @@ int sk_pool_create(struct sk_pool **out, unsigned int nthreads)
 	p = calloc(1, sizeof(*p) + nthreads * sizeof(pthread_t));
 	if (!p)
 		return -ENOMEM;
+	p->workers = calloc(nthreads, sizeof(*p->workers));
+	if (!p->workers) {
+		free(p);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
 	for (unsigned int i = 0; i < nthreads; i++) {
-		int err = pthread_create(&p->threads[i], NULL, worker, p);
+		int err;
+
+		p->workers[i] = (struct sk_worker){ p, i };
+		err = pthread_create(&p->threads[i], NULL, worker, &p->workers[i]);
 
 		if (err) {
 			p->nthreads = i;
@@ -110,5 +131,6 @@ void sk_pool_destroy(struct sk_pool *p)
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->work);
 	pthread_cond_destroy(&p->done);
+	free(p->workers);
 	free(p);
 }

@@ -67,6 +67,9 @@ struct sk_job {
 	void (*fn)(struct sk_job *job);
 	struct sk_job *next;
 	int done;
+	/* set by the pool before fn runs: which worker (0..nthreads-1), so a
+	 * job can use per-worker scratch state the caller owns */
+	unsigned int worker;
 };
 
 struct sk_pool;
@@ -74,6 +77,7 @@ int sk_pool_create(struct sk_pool **out, unsigned int nthreads);
 void sk_pool_submit(struct sk_pool *p, struct sk_job *job);
 void sk_pool_wait(struct sk_pool *p, struct sk_job *job);
 void sk_pool_destroy(struct sk_pool *p);
+unsigned int sk_pool_threads(const struct sk_pool *p);
 unsigned int sk_ncpus(void);
 
 #endif

@@ -38,7 +38,9 @@ struct slot {
 	uint32_t len;
 	uint8_t *cbuf;
 	size_t ccap, clen;	/* clen 0: store raw */
-	ZSTD_CCtx *cctx;
+	/* one compression context per worker, indexed by job.worker: a
+	 * context reused by one thread keeps its tables warm in cache */
+	ZSTD_CCtx **cctxs;
 	int level, compress;
 	bool zero, busy;
 	uint8_t digest[SK_SHA256_LEN];
@@ -91,8 +93,8 @@ static void slot_work(struct sk_job *job)
 		return;
 	sk_sha256(s->buf, s->len, s->digest);
 	if (s->compress == SKIFF_COMP_ZSTD) {
-		size_t n = ZSTD_compressCCtx(s->cctx, s->cbuf, s->ccap, s->buf,
-					     s->len, s->level);
+		size_t n = ZSTD_compressCCtx(s->cctxs[s->job.worker], s->cbuf,
+					     s->ccap, s->buf, s->len, s->level);
 
 		/* keep raw when compression does not pay */
 		if (!ZSTD_isError(n) && n < s->len)
@@ -342,7 +344,8 @@ static int map_inner_holes(struct data_ctx *c, struct sk_pool *pool,
 				s->clen = 0;
 				sk_sha256(s->buf, csize, s->digest);
 				if (c->o->compress == SKIFF_COMP_ZSTD) {
-					size_t z = ZSTD_compressCCtx(s->cctx, s->cbuf, s->ccap,
+					/* every job has drained: context 0 is free */
+					size_t z = ZSTD_compressCCtx(s->cctxs[0], s->cbuf, s->ccap,
 								     s->buf, csize, s->level);
 
 					if (!ZSTD_isError(z) && z < csize)
@@ -415,6 +418,7 @@ int bld_data(struct bld_tree *t, const struct fmt_build_opts *o, int blob_fd,
 	unsigned int nslots = (unsigned int)SK_MAX((uint64_t)2 * nthreads + 2,
 				SK_MIN((uint64_t)256, (128ull << 20) / csize));
 	struct slot *slots;
+	ZSTD_CCtx **cctxs = NULL;
 	struct sk_pool *pool = NULL;
 	unsigned int next = 0;
 	int ret;
@@ -426,6 +430,20 @@ int bld_data(struct bld_tree *t, const struct fmt_build_opts *o, int blob_fd,
 	ret = sk_sha256_init(&c.blob_hash);
 	if (ret)
 		goto out_slots;
+	if (o->compress == SKIFF_COMP_ZSTD) {
+		cctxs = calloc(nthreads, sizeof(*cctxs));
+		if (!cctxs) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (unsigned int i = 0; i < nthreads; i++) {
+			cctxs[i] = ZSTD_createCCtx();
+			if (!cctxs[i]) {
+				ret = -ENOMEM;
+				goto out;
+			}
+		}
+	}
 	for (unsigned int i = 0; i < nslots; i++) {
 		struct slot *s = &slots[i];
 
@@ -439,8 +457,8 @@ int bld_data(struct bld_tree *t, const struct fmt_build_opts *o, int blob_fd,
 		if (o->compress == SKIFF_COMP_ZSTD) {
 			s->ccap = ZSTD_compressBound(csize);
 			s->cbuf = malloc(s->ccap);
-			s->cctx = ZSTD_createCCtx();
-			if (!s->cbuf || !s->cctx) {
+			s->cctxs = cctxs;
+			if (!s->cbuf) {
 				ret = -ENOMEM;
 				goto out;
 			}
@@ -477,8 +495,10 @@ out:
 	for (unsigned int i = 0; i < nslots; i++) {
 		free(slots[i].buf);
 		free(slots[i].cbuf);
-		ZSTD_freeCCtx(slots[i].cctx);
 	}
+	for (unsigned int i = 0; cctxs && i < nthreads; i++)
+		ZSTD_freeCCtx(cctxs[i]);
+	free(cctxs);
 	sk_sha256_free(&c.blob_hash);
 out_slots:
 	free(slots);
