@@ -27,6 +27,7 @@ struct local_source {
 	pthread_mutex_t lock;
 	struct local_fd *fds;
 	size_t nfds, cap;
+	unsigned int delay_ms;	/* tests: SKIFF_TEST_FETCH_DELAY_MS */
 };
 
 static int local_fd(struct local_source *l, const char *hex, int *fd)
@@ -79,6 +80,8 @@ static int local_read(struct be_source *s, const char *hex, uint64_t off,
 
 	if (ret)
 		return ret;
+	if (l->delay_ms)
+		usleep(l->delay_ms * 1000u);
 	ret = sk_pread_full(fd, buf, len, off);
 	return ret == -ENODATA ? -EIO : ret;	/* blob shorter than claimed */
 }
@@ -113,6 +116,10 @@ int be_local_source_new(const char *layout_dir, struct be_source **out,
 		return ret;
 	}
 	pthread_mutex_init(&l->lock, NULL);
+	/* a slow store on demand, so tests can catch reads in flight */
+	if (getenv("SKIFF_TEST_FETCH_DELAY_MS"))
+		l->delay_ms = (unsigned int)strtoul(getenv("SKIFF_TEST_FETCH_DELAY_MS"),
+						    NULL, 10);
 	l->base.ops = &local_ops;
 	snprintf(l->base.desc, sizeof(l->base.desc), "local:%s", layout_dir);
 	*out = &l->base;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "http.h"
@@ -266,7 +267,9 @@ static void handler(void *ctx, const struct ld_http_req *req,
 			n++;
 		pthread_mutex_unlock(&d->lock);
 		reply(resp, 200, json_pack(
-			"{s:s, s:s, s:f, s:s, s:s, s:i, s:I}", "version", "0.1.0",
+			"{s:i, s:i, s:s, s:s, s:f, s:s, s:s, s:i, s:I}",
+			"pid", (int)getpid(), "holder_pid", d->hold_sock >= 0 ? (int)getppid() : 0,
+			"version", "0.1.0",
 			"frontend", d->fe->ops->name, "uptime", sk_now() - d->start_time,
 			"cache_dir", d->cfg.cache_dir, "socket", d->cfg.socket_path,
 			"images", n, "events", (json_int_t)LOAD(d->events)));

@@ -435,10 +435,6 @@ static int cf_start(struct ld_daemon *d, struct ld_frontend **out, struct sk_err
 		ret = -errno;
 		goto fail;
 	}
-	ret = -pthread_create(&fe->thread, NULL, event_loop, fe);
-	if (ret)
-		goto fail;
-	fe->running = true;
 	*out = &fe->base;
 	return 0;
 fail:
@@ -447,6 +443,18 @@ fail:
 		close(fe->stopfd);
 	close(fe->dev);
 	free(fe);
+	return ret;
+}
+
+/* Requests are taken once registered images are back: an OPEN for an
+ * image not restored yet would fail the mount. */
+static int cf_serve(struct ld_frontend *base)
+{
+	struct cf_fe *fe = (struct cf_fe *)base;
+	int ret = -pthread_create(&fe->thread, NULL, event_loop, fe);
+
+	if (!ret)
+		fe->running = true;
 	return ret;
 }
 
@@ -497,6 +505,7 @@ const struct ld_frontend_ops ld_cachefiles_ops = {
 	.name = "cachefiles",
 	.owns_cache_files = false,
 	.start = cf_start,
+	.serve = cf_serve,
 	.watch = cf_watch,
 	.unwatch = cf_unwatch,
 	.stop = cf_stop,

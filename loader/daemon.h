@@ -29,6 +29,7 @@ struct ld_config {
 	int log_level;
 	enum ld_frontend_kind frontend;
 	int ready_fd;		/* -1: none; written and closed when serving */
+	bool no_holder;		/* fanotify without the holder process */
 };
 
 void ld_config_defaults(struct ld_config *c);
@@ -91,6 +92,7 @@ struct ld_daemon {
 	struct ld_source_ent *sources;
 	struct sk_pool *pool;		/* request workers */
 	struct ld_rings *rings;		/* cache-file writes, one per worker */
+	int hold_group, hold_sock;	/* from the holder, or -1 */
 	struct ld_frontend *fe;
 	struct ld_http_server *http;
 	double start_time;
@@ -122,6 +124,8 @@ struct ld_frontend_ops {
 	bool owns_cache_files;
 	int (*start)(struct ld_daemon *d, struct ld_frontend **out,
 		     struct sk_err *e);
+	/* starts taking requests from the kernel */
+	int (*serve)(struct ld_frontend *fe);
 	/* a blob file became used by an image / complete / unused */
 	int (*watch)(struct ld_frontend *fe, struct ld_blob_file *f);
 	void (*unwatch)(struct ld_frontend *fe, struct ld_blob_file *f);

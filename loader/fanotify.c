@@ -18,10 +18,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "holder.h"
 
 /* Debian bookworm's headers predate pre-content events. */
 #ifndef FAN_PRE_ACCESS
@@ -44,7 +46,8 @@ struct fan_range_info {
 struct fan_fe {
 	struct ld_frontend base;
 	struct ld_daemon *d;
-	int fan;		/* the fanotify group */
+	int fan;		/* the fanotify group (the holder's, when held) */
+	int hsock;		/* events from the holder, -1: read fan ourselves */
 	int stopfd;		/* eventfd that ends the event loop */
 	pthread_t thread;
 	bool running;
@@ -55,6 +58,7 @@ struct fan_job {
 	struct fan_fe *fe;
 	struct ld_blob_file *f;
 	int fd;			/* the event's fd, ours to close */
+	int hfd;		/* the fd number the answer names */
 	uint64_t off, len;
 };
 
@@ -84,13 +88,19 @@ int ld_fanotify_probe(const char *cache_dir, struct sk_err *e)
 	return ret;
 }
 
-static void respond(struct fan_fe *fe, int fd, uint32_t verdict)
+/* Answers an event and lets go of it: closes our fd, and tells the holder
+ * (which keeps its own copy until then) that it is done. */
+static void respond(struct fan_fe *fe, int fd, int hfd, uint32_t verdict)
 {
-	struct fanotify_response r = { .fd = fd, .response = verdict };
+	struct fanotify_response r = { .fd = hfd, .response = verdict };
+	struct ld_hold_done done = { hfd };
 
 	/* a response is a small write: all or nothing */
 	while (write(fe->fan, &r, sizeof(r)) < 0 && errno == EINTR)
 		;
+	close(fd);
+	if (fe->hsock >= 0 && send(fe->hsock, &done, sizeof(done), MSG_NOSIGNAL) < 0)
+		ld_log(fe->d, LD_LOG_WARN, "telling the holder: %s", strerror(errno));
 }
 
 static void maybe_unmark(struct fan_fe *fe, struct ld_blob_file *f)
@@ -117,11 +127,10 @@ static void fill_job(struct sk_job *job)
 		       (unsigned long long)j->off, (unsigned long long)j->len,
 		       j->f->cache.hex, e.msg);
 		atomic_fetch_add(&j->fe->d->events_denied, 1);
-		respond(j->fe, j->fd, FAN_DENY_ERRNO(EIO));
+		respond(j->fe, j->fd, j->hfd, FAN_DENY_ERRNO(EIO));
 	} else {
-		respond(j->fe, j->fd, FAN_ALLOW);
+		respond(j->fe, j->fd, j->hfd, FAN_ALLOW);
 	}
-	close(j->fd);
 	maybe_unmark(j->fe, j->f);
 	free(j);
 }
@@ -142,23 +151,62 @@ static bool range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 	return ready;
 }
 
-static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m)
+/* One pre-content event: fd is ours, hfd the number its answer names. */
+static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
+		     bool has_range, uint64_t off, uint64_t len)
 {
 	struct ld_daemon *d = fe->d;
-	uint64_t off = 0, len = UINT64_MAX;
 	struct ld_blob_file *f;
 	struct fan_job *j;
 	struct stat st;
+
+	if (!(mask & FAN_PRE_ACCESS)) {
+		respond(fe, fd, hfd, FAN_ALLOW);
+		return;
+	}
+	atomic_fetch_add(&d->events, 1);
+	if (fstat(fd, &st) < 0 ||
+	    !(f = ld_file_by_inode(d, st.st_dev, st.st_ino))) {
+		/* Only our cache files carry marks: one we do not know is one
+		 * whose image is not registered (yet). Letting the read
+		 * through would hand out the holes as zeros. */
+		ld_log(d, LD_LOG_ERROR, "event for a cache file no image uses: EIO");
+		atomic_fetch_add(&d->events_denied, 1);
+		respond(fe, fd, hfd, FAN_DENY_ERRNO(EIO));
+		return;
+	}
+	if (!has_range) {
+		off = 0;
+		len = f->cache.table.usize;
+	}
+	if (range_ready(&f->cache, off, len)) {
+		atomic_fetch_add(&d->events_fast, 1);
+		respond(fe, fd, hfd, FAN_ALLOW);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		respond(fe, fd, hfd, FAN_DENY_ERRNO(EIO));
+		return;
+	}
+	j->fe = fe;
+	j->f = f;
+	j->fd = fd;
+	j->hfd = hfd;
+	j->off = off;
+	j->len = len;
+	j->job.fn = fill_job;
+	sk_pool_submit(d->pool, &j->job);
+}
+
+static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m)
+{
+	uint64_t off = 0, len = 0;
+	bool has_range = false;
 	size_t pos = m->metadata_len;
 
 	if (m->fd < 0)
 		return;
-	if (!(m->mask & FAN_PRE_ACCESS)) {
-		respond(fe, m->fd, FAN_ALLOW);
-		close(m->fd);
-		return;
-	}
-	atomic_fetch_add(&d->events, 1);
 	/* info records follow the metadata: bound each by the event length */
 	while (pos + sizeof(struct fanotify_event_info_header) <= m->event_len) {
 		struct fanotify_event_info_header h;
@@ -173,37 +221,41 @@ static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m)
 			memcpy(&r, (char *)m + pos, sizeof(r));
 			off = r.offset;
 			len = r.count;
+			has_range = true;
 		}
 		pos += h.len;
 	}
-	if (fstat(m->fd, &st) < 0 ||
-	    !(f = ld_file_by_inode(d, st.st_dev, st.st_ino))) {
-		/* not a file we serve (a stale mark): let it through */
-		respond(fe, m->fd, FAN_ALLOW);
-		close(m->fd);
-		return;
+	dispatch(fe, m->fd, m->fd, m->mask, has_range, off, len);
+}
+
+/* Events the holder passes on: one message each, the fd as SCM_RIGHTS.
+ * Returns -EPIPE when the holder is gone. */
+static int take_held(struct fan_fe *fe)
+{
+	for (;;) {
+		struct ld_hold_event ev;
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { &ev, sizeof(ev) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c;
+		ssize_t n = recvmsg(fe->hsock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		int fd = -1;
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (n == 0)
+			return -EPIPE;
+		c = CMSG_FIRSTHDR(&mh);
+		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+		if (n != sizeof(ev) || fd < 0) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		dispatch(fe, fd, ev.hfd, ev.mask, ev.has_range, ev.off, ev.len);
 	}
-	if (len == UINT64_MAX)
-		len = f->cache.table.usize;
-	if (range_ready(&f->cache, off, len)) {
-		atomic_fetch_add(&d->events_fast, 1);
-		respond(fe, m->fd, FAN_ALLOW);
-		close(m->fd);
-		return;
-	}
-	j = calloc(1, sizeof(*j));
-	if (!j) {
-		respond(fe, m->fd, FAN_DENY_ERRNO(EIO));
-		close(m->fd);
-		return;
-	}
-	j->fe = fe;
-	j->f = f;
-	j->fd = m->fd;
-	j->off = off;
-	j->len = len;
-	j->job.fn = fill_job;
-	sk_pool_submit(d->pool, &j->job);
 }
 
 static void *event_loop(void *arg)
@@ -217,7 +269,8 @@ static void *event_loop(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		struct pollfd p[2] = { { fe->fan, POLLIN, 0 }, { fe->stopfd, POLLIN, 0 } };
+		struct pollfd p[2] = { { fe->hsock >= 0 ? fe->hsock : fe->fan, POLLIN, 0 },
+				       { fe->stopfd, POLLIN, 0 } };
 		ssize_t n;
 
 		if (poll(p, 2, -1) < 0) {
@@ -228,6 +281,16 @@ static void *event_loop(void *arg)
 		}
 		if (p[1].revents)
 			break;
+		if (fe->hsock >= 0) {
+			if (take_held(fe) == -EPIPE) {
+				/* the holder died: our copy of the group is all
+				 * that is left; read it ourselves */
+				ld_log(fe->d, LD_LOG_ERROR, "the holder is gone: reading events directly");
+				close(fe->hsock);
+				fe->hsock = -1;
+			}
+			continue;
+		}
 		n = read(fe->fan, buf, bufsz);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -239,10 +302,8 @@ static void *event_loop(void *arg)
 		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
 			if (m->vers != FANOTIFY_METADATA_VERSION) {
 				ld_log(fe->d, LD_LOG_ERROR, "fanotify: metadata version %u", m->vers);
-				if (m->fd >= 0) {
-					respond(fe, m->fd, FAN_DENY_ERRNO(EIO));
-					close(m->fd);
-				}
+				if (m->fd >= 0)
+					respond(fe, m->fd, m->fd, FAN_DENY_ERRNO(EIO));
 				continue;
 			}
 			handle_event(fe, m);
@@ -263,8 +324,10 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 	fe->base.ops = &ld_fanotify_ops;
 	fe->d = d;
 	fe->stopfd = -1;
-	fe->fan = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
-				O_RDWR | O_LARGEFILE);
+	fe->hsock = d->hold_sock;
+	fe->fan = d->hold_group >= 0 ? d->hold_group :
+		fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+			      O_RDWR | O_LARGEFILE);
 	if (fe->fan < 0) {
 		ret = -errno;
 		sk_err_set(e, "fanotify_init: %s", strerror(errno));
@@ -276,10 +339,6 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 		ret = -errno;
 		goto fail;
 	}
-	ret = -pthread_create(&fe->thread, NULL, event_loop, fe);
-	if (ret)
-		goto fail;
-	fe->running = true;
 	*out = &fe->base;
 	return 0;
 fail:
@@ -288,6 +347,18 @@ fail:
 		close(fe->stopfd);
 	close(fe->fan);
 	free(fe);
+	return ret;
+}
+
+/* Events are taken only once the registered images are back, so that a
+ * restarted server never meets a cache file it does not know yet. */
+static int fan_serve(struct ld_frontend *base)
+{
+	struct fan_fe *fe = (struct fan_fe *)base;
+	int ret = -pthread_create(&fe->thread, NULL, event_loop, fe);
+
+	if (!ret)
+		fe->running = true;
 	return ret;
 }
 
@@ -332,6 +403,8 @@ static void fan_destroy(struct ld_frontend *base)
 	fan_stop(base);
 	close(fe->stopfd);
 	close(fe->fan);
+	if (fe->hsock >= 0)
+		close(fe->hsock);
 	free(fe);
 }
 
@@ -339,6 +412,7 @@ const struct ld_frontend_ops ld_fanotify_ops = {
 	.name = "fanotify",
 	.owns_cache_files = true,
 	.start = fan_start,
+	.serve = fan_serve,
 	.watch = fan_watch,
 	.unwatch = fan_unwatch,
 	.stop = fan_stop,

@@ -10,7 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/fanotify.h>
+
 #include "daemon.h"
+#include "holder.h"
 
 #ifndef SKIFF_VERSION
 #define SKIFF_VERSION "0.1.0"
@@ -33,6 +36,8 @@ static const char usage[] =
 "      --merge-limit SIZE  largest merged backend read (default 4M)\n"
 "      --log-level LEVEL   error, warn, info (default) or debug\n"
 "      --ready-fd FD       write \"READY\\n\" to FD and close it once serving\n"
+"      --no-holder         fanotify: no holder process (a crash then lets reads\n"
+"                          of uncached data return zeros; for debugging only)\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n";
 
@@ -48,6 +53,7 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 		{ "merge-limit", required_argument, NULL, 'M' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "ready-fd", required_argument, NULL, 'R' },
+		{ "no-holder", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -134,6 +140,9 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 				return 2;
 			}
 			c->ready_fd = (int)v;
+			break;
+		case 'N':
+			c->no_holder = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -224,6 +233,7 @@ int main(int argc, char **argv)
 	int sig, ret;
 
 	ld_config_defaults(&d.cfg);
+	d.hold_group = d.hold_sock = -1;
 	ret = parse_args(&d.cfg, argc, argv);
 	if (ret)
 		return ret;
@@ -242,6 +252,22 @@ int main(int argc, char **argv)
 	ops = pick_frontend(&d);
 	if (!ops)
 		return 1;
+	if (ops == &ld_fanotify_ops && !d.cfg.no_holder) {
+		/* the group must outlive any crash of the serving process:
+		 * a small holder process keeps it and restarts the server */
+		d.hold_group = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+					     O_RDWR | O_LARGEFILE);
+		if (d.hold_group < 0) {
+			ld_log(&d, LD_LOG_ERROR, "fanotify_init: %s", strerror(errno));
+			return 1;
+		}
+		ret = ld_holder_run(d.hold_group, &d.hold_sock, d.cfg.log_level,
+				    &d.cfg.ready_fd);
+		if (ret) {
+			ld_log(&d, LD_LOG_ERROR, "holder: %s", strerror(-ret));
+			return 1;
+		}
+	}
 	ret = sk_pool_create(&d.pool, d.cfg.threads);
 	if (ret) {
 		ld_log(&d, LD_LOG_ERROR, "worker pool: %s", strerror(-ret));
@@ -260,6 +286,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ld_state_restore(&d);
+	ret = d.fe->ops->serve(d.fe);
+	if (ret) {
+		ld_log(&d, LD_LOG_ERROR, "%s frontend: %s", ops->name, strerror(-ret));
+		d.fe->ops->destroy(d.fe);
+		return 1;
+	}
 	ret = ld_api_start(&d, &e);
 	if (ret) {
 		ld_log(&d, LD_LOG_ERROR, "control socket %s: %s", d.cfg.socket_path, e.msg);

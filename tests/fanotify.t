@@ -123,4 +123,40 @@ skiff_umount "$MNT"
 stop_skiffd
 t_grep "skiffd logged the damaged chunk" "digest mismatch|does not decompress" "$T/skiffd.log"
 
+# 7. the serving process killed while a reader waits: the holder keeps
+#    the fanotify group, starts a new server and hands it the unanswered
+#    event; the reader gets the right bytes, never the holes' zeros
+rm -rf "$T/cache" "$T/work"
+export SKIFF_TEST_FETCH_DELAY_MS=2000
+t_ok "skiffd starts with a slow store" start_skiffd --frontend fanotify
+unset SKIFF_TEST_FETCH_DELAY_MS
+t_ok "mount" skiff_mount "$IMG:a" "$MNT"
+server=$("$SKIFF" status --json | jq .pid)
+t_ok "a holder process ($SKIFFD_PID) runs the server ($server)" \
+	test "$server" -gt 0 -a "$server" != "$SKIFFD_PID"
+f=files/size65537
+cat "$MNT/$f" >"$T/killed.out" 2>"$T/killed.err" &
+reader=$!
+# wait (bounded) until the server is fetching for the reader
+for _ in $(seq 1 200); do
+	[ "$(metric skiff_reads_total)" -ge 1 ] 2>/dev/null && break
+	sleep 0.05
+done
+t_ok "the reader waits on a fetch in flight" test "$(metric skiff_reads_total)" -ge 1
+kill -KILL "$server"
+( sleep 60; kill "$reader" 2>/dev/null ) &
+watchdog=$!
+wait "$reader"
+st=$?
+kill "$watchdog" 2>/dev/null
+t_is "the reader finished without error" "$st" 0
+t_ok "... and read the right bytes (not zeros)" cmp "$T/killed.out" "$SRC/$f"
+t_grep "the holder saw the server die" "died \\(signal 9\\)" "$T/skiffd.log"
+t_grep "... and handed its unanswered event on" "handed [0-9]+ unanswered" "$T/skiffd.log"
+new=$("$SKIFF" status --json | jq .pid)
+t_ok "a new server ($new) serves" test "$new" -gt 0 -a "$new" != "$server"
+t_ok "the whole tree is right afterwards" timeout 300 "$TREECMP" "$SRC" "$MNT"
+skiff_umount "$MNT"
+stop_skiffd
+
 done_testing

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "holder.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/sk.h"
+
+#ifndef FAN_EVENT_INFO_TYPE_RANGE
+#define FAN_EVENT_INFO_TYPE_RANGE 6
+#endif
+
+struct range_info {
+	struct fanotify_event_info_header hdr;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t count;
+};
+
+struct holder {
+	int group, sock, sigfd;
+	pid_t server;
+	int stopping;
+	int log_level;
+	struct ld_hold_event *pending;	/* unanswered, in arrival order */
+	size_t npending, cap;
+};
+
+static void hlog(const struct holder *h, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void hlog(const struct holder *h, int level, const char *fmt, ...)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+	va_list ap;
+
+	if (level > h->log_level)
+		return;
+	fprintf(stderr, "skiffd holder: %s: ", names[level]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int send_event(int sock, const struct ld_hold_event *ev)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)ev, sizeof(*ev) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &ev->hfd, sizeof(int));
+	if (sendmsg(sock, &m, MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Forks a server: returns 0 in the child (with h->sock its end), the
+ * holder keeps going. */
+static int spawn(struct holder *h)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		close(sv[0]);
+		if (h->sock >= 0)
+			close(h->sock);	/* the holder's end of an old server */
+		close(h->sigfd);
+		/* the server keeps its copies of the event fds it is given;
+		 * the holder's copies are not its business */
+		for (size_t i = 0; i < h->npending; i++)
+			close(h->pending[i].hfd);
+		free(h->pending);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		h->sock = sv[1];
+		return 0;
+	}
+	close(sv[1]);
+	if (h->sock >= 0)
+		close(h->sock);
+	h->sock = sv[0];
+	h->server = pid;
+	hlog(h, 2, "serving process %d started", (int)pid);
+	/* whatever the last server left unanswered goes to this one */
+	for (size_t i = 0; i < h->npending; i++)
+		send_event(h->sock, &h->pending[i]);
+	if (h->npending)
+		hlog(h, 2, "handed %zu unanswered events to process %d", h->npending,
+		     (int)pid);
+	return 1;
+}
+
+static void take_events(struct holder *h)
+{
+	char buf[16384] __attribute__((aligned(8)));
+	ssize_t n = read(h->group, buf, sizeof(buf));
+
+	if (n <= 0)
+		return;
+	for (struct fanotify_event_metadata *m = (void *)buf;
+	     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+		struct ld_hold_event ev = { .hfd = m->fd, .mask = m->mask };
+		size_t pos = m->metadata_len;
+
+		if (m->fd < 0)
+			continue;
+		while (pos + sizeof(struct fanotify_event_info_header) <= m->event_len) {
+			struct fanotify_event_info_header ih;
+
+			memcpy(&ih, (char *)m + pos, sizeof(ih));
+			if (ih.len < sizeof(ih) || pos + ih.len > m->event_len)
+				break;
+			if (ih.info_type == FAN_EVENT_INFO_TYPE_RANGE &&
+			    ih.len >= sizeof(struct range_info)) {
+				struct range_info r;
+
+				memcpy(&r, (char *)m + pos, sizeof(r));
+				ev.has_range = 1;
+				ev.off = r.offset;
+				ev.len = r.count;
+			}
+			pos += ih.len;
+		}
+		if (h->npending == h->cap) {
+			size_t ncap = h->cap ? h->cap * 2 : 64;
+			struct ld_hold_event *np = realloc(h->pending, ncap * sizeof(*np));
+
+			if (!np) {
+				/* cannot track it: answer with an error rather
+				 * than let it hang or read zeros */
+				struct fanotify_response r = { m->fd, FAN_DENY };
+
+				if (write(h->group, &r, sizeof(r)) < 0)
+					hlog(h, 0, "deny: %s", strerror(errno));
+				close(m->fd);
+				continue;
+			}
+			h->pending = np;
+			h->cap = ncap;
+		}
+		h->pending[h->npending++] = ev;
+		if (h->sock >= 0)
+			send_event(h->sock, &ev);	/* a dead server gets it later */
+	}
+}
+
+static void take_answers(struct holder *h)
+{
+	struct ld_hold_done d;
+	ssize_t n;
+
+	while ((n = recv(h->sock, &d, sizeof(d), MSG_DONTWAIT)) == sizeof(d)) {
+		for (size_t i = 0; i < h->npending; i++) {
+			if (h->pending[i].hfd != d.hfd)
+				continue;
+			close(d.hfd);
+			memmove(&h->pending[i], &h->pending[i + 1],
+				(h->npending - i - 1) * sizeof(*h->pending));
+			h->npending--;
+			break;
+		}
+	}
+	if (n == 0) {
+		/* the server closed its end: it is gone or going */
+		close(h->sock);
+		h->sock = -1;
+	}
+}
+
+int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd)
+{
+	struct holder h = { .group = group, .sock = -1, .log_level = log_level };
+	sigset_t set;
+	unsigned int quick_deaths = 0;
+	time_t started;
+	int ret;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	h.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (h.sigfd < 0)
+		return -errno;
+	started = time(NULL);
+	ret = spawn(&h);
+	if (ret <= 0) {
+		*sock = h.sock;
+		return ret;
+	}
+	if (*server_only_fd >= 0) {
+		close(*server_only_fd);
+		*server_only_fd = -1;
+	}
+	for (;;) {
+		struct pollfd p[3] = {
+			{ h.group, POLLIN, 0 }, { h.sock, POLLIN, 0 }, { h.sigfd, POLLIN, 0 }
+		};
+
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN)
+			take_events(&h);
+		if (h.sock >= 0 && (p[1].revents & (POLLIN | POLLHUP)))
+			take_answers(&h);
+		if (p[2].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(h.sigfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo != SIGCHLD) {
+				h.stopping = 1;
+				if (h.server > 0)
+					kill(h.server, (int)si.ssi_signo);
+				continue;
+			}
+			int st;
+			pid_t pid;
+
+			while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+				if (pid != h.server)
+					continue;
+				h.server = 0;
+				if (h.stopping) {
+					hlog(&h, 2, "serving process stopped: exiting");
+					exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+				}
+				hlog(&h, 0, "serving process %d died (%s %d): starting another",
+				     (int)pid, WIFSIGNALED(st) ? "signal" : "status",
+				     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+				/* a server that cannot start at all must not spin */
+				quick_deaths = time(NULL) - started < 2 ? quick_deaths + 1 : 0;
+				if (quick_deaths > 5) {
+					hlog(&h, 0, "the serving process keeps dying: giving up");
+					exit(1);
+				}
+				if (quick_deaths)
+					sleep(1);
+				started = time(NULL);
+				ret = spawn(&h);
+				if (ret == 0) {
+					*sock = h.sock;
+					return 0;
+				}
+				if (ret < 0)
+					hlog(&h, 0, "starting a serving process: %s", strerror(-ret));
+			}
+		}
+	}
+	exit(1);
+}
