@@ -42,7 +42,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(BA)/%.o)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BA)/tests/%)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: all demo check check-unit check-asan check-host check-fuzz bench install \
+.PHONY: check-kernel all demo check check-unit check-asan check-host check-fuzz bench install \
 	uninstall clean setup
 .DEFAULT_GOAL := all
 
@@ -100,9 +100,11 @@ check-unit: $(UNIT_BINS)
 check-asan: $(ASAN_UNIT_BINS)
 	@prove --exec '' $(ASAN_UNIT_BINS)
 check-host: all
-	@prove --exec 'bash' tests/*.t
+	@prove --exec '' tests/*.t
+check-kernel: all
+	@prove --exec '' kernel-tests/*.t
 check-fuzz: $(FUZZ_BINS)
-	@prove --exec 'bash' tests/fuzz.t
+	@prove --exec '' tests/fuzz.t
 
 bench: all
 	@./scripts/setup.sh

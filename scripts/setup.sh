@@ -12,6 +12,8 @@ PACKAGES=(
 	# tests: TAP runner, image judge, test-tree tools
 	perl erofs-utils attr acl libcap2-bin openssl util-linux e2fsprogs
 	zstd skopeo jq curl bc
+	# kernel tests: QEMU guest and its Linux 6.1 kernel (kernel-tests/)
+	qemu-system-x86 busybox-static cpio linux-source-6.1 bc flex bison libelf-dev xz-utils
 )
 
 missing=()

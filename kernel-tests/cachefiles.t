@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Boots the Linux 6.1 test guest and runs guest-cachefiles.sh in it:
+# skiffd's cachefiles frontend serves mounts by fsid that equal their
+# source, fetch only what is read, reopen warm with zero READs, share blobs
+# in a domain, and fail bad or missing data with EIO without hanging.
+exec "$(dirname "$0")/tap-guest.sh" guest-cachefiles.sh
