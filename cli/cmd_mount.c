@@ -18,12 +18,13 @@
 #define API_TIMEOUT_MS 60000
 
 static const char mount_usage[] =
-"usage: skiff mount [--id ID] [--domain D] [--socket PATH] IMAGE MNT\n"
+"usage: skiff mount [--fsid ID] [--domain D] [--socket PATH] IMAGE MNT\n"
 "\n"
 "Registers IMAGE (an OCI layout DIR[:TAG]) with skiffd and mounts it at\n"
 "MNT. File data is fetched when first read.\n"
 "\n"
-"  --id ID        name to register the image under (default from its digest)\n"
+"  --fsid ID      name to register the image under, the EROFS fsid in\n"
+"                cachefiles mode (default from its digest; --id is the same)\n"
 "  --domain D     cachefiles domain: images mounted in one domain share the\n"
 "                cache files of the blobs they have in common\n"
 "  --socket PATH  skiffd's control socket (default $SKIFF_SOCKET or " DEFAULT_SOCKET ")\n";
@@ -90,6 +91,7 @@ static int parse_common(int argc, char **argv, const char *usage,
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "id", required_argument, NULL, 'i' },
+		{ "fsid", required_argument, NULL, 'i' },
 		{ "domain", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
@@ -356,15 +358,15 @@ int cmd_status(int argc, char **argv)
 			char sz[32];
 
 			sk_human_size((uint64_t)size, sz, sizeof(sz));
-			if (!rb) {	/* cachefiles: the kernel owns the cache file */
-				printf("  blob %.16s...  %s, cached in the kernel's cache\n",
+			if (!rb) {	/* cachefiles, and the kernel has it closed */
+				printf("  blob %.16s...  %s, in the kernel's cache (not open)\n",
 				       json_string_value(json_object_get(b, "id")), sz);
 				continue;
 			}
 			printf("  blob %.16s...  %s, cached %.1f%%%s\n",
 			       json_string_value(json_object_get(b, "id")), sz,
 			       size > 0 ? 100.0 * (double)json_integer_value(rb) / size : 100.0,
-			       json_is_true(json_object_get(b, "watched")) ? "" : " (complete)");
+			       json_is_false(json_object_get(b, "watched")) ? " (complete)" : "");
 		}
 	}
 out:

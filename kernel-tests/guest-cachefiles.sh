@@ -33,7 +33,11 @@ t_ok "... $fb bytes, under 1% of the $stored stored" test "$((fb * 100))" -lt "$
 t_ok "mounted tree equals the source" timeout 600 "$TREECMP" "$SRC" "$MNT"
 t_is "every chunk fetched exactly once" "$(metric skiff_fetched_chunks_total)" "$chunks"
 t_is "no errors" "$(metric skiff_verify_errors_total)/$(metric skiff_fetch_errors_total)" 0/0
+t_is "skiff status shows the blob wholly cached" \
+	"$("$SKIFF" status --json | jq '.images[0].blobs[0] | .ready_bytes == .size')" true
+closes=$(metric skiff_closes_total)
 t_ok "skiff umount" skiff_umount "$MNT"
+t_ok "the kernel closed the bootstrap and the blob" test "$(($(metric skiff_closes_total) - closes))" -ge 2
 
 events=$(metric skiff_events_total)
 t_ok "mount again" skiff_mount "$IMG:a" "$MNT" --id img1

@@ -58,7 +58,7 @@ static json_t *counters_json(struct ld_counters *c)
 			 "write", (json_int_t)LOAD(c->err_write));
 }
 
-static json_t *image_json(struct ld_image *im)
+static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 {
 	json_t *blobs = json_array();
 	struct ld_counters sum = { 0 };
@@ -84,6 +84,14 @@ static json_t *image_json(struct ld_image *im)
 			json_object_set_new(b, "watched", json_boolean(f->marked));
 			json_object_set_new(b, "counters", counters_json(f->cache.cnt));
 			ld_counters_add(&sum, f->cache.cnt);
+		} else if (d->fe->ops->blob_fill) {
+			uint64_t bytes, chunks;
+
+			/* cachefiles: known while the kernel has it open */
+			if (d->fe->ops->blob_fill(d->fe, im, i, &bytes, &chunks) == 0) {
+				json_object_set_new(b, "ready_bytes", json_integer((json_int_t)bytes));
+				json_object_set_new(b, "ready_chunks", json_integer((json_int_t)chunks));
+			}
 		}
 		json_array_append_new(blobs, b);
 	}
@@ -103,7 +111,7 @@ static void get_images(struct ld_daemon *d, struct ld_http_resp *resp)
 
 	pthread_mutex_lock(&d->lock);
 	for (struct ld_image *im = d->images; im; im = im->next)
-		json_array_append_new(arr, image_json(im));
+		json_array_append_new(arr, image_json(d, im));
 	pthread_mutex_unlock(&d->lock);
 	reply(resp, 200, json_pack("{s:o}", "images", arr));
 }
@@ -206,10 +214,11 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 	       "# HELP skiff_events_total Kernel events received\n# TYPE skiff_events_total counter\nskiff_events_total %llu\n"
 	       "# HELP skiff_events_cached_total Events answered from the chunk map at once\n# TYPE skiff_events_cached_total counter\nskiff_events_cached_total %llu\n"
 	       "# HELP skiff_events_failed_total Events answered with an error\n# TYPE skiff_events_failed_total counter\nskiff_events_failed_total %llu\n"
-	       "# HELP skiff_opens_total Objects the kernel opened (cachefiles OPEN)\n# TYPE skiff_opens_total counter\nskiff_opens_total %llu\n",
+	       "# HELP skiff_opens_total Objects the kernel opened (cachefiles OPEN)\n# TYPE skiff_opens_total counter\nskiff_opens_total %llu\n"
+	       "# HELP skiff_closes_total Objects the kernel closed (cachefiles CLOSE)\n# TYPE skiff_closes_total counter\nskiff_closes_total %llu\n",
 	       (unsigned long long)LOAD(d->events), (unsigned long long)LOAD(d->events_fast),
 	       (unsigned long long)LOAD(d->events_denied),
-	       (unsigned long long)LOAD(d->opens));
+	       (unsigned long long)LOAD(d->opens), (unsigned long long)LOAD(d->closes));
 	pthread_mutex_lock(&d->lock);
 	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
 		uint64_t total = atomic_load((_Atomic uint64_t *)

@@ -362,8 +362,32 @@ static void handle_close(struct cf_fe *fe, const struct cachefiles_msg *m)
 			break;
 		}
 	pthread_mutex_unlock(&fe->lock);
+	atomic_fetch_add(&fe->d->closes, 1);
 	if (o)
 		obj_put(fe, o);
+}
+
+static int cf_blob_fill(struct ld_frontend *base, const struct ld_image *im,
+			unsigned int blob, uint64_t *bytes, uint64_t *chunks)
+{
+	struct cf_fe *fe = (struct cf_fe *)base;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&fe->lock);
+	for (struct cf_object *o = fe->objects; o; o = o->next) {
+		if (o->kind != CF_BLOB || blob >= im->nblobs ||
+		    strcmp(o->cache.hex, im->refs[blob].hex))
+			continue;
+		/* shared in a domain: any open object of the blob will do */
+		*bytes = ld_cache_ready_bytes(&o->cache);
+		pthread_mutex_lock(&o->cache.lock);
+		*chunks = o->cache.ready;
+		pthread_mutex_unlock(&o->cache.lock);
+		ret = 0;
+		break;
+	}
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
 }
 
 static void *event_loop(void *arg)
@@ -510,4 +534,5 @@ const struct ld_frontend_ops ld_cachefiles_ops = {
 	.unwatch = cf_unwatch,
 	.stop = cf_stop,
 	.destroy = cf_destroy,
+	.blob_fill = cf_blob_fill,
 };

@@ -96,7 +96,7 @@ struct ld_daemon {
 	struct ld_frontend *fe;
 	struct ld_http_server *http;
 	double start_time;
-	_Atomic uint64_t events, events_fast, events_denied, opens;
+	_Atomic uint64_t events, events_fast, events_denied, opens, closes;
 	struct ld_counters retired;	/* of cache files no longer in use */
 };
 
@@ -133,6 +133,10 @@ struct ld_frontend_ops {
 	 * answer until destroy() */
 	void (*stop)(struct ld_frontend *fe);
 	void (*destroy)(struct ld_frontend *fe);
+	/* cachefiles: verified bytes and chunks the kernel's cache files of
+	 * an image's blob hold (objects open now); NULL when not known */
+	int (*blob_fill)(struct ld_frontend *fe, const struct ld_image *im,
+			 unsigned int blob, uint64_t *bytes, uint64_t *chunks);
 };
 
 struct ld_frontend {

@@ -3,16 +3,21 @@
 # a skiff image, start skiffd, mount the image lazily, use it, and show
 # what had to be fetched. Leaves nothing behind.
 #
-# Lazy mounts need fanotify pre-content events (Linux 6.14+); on a kernel
-# without them the demo mounts the image's exported cache files instead
-# (everything decompressed first) and says so.
+# skiffd serves lazily through fanotify pre-content events (Linux 6.14+)
+# or cachefiles on-demand mode. On a kernel with neither, the demo runs
+# itself inside the kernel-test guest (Linux 6.1 with cachefiles, QEMU);
+# SKIFF_DEMO_GUEST=1 asks for that directly. Without QEMU it mounts the
+# exported cache files instead (everything decompressed first) and says so.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SKIFF=$ROOT/build/skiff
 SKIFFD=$ROOT/build/skiffd
 SRC=${1:-/usr/share/doc}
-W=$(mktemp -d /var/tmp/skiff-demo.XXXXXX)
+# in the guest, the cache must be on its ext4 disk (cachefiles refuses tmpfs)
+base=/var/tmp
+[ -n "${SKIFF_GUEST:-}" ] && base=/var/cache/skiff
+W=$(mktemp -d "$base/skiff-demo.XXXXXX")
 MNT=$W/mnt
 export SKIFF_SOCKET=$W/skiffd.sock
 loops=()
@@ -30,6 +35,17 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 metric() {
 	curl -s --unix-socket "$SKIFF_SOCKET" http://skiffd/metrics | awk -v n="$1" '$1 == n { print $2 }'
 }
+
+in_guest() {
+	[ -z "${SKIFF_GUEST:-}" ] && [ -x "$ROOT/kernel-tests/run-guest.sh" ] &&
+		command -v qemu-system-x86_64 >/dev/null || return 1
+	step "no lazy frontend here: running the demo in the kernel-test guest (Linux 6.1, cachefiles)"
+	cleanup
+	trap - EXIT
+	"$ROOT/scripts/build-test-kernel.sh" >/dev/null
+	exec "$ROOT/kernel-tests/run-guest.sh" --timeout 900 "$ROOT/scripts/demo.sh" "$SRC"
+}
+[ "${SKIFF_DEMO_GUEST:-0}" = 1 ] && in_guest
 
 step "build an image of $SRC"
 "$SKIFF" build "$SRC" "$W/store:demo"
@@ -51,6 +67,7 @@ if [ "${line:-}" != READY ]; then
 	sed 's/^/  skiffd: /' "$W/skiffd.log"
 	wait "$pid" 2>/dev/null || true
 	pid=
+	in_guest || true
 	echo "skiffd cannot serve lazily on this kernel: mounting the exported cache files instead"
 	opts=ro
 	for id in $("$SKIFF" export-cache "$W/store:demo" "$W/export"); do
