@@ -270,6 +270,27 @@ again:
 		}
 		runs[nruns++] = (struct run){ i, 1 };
 	}
+	/* read ahead: extend the last run past the request with the missing
+	 * chunks stored right after it, if the request itself missed */
+	if (c->readahead && nruns && attempts == 0) {
+		struct run *last = &runs[nruns - 1];
+		const struct fmt_chunk *f = &c->table.chunks[last->first];
+		uint64_t extra = 0;
+
+		for (i = last->first + last->n;
+		     i < c->table.count && c->state[i] == LD_MISSING; i++) {
+			const struct fmt_chunk *p = &c->table.chunks[i - 1];
+			const struct fmt_chunk *ch = &c->table.chunks[i];
+
+			if (p->soff + p->ssize != ch->soff ||
+			    ch->soff + ch->ssize - f->soff > c->merge_limit ||
+			    extra + ch->ssize > c->readahead)
+				break;
+			c->state[i] = LD_INFLIGHT;
+			extra += ch->ssize;
+			last->n++;
+		}
+	}
 	pthread_mutex_unlock(&c->lock);
 
 	for (size_t k = 0; k < nruns; k++) {

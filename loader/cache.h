@@ -49,6 +49,9 @@ struct ld_cache {
 	struct be_source *src;		/* borrowed */
 	struct ld_rings *rings;		/* borrowed; NULL: pwrite(2) */
 	uint32_t merge_limit;
+	/* stored bytes of missing chunks that follow a miss, fetched with
+	 * it: small files stored one after another then cost one request */
+	uint32_t readahead;
 	/* where this cache counts: its own, or one shared (cachefiles
 	 * objects count per image) */
 	struct ld_counters *cnt;

@@ -172,6 +172,29 @@ static struct ld_image *find_image(struct ld_daemon *d, const char *vkey,
 	return NULL;
 }
 
+/* The bootstrap from memory: page-aligned, zero-padded past its end. */
+static int fill_bootstrap(struct cf_object *o, uint64_t off, uint64_t len)
+{
+	uint64_t size = SK_ALIGN_UP(o->im->bootstrap_size, (uint64_t)EROFS_BLKSIZ);
+	uint8_t *buf;
+	int ret;
+
+	if (off >= size || off % EROFS_BLKSIZ)
+		return -EINVAL;
+	len = SK_MIN(len, size - off);
+	if (posix_memalign((void **)&buf, EROFS_BLKSIZ, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ)))
+		return -ENOMEM;
+	memset(buf, 0, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ));
+	if (off < o->im->bootstrap_size)
+		memcpy(buf, (uint8_t *)o->im->bs_buf + off,
+		       SK_MIN(len, o->im->bootstrap_size - off));
+	do {
+		ret = sk_pwrite_full(o->fd, buf, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ), off);
+	} while (ret == -ENOBUFS && usleep(1000) == 0);
+	free(buf);
+	return ret;
+}
+
 static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 {
 	struct ld_daemon *d = fe->d;
@@ -238,6 +261,7 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 		} else {
 			o->cache.cnt = &im->icnt->c;
 			o->cache.rings = d->rings;
+			o->cache.readahead = d->cfg.readahead;
 			o->icnt = im->icnt;
 			atomic_fetch_add(&o->icnt->refs, 1);
 			/* what the kernel's cache file already holds */
@@ -260,6 +284,12 @@ reply:
 	pthread_mutex_unlock(&fe->lock);
 	ld_log(d, LD_LOG_DEBUG, "cachefiles: OPEN %s/%s as object %u, %lld bytes",
 	       vkey, ckey, o->object_id, size);
+	/* the bootstrap is in memory and EROFS reads most of it at once:
+	 * fill its cache file now rather than page by page on READs */
+	if (kind == CF_BOOTSTRAP && size > 0 &&
+	    (ret = fill_bootstrap(o, 0, (uint64_t)size)))
+		ld_log(d, LD_LOG_WARN, "cachefiles: pre-filling bootstrap of %s: %s",
+		       o->im->id, strerror(-ret));
 }
 
 static void complete(struct cf_fe *fe, struct cf_object *o, uint32_t msg_id)
@@ -267,29 +297,6 @@ static void complete(struct cf_fe *fe, struct cf_object *o, uint32_t msg_id)
 	if (ioctl(o->fd, CACHEFILES_IOC_READ_COMPLETE, msg_id) < 0)
 		ld_log(fe->d, LD_LOG_WARN, "cachefiles: READ_COMPLETE %u: %s", msg_id,
 		       strerror(errno));
-}
-
-/* The bootstrap from memory: page-aligned, zero-padded past its end. */
-static int fill_bootstrap(struct cf_object *o, uint64_t off, uint64_t len)
-{
-	uint64_t size = SK_ALIGN_UP(o->im->bootstrap_size, (uint64_t)EROFS_BLKSIZ);
-	uint8_t *buf;
-	int ret;
-
-	if (off >= size || off % EROFS_BLKSIZ)
-		return -EINVAL;
-	len = SK_MIN(len, size - off);
-	if (posix_memalign((void **)&buf, EROFS_BLKSIZ, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ)))
-		return -ENOMEM;
-	memset(buf, 0, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ));
-	if (off < o->im->bootstrap_size)
-		memcpy(buf, (uint8_t *)o->im->bs_buf + off,
-		       SK_MIN(len, o->im->bootstrap_size - off));
-	do {
-		ret = sk_pwrite_full(o->fd, buf, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ), off);
-	} while (ret == -ENOBUFS && usleep(1000) == 0);
-	free(buf);
-	return ret;
 }
 
 static void read_job(struct sk_job *job)

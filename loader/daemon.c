@@ -21,6 +21,7 @@ void ld_config_defaults(struct ld_config *c)
 	strcpy(c->socket_path, "/run/skiff/skiffd.sock");
 	c->threads = 16;
 	c->merge_limit = 4u << 20;
+	c->readahead = 1u << 20;
 	c->log_level = LD_LOG_INFO;
 	c->frontend = LD_FE_AUTO;
 	c->ready_fd = -1;
@@ -78,6 +79,14 @@ int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e)
 				ret = -EINVAL;
 			} else {
 				c->merge_limit = (uint32_t)json_integer_value(v);
+			}
+		} else if (!strcmp(key, "readahead")) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > (256 << 20)) {
+				sk_err_set(e, "\"readahead\" must be 0 to 268435456 bytes");
+				ret = -EINVAL;
+			} else {
+				c->readahead = (uint32_t)json_integer_value(v);
 			}
 		} else if (!strcmp(key, "log_level")) {
 			const char *s = json_string_value(v);
@@ -250,6 +259,7 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	if (ret)
 		goto fail;
 	f->cache.rings = d->rings;
+	f->cache.readahead = d->cfg.readahead;
 	f->src = src;
 	f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (f->fd < 0 || fstat(f->fd, &st) < 0) {

@@ -26,6 +26,7 @@ struct ld_config {
 	char socket_path[PATH_MAX];
 	unsigned int threads;
 	uint32_t merge_limit;
+	uint32_t readahead;
 	int log_level;
 	enum ld_frontend_kind frontend;
 	int ready_fd;		/* -1: none; written and closed when serving */

@@ -34,6 +34,8 @@ static const char usage[] =
 "      --frontend NAME     auto (default), fanotify or cachefiles\n"
 "  -j, --threads N         request workers (default 16)\n"
 "      --merge-limit SIZE  largest merged backend read (default 4M)\n"
+"      --readahead SIZE    stored bytes of following chunks fetched with a\n"
+"                          miss (default 1M; 0: only what is asked)\n"
 "      --log-level LEVEL   error, warn, info (default) or debug\n"
 "      --ready-fd FD       write \"READY\\n\" to FD and close it once serving\n"
 "      --no-holder         fanotify: no holder process (a crash then lets reads\n"
@@ -51,6 +53,7 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 		{ "frontend", required_argument, NULL, 'F' },
 		{ "threads", required_argument, NULL, 'j' },
 		{ "merge-limit", required_argument, NULL, 'M' },
+		{ "readahead", required_argument, NULL, 'A' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "no-holder", no_argument, NULL, 'N' },
@@ -118,6 +121,13 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 				return 2;
 			}
 			c->merge_limit = (uint32_t)sz;
+			break;
+		case 'A':
+			if (sk_parse_size(optarg, &sz) || sz > (256u << 20)) {
+				fprintf(stderr, "skiffd: --readahead %s: need 0 to 256M\n", optarg);
+				return 2;
+			}
+			c->readahead = (uint32_t)sz;
 			break;
 		case 'L':
 			if (!strcmp(optarg, "error"))

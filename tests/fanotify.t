@@ -29,8 +29,8 @@ blob=$("$SKIFF" inspect --json "$IMG:a" | jq -r '.blobs[0].id')
 first_file=$("$SKIFF" ls -R "$IMG:a" / | awk '$1 ~ /^-/ && $5 > 0 { print $NF; exit }')
 
 # 1. a lazy mount equals its source, and the first full read fetches
-#    every chunk exactly once
-t_ok "skiffd starts (fanotify)" start_skiffd --frontend fanotify || done_testing
+#    every chunk exactly once (no read-ahead: counts are exact)
+t_ok "skiffd starts (fanotify)" start_skiffd --frontend fanotify --readahead 0 || done_testing
 MNT=$T/mnt
 t_ok "skiff mount" skiff_mount "$IMG:a" "$MNT" || done_testing
 t_is "nothing fetched at mount time" "$(metric skiff_fetched_chunks_total)" 0
@@ -58,6 +58,22 @@ t_ok "tree equals the source after the restart" timeout 300 "$TREECMP" "$SRC" "$
 t_is "... with zero fetches" "$(metric skiff_fetched_chunks_total)" 0
 skiff_umount "$MNT"
 stop_skiffd
+
+# read-ahead: a miss also fetches the chunks stored after it, in the same
+# backend read, within the limit
+rm -rf "$T/cache" "$T/work"
+t_ok "skiffd starts with 256K of read-ahead" start_skiffd --frontend fanotify --readahead 256K
+skiff_mount "$IMG:a" "$MNT"
+t_ok "small file reads right" cmp "$MNT/files/small5" "$SRC/files/small5"
+t_is "one backend read" "$(metric skiff_backend_fetches_total)" 1
+t_ok "... that brought more than one chunk" test "$(metric skiff_fetched_chunks_total)" -gt 1
+fb=$(metric skiff_fetched_bytes_total)
+t_ok "... within the read-ahead ($fb bytes)" test "$fb" -le $((256 * 1024 + 65536 + 200))
+t_ok "the whole tree is right" timeout 300 "$TREECMP" "$SRC" "$MNT"
+t_is "... every chunk still fetched once" "$(metric skiff_fetched_chunks_total)" "$chunks"
+skiff_umount "$MNT"
+stop_skiffd
+
 
 # 4. two images that share a blob share one cache file
 cp -a "$SRC" "$T/src2"
@@ -102,7 +118,8 @@ stop_skiffd
 rm -rf "$T/cache" "$T/work"
 cp -a "$IMG" "$T/bad"
 cp "$T/bad/blobs/sha256/$blob" "$T/blob.orig"
-t_ok "skiffd starts" start_skiffd --frontend fanotify
+# no read-ahead: which files are cached must follow from what was read
+t_ok "skiffd starts" start_skiffd --frontend fanotify --readahead 0
 t_ok "mount the image from a store we will damage" skiff_mount "$T/bad:a" "$MNT"
 # the walk's first file with data owns the blob's first stored bytes
 printf 'XX' | dd of="$T/bad/blobs/sha256/$blob" bs=1 seek=0 conv=notrunc status=none
