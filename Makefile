@@ -42,7 +42,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(BA)/%.o)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BA)/tests/%)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
-.PHONY: check-kernel all demo check check-unit check-asan check-host check-fuzz bench install \
+.PHONY: bench-fscache check-kernel all demo check check-unit check-asan check-host check-fuzz bench install \
 	uninstall clean setup
 .DEFAULT_GOAL := all
 
@@ -109,6 +109,11 @@ check-fuzz: $(FUZZ_BINS)
 bench: all
 	@./scripts/setup.sh
 	@./bench/build-bench.sh
+
+# reads through skiffd's cachefiles frontend in the QEMU guest against
+# loop mounts (the first run builds the guest kernel: ~10 minutes)
+bench-fscache: all
+	@./bench/fscache-bench.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \

@@ -19,6 +19,8 @@
 #                        ~120 MB in ~5000 files)
 #   SKIFF_BENCH_RUNS     runs per mode, median taken (default 3)
 #   SKIFF_BENCH_TRACE    0: skip the untimed strace pass (READ sizes)
+#   SKIFF_BENCH_PERF     0: skip the untimed perf pass (CPU profile)
+#   SKIFF_BENCH_LOOP_DIO 0: skip the loop-dio row (losetup --direct-io=on)
 #   SKIFF_BENCH_MERGE_LIMITS  e.g. "1M 16M": one extra cold run per skiffd
 #                        --merge-limit (default none)
 #   SKIFF_BENCH_WORK     host scratch directory, visible in the guest: not
@@ -86,17 +88,35 @@ echo "  tree: $TREE"
 envs=(--env "SKIFF=$WORK/skiff" --env "SKIFFD=$WORK/skiffd"
 	--env "SKIFF_BENCH_STORE=$WORK/store:bench" --env "SKIFF_BENCH_RUNS=$RUNS"
 	--env "SKIFF_BENCH_TREE=$TREE")
-[ -n "${SKIFF_BENCH_TRACE:-}" ] && envs+=(--env "SKIFF_BENCH_TRACE=$SKIFF_BENCH_TRACE")
-[ -n "${SKIFF_BENCH_MERGE_LIMITS:-}" ] &&
-	envs+=(--env "SKIFF_BENCH_MERGE_LIMITS=$SKIFF_BENCH_MERGE_LIMITS")
+for v in SKIFF_BENCH_TRACE SKIFF_BENCH_PERF SKIFF_BENCH_LOOP_DIO SKIFF_BENCH_MERGE_LIMITS; do
+	[ -n "${!v:-}" ] && envs+=(--env "$v=${!v}")
+done
+
+# host CPU seconds: all CPUs busy, and this shell's waited-for children
+# (QEMU and its helpers): the difference is other load on the machine
+HZ=$(getconf CLK_TCK)
+busy_cpu() { awk -v hz="$HZ" '$1 == "cpu" { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat; }
+child_cpu() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($14 + $15) / hz }' /proc/$$/stat; }
 
 note "booting the guest (timeout $TIMEOUT s); progress lines follow"
 t0=$SECONDS
+b0=$(busy_cpu) c0=$(child_cpu)
 st=0
 # the cache disk holds the store, the exported cache files and one
 # cachefiles cache at a time: about 3 times the tree; sparse anyway
 "$repo/kernel-tests/run-guest.sh" --timeout "$TIMEOUT" --disk-size 4G \
 	--kernel "$kernel" "${envs[@]}" "$repo/kernel-tests/guest-bench-fscache.sh" || st=$?
+b1=$(busy_cpu) c1=$(child_cpu)
 note "guest run, boot included: $((SECONDS - t0)) s"
+awk -v b="$(awk -v a="$b0" -v z="$b1" 'BEGIN { print z - a }')" \
+    -v c="$(awk -v a="$c0" -v z="$c1" 'BEGIN { print z - a }')" \
+    -v w="$((SECONDS - t0))" -v n="$(nproc)" 'BEGIN {
+	if (w <= 0) w = 1
+	x = (b - c) / (w * n); if (x < 0) x = 0
+	busy = ""
+	if (x > 0.10) busy = "; the guest competed with it: its times are noisy"
+	printf("host: other load during the guest run %.0f%% of %d CPUs (QEMU itself %.0f%%)%s\n",
+		100 * x, n, 100 * c / (w * n), busy)
+}'
 [ "$st" -eq 0 ] || die "the guest benchmark failed (exit $st)"
 exit 0
