@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "../common/sk.h"
@@ -101,6 +102,21 @@ int fmt_xattr_fullname(const struct fmt_xattr *x, char *out, size_t outlen);
 /* Chunk i of a chunk-based inode: device slot (0 = none/hole) and block. */
 int fmt_bs_chunk(struct fmt_bs *bs, const struct fmt_inode *ino, uint64_t i,
 		 unsigned int *device, uint32_t *blkaddr);
+
+/* The dirent file type EROFS records for an inode mode. */
+static inline unsigned int fmt_file_type(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: return EROFS_FT_REG_FILE;
+	case S_IFDIR: return EROFS_FT_DIR;
+	case S_IFCHR: return EROFS_FT_CHRDEV;
+	case S_IFBLK: return EROFS_FT_BLKDEV;
+	case S_IFIFO: return EROFS_FT_FIFO;
+	case S_IFSOCK: return EROFS_FT_SOCK;
+	case S_IFLNK: return EROFS_FT_SYMLINK;
+	default: return EROFS_FT_UNKNOWN;
+	}
+}
 
 /* Encoding of device numbers the kernel uses (new_encode_dev). */
 static inline uint32_t fmt_encode_dev(unsigned int major, unsigned int minor)

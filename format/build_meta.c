@@ -19,22 +19,9 @@
 #include <sys/stat.h>
 
 #include "blob.h"
+#include "bootstrap.h"
 
 #define INODE_SIZE sizeof(struct erofs_inode_extended)
-
-static uint8_t file_type(uint32_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFREG: return EROFS_FT_REG_FILE;
-	case S_IFDIR: return EROFS_FT_DIR;
-	case S_IFCHR: return EROFS_FT_CHRDEV;
-	case S_IFBLK: return EROFS_FT_BLKDEV;
-	case S_IFIFO: return EROFS_FT_FIFO;
-	case S_IFSOCK: return EROFS_FT_SOCK;
-	case S_IFLNK: return EROFS_FT_SYMLINK;
-	default: return EROFS_FT_UNKNOWN;
-	}
-}
 
 static int dentry_cmp(const void *a, const void *b)
 {
@@ -208,7 +195,7 @@ static void put_dir(uint8_t *buf, const struct bld_node *d)
 			struct erofs_dirent de = {
 				.nid = htole64(e->node->nid),
 				.nameoff = htole16((uint16_t)nameoff),
-				.file_type = file_type(e->node->mode),
+				.file_type = (uint8_t)fmt_file_type(e->node->mode),
 			};
 
 			memcpy(blk + (i - first) * sizeof(de), &de, sizeof(de));

@@ -82,20 +82,6 @@ static int collect(void *ctx, const struct fmt_dirent *de)
 	return 0;
 }
 
-static unsigned int mode_type(uint32_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFREG: return EROFS_FT_REG_FILE;
-	case S_IFDIR: return EROFS_FT_DIR;
-	case S_IFCHR: return EROFS_FT_CHRDEV;
-	case S_IFBLK: return EROFS_FT_BLKDEV;
-	case S_IFIFO: return EROFS_FT_FIFO;
-	case S_IFSOCK: return EROFS_FT_SOCK;
-	case S_IFLNK: return EROFS_FT_SYMLINK;
-	}
-	return EROFS_FT_UNKNOWN;
-}
-
 static int walk_dir(struct walk *w, const struct fmt_inode *dir,
 		    uint64_t parent, size_t plen, unsigned int depth)
 {
@@ -136,7 +122,7 @@ static int walk_dir(struct walk *w, const struct fmt_inode *dir,
 		ret = fmt_bs_inode(w->bs, e.v[i].nid, &ino);
 		if (ret)
 			break;
-		if (mode_type(ino.mode) != e.v[i].type) {
+		if (fmt_file_type(ino.mode) != e.v[i].type) {
 			sk_err_set(&w->bs->err, "%s: dirent type %u does not match inode mode 0%o",
 				   w->path, e.v[i].type, ino.mode);
 			ret = -EFSCORRUPTED;
