@@ -11,7 +11,7 @@ PACKAGES=(
 	clang libclang-rt-14-dev
 	# tests: TAP runner, image judge, test-tree tools
 	perl erofs-utils attr acl libcap2-bin openssl util-linux e2fsprogs
-	zstd skopeo jq curl bc
+	zstd skopeo jq curl bc procps
 	# kernel tests: QEMU guest and its Linux 6.1 kernel (kernel-tests/)
 	qemu-system-x86 busybox-static cpio linux-source-6.1 bc flex bison libelf-dev xz-utils
 )

@@ -189,6 +189,8 @@ metric() {
 
 _t_stop_daemon_on_exit() {
 	if [ -n "$SKIFFD_PID" ]; then
+		# the holder's serving child would outlive it on purpose
+		pkill -KILL -P "$SKIFFD_PID" 2>/dev/null
 		kill -KILL "$SKIFFD_PID" 2>/dev/null
 		wait "$SKIFFD_PID" 2>/dev/null
 	fi
