@@ -127,22 +127,6 @@ struct run {
 	uint64_t first, n;	/* chunk indexes [first, first + n) */
 };
 
-static int write_pieces(struct ld_cache *c, int wfd, const struct ld_write *w,
-			unsigned int n)
-{
-	int ret = 0;
-
-	if (c->rings)
-		return ld_rings_write(c->rings, wfd, w, n);
-	for (unsigned int i = 0; i < n && !ret; i++) {
-		do {
-			ret = sk_pwrite_full(wfd, w[i].buf, w[i].len, w[i].off);
-			/* cachefiles: briefly ENOBUFS right after copen */
-		} while (ret == -ENOBUFS && usleep(1000) == 0);
-	}
-	return ret;
-}
-
 /*
  * Fetches one run of claimed chunks with one backend read, decodes and
  * verifies every chunk, then writes them all (one io_uring submission)
@@ -198,7 +182,7 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 		w[i - r->first] = (struct ld_write){ ubuf + pos, alen, ch->uoff };
 		pos += alen;
 	}
-	ret = write_pieces(c, wfd, w, (unsigned int)r->n);
+	ret = ld_rings_write(c->rings, wfd, w, (unsigned int)r->n);
 	if (ret) {
 		atomic_fetch_add(&c->cnt->err_write, 1);
 		sk_err_set(e, "blob %s: writing the cache file at %llu: %s", c->hex,

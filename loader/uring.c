@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "uring.h"
 
+#include "../common/sk.h"
+
 #include <errno.h>
 #include <liburing.h>
 #include <pthread.h>
@@ -13,6 +15,7 @@ struct ld_rings {
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
 	unsigned int n, depth;
+	unsigned int alive;	/* rings not lost to a failed re-init */
 	bool *busy;
 	struct io_uring rings[];
 };
@@ -37,6 +40,7 @@ int ld_rings_new(struct ld_rings **out, unsigned int nrings, unsigned int depth)
 			return ret;
 		}
 	}
+	r->alive = r->n;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->freed, NULL);
 	*out = r;
@@ -53,12 +57,17 @@ void ld_rings_free(struct ld_rings *r)
 	free(r);
 }
 
-static unsigned int borrow(struct ld_rings *r)
+/* A free ring's index, or -1 when every ring is lost. */
+static int borrow(struct ld_rings *r)
 {
 	unsigned int i;
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
+		if (!r->alive) {
+			pthread_mutex_unlock(&r->lock);
+			return -1;
+		}
 		for (i = 0; i < r->n; i++)
 			if (!r->busy[i])
 				goto found;
@@ -67,7 +76,37 @@ static unsigned int borrow(struct ld_rings *r)
 found:
 	r->busy[i] = true;
 	pthread_mutex_unlock(&r->lock);
-	return i;
+	return (int)i;
+}
+
+/* After a failed submission the ring may hold entries nobody will reap:
+ * replace it rather than hand it to the next writer. A ring that cannot
+ * be made again stays borrowed for good. */
+static void renew(struct ld_rings *r, unsigned int i)
+{
+	io_uring_queue_exit(&r->rings[i]);
+	if (io_uring_queue_init(r->depth, &r->rings[i], 0) < 0) {
+		pthread_mutex_lock(&r->lock);
+		r->alive--;
+		pthread_cond_broadcast(&r->freed);
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	r->busy[i] = false;
+	pthread_cond_signal(&r->freed);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int pwrite_all(int fd, const struct ld_write *w, unsigned int n)
+{
+	int ret = 0;
+
+	for (unsigned int i = 0; i < n && !ret; i++)
+		do {
+			ret = sk_pwrite_full(fd, w[i].buf, w[i].len, w[i].off);
+		} while (ret == -ENOBUFS && usleep(1000) == 0);
+	return ret;
 }
 
 static void give_back(struct ld_rings *r, unsigned int i)
@@ -83,15 +122,20 @@ int ld_rings_write(struct ld_rings *r, int fd, const struct ld_write *w,
 {
 	/* what is left of each piece; a piece is done at 0 */
 	size_t *left = calloc(n ? n : 1, sizeof(size_t));
-	unsigned int ri, pending = 0, retries = 0;
+	unsigned int pending = 0, retries = 0;
+	bool broken = false;
 	struct io_uring *ring;
-	int ret = 0;
+	int ret = 0, ri;
 
 	if (!left)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < n; i++)
 		left[i] = w[i].len;
-	ri = borrow(r);
+	ri = r ? borrow(r) : -1;
+	if (ri < 0) {
+		free(left);
+		return pwrite_all(fd, w, n);
+	}
 	ring = &r->rings[ri];
 	for (unsigned int next = 0;;) {
 		struct io_uring_cqe *cqe;
@@ -113,8 +157,10 @@ int ld_rings_write(struct ld_rings *r, int fd, const struct ld_write *w,
 		if (!pending)
 			break;
 		ret = io_uring_submit_and_wait(ring, 1);
-		if (ret < 0 && ret != -EINTR)
+		if (ret < 0 && ret != -EINTR) {
+			broken = true;
 			break;
+		}
 		ret = 0;
 		while (pending && io_uring_peek_cqe(ring, &cqe) == 0) {
 			unsigned int i = (unsigned int)io_uring_cqe_get_data64(cqe);
@@ -159,7 +205,10 @@ int ld_rings_write(struct ld_rings *r, int fd, const struct ld_write *w,
 			break;
 		}
 	}
-	give_back(r, ri);
+	if (broken)
+		renew(r, (unsigned int)ri);
+	else
+		give_back(r, (unsigned int)ri);
 	free(left);
 	return ret;
 }

@@ -22,6 +22,7 @@ int ld_rings_new(struct ld_rings **out, unsigned int nrings, unsigned int depth)
 void ld_rings_free(struct ld_rings *r);
 /* Writes every piece fully to fd: one submission, short writes and EINTR
  * resubmitted, ENOBUFS (cachefiles right after copen) retried briefly.
+ * Without rings (r NULL, or all lost) it falls back to pwrite(2).
  * 0 or the first -errno. */
 int ld_rings_write(struct ld_rings *r, int fd, const struct ld_write *w,
 		   unsigned int n);
