@@ -51,17 +51,7 @@ first_file=$("$SKIFF" ls -R "$IMG:a" / | awk '$1 ~ /^-/ && $5 > 0 { print $NF; e
 
 # 5. eight concurrent readers of the same and of different files
 t_ok "mount with a fresh fsid" skiff_mount "$IMG:a" "$MNT" --id img5
-files=(files/random-3.5M files/compressible.txt sparse/hole-middle-3M files/size65537)
-pids=()
-for i in $(seq 0 7); do
-	f=${files[i % ${#files[@]}]}
-	timeout 300 cmp "$MNT/$f" "$SRC/$f" >"$T/reader.$i" 2>&1 &
-	pids+=($!)
-done
-bad=0
-for i in "${!pids[@]}"; do
-	wait "${pids[i]}" || { bad=$((bad + 1)); diag "reader $i: $(cat "$T/reader.$i")"; }
-done
+bad=$(concurrent_readers 8 "$MNT" "$SRC" files/random-3.5M files/compressible.txt sparse/hole-middle-3M files/size65537)
 t_is "8 concurrent readers all read the right bytes, none hung" "$bad" 0
 skiff_umount "$MNT"
 

@@ -96,17 +96,7 @@ stop_skiffd
 rm -rf "$T/cache" "$T/work"
 t_ok "skiffd starts on an empty cache" start_skiffd --frontend fanotify
 skiff_mount "$IMG:a" "$MNT"
-files=(files/random-3.5M files/compressible.txt sparse/hole-middle-3M sparse/big-5G files/size65537 files/dup-copy-b)
-pids=()
-for i in $(seq 0 15); do
-	f=${files[i % ${#files[@]}]}
-	timeout 120 cmp "$MNT/$f" "$SRC/$f" >"$T/reader.$i" 2>&1 &
-	pids+=($!)
-done
-bad=0
-for i in "${!pids[@]}"; do
-	wait "${pids[i]}" || { bad=$((bad + 1)); diag "reader $i: $(cat "$T/reader.$i")"; }
-done
+bad=$(concurrent_readers 16 "$MNT" "$SRC" files/random-3.5M files/compressible.txt sparse/hole-middle-3M sparse/big-5G files/size65537 files/dup-copy-b)
 t_is "16 concurrent readers all read the right bytes" "$bad" 0
 t_ok "the whole tree is right afterwards" timeout 300 "$TREECMP" "$SRC" "$MNT"
 t_is "no chunk was fetched twice" "$(metric skiff_fetched_chunks_total)" "$chunks"

@@ -213,3 +213,21 @@ skiff_umount() {
 	done
 	_t_mounts=("${_t_mounts[@]}")
 }
+
+# concurrent_readers N MNT SRC FILE...: N readers at once, reader i
+# comparing FILE[i mod count] under MNT with SRC; prints how many failed
+# (each failure as a diagnostic), none may take over 300 s.
+concurrent_readers() {
+	local n=$1 mnt=$2 src=$3 i f bad=0 pids=()
+	shift 3
+	local files=("$@")
+	for ((i = 0; i < n; i++)); do
+		f=${files[i % ${#files[@]}]}
+		timeout 300 cmp "$mnt/$f" "$src/$f" >"$T/reader.$i" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[i]}" || { bad=$((bad + 1)); diag "reader $i: $(cat "$T/reader.$i")" >&2; }
+	done
+	echo "$bad"
+}

@@ -19,6 +19,7 @@
 #ifndef SKIFF_TESTS_TAP_H
 #define SKIFF_TESTS_TAP_H
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -233,6 +234,19 @@ static inline TAP_PRINTF(1, 2) void bail_out(const char *fmt, ...)
 
 /* Prints the plan if none was given and returns the exit status: the
  * number of failures (capped), or 255 when the plan was not followed. */
+/* Formats a path into out[PATH_MAX]; an overlong one stops the run. */
+static inline TAP_PRINTF(2, 3) void fmtpath(char out[PATH_MAX], const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, PATH_MAX, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= PATH_MAX)
+		bail_out("path too long");
+}
+
 static inline int done_testing(void)
 {
 	if (tap_state.planned < 0) {

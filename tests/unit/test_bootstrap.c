@@ -31,18 +31,6 @@
 static char g_tmp[PATH_MAX];	/* scratch root, removed at exit */
 static int g_have_xattr;
 
-static TAP_PRINTF(2, 3) void fmtpath(char out[PATH_MAX], const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, PATH_MAX, fmt, ap);
-	va_end(ap);
-	if (n < 0 || n >= PATH_MAX)
-		bail_out("path too long");
-}
-
 static void fill(uint8_t *p, size_t n, uint32_t seed)
 {
 	for (size_t i = 0; i < n; i++) {

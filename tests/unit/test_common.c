@@ -217,19 +217,6 @@ static void test_pool_reuse(void)
 	sk_pool_destroy(NULL);
 }
 
-/* vsnprintf keeps -Wformat-truncation quiet; overlong paths stop the run. */
-static TAP_PRINTF(2, 3) void fmtpath(char out[PATH_MAX], const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, PATH_MAX, fmt, ap);
-	va_end(ap);
-	if (n < 0 || n >= PATH_MAX)
-		bail_out("path too long");
-}
-
 static void test_files(const char *tmp)
 {
 	char p[PATH_MAX], q[PATH_MAX];

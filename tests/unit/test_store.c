@@ -17,18 +17,6 @@
 
 static char g_tmp[PATH_MAX];
 
-static TAP_PRINTF(2, 3) void fmtpath(char out[PATH_MAX], const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, PATH_MAX, fmt, ap);
-	va_end(ap);
-	if (n < 0 || n >= PATH_MAX)
-		bail_out("path too long");
-}
-
 static int rm_rf(const char *path)
 {
 	char cmd[PATH_MAX + 32];
