@@ -30,6 +30,7 @@ struct range_info {
 
 struct holder {
 	int group, sock, sigfd;
+	sigset_t server_mask;	/* the signal mask servers start with */
 	pid_t server;
 	int stopping;
 	int log_level;
@@ -87,8 +88,6 @@ static int spawn(struct holder *h)
 		return -errno;
 	}
 	if (pid == 0) {
-		sigset_t none;
-
 		close(sv[0]);
 		if (h->sock >= 0)
 			close(h->sock);	/* the holder's end of an old server */
@@ -98,8 +97,9 @@ static int spawn(struct holder *h)
 		for (size_t i = 0; i < h->npending; i++)
 			close(h->pending[i].hfd);
 		free(h->pending);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* the caller's mask: the server takes its signals with
+		 * sigwait, so they must stay blocked */
+		sigprocmask(SIG_SETMASK, &h->server_mask, NULL);
 		h->sock = sv[1];
 		return 0;
 	}
@@ -208,7 +208,7 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigprocmask(SIG_BLOCK, &set, &h.server_mask);
 	h.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (h.sigfd < 0)
 		return -errno;

@@ -49,7 +49,8 @@ t_ok "skiff umount" skiff_umount "$MNT"
 t_fails "umount of something not mounted" "$SKIFF" umount "$MNT"
 
 # 3. restart: the cache files persist and reads need no fetch at all
-stop_skiffd
+t_ok "skiffd stops cleanly on SIGTERM" stop_skiffd
+t_grep "... after answering what it had" "signal 15: stopping" "$T/skiffd.log"
 t_ok "skiffd restarts on the same cache" start_skiffd --frontend fanotify
 t_ok "mount again" skiff_mount "$IMG:a" "$MNT"
 sync

@@ -174,11 +174,15 @@ start_skiffd() {
 	[ "$line" = READY ] || { diag "skiffd did not start:"; tail -n 5 "$T/skiffd.log" | sed 's/^/#   /'; return 1; }
 }
 
+# stop_skiffd: SIGTERM, and skiffd's exit status (0 when it stopped cleanly)
 stop_skiffd() {
+	local st
 	[ -n "$SKIFFD_PID" ] || return 0
 	kill -TERM "$SKIFFD_PID" 2>/dev/null
 	wait "$SKIFFD_PID" 2>/dev/null
+	st=$?
 	SKIFFD_PID=
+	return "$st"
 }
 
 # metric NAME: a counter from skiffd's /metrics
