@@ -109,6 +109,7 @@ check-fuzz: $(FUZZ_BINS)
 bench: all
 	@./scripts/setup.sh
 	@./bench/build-bench.sh
+	@./bench/fanotify-bench.sh
 
 # reads through skiffd's cachefiles frontend in the QEMU guest against
 # loop mounts (the first run builds the guest kernel: ~10 minutes)

@@ -248,6 +248,24 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 	for (struct ld_blob_file *f = d->files; f; f = f->next)
 		metric(&buf, &len, &cap, "skiff_cache_ready_bytes{blob=\"%s\"} %llu\n",
 		       f->cache.hex, (unsigned long long)ld_cache_ready_bytes(&f->cache));
+	metric(&buf, &len, &cap, "# HELP skiff_event_seconds From a kernel event reaching skiffd to its answer, by whether the data was already there\n# TYPE skiff_event_seconds histogram\n");
+	for (int k = 0; k < 2; k++) {
+		struct ld_hist *h = k ? &d->lat_fetched : &d->lat_cached;
+		const char *path = k ? "fetched" : "cached";
+		uint64_t cum = 0;
+
+		for (unsigned int b = 0; b < LD_HIST_BUCKETS; b++) {
+			cum += LOAD(h->b[b]);
+			if (b < LD_HIST_BUCKETS - 1)
+				metric(&buf, &len, &cap, "skiff_event_seconds_bucket{path=\"%s\",le=\"%g\"} %llu\n",
+				       path, ld_hist_bounds[b], (unsigned long long)cum);
+			else
+				metric(&buf, &len, &cap, "skiff_event_seconds_bucket{path=\"%s\",le=\"+Inf\"} %llu\n",
+				       path, (unsigned long long)cum);
+		}
+		metric(&buf, &len, &cap, "skiff_event_seconds_sum{path=\"%s\"} %.9f\nskiff_event_seconds_count{path=\"%s\"} %llu\n",
+		       path, (double)LOAD(h->sum_ns) / 1e9, path, (unsigned long long)LOAD(h->count));
+	}
 	metric(&buf, &len, &cap, "# HELP skiff_images Registered images\n# TYPE skiff_images gauge\n");
 	unsigned int n = 0;
 

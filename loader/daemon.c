@@ -129,6 +129,22 @@ int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e)
 	return ret;
 }
 
+const double ld_hist_bounds[LD_HIST_BUCKETS - 1] = {
+	5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3,
+	10e-3, 50e-3, 100e-3, 1.0,
+};
+
+void ld_hist_observe(struct ld_hist *h, double seconds)
+{
+	unsigned int i = 0;
+
+	while (i < LD_HIST_BUCKETS - 1 && seconds > ld_hist_bounds[i])
+		i++;
+	atomic_fetch_add(&h->b[i], 1);
+	atomic_fetch_add(&h->count, 1);
+	atomic_fetch_add(&h->sum_ns, (uint64_t)(seconds * 1e9));
+}
+
 void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };

@@ -82,6 +82,16 @@ struct ld_source_ent {
 	struct ld_source_ent *next;
 };
 
+/* Latency histogram: cumulative buckets are computed when printed. */
+#define LD_HIST_BUCKETS 15
+extern const double ld_hist_bounds[LD_HIST_BUCKETS - 1];	/* seconds */
+struct ld_hist {
+	_Atomic uint64_t b[LD_HIST_BUCKETS];	/* last one: +Inf */
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_ns;
+};
+void ld_hist_observe(struct ld_hist *h, double seconds);
+
 struct ld_frontend;
 struct ld_http_server;
 
@@ -99,6 +109,8 @@ struct ld_daemon {
 	double start_time;
 	_Atomic uint64_t events, events_fast, events_denied, opens, closes;
 	struct ld_counters retired;	/* of cache files no longer in use */
+	/* event received to answered: already filled, and fetched first */
+	struct ld_hist lat_cached, lat_fetched;
 };
 
 void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)

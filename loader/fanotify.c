@@ -60,6 +60,7 @@ struct fan_job {
 	int fd;			/* the event's fd, ours to close */
 	int hfd;		/* the fd number the answer names */
 	uint64_t off, len;
+	double t0;		/* when the event reached us */
 };
 
 int ld_fanotify_probe(const char *cache_dir, struct sk_err *e)
@@ -131,6 +132,7 @@ static void fill_job(struct sk_job *job)
 	} else {
 		respond(j->fe, j->fd, j->hfd, FAN_ALLOW);
 	}
+	ld_hist_observe(&j->fe->d->lat_fetched, sk_now() - j->t0);
 	maybe_unmark(j->fe, j->f);
 	free(j);
 }
@@ -159,6 +161,7 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	struct ld_blob_file *f;
 	struct fan_job *j;
 	struct stat st;
+	double t0 = sk_now();
 
 	if (!(mask & FAN_PRE_ACCESS)) {
 		respond(fe, fd, hfd, FAN_ALLOW);
@@ -182,6 +185,7 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	if (range_ready(&f->cache, off, len)) {
 		atomic_fetch_add(&d->events_fast, 1);
 		respond(fe, fd, hfd, FAN_ALLOW);
+		ld_hist_observe(&d->lat_cached, sk_now() - t0);
 		return;
 	}
 	j = calloc(1, sizeof(*j));
@@ -195,6 +199,7 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	j->hfd = hfd;
 	j->off = off;
 	j->len = len;
+	j->t0 = t0;
 	j->job.fn = fill_job;
 	sk_pool_submit(d->pool, &j->job);
 }
