@@ -40,6 +40,11 @@ fb=$(metric skiff_fetched_bytes_total)
 t_ok "... $fb bytes, under 1% of the $stored stored" test "$((fb * 100))" -lt "$stored"
 t_ok "mounted tree equals the source (lazy)" timeout 300 "$TREECMP" "$SRC" "$MNT"
 t_is "every chunk fetched exactly once" "$(metric skiff_fetched_chunks_total)" "$chunks"
+t_ok "event latencies are recorded (fetched)" \
+	test "$(metric 'skiff_event_seconds_count{path="fetched"}')" -ge 1
+t_is "... one per event that needed a fetch or was answered at once" \
+	"$(($(metric 'skiff_event_seconds_count{path="fetched"}') + $(metric 'skiff_event_seconds_count{path="cached"}')))" \
+	"$(metric skiff_events_total)"
 t_is "no errors" "$(metric skiff_verify_errors_total)/$(metric skiff_fetch_errors_total)" 0/0
 t_is "the complete blob is no longer watched" \
 	"$("$SKIFF" status --json | jq '.images[0].blobs[0].watched')" false
