@@ -464,17 +464,13 @@ static int cf_start(struct ld_daemon *d, struct ld_frontend **out, struct sk_err
 	fe->stopfd = eventfd(0, EFD_CLOEXEC);
 	if (fe->stopfd < 0) {
 		ret = -errno;
-		goto fail;
+		sk_err_set(e, "cachefiles frontend: %s", strerror(errno));
+		close(fe->dev);
+		free(fe);
+		return ret;
 	}
 	*out = &fe->base;
 	return 0;
-fail:
-	sk_err_set(e, "cachefiles frontend: %s", strerror(-ret));
-	if (fe->stopfd >= 0)
-		close(fe->stopfd);
-	close(fe->dev);
-	free(fe);
-	return ret;
 }
 
 /* Requests are taken once registered images are back: an OPEN for an

@@ -342,17 +342,13 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 	fe->stopfd = eventfd(0, EFD_CLOEXEC);
 	if (fe->stopfd < 0) {
 		ret = -errno;
-		goto fail;
+		sk_err_set(e, "fanotify frontend: %s", strerror(errno));
+		close(fe->fan);
+		free(fe);
+		return ret;
 	}
 	*out = &fe->base;
 	return 0;
-fail:
-	sk_err_set(e, "fanotify frontend: %s", strerror(-ret));
-	if (fe->stopfd >= 0)
-		close(fe->stopfd);
-	close(fe->fan);
-	free(fe);
-	return ret;
 }
 
 /* Events are taken only once the registered images are back, so that a
