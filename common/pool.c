@@ -41,6 +41,11 @@ static void *worker(void *arg)
 			p->tail = NULL;
 		pthread_mutex_unlock(&p->lock);
 		job->worker = w->index;
+		if (job->detached) {
+			job->fn(job);	/* may have freed job */
+			pthread_mutex_lock(&p->lock);
+			continue;
+		}
 		job->fn(job);
 		pthread_mutex_lock(&p->lock);
 		job->done = 1;

@@ -8,6 +8,7 @@
 #define SKIFF_COMMON_SK_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -67,6 +68,9 @@ struct sk_job {
 	void (*fn)(struct sk_job *job);
 	struct sk_job *next;
 	int done;
+	/* set by the caller: fn owns the job (may free it) and nobody waits
+	 * for it, so the pool must not touch it once fn has started */
+	bool detached;
 	/* set by the pool before fn runs: which worker (0..nthreads-1), so a
 	 * job can use per-worker scratch state the caller owns */
 	unsigned int worker;

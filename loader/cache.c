@@ -128,6 +128,137 @@ struct run {
 };
 
 /*
+ * Decoding is the costly part of a fetch (zstd and a SHA-256 of every
+ * byte), and one reader usually waits on one run: so the fetching thread
+ * shares a run's chunks with idle pool workers. Everybody claims chunks
+ * from one counter, the fetching thread included, so the run never waits
+ * on a helper the busy pool has not started yet: it waits only for chunks
+ * a running helper has claimed. A helper that starts late finds nothing
+ * left and just drops its reference.
+ */
+#define DEC_MIN_BYTES (256u << 10)	/* below this, sharing costs more */
+#define DEC_MAX_HELPERS 7
+
+struct dec_set {
+	struct ld_cache *c;
+	uint64_t first, n;	/* chunks [first, first + n) */
+	const uint8_t *sbuf;	/* stored bytes of the run, from chunk first */
+	struct ld_write *w;	/* one per chunk, where it decodes to */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* done grew, or an error */
+	uint64_t next;		/* next chunk to claim, relative */
+	uint64_t done;		/* chunks decoded or given up */
+	int err;
+	struct sk_err e;
+	unsigned int refs;	/* fetching thread + helpers not yet run */
+	struct dec_helper {
+		struct sk_job job;
+		struct dec_set *s;
+	} helpers[DEC_MAX_HELPERS];
+};
+
+static int dec_one(struct dec_set *s, uint64_t k, struct sk_err *e)
+{
+	const struct fmt_chunk *a = &s->c->table.chunks[s->first];
+	const struct fmt_chunk *ch = &s->c->table.chunks[s->first + k];
+	/* w[k].buf points into the run buffer fetch_run owns */
+	uint8_t *out = (uint8_t *)(uintptr_t)s->w[k].buf;
+	int ret;
+
+	ret = fmt_chunk_decode(ch, s->sbuf + (ch->soff - a->soff), out, e);
+	if (ret)
+		return ret;
+	memset(out + ch->usize, 0, s->w[k].len - ch->usize);
+	return 0;
+}
+
+static void dec_put(struct dec_set *s)
+{
+	bool last;
+
+	pthread_mutex_lock(&s->lock);
+	last = --s->refs == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (!last)
+		return;
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+/* Claims and decodes chunks until none are left. */
+static void dec_work(struct dec_set *s)
+{
+	struct sk_err e = { { 0 } };
+
+	pthread_mutex_lock(&s->lock);
+	while (s->next < s->n) {
+		uint64_t k = s->next++;
+		int ret;
+
+		pthread_mutex_unlock(&s->lock);
+		ret = dec_one(s, k, &e);
+		pthread_mutex_lock(&s->lock);
+		if (ret && !s->err) {
+			s->err = ret;
+			s->e = e;
+			s->done += s->n - s->next;	/* nobody claims the rest */
+			s->next = s->n;
+		}
+		s->done++;
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void dec_job(struct sk_job *job)
+{
+	struct dec_set *s = ((struct dec_helper *)job)->s;
+
+	dec_work(s);
+	dec_put(s);
+}
+
+static int decode_run(struct ld_cache *c, uint64_t first, uint64_t n,
+		      const uint8_t *sbuf, uint64_t ulen, struct ld_write *w,
+		      struct sk_err *e)
+{
+	struct dec_set *s = calloc(1, sizeof(*s));
+	unsigned int helpers = 0;
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	*s = (struct dec_set){ .c = c, .first = first, .n = n, .sbuf = sbuf,
+			       .w = w, .refs = 1 };
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	if (c->pool && n > 1 && ulen >= DEC_MIN_BYTES) {
+		helpers = sk_pool_threads(c->pool) - 1;
+		helpers = (unsigned int)SK_MIN((uint64_t)helpers, n - 1);
+		helpers = SK_MIN(helpers, (unsigned int)DEC_MAX_HELPERS);
+	}
+	s->refs += helpers;
+	for (unsigned int i = 0; i < helpers; i++) {
+		s->helpers[i].s = s;
+		s->helpers[i].job.fn = dec_job;
+		/* the last dec_put frees s, helpers included */
+		s->helpers[i].job.detached = true;
+		sk_pool_submit(c->pool, &s->helpers[i].job);
+	}
+	dec_work(s);
+	pthread_mutex_lock(&s->lock);
+	while (s->done < s->n)
+		pthread_cond_wait(&s->cond, &s->lock);
+	ret = s->err;
+	if (ret)
+		*e = s->e;
+	pthread_mutex_unlock(&s->lock);
+	dec_put(s);
+	return ret;
+}
+
+/*
  * Fetches one run of claimed chunks with one backend read, decodes and
  * verifies every chunk, then writes them all (one io_uring submission)
  * before marking them ready.
@@ -167,20 +298,19 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	}
 	for (uint64_t i = r->first; i < r->first + r->n; i++) {
 		const struct fmt_chunk *ch = &c->table.chunks[i];
-		uint64_t alen = ALIGN4K(ch->usize);
 
-		ret = fmt_chunk_decode(ch, sbuf + (ch->soff - a->soff), ubuf + pos, e);
-		if (ret) {
-			char m[sizeof(e->msg)];
+		w[i - r->first] = (struct ld_write){ ubuf + pos, ALIGN4K(ch->usize),
+						     ch->uoff };
+		pos += ALIGN4K(ch->usize);
+	}
+	ret = decode_run(c, r->first, r->n, sbuf, ulen, w, e);
+	if (ret) {
+		char m[sizeof(e->msg)];
 
-			memcpy(m, e->msg, sizeof(m));
-			sk_err_set(e, "blob %s from %s: %s", c->hex, c->src->desc, m);
-			atomic_fetch_add(&c->cnt->err_verify, 1);
-			goto out;
-		}
-		memset(ubuf + pos + ch->usize, 0, alen - ch->usize);
-		w[i - r->first] = (struct ld_write){ ubuf + pos, alen, ch->uoff };
-		pos += alen;
+		memcpy(m, e->msg, sizeof(m));
+		sk_err_set(e, "blob %s from %s: %s", c->hex, c->src->desc, m);
+		atomic_fetch_add(&c->cnt->err_verify, 1);
+		goto out;
 	}
 	ret = ld_rings_write(c->rings, wfd, w, (unsigned int)r->n);
 	if (ret) {

@@ -48,6 +48,8 @@ struct ld_cache {
 	pthread_cond_t cond;		/* a fetch finished */
 	struct be_source *src;		/* borrowed */
 	struct ld_rings *rings;		/* borrowed; NULL: pwrite(2) */
+	/* borrowed; NULL: a fetching thread decodes its runs alone */
+	struct sk_pool *pool;
 	uint32_t merge_limit;
 	/* stored bytes of missing chunks that follow a miss, fetched with
 	 * it: small files stored one after another then cost one request */

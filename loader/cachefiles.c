@@ -261,6 +261,7 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 		} else {
 			o->cache.cnt = &im->icnt->c;
 			o->cache.rings = d->rings;
+			o->cache.pool = d->pool;
 			o->cache.readahead = d->cfg.readahead;
 			o->icnt = im->icnt;
 			atomic_fetch_add(&o->icnt->refs, 1);
@@ -354,6 +355,7 @@ static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m)
 	j->off = rd.off;
 	j->len = rd.len;
 	j->job.fn = read_job;
+	j->job.detached = true;	/* read_job frees j */
 	sk_pool_submit(fe->d->pool, &j->job);
 }
 

@@ -275,6 +275,7 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	if (ret)
 		goto fail;
 	f->cache.rings = d->rings;
+	f->cache.pool = d->pool;
 	f->cache.readahead = d->cfg.readahead;
 	f->src = src;
 	f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

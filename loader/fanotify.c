@@ -201,6 +201,7 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	j->len = len;
 	j->t0 = t0;
 	j->job.fn = fill_job;
+	j->job.detached = true;	/* fill_job frees j */
 	sk_pool_submit(d->pool, &j->job);
 }
 

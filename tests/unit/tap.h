@@ -232,8 +232,6 @@ static inline TAP_PRINTF(1, 2) void bail_out(const char *fmt, ...)
 	exit(255);
 }
 
-/* Prints the plan if none was given and returns the exit status: the
- * number of failures (capped), or 255 when the plan was not followed. */
 /* Formats a path into out[PATH_MAX]; an overlong one stops the run. */
 static inline TAP_PRINTF(2, 3) void fmtpath(char out[PATH_MAX], const char *fmt, ...)
 {
@@ -247,6 +245,8 @@ static inline TAP_PRINTF(2, 3) void fmtpath(char out[PATH_MAX], const char *fmt,
 		bail_out("path too long");
 }
 
+/* Prints the plan if none was given and returns the exit status: the
+ * number of failures (capped), or 255 when the plan was not followed. */
 static inline int done_testing(void)
 {
 	if (tap_state.planned < 0) {

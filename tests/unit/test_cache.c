@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Loader core (loader/cache.c) against a real blob in a local store:
+ * fills verify every chunk, runs are decoded by the fetching thread and
+ * pool helpers together, a corrupt chunk fails its run without writing
+ * it, concurrent fills never fetch a chunk twice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../backend/source.h"
+#include "../../backend/store.h"
+#include "../../format/bootstrap.h"
+#include "../../format/builder.h"
+#include "../../loader/cache.h"
+#include "tap.h"
+
+static char g_tmp[PATH_MAX];
+
+static void fill_pattern(uint8_t *p, size_t n, uint32_t seed, int compressible)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		/* half the files compress (a few symbols), half do not */
+		p[i] = compressible ? (uint8_t)('a' + (x & 3)) : (uint8_t)x;
+	}
+}
+
+static void write_file(const char *dir, const char *name, size_t size,
+		       uint32_t seed)
+{
+	char p[PATH_MAX];
+	uint8_t *buf = malloc(size ? size : 1);
+	int fd;
+
+	fmtpath(p, "%s/%s", dir, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || !buf)
+		bail_out("creating %s", p);
+	fill_pattern(buf, size, seed, seed & 1);
+	if (sk_write_full(fd, buf, size))
+		bail_out("writing %s", p);
+	close(fd);
+	free(buf);
+}
+
+struct image {
+	char layout[PATH_MAX];
+	char blob_path[PATH_MAX];
+	void *bs_buf;
+	struct fmt_bs bs;
+};
+
+/* Builds a tree of mixed files with 64 KiB chunks into a store. */
+static void make_image(struct image *im)
+{
+	struct fmt_build_opts o = { .chunk_bits = 16, .compress = SKIFF_COMP_ZSTD,
+				    .level = 1, .threads = 2 };
+	struct fmt_build_result res;
+	struct sk_err e = { { 0 } };
+	struct be_store s;
+	char src[PATH_MAX], tmp[PATH_MAX], hex[SK_HEX_LEN + 1];
+	int fd;
+
+	fmtpath(src, "%s/src", g_tmp);
+	fmtpath(im->layout, "%s/layout", g_tmp);
+	if (mkdir(src, 0755))
+		bail_out("mkdir %s", src);
+	for (unsigned int i = 0; i < 24; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "f%02u", i);
+		write_file(src, name, 3000 + (size_t)i * 97 * 1024, i);
+	}
+	if (be_store_open(&s, im->layout, 1, &e) ||
+	    be_store_tmp_blob(&s, tmp, sizeof(tmp), &fd))
+		bail_out("store: %s", e.msg);
+	if (fmt_build(src, &o, fd, &res, &e) || !res.has_blob)
+		bail_out("fmt_build: %s", e.msg);
+	close(fd);
+	sk_hex(res.blob_id, SK_SHA256_LEN, hex);
+	if (be_store_commit_blob(&s, tmp, hex) ||
+	    be_store_blob_path(&s, hex, im->blob_path, sizeof(im->blob_path)))
+		bail_out("committing the blob");
+	im->bs_buf = res.bootstrap;
+	if (fmt_bs_open(&im->bs, res.bootstrap, res.bootstrap_size) ||
+	    im->bs.nblobs != 1)
+		bail_out("bootstrap: %s", im->bs.err.msg);
+}
+
+static int new_cache_file(const char *name)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	fmtpath(p, "%s/%s", g_tmp, name);
+	fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		bail_out("creating %s", p);
+	return fd;
+}
+
+/* Number of chunks whose bytes in fd are present and hash right. */
+static uint64_t good_chunks(const struct ld_cache *c, int fd)
+{
+	uint64_t good = 0;
+
+	for (uint64_t i = 0; i < c->table.count; i++) {
+		const struct fmt_chunk *ch = &c->table.chunks[i];
+		uint8_t *b = malloc(ch->usize), d[SK_SHA256_LEN];
+		off_t at = lseek(fd, (off_t)ch->uoff, SEEK_DATA);
+
+		if (b && at == (off_t)ch->uoff &&
+		    pread(fd, b, ch->usize, (off_t)ch->uoff) == (ssize_t)ch->usize) {
+			sk_sha256(b, ch->usize, d);
+			good += !memcmp(d, ch->digest, SK_SHA256_LEN);
+		}
+		free(b);
+	}
+	return good;
+}
+
+static void test_fill_all(struct image *im, struct be_source *src,
+			  struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	int fd = new_cache_file("all.cache");
+
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	c.readahead = 1u << 20;
+	ok(c.table.count > 100, "the blob has many chunks (%llu)",
+	   (unsigned long long)c.table.count);
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0,
+	       "filling the whole blob with pool helpers");
+	ok(ld_cache_complete(&c), "every chunk is ready");
+	ok(good_chunks(&c, fd) == c.table.count, "every chunk in the cache file hashes right");
+	is_int((long long)atomic_load(&c.own.fetch_chunks), (long long)c.table.count,
+	       "each chunk fetched once");
+	ok(atomic_load(&c.own.fetches) <= c.table.count / 8,
+	   "merged into few backend reads (%llu)",
+	   (unsigned long long)atomic_load(&c.own.fetches));
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0, "a second fill");
+	is_int((long long)atomic_load(&c.own.fetch_chunks), (long long)c.table.count,
+	       "a second fill fetches nothing");
+	ld_cache_close(&c);
+	close(fd);
+}
+
+static int flip_byte(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	int ret = -1;
+
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &b, 1, at) == 1) {
+		b ^= 0x5a;
+		ret = pwrite(fd, &b, 1, at) == 1 ? 0 : -1;
+	}
+	close(fd);
+	return ret;
+}
+
+static void test_corrupt(struct image *im, struct be_source *src,
+			 struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	int fd = new_cache_file("corrupt.cache");
+	uint64_t k, bad_at;
+
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	k = c.table.count / 2;
+	bad_at = c.table.chunks[k].soff + c.table.chunks[k].ssize / 2;
+	if (flip_byte(im->blob_path, (off_t)bad_at))
+		bail_out("corrupting %s", im->blob_path);
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), -EBADMSG,
+	       "a fill over a corrupt chunk fails");
+	ok(strstr(e.msg, "digest") || strstr(e.msg, "decompress"),
+	   "the error names the check: %s", e.msg);
+	is_int((long long)atomic_load(&c.own.err_verify), 1, "one verify error counted");
+	ok(lseek(fd, (off_t)c.table.chunks[k].uoff, SEEK_DATA) !=
+	   (off_t)c.table.chunks[k].uoff, "nothing written where the corrupt chunk goes");
+	ok(!ld_cache_complete(&c), "the blob is not complete");
+	if (flip_byte(im->blob_path, (off_t)bad_at))
+		bail_out("repairing %s", im->blob_path);
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0,
+	       "with the store repaired the same fill succeeds");
+	ok(ld_cache_complete(&c) && good_chunks(&c, fd) == c.table.count,
+	   "and every chunk is right");
+	ld_cache_close(&c);
+	close(fd);
+}
+
+struct reader {
+	pthread_t t;
+	struct ld_cache *c;
+	int fd;
+	uint32_t seed;
+	int failed;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	uint64_t usize = r->c->table.usize;
+	uint32_t x = r->seed;
+
+	for (int i = 0; i < 40; i++) {
+		struct sk_err e = { { 0 } };
+		uint64_t off, len;
+
+		x = x * 1103515245u + 12345u;
+		off = (uint64_t)x % usize;
+		len = 1 + ((uint64_t)(x >> 8) % (512u << 10));
+		if (ld_cache_fill(r->c, r->fd, off, len, &e))
+			r->failed++;
+	}
+	return NULL;
+}
+
+static void test_concurrent(struct image *im, struct be_source *src,
+			    struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	struct reader rd[8];
+	int fd = new_cache_file("concurrent.cache"), failed = 0;
+
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 1u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	c.readahead = 256u << 10;
+	for (int i = 0; i < 8; i++) {
+		rd[i] = (struct reader){ .c = &c, .fd = fd, .seed = 7u + (uint32_t)i };
+		if (pthread_create(&rd[i].t, NULL, reader_main, &rd[i]))
+			bail_out("pthread_create");
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(rd[i].t, NULL);
+		failed += rd[i].failed;
+	}
+	is_int(failed, 0, "8 threads x 40 random fills all succeed");
+	ok(atomic_load(&c.own.fetch_chunks) <= c.table.count,
+	   "no chunk fetched twice (%llu fetched of %llu)",
+	   (unsigned long long)atomic_load(&c.own.fetch_chunks),
+	   (unsigned long long)c.table.count);
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0, "then a whole fill");
+	ok(good_chunks(&c, fd) == c.table.count, "every chunk right after the race");
+	is_int((long long)atomic_load(&c.own.fetch_chunks), (long long)c.table.count,
+	       "each chunk fetched exactly once in all");
+	ld_cache_close(&c);
+	close(fd);
+}
+
+int main(void)
+{
+	struct image im;
+	struct be_source *src;
+	struct sk_pool *pool;
+	struct sk_err e = { { 0 } };
+	const char *t = getenv("TMPDIR");
+	char cmd[PATH_MAX];
+
+	memset(&im, 0, sizeof(im));
+	fmtpath(g_tmp, "%s/skiff-test-cache.XXXXXX", t ? t : "/tmp");
+	if (!mkdtemp(g_tmp))
+		bail_out("mkdtemp");
+	make_image(&im);
+	if (be_local_source_new(im.layout, &src, &e))
+		bail_out("local source: %s", e.msg);
+	if (sk_pool_create(&pool, 4))
+		bail_out("pool");
+
+	test_fill_all(&im, src, pool);
+	test_corrupt(&im, src, pool);
+	test_concurrent(&im, src, pool);
+
+	sk_pool_destroy(pool);
+	be_source_destroy(src);
+	fmt_bs_close(&im.bs);
+	free(im.bs_buf);
+	fmtpath(cmd, "rm -rf '%s'", g_tmp);
+	if (system(cmd))
+		diag("could not remove %s", g_tmp);
+	return done_testing();
+}
