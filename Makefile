@@ -12,7 +12,7 @@ CC ?= cc
 CLANG ?= clang
 PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
-PKGS := libzstd libcrypto jansson liburing
+PKGS := libzstd libcrypto jansson liburing libcurl zlib
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 STD := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 # Tests run with a bounded fuzzing budget per target (seconds).
@@ -110,6 +110,8 @@ bench: all
 	@./scripts/setup.sh
 	@./bench/build-bench.sh
 	@./bench/fanotify-bench.sh
+	@./bench/net-bench.sh
+	@./bench/convert-bench.sh
 
 # reads through skiffd's cachefiles frontend in the QEMU guest against
 # loop mounts (the first run builds the guest kernel: ~10 minutes)

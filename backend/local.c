@@ -28,6 +28,10 @@ struct local_source {
 	struct local_fd *fds;
 	size_t nfds, cap;
 	unsigned int delay_ms;	/* tests: SKIFF_TEST_FETCH_DELAY_MS */
+	/* tests: SKIFF_TEST_FETCH_BPS, one link of that many bytes/s that
+	 * every read of this source shares, one read at a time */
+	uint64_t link_bps;
+	pthread_mutex_t link;
 };
 
 static int local_fd(struct local_source *l, const char *hex, int *fd)
@@ -82,6 +86,11 @@ static int local_read(struct be_source *s, const char *hex, uint64_t off,
 		return ret;
 	if (l->delay_ms)
 		usleep(l->delay_ms * 1000u);
+	if (l->link_bps) {
+		pthread_mutex_lock(&l->link);
+		usleep((useconds_t)((double)len * 1e6 / (double)l->link_bps));
+		pthread_mutex_unlock(&l->link);
+	}
 	ret = sk_pread_full(fd, buf, len, off);
 	return ret == -ENODATA ? -EIO : ret;	/* blob shorter than claimed */
 }
@@ -94,12 +103,20 @@ static void local_destroy(struct be_source *s)
 		close(l->fds[i].fd);
 	free(l->fds);
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->link);
 	free(l);
+}
+
+static int local_resolve(struct be_source *s, const char *tag,
+			 struct be_image *img, struct sk_err *e)
+{
+	return be_store_resolve(&((struct local_source *)s)->store, tag, img, e);
 }
 
 static const struct be_source_ops local_ops = {
 	.read = local_read,
 	.destroy = local_destroy,
+	.resolve = local_resolve,
 };
 
 int be_local_source_new(const char *layout_dir, struct be_source **out,
@@ -120,6 +137,9 @@ int be_local_source_new(const char *layout_dir, struct be_source **out,
 	if (getenv("SKIFF_TEST_FETCH_DELAY_MS"))
 		l->delay_ms = (unsigned int)strtoul(getenv("SKIFF_TEST_FETCH_DELAY_MS"),
 						    NULL, 10);
+	pthread_mutex_init(&l->link, NULL);
+	if (getenv("SKIFF_TEST_FETCH_BPS"))
+		l->link_bps = strtoull(getenv("SKIFF_TEST_FETCH_BPS"), NULL, 10);
 	l->base.ops = &local_ops;
 	snprintf(l->base.desc, sizeof(l->base.desc), "local:%s", layout_dir);
 	*out = &l->base;

@@ -14,6 +14,10 @@
 #include "../common/sk.h"
 
 struct be_source;
+struct be_image;
+struct be_ref;
+struct be_config;
+struct be_http_stats;
 
 struct be_source_ops {
 	/* Reads exactly len stored bytes of blob `hex` at off, or -errno:
@@ -21,16 +25,36 @@ struct be_source_ops {
 	int (*read)(struct be_source *s, const char *hex, uint64_t off,
 		    void *buf, size_t len);
 	void (*destroy)(struct be_source *s);
+	/* Resolves a tag or "sha256:<hex>" digest ("": the only image, or
+	 * "latest" on a registry) to a skiff image: manifest, bootstrap and
+	 * data blobs. The manifest is digest-checked on the way. */
+	int (*resolve)(struct be_source *s, const char *tag,
+		       struct be_image *img, struct sk_err *e);
+	/* Network counters, or NULL (the local store has none). */
+	struct be_http_stats *(*stats)(struct be_source *s);
+	/* Optional: bytes read for [off, off+len) of blob hex failed the
+	 * loader's verification, so the next read of that range should come
+	 * from elsewhere (a registry: not from a mirror). */
+	void (*bad_data)(struct be_source *s, const char *hex, uint64_t off,
+			 uint64_t len);
 };
 
 struct be_source {
 	const struct be_source_ops *ops;
-	char desc[256];		/* for messages: "local:/path" */
+	char desc[256];		/* for messages: "local:/path", a URL */
 };
 
 /* A local OCI image layout directory as a blob source. */
 int be_local_source_new(const char *layout_dir, struct be_source **out,
 			struct sk_err *e);
+
+/*
+ * The source for a parsed reference: the local store, a layout on a web
+ * server, or a registry repository. Opening does no I/O on the network;
+ * cfg is borrowed and must outlive the source.
+ */
+int be_source_open(const struct be_ref *r, const struct be_config *cfg,
+		   struct be_source **out, struct sk_err *e);
 
 static inline int be_source_read(struct be_source *s, const char *hex,
 				 uint64_t off, void *buf, size_t len)

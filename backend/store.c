@@ -189,6 +189,45 @@ static int dump_json(const json_t *j, char **out, size_t *len)
 int be_store_add_image(const struct be_store *s, const struct be_image *img,
 		       const char *annotations_json, struct sk_err *e)
 {
+	return be_store_add_image_config(s, img, NULL, annotations_json, e);
+}
+
+/*
+ * The image config: the base (a converted image's source config) with
+ * its rootfs replaced by our layers' digests and its history dropped
+ * (history counts the source's layers, which are gone), or a minimal one
+ * whose diff_ids match the layers, so that standard tools accept and copy
+ * the image.
+ */
+static json_t *image_config(const char *base_json, json_t *diff_ids,
+			    struct sk_err *e)
+{
+	json_t *c;
+
+	if (!base_json)
+		return json_pack("{s:s, s:s, s:{s:s, s:O}}", "architecture", "amd64",
+				 "os", "linux", "rootfs", "type", "layers",
+				 "diff_ids", diff_ids);
+	c = json_loads(base_json, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(c)) {
+		json_decref(c);
+		sk_err_set(e, "image config is not a JSON object");
+		return NULL;
+	}
+	json_object_del(c, "history");
+	if (json_object_set_new(c, "rootfs", json_pack("{s:s, s:O}", "type", "layers",
+						       "diff_ids", diff_ids))) {
+		json_decref(c);
+		return NULL;
+	}
+	return c;
+}
+
+int be_store_add_image_config(const struct be_store *s,
+			      const struct be_image *img,
+			      const char *config_json,
+			      const char *annotations_json, struct sk_err *e)
+{
 	json_t *layers = json_array(), *diff_ids = json_array();
 	json_t *config = NULL, *manifest = NULL, *index = NULL, *ann = NULL;
 	char *text = NULL, chex[SK_HEX_LEN + 1], mhex[SK_HEX_LEN + 1];
@@ -211,11 +250,11 @@ int be_store_add_image(const struct be_store *s, const struct be_image *img,
 		if (json_array_append_new(diff_ids, json_string(did)))
 			goto out;
 	}
-	/* A minimal image config whose diff_ids match the layers, so that
-	 * standard tools accept and copy the image. */
-	config = json_pack("{s:s, s:s, s:{s:s, s:O}}", "architecture", "amd64",
-			   "os", "linux", "rootfs", "type", "layers",
-			   "diff_ids", diff_ids);
+	config = image_config(config_json, diff_ids, e);
+	if (!config && e->msg[0]) {
+		ret = -EINVAL;
+		goto out;
+	}
 	if (!config || (ret = dump_json(config, &text, &clen)))
 		goto out;
 	ret = be_store_put(s, text, clen, chex);

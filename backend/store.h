@@ -60,6 +60,13 @@ int be_store_put(const struct be_store *s, const void *buf, size_t len,
  */
 int be_store_add_image(const struct be_store *s, const struct be_image *img,
 		       const char *annotations_json, struct sk_err *e);
+/* The same with the image config based on config_json (a source image's
+ * config: entrypoint, env, labels, ... kept; rootfs replaced, history
+ * dropped); NULL gives the minimal config. */
+int be_store_add_image_config(const struct be_store *s,
+			      const struct be_image *img,
+			      const char *config_json,
+			      const char *annotations_json, struct sk_err *e);
 int be_store_resolve(const struct be_store *s, const char *tag,
 		     struct be_image *img, struct sk_err *e);
 void be_image_free(struct be_image *img);

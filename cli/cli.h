@@ -29,7 +29,29 @@ void cli_image_close(struct cli_image *ci);
 void cli_put_name(FILE *f, const char *name, size_t len);
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+struct fmt_build_opts;
+/* The builder options of build and convert: c (--chunk-size), C
+ * (--compress), l (--level), j (--threads). 1: c was one and o took its
+ * value; 0: c is another option; -1: a bad value (said on stderr). */
+int cli_build_opt(int c, const char *arg, struct fmt_build_opts *o);
+struct fmt_prefetch_list;
+/* Reads a --prefetch-list file into pl and points o at it (pl owns the
+ * paths: fmt_prefetch_list_free). 0, or -errno said on stderr. */
+int cli_prefetch_list_load(const char *path, struct fmt_prefetch_list *pl,
+			   struct fmt_build_opts *o);
+
+/* Talking to skiffd (cli/cmd_mount.c): the control socket to use, one
+ * API call (0 and *out, the parsed reply, or -errno after a message), the
+ * image mounted at mnt, and IMAGE with its directory made absolute. */
+#include <jansson.h>
+const char *cli_default_socket(void);
+int cli_api(const char *sock, const char *method, const char *path,
+	    json_t *body, json_t **out);
+int cli_find_by_mount(const char *sock, const char *mnt, char *id, size_t idlen);
+int cli_absolute_ref(const char *ref, char *out, size_t outlen);
+
 int cmd_build(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
@@ -38,5 +60,8 @@ int cmd_export_cache(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_prefetch(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 
 #endif

@@ -22,6 +22,9 @@ static const char build_usage[] =
 "  -l, --level N          zstd level, 1 to 19 (default 3)\n"
 "  -j, --threads N        hashing/compression threads (default: one per CPU)\n"
 "      --uuid UUID|random volume UUID (default: all zeros, for reproducible builds)\n"
+"      --prefetch-list FILE  files read first, one path a line (or a trace from\n"
+"                         `skiff trace stop`): stored first in the blob and\n"
+"                         listed in the bootstrap for skiffd to prefetch\n"
 "  -q, --quiet            no progress or summary\n"
 "  -h, --help             this help\n";
 
@@ -85,6 +88,7 @@ int cmd_build(int argc, char **argv)
 		{ "level", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 'j' },
 		{ "uuid", required_argument, NULL, 'u' },
+		{ "prefetch-list", required_argument, NULL, 'P' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -99,55 +103,27 @@ int cmd_build(int argc, char **argv)
 	struct sk_err e = { { 0 } };
 	char dir[PATH_MAX], tmp[PATH_MAX], ann[512];
 	uint8_t uuid[16];
+	struct fmt_prefetch_list pl = { 0 };
+	const char *plist = NULL;
 	int quiet = 0, c, fd, ret;
 
 	while ((c = getopt_long(argc, argv, "c:l:j:qh", opts, NULL)) != -1) {
-		uint64_t v;
-		char *end;
-		long l;
+		int r = cli_build_opt(c, optarg, &o);
 
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
 		switch (c) {
-		case 'c':
-			if (sk_parse_size(optarg, &v) || v < 4096 || v > (64u << 20) ||
-			    (v & (v - 1))) {
-				cli_err("--chunk-size %s: need a power of two from 4K to 64M",
-					optarg);
-				return 2;
-			}
-			o.chunk_bits = (unsigned int)__builtin_ctzll(v);
-			break;
-		case 'C':
-			if (!strcmp(optarg, "zstd"))
-				o.compress = SKIFF_COMP_ZSTD;
-			else if (!strcmp(optarg, "none"))
-				o.compress = SKIFF_COMP_NONE;
-			else {
-				cli_err("--compress %s: use zstd or none", optarg);
-				return 2;
-			}
-			break;
-		case 'l':
-			l = strtol(optarg, &end, 10);
-			if (*end || l < 1 || l > 19) {
-				cli_err("--level %s: need 1 to 19", optarg);
-				return 2;
-			}
-			o.level = (int)l;
-			break;
-		case 'j':
-			l = strtol(optarg, &end, 10);
-			if (*end || l < 1 || l > 256) {
-				cli_err("--threads %s: need 1 to 256", optarg);
-				return 2;
-			}
-			o.threads = (unsigned int)l;
-			break;
 		case 'u':
 			if (parse_uuid(optarg, uuid)) {
 				cli_err("--uuid %s: need a UUID or \"random\"", optarg);
 				return 2;
 			}
 			o.uuid = uuid;
+			break;
+		case 'P':
+			plist = optarg;
 			break;
 		case 'q':
 			quiet = 1;
@@ -169,6 +145,8 @@ int cmd_build(int argc, char **argv)
 		cli_err("%s: name too long", argv[optind + 1]);
 		return 2;
 	}
+	if (plist && cli_prefetch_list_load(plist, &pl, &o))
+		return 1;
 	if (be_store_open(&store, dir, 1, &e)) {
 		cli_err("%s", e.msg);
 		return 1;
@@ -184,6 +162,7 @@ int cmd_build(int argc, char **argv)
 	}
 	ret = fmt_build(argv[optind], &o, fd, &res, &e);
 	close(fd);
+	fmt_prefetch_list_free(&pl);
 	if (ret) {
 		unlink(tmp);
 		cli_err("build failed: %s", e.msg[0] ? e.msg : strerror(-ret));
@@ -234,6 +213,9 @@ int cmd_build(int argc, char **argv)
 			(unsigned long long)s->chunks_unique,
 			(unsigned long long)s->chunks,
 			(unsigned long long)s->chunks_hole, bs);
+		if (plist)
+			fprintf(stderr, "  prefetch list: %llu files stored first\n",
+				(unsigned long long)s->prefetch_files);
 	}
 	return 0;
 }

@@ -69,6 +69,49 @@ static int count_cb(void *ctx, const char *path, size_t plen,
 	return 0;
 }
 
+/* The prefetch list's paths, in list order (NIDs resolved by a walk). */
+struct pf_names {
+	uint64_t *nid;		/* list order */
+	char **path;		/* per entry, NULL until found */
+	uint32_t n;
+};
+
+static int pf_cb(void *ctx, const char *path, size_t pathlen,
+		 const struct fmt_inode *ino)
+{
+	struct pf_names *p = ctx;
+
+	for (uint32_t i = 0; i < p->n; i++)
+		if (p->nid[i] == ino->nid && !p->path[i] &&
+		    !(p->path[i] = strndup(path, pathlen)))
+			return -ENOMEM;
+	return 0;
+}
+
+static json_t *prefetch_json(struct fmt_bs *bs)
+{
+	struct pf_names p = { .n = fmt_bs_prefetch_count(bs) };
+	json_t *arr = json_array();
+
+	if (!arr || !p.n)
+		return arr;
+	p.nid = calloc(p.n, sizeof(*p.nid));
+	p.path = calloc(p.n, sizeof(*p.path));
+	for (uint32_t i = 0; p.nid && p.path && i < p.n; i++)
+		fmt_bs_prefetch_nid(bs, i, &p.nid[i]);
+	/* a list is short next to the tree: a linear match per inode will do */
+	if (p.nid && p.path && fmt_bs_walk(bs, pf_cb, &p) == 0)
+		for (uint32_t i = 0; i < p.n; i++)
+			json_array_append_new(arr, p.path[i] ? json_string(p.path[i]) :
+					      json_sprintf("(nid %llu)",
+							   (unsigned long long)p.nid[i]));
+	for (uint32_t i = 0; p.path && i < p.n; i++)
+		free(p.path[i]);
+	free(p.path);
+	free(p.nid);
+	return arr;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -172,6 +215,8 @@ int cmd_inspect(int argc, char **argv)
 			"dedup_ratio", dratio);
 
 		jblobs = NULL;
+		if (j)
+			json_object_set_new(j, "prefetch", prefetch_json(&ci.bs));
 		if (!j) {
 			cli_err("out of memory");
 			ret = 1;
@@ -215,6 +260,21 @@ int cmd_inspect(int argc, char **argv)
 		       (unsigned long long)chunks);
 		printf("dedup:       ratio %.2f (mapped bytes / unique chunk bytes)\n",
 		       dratio);
+		if (fmt_bs_prefetch_count(&ci.bs)) {
+			json_t *pl = prefetch_json(&ci.bs), *v;
+			size_t i;
+
+			printf("prefetch:    %u files (--json lists them all)\n",
+			       fmt_bs_prefetch_count(&ci.bs));
+			json_array_foreach(pl, i, v) {
+				if (i == 10) {
+					printf("             ...\n");
+					break;
+				}
+				printf("             %s\n", json_string_value(v));
+			}
+			json_decref(pl);
+		}
 	}
 	ret = 0;
 out:

@@ -20,8 +20,11 @@
 static const char mount_usage[] =
 "usage: skiff mount [--fsid ID] [--domain D] [--socket PATH] IMAGE MNT\n"
 "\n"
-"Registers IMAGE (an OCI layout DIR[:TAG]) with skiffd and mounts it at\n"
-"MNT. File data is fetched when first read.\n"
+"Registers IMAGE with skiffd and mounts it at MNT. File data is fetched\n"
+"when first read. IMAGE is an OCI layout DIR[:TAG], a layout on a web\n"
+"server http(s)://HOST[:PORT]/PATH[#TAG], or a registry image\n"
+"docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX] (skiffd fetches it; its\n"
+"network settings are skiffd.json's \"backend\").\n"
 "\n"
 "  --fsid ID      name to register the image under, the EROFS fsid in\n"
 "                cachefiles mode (default from its digest; --id is the same)\n"
@@ -136,6 +139,9 @@ static int absolute_ref(const char *ref, char *out, size_t outlen)
 {
 	char dir[PATH_MAX], tag[256], real[PATH_MAX];
 
+	/* URLs and registry references mean the same to skiffd */
+	if (strstr(ref, "://"))
+		return snprintf(out, outlen, "%s", ref) < (int)outlen ? 0 : -ENAMETOOLONG;
 	if (be_ref_split(ref, dir, sizeof(dir), tag, sizeof(tag)))
 		return -ENAMETOOLONG;
 	if (!realpath(dir, real))
@@ -369,8 +375,47 @@ int cmd_status(int argc, char **argv)
 			       json_is_false(json_object_get(b, "watched")) ? " (complete)" : "");
 		}
 	}
+	json_array_foreach(json_object_get(st, "sources"), i, b) {
+		json_t *errs = json_object_get(b, "errors"), *v;
+		const char *kind;
+		long long nerr = 0;
+		char by[32];
+
+		if (!json_object_get(b, "requests"))
+			continue;	/* the local store counts nothing */
+		json_object_foreach(errs, kind, v)
+			nerr += json_integer_value(v);
+		sk_human_size((uint64_t)json_integer_value(json_object_get(b, "bytes")), by,
+			      sizeof(by));
+		printf("\nsource %s\n  requests %lld, retries %lld, received %s, failed attempts %lld\n",
+		       json_string_value(json_object_get(b, "source")),
+		       json_integer_value(json_object_get(b, "requests")),
+		       json_integer_value(json_object_get(b, "retries")), by, nerr);
+	}
 out:
 	json_decref(st);
 	json_decref(ims);
 	return 0;
+}
+
+/* For the other commands that talk to skiffd (cmd_prefetch.c). */
+const char *cli_default_socket(void)
+{
+	return default_socket();
+}
+
+int cli_api(const char *sock, const char *method, const char *path,
+	    json_t *body, json_t **out)
+{
+	return api(sock, method, path, body, out);
+}
+
+int cli_find_by_mount(const char *sock, const char *mnt, char *id, size_t idlen)
+{
+	return find_by_mount(sock, mnt, id, idlen);
+}
+
+int cli_absolute_ref(const char *ref, char *out, size_t outlen)
+{
+	return absolute_ref(ref, out, outlen);
 }

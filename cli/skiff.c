@@ -14,6 +14,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "build", cmd_build, "build an image from a directory" },
+	{ "convert", cmd_convert, "convert an OCI or Docker image into a skiff image" },
 	{ "inspect", cmd_inspect, "summarise an image" },
 	{ "ls", cmd_ls, "list a directory of an image" },
 	{ "cat", cmd_cat, "print a file of an image" },
@@ -22,6 +23,9 @@ static const struct {
 	{ "mount", cmd_mount, "mount an image lazily through skiffd" },
 	{ "umount", cmd_umount, "unmount a skiff mount" },
 	{ "status", cmd_status, "show skiffd's images, cache fill and counters" },
+	{ "prefetch", cmd_prefetch, "pre-warm an image's cache (its prefetch list, or --all)" },
+	{ "trace", cmd_trace, "record which files a mounted image reads (start|stop)" },
+	{ "push", cmd_push, "push an image to an OCI registry" },
 };
 
 static void usage(FILE *f)

@@ -48,7 +48,8 @@ int sk_unhex(const char *hex, size_t hexlen, uint8_t *out);
 /* Parses sizes such as 4096, 64K, 1M, 2G. */
 int sk_parse_size(const char *s, uint64_t *out);
 void sk_human_size(uint64_t v, char *out, size_t outlen);
-double sk_now(void);
+double sk_now(void);		/* monotonic seconds */
+uint64_t sk_now_ns(void);	/* monotonic nanoseconds */
 
 /* Incremental SHA-256 (OpenSSL EVP underneath). */
 struct sk_sha256_ctx {

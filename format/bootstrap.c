@@ -55,6 +55,9 @@ static int parse_blob_table(struct fmt_bs *bs, const struct erofs_super_block *s
 		if (bs->prefetch_off > ext_size ||
 		    bs->prefetch_size > ext_size - bs->prefetch_off)
 			return CORRUPT(bs, "prefetch list outside the extension");
+		if (bs->prefetch_size % sizeof(uint64_t))
+			return CORRUPT(bs, "prefetch list of %llu bytes is not whole entries",
+				       (unsigned long long)bs->prefetch_size);
 		bs->prefetch_off += ext_off;
 	}
 
@@ -528,6 +531,24 @@ int fmt_bs_xattrs(struct fmt_bs *bs, const struct fmt_inode *ino,
 			return ret;
 		pos += esz;
 	}
+	return 0;
+}
+
+uint32_t fmt_bs_prefetch_count(const struct fmt_bs *bs)
+{
+	uint64_t n = bs->prefetch_size / sizeof(uint64_t);
+
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+int fmt_bs_prefetch_nid(struct fmt_bs *bs, uint32_t i, uint64_t *nid)
+{
+	uint64_t v;
+
+	if (i >= fmt_bs_prefetch_count(bs))
+		return -EINVAL;
+	memcpy(&v, bs->buf + bs->prefetch_off + (uint64_t)i * sizeof(v), sizeof(v));
+	*nid = le64toh(v);
 	return 0;
 }
 

@@ -99,6 +99,10 @@ int fmt_bs_xattrs(struct fmt_bs *bs, const struct fmt_inode *ino,
 /* Full xattr name ("user.foo") into out; returns length or -errno. */
 int fmt_xattr_fullname(const struct fmt_xattr *x, char *out, size_t outlen);
 
+/* The prefetch list: NIDs of files in the order they are first read.
+ * An entry is only a number: check it with fmt_bs_inode() before use. */
+uint32_t fmt_bs_prefetch_count(const struct fmt_bs *bs);
+int fmt_bs_prefetch_nid(struct fmt_bs *bs, uint32_t i, uint64_t *nid);
 /* Chunk i of a chunk-based inode: device slot (0 = none/hole) and block. */
 int fmt_bs_chunk(struct fmt_bs *bs, const struct fmt_inode *ino, uint64_t i,
 		 unsigned int *device, uint32_t *blkaddr);

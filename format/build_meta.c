@@ -23,14 +23,6 @@
 
 #define INODE_SIZE sizeof(struct erofs_inode_extended)
 
-static int dentry_cmp(const void *a, const void *b)
-{
-	const struct bld_dentry *x = a, *y = b;
-	int c = memcmp(x->name, y->name, SK_MIN(x->namelen, y->namelen));
-
-	return c ? c : (int)x->namelen - (int)y->namelen;
-}
-
 /* Adds "." and "..", sorts, and cuts the entries into 4 KiB blocks. */
 static int pack_dir(struct bld_node *d)
 {
@@ -40,12 +32,12 @@ static int pack_dir(struct bld_node *d)
 	if (!e)
 		return -ENOMEM;
 	d->ents = e;
-	e[d->nents] = (struct bld_dentry){ strdup("."), 1, d };
-	e[d->nents + 1] = (struct bld_dentry){ strdup(".."), 2, d->parent };
+	e[d->nents] = (struct bld_dentry){ strdup("."), 1, d, 0 };
+	e[d->nents + 1] = (struct bld_dentry){ strdup(".."), 2, d->parent, 0 };
 	d->nents += 2;
 	if (!e[d->nents - 1].name || !e[d->nents - 2].name)
 		return -ENOMEM;
-	qsort(e, d->nents, sizeof(*e), dentry_cmp);
+	qsort(e, d->nents, sizeof(*e), bld_dentry_cmp);
 
 	d->dirblk_first = calloc(d->nents, sizeof(uint32_t));
 	if (!d->dirblk_first)
@@ -208,7 +200,8 @@ static void put_dir(uint8_t *buf, const struct bld_node *d)
 }
 
 int bld_meta(struct bld_tree *t, const struct fmt_build_opts *o,
-	     const struct bld_blob *blob, void **out, size_t *outlen)
+	     const struct bld_blob *blobs, unsigned int nblobs, void **out,
+	     size_t *outlen)
 {
 	struct layout l = { 0 };
 	struct bld_node **queue;
@@ -228,7 +221,11 @@ int bld_meta(struct bld_tree *t, const struct fmt_build_opts *o,
 		}
 	}
 
-	l.nblobs = blob ? 1 : 0;
+	if (nblobs > UINT16_MAX) {
+		sk_err_set(t->err, "more than 65535 blobs");
+		return -E2BIG;
+	}
+	l.nblobs = nblobs;
 	l.devt_off = EROFS_SUPER_OFFSET + sizeof(sb);
 	if (l.devt_off + l.nblobs * sizeof(struct erofs_deviceslot) > EROFS_BLKSIZ)
 		l.devt_off = EROFS_BLKSIZ;
@@ -270,7 +267,9 @@ int bld_meta(struct bld_tree *t, const struct fmt_build_opts *o,
 	}
 	free(queue);
 	ext_blk = blk;
-	ext_size = l.nblobs * sizeof(struct skiff_blob_rec);
+	/* the extension: the blob table, then the prefetch list (NIDs) */
+	ext_size = l.nblobs * sizeof(struct skiff_blob_rec) +
+		   t->nprefetch * sizeof(uint64_t);
 	total_blocks = ext_blk + SK_MAX((uint64_t)1,
 					SK_DIV_ROUND_UP(ext_size, EROFS_BLKSIZ));
 	if (total_blocks >= UINT32_MAX) {
@@ -294,7 +293,8 @@ int bld_meta(struct bld_tree *t, const struct fmt_build_opts *o,
 		}
 	}
 
-	if (blob) {
+	for (unsigned int i = 0; i < nblobs; i++) {
+		const struct bld_blob *blob = &blobs[i];
 		struct erofs_deviceslot ds = { 0 };
 		struct skiff_blob_rec r = { 0 };
 		char hex[SK_HEX_LEN + 1];
@@ -302,7 +302,7 @@ int bld_meta(struct bld_tree *t, const struct fmt_build_opts *o,
 		sk_hex(blob->id, SK_SHA256_LEN, hex);
 		memcpy(ds.tag, hex, SK_HEX_LEN);
 		ds.blocks = htole32((uint32_t)(blob->usize / EROFS_BLKSIZ));
-		memcpy(buf + l.devt_off, &ds, sizeof(ds));
+		memcpy(buf + l.devt_off + i * sizeof(ds), &ds, sizeof(ds));
 
 		memcpy(r.blob_id, blob->id, SK_SHA256_LEN);
 		r.stored_size = htole64(blob->stored_size);
@@ -311,9 +311,19 @@ int bld_meta(struct bld_tree *t, const struct fmt_build_opts *o,
 		r.table_size = htole64(blob->table_size);
 		r.chunk_count = htole64(blob->count);
 		memcpy(r.table_digest, blob->table_digest, SK_SHA256_LEN);
-		memcpy(buf + ext_blk * EROFS_BLKSIZ, &r, sizeof(r));
+		memcpy(buf + ext_blk * EROFS_BLKSIZ + i * sizeof(r), &r, sizeof(r));
 	}
 
+	for (size_t i = 0; i < t->nprefetch; i++) {
+		uint64_t nid = htole64(t->prefetch[i]->nid);
+
+		memcpy(buf + ext_blk * EROFS_BLKSIZ + l.nblobs * sizeof(struct skiff_blob_rec) +
+		       i * sizeof(nid), &nid, sizeof(nid));
+	}
+	if (t->nprefetch) {
+		h.prefetch_off = htole64(l.nblobs * sizeof(struct skiff_blob_rec));
+		h.prefetch_size = htole64(t->nprefetch * sizeof(uint64_t));
+	}
 	memcpy(h.magic, SKIFF_BS_MAGIC, 8);
 	h.version = htole32(SKIFF_BS_VERSION);
 	h.ext_off = htole64(ext_blk * EROFS_BLKSIZ);

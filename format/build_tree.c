@@ -107,11 +107,100 @@ static int xattr_cmp(const void *a, const void *b)
 	return c ? c : (int)x->namelen - (int)y->namelen;
 }
 
+int bld_xattr_set(struct bld_node *n, const char *name, const void *value,
+		  size_t vlen, const char *where, struct sk_err *e)
+{
+	struct bld_xattr *x = NULL, *nx;
+	const char *suffix = NULL;
+	size_t i, sl;
+
+	for (i = 0; i < SK_ARRAY_SIZE(xattr_prefixes); i++) {
+		size_t pl = strlen(xattr_prefixes[i].prefix);
+
+		if (xattr_prefixes[i].whole ? !strcmp(name, xattr_prefixes[i].prefix)
+					    : !strncmp(name, xattr_prefixes[i].prefix, pl)) {
+			suffix = name + pl;
+			break;
+		}
+	}
+	if (!suffix) {
+		fprintf(stderr, "skiff: warning: %s: xattr %s has no EROFS namespace, skipped\n",
+			where, name);
+		return 0;
+	}
+	sl = strlen(suffix);
+	if (sl > EROFS_NAME_LEN) {
+		sk_err_set(e, "%s: xattr name %s too long", where, name);
+		return -ENAMETOOLONG;
+	}
+	if (vlen > UINT16_MAX) {
+		sk_err_set(e, "%s: xattr %s value too large", where, name);
+		return -E2BIG;
+	}
+	for (uint32_t k = 0; k < n->nxattrs; k++)
+		if (n->xattrs[k].index == xattr_prefixes[i].index &&
+		    n->xattrs[k].namelen == sl && !memcmp(n->xattrs[k].name, suffix, sl))
+			x = &n->xattrs[k];
+	if (!x) {
+		nx = realloc(n->xattrs, (n->nxattrs + 1) * sizeof(*nx));
+		if (!nx)
+			return -ENOMEM;
+		n->xattrs = nx;
+		x = &nx[n->nxattrs];
+		x->name = strdup(suffix);
+		if (!x->name)
+			return -ENOMEM;
+		x->value = NULL;
+		x->index = xattr_prefixes[i].index;
+		x->namelen = (uint8_t)sl;
+		n->nxattrs++;
+	}
+	free(x->value);
+	x->value = malloc(vlen ? vlen : 1);
+	x->vlen = 0;
+	if (!x->value)
+		return -ENOMEM;
+	memcpy(x->value, value, vlen);
+	x->vlen = (uint16_t)vlen;
+	return 0;
+}
+
+int bld_xattrs_done(struct bld_node *n, const char *where, struct sk_err *e)
+{
+	uint32_t body = 0;
+
+	n->xattr_isize = 0;
+	if (!n->nxattrs)
+		return 0;
+	qsort(n->xattrs, n->nxattrs, sizeof(*n->xattrs), xattr_cmp);
+	for (uint32_t i = 0; i < n->nxattrs; i++)
+		body += SK_ALIGN_UP(sizeof(struct erofs_xattr_entry) +
+				    n->xattrs[i].namelen + n->xattrs[i].vlen, 4u);
+	/* i_xattr_icount is 16 bits: 1 header + body/4 */
+	if (body / 4 + 1 > UINT16_MAX) {
+		sk_err_set(e, "%s: too many xattrs", where);
+		return -E2BIG;
+	}
+	n->xattr_isize = sizeof(struct erofs_xattr_ibody_header) + body;
+	return 0;
+}
+
+void bld_xattrs_clear(struct bld_node *n)
+{
+	for (uint32_t i = 0; i < n->nxattrs; i++) {
+		free(n->xattrs[i].name);
+		free(n->xattrs[i].value);
+	}
+	free(n->xattrs);
+	n->xattrs = NULL;
+	n->nxattrs = 0;
+	n->xattr_isize = 0;
+}
+
 static int read_xattrs(struct walker *w, struct bld_node *n)
 {
 	ssize_t len;
 	char names[XATTR_LIST_MAX];
-	uint32_t body = 0;
 
 	len = llistxattr(w->path, names, sizeof(names));
 	if (len < 0) {
@@ -122,72 +211,22 @@ static int read_xattrs(struct walker *w, struct bld_node *n)
 		return -errno;
 	}
 	for (char *name = names; name < names + len; name += strlen(name) + 1) {
-		struct bld_xattr *x, *nx;
-		const char *suffix = NULL;
-		ssize_t vlen;
-		size_t i;
+		ssize_t vlen = lgetxattr(w->path, name, w->xbuf, w->xcap);
+		int ret;
 
-		for (i = 0; i < SK_ARRAY_SIZE(xattr_prefixes); i++) {
-			size_t pl = strlen(xattr_prefixes[i].prefix);
-
-			if (xattr_prefixes[i].whole ? !strcmp(name, xattr_prefixes[i].prefix)
-						    : !strncmp(name, xattr_prefixes[i].prefix, pl)) {
-				suffix = name + pl;
-				break;
-			}
-		}
-		if (!suffix) {
-			fprintf(stderr, "skiff: warning: %s: xattr %s has no EROFS namespace, skipped\n",
-				w->path, name);
-			continue;
-		}
-		if (strlen(suffix) > EROFS_NAME_LEN) {
-			sk_err_set(w->t->err, "%s: xattr name %s too long", w->path, name);
-			return -ENAMETOOLONG;
-		}
-		vlen = lgetxattr(w->path, name, w->xbuf, w->xcap);
 		if (vlen < 0) {
 			sk_err_set(w->t->err, "%s: reading xattr %s: %s", w->path,
 				   name, strerror(errno));
 			return -errno;
 		}
-		if (vlen > UINT16_MAX) {
-			sk_err_set(w->t->err, "%s: xattr %s value too large", w->path, name);
-			return -E2BIG;
-		}
-		nx = realloc(n->xattrs, (n->nxattrs + 1) * sizeof(*nx));
-		if (!nx)
-			return -ENOMEM;
-		n->xattrs = nx;
-		x = &nx[n->nxattrs];
-		x->index = xattr_prefixes[i].index;
-		x->namelen = (uint8_t)strlen(suffix);
-		x->vlen = (uint16_t)vlen;
-		x->name = strdup(suffix);
-		x->value = malloc(vlen ? (size_t)vlen : 1);
-		if (!x->name || !x->value) {
-			free(x->name);
-			free(x->value);
-			return -ENOMEM;
-		}
-		memcpy(x->value, w->xbuf, (size_t)vlen);
-		n->nxattrs++;
-		body += SK_ALIGN_UP(sizeof(struct erofs_xattr_entry) + x->namelen +
-					    x->vlen, 4u);
+		ret = bld_xattr_set(n, name, w->xbuf, (size_t)vlen, w->path, w->t->err);
+		if (ret)
+			return ret;
 	}
-	if (!n->nxattrs)
-		return 0;
-	qsort(n->xattrs, n->nxattrs, sizeof(*n->xattrs), xattr_cmp);
-	/* i_xattr_icount is 16 bits: 1 header + body/4 */
-	if (body / 4 + 1 > UINT16_MAX) {
-		sk_err_set(w->t->err, "%s: too many xattrs", w->path);
-		return -E2BIG;
-	}
-	n->xattr_isize = sizeof(struct erofs_xattr_ibody_header) + body;
-	return 0;
+	return bld_xattrs_done(n, w->path, w->t->err);
 }
 
-static int name_cmp(const void *a, const void *b)
+int bld_dentry_cmp(const void *a, const void *b)
 {
 	const struct bld_dentry *x = a, *y = b;
 	int c = memcmp(x->name, y->name, SK_MIN(x->namelen, y->namelen));
@@ -195,8 +234,9 @@ static int name_cmp(const void *a, const void *b)
 	return c ? c : (int)x->namelen - (int)y->namelen;
 }
 
-static void append_node(struct bld_tree *t, struct bld_node *n)
+void bld_tree_append(struct bld_tree *t, struct bld_node *n)
 {
+	n->next = NULL;
 	if (t->tail)
 		t->tail->next = n;
 	else
@@ -312,7 +352,7 @@ static int walk_dir(struct walker *w, struct bld_node *dir, size_t plen,
 		goto out;
 	}
 	if (dir->nents)	/* ents is NULL for an empty directory */
-		qsort(dir->ents, dir->nents, sizeof(*dir->ents), name_cmp);
+		qsort(dir->ents, dir->nents, sizeof(*dir->ents), bld_dentry_cmp);
 
 	for (uint32_t i = 0; i < dir->nents; i++) {
 		struct bld_dentry *e = &dir->ents[i];
@@ -347,7 +387,7 @@ static int walk_dir(struct walker *w, struct bld_node *dir, size_t plen,
 		}
 		n->parent = dir;
 		e->node = n;
-		append_node(w->t, n);
+		bld_tree_append(w->t, n);
 		ret = fill_node(w, n, &st);
 		if (ret)
 			goto out;
@@ -401,7 +441,7 @@ int bld_walk(struct bld_tree *t, const char *srcdir)
 		return -ENOMEM;
 	}
 	t->root->parent = t->root;
-	append_node(t, t->root);
+	bld_tree_append(t, t->root);
 	ret = fill_node(&w, t->root, &st);
 	if (!ret)
 		ret = walk_dir(&w, t->root, plen, 0);
@@ -410,25 +450,29 @@ int bld_walk(struct bld_tree *t, const char *srcdir)
 	return ret;
 }
 
+void bld_node_free(struct bld_node *n)
+{
+	for (uint32_t i = 0; i < n->nents; i++)
+		free(n->ents[i].name);
+	bld_xattrs_clear(n);
+	free(n->ents);
+	free(n->path);
+	free(n->link);
+	free(n->chunks);
+	free(n->dirblk_first);
+	free(n);
+}
+
 void bld_tree_free(struct bld_tree *t)
 {
 	struct bld_node *n = t->head, *next;
 
 	for (; n; n = next) {
 		next = n->next;
-		for (uint32_t i = 0; i < n->nents; i++)
-			free(n->ents[i].name);
-		for (uint32_t i = 0; i < n->nxattrs; i++) {
-			free(n->xattrs[i].name);
-			free(n->xattrs[i].value);
-		}
-		free(n->ents);
-		free(n->xattrs);
-		free(n->path);
-		free(n->link);
-		free(n->chunks);
-		free(n->dirblk_first);
-		free(n);
+		bld_node_free(n);
 	}
 	t->head = t->tail = t->root = NULL;
+	free(t->prefetch);
+	t->prefetch = NULL;
+	t->nprefetch = 0;
 }

@@ -22,10 +22,12 @@ int fmt_build(const char *srcdir, const struct fmt_build_opts *o, int blob_fd,
 	t.err = e;
 	ret = bld_walk(&t, srcdir);
 	if (!ret)
+		ret = bld_prefetch_resolve(&t, o);
+	if (!ret)
 		ret = bld_data(&t, o, blob_fd, &blob);
 	if (!ret) {
 		res->has_blob = blob.count != 0;
-		ret = bld_meta(&t, o, res->has_blob ? &blob : NULL,
+		ret = bld_meta(&t, o, &blob, res->has_blob ? 1 : 0,
 			       &res->bootstrap, &res->bootstrap_size);
 	}
 	if (!ret) {

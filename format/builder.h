@@ -24,6 +24,7 @@ struct fmt_build_stats {
 	uint64_t blob_usize;	/* cache-file size of the blob */
 	uint64_t blob_stored;	/* stored blob size */
 	uint64_t bootstrap_size;
+	uint64_t prefetch_files;	/* list entries found as regular files */
 };
 
 struct fmt_build_opts {
@@ -32,6 +33,12 @@ struct fmt_build_opts {
 	int level;			/* zstd level */
 	unsigned int threads;		/* 0: one per CPU */
 	const uint8_t *uuid;		/* 16 bytes or NULL for zeros */
+	/* Files read first (paths from the image root, in first-read order):
+	 * their data goes first in the blob, so prefetching them is a few
+	 * sequential reads, and the bootstrap keeps the list. Entries that
+	 * are missing or not regular files are skipped. */
+	const char *const *prefetch;
+	size_t nprefetch;
 	/* Called from the building thread now and then, and once at the end. */
 	void (*progress)(void *ctx, const struct fmt_build_stats *s, int final);
 	void *progress_ctx;
@@ -48,5 +55,65 @@ struct fmt_build_result {
 
 int fmt_build(const char *srcdir, const struct fmt_build_opts *o, int blob_fd,
 	      struct fmt_build_result *res, struct sk_err *e);
+
+/*
+ * A prefetch list file: one path a line (from the image root; a leading
+ * "/" is optional), "#" lines and empty lines skipped. A tab ends the
+ * path (what follows, e.g. a trace's chunk indexes, is ignored); \\, \t
+ * and \n in a path stand for a backslash, a tab and a newline. So a trace
+ * written by `skiff trace stop` is a prefetch list as it is.
+ */
+struct fmt_prefetch_list {
+	char **paths;	/* owned */
+	size_t n;
+};
+int fmt_prefetch_list_parse(const char *buf, size_t len,
+			    struct fmt_prefetch_list *l, struct sk_err *e);
+void fmt_prefetch_list_free(struct fmt_prefetch_list *l);
+
+/*
+ * Layered build: applies tar layers (container image layers) one after
+ * the other as a container runtime would (later entries replace earlier
+ * ones, .wh.NAME whiteouts delete, .wh..wh..opq makes a directory
+ * opaque, missing parents are created 0755 root:root with mtime 0), and
+ * writes one blob per layer that brings new chunks. Chunks equal to one
+ * an earlier layer stored, or a chunk dictionary holds, are referenced,
+ * not stored again. The bootstrap's device slots are the blobs that its
+ * files reference: dictionary blobs first (in the order added), then
+ * layer blobs in layer order.
+ */
+struct fmt_layers;
+struct fmt_tar;
+struct fmt_blob_table;
+
+struct fmt_layer_result {
+	int has_blob;			/* the layer stored new chunks */
+	uint8_t blob_id[SK_SHA256_LEN];
+	uint64_t blob_size;
+	uint64_t entries;		/* tar members read */
+};
+
+/* One device slot of the finished bootstrap. */
+struct fmt_layers_slot {
+	int dict;			/* a dictionary blob (else a layer's) */
+	unsigned int index;		/* which dictionary blob / which layer */
+	uint8_t blob_id[SK_SHA256_LEN];
+	uint64_t blob_size;
+};
+
+int fmt_layers_new(struct fmt_layers **out, const struct fmt_build_opts *o,
+		   struct sk_err *e);
+/* A blob of a chunk dictionary: id and its parsed chunk table. */
+int fmt_layers_add_dict(struct fmt_layers *l, const uint8_t id[SK_SHA256_LEN],
+			const struct fmt_blob_table *t);
+/* Reads the whole tar stream; new chunks go to blob_fd (left untouched
+ * when res->has_blob is 0). */
+int fmt_layers_apply(struct fmt_layers *l, struct fmt_tar *tar, int blob_fd,
+		     struct fmt_layer_result *res);
+/* Lays out the bootstrap (res->bootstrap, owned by the caller) and tells
+ * which blobs became device slots (*slots malloc'd, owned by the caller). */
+int fmt_layers_finish(struct fmt_layers *l, struct fmt_build_result *res,
+		      struct fmt_layers_slot **slots, unsigned int *nslots);
+void fmt_layers_free(struct fmt_layers *l);
 
 #endif

@@ -95,5 +95,36 @@ cp "$T/blob.orig" "$T/bad/blobs/sha256/$blob"
 t_ok "after the store is repaired, the file reads right" cmp "$MNT$first_file" "$SRC$first_file"
 skiff_umount "$MNT"
 
+# 8. prefetch after mount fills the kernel's cache files: a full read
+#    after it sends no READ
+t_ok "mount with a fresh fsid" skiff_mount "$IMG:a" "$MNT" --id pf8
+t_ok "skiff prefetch --all MNT" "$SKIFF" prefetch --all "$MNT"
+t_grep "... done" "prefetch of pf8 done" "$T/.out"
+t_ok "... fetched as prefetch" test "$(metric skiff_prefetch_chunks_total)" -gt 0
+events=$(metric skiff_events_total)
+sync; echo 3 >/proc/sys/vm/drop_caches
+t_ok "tree equals the source after the prefetch" timeout 600 "$TREECMP" "$SRC" "$MNT"
+t_is "... with zero READ requests" "$(metric skiff_events_total)" "$events"
+skiff_umount "$MNT"
+
+# 9. prefetch of an image before it is mounted waits for the kernel to
+#    open its blob, then fills it
+t_ok "skiff prefetch --all --no-wait IMAGE (not mounted)" \
+	"$SKIFF" prefetch --all --no-wait --id pf9 "$IMG:a"
+for _ in $(seq 100); do
+	st=$("$SKIFF" status --json | jq -r '.images[] | select(.id == "pf9") | .prefetch.state')
+	[ "$st" = waiting ] && break
+	sleep 0.1
+done
+t_is "... waits for the kernel to open the blob" "$st" waiting
+t_ok "mount it" skiff_mount "$IMG:a" "$MNT" --id pf9
+t_ok "skiff prefetch then finishes (--all again: nothing left to fetch)" \
+	"$SKIFF" prefetch --all "$MNT"
+events=$(metric skiff_events_total)
+sync; echo 3 >/proc/sys/vm/drop_caches
+t_ok "the tree reads right" timeout 600 "$TREECMP" "$SRC" "$MNT"
+t_is "... with zero READ requests" "$(metric skiff_events_total)" "$events"
+skiff_umount "$MNT"
+
 stop_skiffd
 done_testing

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "prefetch.h"
+#include "trace.h"
 #include "http.h"
 
 #define LOAD(x) atomic_load(&(x))
@@ -44,7 +46,7 @@ static json_t *counters_json(struct ld_counters *c)
 {
 	uint64_t errs = LOAD(c->err_fetch) + LOAD(c->err_verify) + LOAD(c->err_write);
 
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+	json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
 			 "error_total", (json_int_t)errs,
 			 "reads", (json_int_t)LOAD(c->fills),
 			 "read_bytes", (json_int_t)LOAD(c->fill_bytes),
@@ -56,6 +58,32 @@ static json_t *counters_json(struct ld_counters *c)
 			 "errors", "fetch", (json_int_t)LOAD(c->err_fetch),
 			 "verify", (json_int_t)LOAD(c->err_verify),
 			 "write", (json_int_t)LOAD(c->err_write));
+	json_t *pf = json_pack("{s:I, s:I, s:I}",
+			       "chunks", (json_int_t)LOAD(c->pf_chunks),
+			       "bytes", (json_int_t)LOAD(c->pf_bytes),
+			       "hits", (json_int_t)LOAD(c->pf_hits));
+
+	json_object_set_new(j, "misses", json_integer((json_int_t)LOAD(c->misses)));
+	json_object_set_new(j, "prefetch", pf);
+	return j;
+}
+
+static json_t *pf_json(const struct ld_pf_status *st)
+{
+	double end = st->finished ? st->finished : sk_now();
+	json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:f}",
+			      "state", ld_pf_state_name(st->state),
+			      "what", st->all ? "all" : "list",
+			      "total_bytes", (json_int_t)st->total_bytes,
+			      "done_bytes", (json_int_t)st->done_bytes,
+			      "fetched_bytes", (json_int_t)st->fetched_bytes,
+			      "bandwidth", (json_int_t)st->bandwidth,
+			      "list_entries", (int)st->list_entries,
+			      "seconds", end - st->started);
+
+	if (j && st->error[0])
+		json_object_set_new(j, "error", json_string(st->error));
+	return j;
 }
 
 static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
@@ -97,12 +125,18 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 	}
 	if (!im->blobs || im->nblobs == 0 || !im->blobs[0])
 		ld_counters_add(&sum, &im->icnt->c);	/* cachefiles: per image */
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}",
-			 "id", im->id, "ref", im->ref, "domain", im->domain,
-			 "mountpoint", im->mountpoint,
-			 "manifest", im->manifest, "bootstrap", im->bootstrap_path,
-			 "bootstrap_size", (json_int_t)im->bootstrap_size,
-			 "blobs", blobs, "counters", counters_json(&sum));
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:b}",
+			      "id", im->id, "ref", im->ref, "domain", im->domain,
+			      "mountpoint", im->mountpoint,
+			      "manifest", im->manifest, "bootstrap", im->bootstrap_path,
+			      "bootstrap_size", (json_int_t)im->bootstrap_size,
+			      "blobs", blobs, "counters", counters_json(&sum),
+			      "tracing", im->trace != NULL);
+	struct ld_pf_status st;
+
+	if (j && ld_pf_status(d, im, &st) == 0)
+		json_object_set_new(j, "prefetch", pf_json(&st));
+	return j;
 }
 
 static void get_images(struct ld_daemon *d, struct ld_http_resp *resp)
@@ -135,8 +169,8 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 	id = json_string_value(json_object_get(j, "id"));
 	mnt = json_string_value(json_object_get(j, "mountpoint"));
 	dom = json_string_value(json_object_get(j, "domain"));
-	if (!ref || ref[0] != '/') {
-		reply_error(resp, 400, "\"ref\" must be an absolute DIR[:TAG]");
+	if (!ref || (ref[0] != '/' && !strstr(ref, "://"))) {
+		reply_error(resp, 400, "\"ref\" must be an absolute DIR[:TAG], a URL or docker://...");
 		json_decref(j);
 		return;
 	}
@@ -188,6 +222,99 @@ static void metric(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 	}
 }
 
+/* A label value with its quotes and backslashes escaped. */
+static void label_escape(const char *in, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (; *in && n + 3 < outlen; in++) {
+		if (*in == '"' || *in == '\\')
+			out[n++] = '\\';
+		out[n++] = *in == '\n' ? ' ' : *in;
+	}
+	out[n] = '\0';
+}
+
+/* A source's transport counters (NULL: it has none) and its label. */
+static struct be_http_stats *src_stats(struct ld_source_ent *s, char *label,
+				       size_t len)
+{
+	label_escape(s->src->desc, label, len);
+	return s->src->ops->stats ? s->src->ops->stats(s->src) : NULL;
+}
+
+/* Network sources' transport counters, labelled by source (called with
+ * the daemon lock held: the source list does not change under us). */
+static void source_metrics(struct ld_daemon *d, char **buf, size_t *len, size_t *cap)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} cs[] = {
+#define C(f, n, h) { n, h, offsetof(struct be_http_stats, f) }
+		C(requests, "skiff_backend_requests_total", "HTTP requests sent by network sources (every attempt and redirect)"),
+		C(retries, "skiff_backend_retries_total", "HTTP attempts repeated after a failed one"),
+		C(bytes, "skiff_backend_bytes_total", "HTTP body bytes received"),
+		C(sent_bytes, "skiff_backend_sent_bytes_total", "HTTP body bytes sent"),
+		C(redirects, "skiff_backend_redirects_total", "HTTP redirects followed"),
+		C(http2, "skiff_backend_http2_total", "HTTP answers that came over HTTP/2"),
+#undef C
+	};
+	char label[600];
+
+	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
+		metric(buf, len, cap, "# HELP %s %s\n# TYPE %s counter\n", cs[k].name,
+		       cs[k].help, cs[k].name);
+		for (struct ld_source_ent *s = d->sources; s; s = s->next) {
+			struct be_http_stats *st = src_stats(s, label, sizeof(label));
+
+			if (!st)
+				continue;
+			metric(buf, len, cap, "%s{source=\"%s\"} %llu\n", cs[k].name, label,
+			       (unsigned long long)atomic_load((_Atomic uint64_t *)
+						((char *)st + cs[k].off)));
+		}
+	}
+	metric(buf, len, cap, "# HELP skiff_backend_errors_total Failed HTTP attempts by kind\n# TYPE skiff_backend_errors_total counter\n");
+	for (struct ld_source_ent *s = d->sources; s; s = s->next) {
+		struct be_http_stats *st = src_stats(s, label, sizeof(label));
+
+		if (!st)
+			continue;
+		for (int k = 0; k < BE_HE_COUNT; k++)
+			metric(buf, len, cap, "skiff_backend_errors_total{source=\"%s\",kind=\"%s\"} %llu\n",
+			       label, be_http_errkind_names[k],
+			       (unsigned long long)LOAD(st->errors[k]));
+	}
+}
+
+/* The same counters as JSON, for skiff status. */
+static json_t *sources_json(struct ld_daemon *d)
+{
+	json_t *arr = json_array();
+
+	for (struct ld_source_ent *s = d->sources; s; s = s->next) {
+		struct be_http_stats *st = s->src->ops->stats ? s->src->ops->stats(s->src) : NULL;
+		json_t *o = json_pack("{s:s}", "source", s->src->desc), *errs;
+
+		if (st) {
+			errs = json_object();
+			for (int k = 0; k < BE_HE_COUNT; k++)
+				json_object_set_new(errs, be_http_errkind_names[k],
+						    json_integer((json_int_t)LOAD(st->errors[k])));
+			json_object_set_new(o, "requests", json_integer((json_int_t)LOAD(st->requests)));
+			json_object_set_new(o, "retries", json_integer((json_int_t)LOAD(st->retries)));
+			json_object_set_new(o, "bytes", json_integer((json_int_t)LOAD(st->bytes)));
+			json_object_set_new(o, "sent_bytes", json_integer((json_int_t)LOAD(st->sent_bytes)));
+			json_object_set_new(o, "redirects", json_integer((json_int_t)LOAD(st->redirects)));
+			json_object_set_new(o, "http2", json_integer((json_int_t)LOAD(st->http2)));
+			json_object_set_new(o, "errors", errs);
+		}
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 {
 	static const struct {
@@ -205,6 +332,10 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 		C(err_fetch, "skiff_fetch_errors_total", "Backend reads that failed"),
 		C(err_verify, "skiff_verify_errors_total", "Chunks that failed decompression or digest checks"),
 		C(err_write, "skiff_cache_write_errors_total", "Cache file writes that failed"),
+		C(misses, "skiff_read_misses_total", "Reads that had to fetch or wait for a fetch"),
+		C(pf_chunks, "skiff_prefetch_chunks_total", "Chunks prefetch fetched"),
+		C(pf_bytes, "skiff_prefetch_bytes_total", "Stored bytes prefetch fetched"),
+		C(pf_hits, "skiff_prefetch_hits_total", "Chunks prefetch made ready before any read asked"),
 #undef C
 	};
 	char *buf = NULL;
@@ -266,6 +397,7 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 		metric(&buf, &len, &cap, "skiff_event_seconds_sum{path=\"%s\"} %.9f\nskiff_event_seconds_count{path=\"%s\"} %llu\n",
 		       path, (double)LOAD(h->sum_ns) / 1e9, path, (unsigned long long)LOAD(h->count));
 	}
+	source_metrics(d, &buf, &len, &cap);
 	metric(&buf, &len, &cap, "# HELP skiff_images Registered images\n# TYPE skiff_images gauge\n");
 	unsigned int n = 0;
 
@@ -280,6 +412,89 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 	resp->body_len = len;
 }
 
+/*
+ * POST /v1/images/ID/prefetch {"all": bool, "bandwidth": bytes/s}
+ * POST /v1/images/ID/trace {"action": "start" | "stop"}
+ * Called under d->api_lock: nobody unregisters im meanwhile.
+ */
+static void image_action(struct ld_daemon *d, const char *rest,
+			 const struct ld_http_req *req, struct ld_http_resp *resp)
+{
+	const char *slash = strchr(rest, '/');
+	char id[128];
+	struct ld_image *im;
+	struct sk_err e = { { 0 } };
+	json_error_t je;
+	json_t *j, *out = NULL;
+	int ret;
+
+	if (!slash || (size_t)(slash - rest) >= sizeof(id)) {
+		reply_error(resp, 404, "no route POST /v1/images/%s", rest);
+		return;
+	}
+	memcpy(id, rest, (size_t)(slash - rest));
+	id[slash - rest] = 0;
+	pthread_mutex_lock(&d->lock);
+	im = ld_image_find(d, id);
+	pthread_mutex_unlock(&d->lock);
+	if (!im) {
+		reply_error(resp, 404, "no image registered as %s", id);
+		return;
+	}
+	j = req->body_len ? json_loadb(req->body, req->body_len, 0, &je) : json_object();
+	if (!json_is_object(j)) {
+		reply_error(resp, 400, "body must be a JSON object");
+		json_decref(j);
+		return;
+	}
+	if (!strcmp(slash, "/prefetch")) {
+		json_t *bw = json_object_get(j, "bandwidth");
+		struct ld_pf_status st;
+
+		if (bw && (!json_is_integer(bw) || json_integer_value(bw) < 0)) {
+			reply_error(resp, 400, "\"bandwidth\" must be bytes per second");
+			json_decref(j);
+			return;
+		}
+		ret = ld_pf_image(d, im, json_is_true(json_object_get(j, "all")),
+				  bw ? (uint64_t)json_integer_value(bw) : 0, &e);
+		if (ret)
+			reply_error(resp, ret == -ENODATA ? 409 : 500, "%s", e.msg);
+		else if (ld_pf_status(d, im, &st) == 0)
+			reply(resp, 200, json_pack("{s:s, s:o}", "id", im->id,
+						   "prefetch", pf_json(&st)));
+		else
+			reply_error(resp, 500, "prefetch of %s vanished", im->id);
+	} else if (!strcmp(slash, "/trace")) {
+		const char *action = json_string_value(json_object_get(j, "action"));
+
+		if (action && !strcmp(action, "start")) {
+			ret = ld_trace_start(d, im, &e);
+			if (ret)
+				reply_error(resp, ret == -EBUSY ? 409 : 500, "%s", e.msg);
+			else
+				reply(resp, 200, json_pack("{s:s, s:b}", "id", im->id,
+							   "tracing", 1));
+		} else if (action && !strcmp(action, "stop")) {
+			ret = ld_trace_stop(d, im, &out, &e);
+			if (ret)
+				reply_error(resp, ret == -ENOENT ? 409 : 500, "%s",
+					    e.msg[0] ? e.msg : strerror(-ret));
+			else {
+				json_object_set_new(out, "id", json_string(im->id));
+				json_object_set_new(out, "ref", json_string(im->ref));
+				json_object_set_new(out, "manifest", json_string(im->manifest));
+				reply(resp, 200, out);
+			}
+		} else {
+			reply_error(resp, 400, "\"action\" must be \"start\" or \"stop\"");
+		}
+	} else {
+		reply_error(resp, 404, "no route POST /v1/images/%s", rest);
+	}
+	json_decref(j);
+}
+
 static void handler(void *ctx, const struct ld_http_req *req,
 		    struct ld_http_resp *resp)
 {
@@ -288,25 +503,38 @@ static void handler(void *ctx, const struct ld_http_req *req,
 
 	if (!strcmp(p, "/v1/state") && !strcmp(req->method, "GET")) {
 		unsigned int n = 0;
+		json_t *srcs;
 
 		pthread_mutex_lock(&d->lock);
 		for (struct ld_image *im = d->images; im; im = im->next)
 			n++;
+		srcs = sources_json(d);
 		pthread_mutex_unlock(&d->lock);
 		reply(resp, 200, json_pack(
-			"{s:i, s:i, s:s, s:s, s:f, s:s, s:s, s:i, s:I}",
+			"{s:i, s:i, s:s, s:s, s:f, s:s, s:s, s:i, s:I, s:o}",
 			"pid", (int)getpid(), "holder_pid", d->hold_sock >= 0 ? (int)getppid() : 0,
 			"version", "0.1.0",
 			"frontend", d->fe->ops->name, "uptime", sk_now() - d->start_time,
 			"cache_dir", d->cfg.cache_dir, "socket", d->cfg.socket_path,
-			"images", n, "events", (json_int_t)LOAD(d->events)));
+			"images", n, "events", (json_int_t)LOAD(d->events),
+			"sources", srcs));
 	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "GET")) {
 		get_images(d, resp);
 	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "POST")) {
+		pthread_mutex_lock(&d->api_lock);
 		post_image(d, req, resp);
+		pthread_mutex_unlock(&d->api_lock);
+	} else if (!strncmp(p, "/v1/images/", 11) && !strcmp(req->method, "POST")) {
+		pthread_mutex_lock(&d->api_lock);
+		image_action(d, p + 11, req, resp);
+		pthread_mutex_unlock(&d->api_lock);
 	} else if (!strncmp(p, "/v1/images/", 11) && !strcmp(req->method, "DELETE")) {
 		struct sk_err e = { { 0 } };
-		int ret = ld_image_unregister(d, p + 11, &e);
+		int ret;
+
+		pthread_mutex_lock(&d->api_lock);
+		ret = ld_image_unregister(d, p + 11, &e);
+		pthread_mutex_unlock(&d->api_lock);
 
 		if (ret)
 			reply_error(resp, ret == -ENOENT ? 404 : 500, "%s", e.msg);

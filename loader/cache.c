@@ -51,7 +51,10 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		return ret;
 	}
 	c->state = calloc(c->table.count ? c->table.count : 1, 1);
-	if (!c->state) {
+	c->pf = calloc(c->table.count ? c->table.count : 1, 1);
+	if (!c->state || !c->pf) {
+		free(c->state);
+		free(c->pf);
 		fmt_blob_table_free(&c->table);
 		return -ENOMEM;
 	}
@@ -66,7 +69,9 @@ void ld_cache_close(struct ld_cache *c)
 		return;
 	fmt_blob_table_free(&c->table);
 	free(c->state);
+	free(c->pf);
 	c->state = NULL;
+	c->pf = NULL;
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 }
@@ -264,7 +269,7 @@ static int decode_run(struct ld_cache *c, uint64_t first, uint64_t n,
  * before marking them ready.
  */
 static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
-		     struct sk_err *e)
+		     unsigned int flags, struct sk_err *e)
 {
 	const struct fmt_chunk *a = &c->table.chunks[r->first];
 	const struct fmt_chunk *z = &c->table.chunks[r->first + r->n - 1];
@@ -291,6 +296,10 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	}
 	atomic_fetch_add(&c->cnt->fetch_bytes, slen);
 	atomic_fetch_add(&c->cnt->fetch_chunks, r->n);
+	if (flags & LD_FILL_PREFETCH) {
+		atomic_fetch_add(&c->cnt->pf_bytes, slen);
+		atomic_fetch_add(&c->cnt->pf_chunks, r->n);
+	}
 	/* page-aligned: the cachefiles anon fd writes with O_DIRECT */
 	if (posix_memalign((void **)&ubuf, EROFS_BLKSIZ, ulen)) {
 		ret = -ENOMEM;
@@ -323,6 +332,7 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	pthread_mutex_lock(&c->lock);
 	for (uint64_t i = r->first; i < r->first + r->n; i++) {
 		c->state[i] = LD_READY;
+		c->pf[i] = (flags & LD_FILL_PREFETCH) != 0;
 		c->ready++;
 	}
 	pthread_cond_broadcast(&c->cond);
@@ -334,17 +344,61 @@ out:
 	return ret;
 }
 
+bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len, i = fmt_blob_lower_bound(&c->table, off);
+	uint64_t hits = 0;
+	bool ready = true;
+
+	pthread_mutex_lock(&c->lock);
+	for (; i < c->table.count && c->table.chunks[i].uoff < end; i++) {
+		if (c->state[i] != LD_READY) {
+			ready = false;
+			break;
+		}
+		hits += c->pf[i];
+		c->pf[i] = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (hits)
+		atomic_fetch_add(&c->cnt->pf_hits, hits);
+	return ready;
+}
+
+uint64_t ld_cache_missing_stored(struct ld_cache *c, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len, i = fmt_blob_lower_bound(&c->table, off), n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (; i < c->table.count && c->table.chunks[i].uoff < end; i++)
+		if (c->state[i] == LD_MISSING)
+			n += c->table.chunks[i].ssize;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
 int ld_cache_fill(struct ld_cache *c, int wfd, uint64_t off, uint64_t len,
 		  struct sk_err *e)
 {
+	return ld_cache_fill_flags(c, wfd, off, len, 0, NULL, e);
+}
+
+int ld_cache_fill_flags(struct ld_cache *c, int wfd, uint64_t off,
+			uint64_t len, unsigned int flags, uint64_t *fetched,
+			struct sk_err *e)
+{
+	bool prefetch = flags & LD_FILL_PREFETCH;
+	uint64_t hits = 0;
 	uint64_t end, first, i;
 	struct run *runs = NULL;
 	size_t nruns = 0, cap = 0;
 	int ret = 0, attempts = 0;
 	bool waited = false;
 
-	atomic_fetch_add(&c->cnt->fills, 1);
-	atomic_fetch_add(&c->cnt->fill_bytes, len);
+	if (!prefetch) {
+		atomic_fetch_add(&c->cnt->fills, 1);
+		atomic_fetch_add(&c->cnt->fill_bytes, len);
+	}
 	if (len == 0 || off >= c->table.usize)
 		return 0;
 	end = off + SK_MIN(len, c->table.usize - off);
@@ -357,8 +411,13 @@ again:
 		const struct fmt_chunk *ch = &c->table.chunks[i];
 		struct run *last = nruns ? &runs[nruns - 1] : NULL;
 
-		if (c->state[i] != LD_MISSING)
+		if (c->state[i] != LD_MISSING) {
+			if (!prefetch && c->pf[i]) {
+				hits++;
+				c->pf[i] = 0;
+			}
 			continue;
+		}
 		c->state[i] = LD_INFLIGHT;
 		if (last && last->first + last->n == i) {
 			const struct fmt_chunk *p = &c->table.chunks[i - 1];
@@ -386,7 +445,7 @@ again:
 	}
 	/* read ahead: extend the last run past the request with the missing
 	 * chunks stored right after it, if the request itself missed */
-	if (c->readahead && nruns && attempts == 0) {
+	if (c->readahead && nruns && attempts == 0 && !prefetch) {
 		struct run *last = &runs[nruns - 1];
 		const struct fmt_chunk *f = &c->table.chunks[last->first];
 		uint64_t extra = 0;
@@ -406,10 +465,22 @@ again:
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (hits) {
+		atomic_fetch_add(&c->cnt->pf_hits, hits);
+		hits = 0;
+	}
+	if (nruns && !prefetch && attempts == 0)
+		atomic_fetch_add(&c->cnt->misses, 1);
 
 	for (size_t k = 0; k < nruns; k++) {
-		int r = ret ? ret : fetch_run(c, wfd, &runs[k], e);
+		int r = ret ? ret : fetch_run(c, wfd, &runs[k], flags, e);
 
+		if (!r && fetched) {
+			const struct fmt_chunk *a = &c->table.chunks[runs[k].first];
+			const struct fmt_chunk *z = a + runs[k].n - 1;
+
+			*fetched += z->soff + z->ssize - a->soff;
+		}
 		if (r) {
 			/* give back what was not written, so a later read
 			 * (after a repaired store, another mirror) retries */
@@ -435,6 +506,11 @@ again:
 			missing |= c->state[i] == LD_MISSING;
 		}
 		if (!inflight) {
+			/* what this read waited for prefetch to bring was
+			 * not a hit: the read counted as a miss */
+			for (i = first; waited && !prefetch && !missing &&
+			     i < c->table.count && c->table.chunks[i].uoff < end; i++)
+				c->pf[i] = 0;
 			pthread_mutex_unlock(&c->lock);
 			if (!missing)
 				goto out;
@@ -451,6 +527,8 @@ again:
 		if (!waited) {
 			waited = true;
 			atomic_fetch_add(&c->cnt->waits, 1);
+			if (!prefetch && !nruns)
+				atomic_fetch_add(&c->cnt->misses, 1);
 		}
 		pthread_cond_wait(&c->cond, &c->lock);
 	}

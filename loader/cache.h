@@ -37,12 +37,21 @@ struct ld_counters {
 	_Atomic uint64_t err_fetch;	/* backend read failures */
 	_Atomic uint64_t err_verify;	/* chunks that failed decode/digest */
 	_Atomic uint64_t err_write;	/* cache file write failures */
+	/* reads (not prefetch) that had to fetch or wait for a fetch */
+	_Atomic uint64_t misses;
+	/* the share of fetch_chunks / fetch_bytes that prefetch fetched */
+	_Atomic uint64_t pf_chunks;
+	_Atomic uint64_t pf_bytes;
+	/* chunks prefetch made ready before any read asked for them */
+	_Atomic uint64_t pf_hits;
 };
 
 struct ld_cache {
 	char hex[SK_HEX_LEN + 1];
 	struct fmt_blob_table table;	/* owned, verified */
 	uint8_t *state;			/* owned, one per chunk */
+	/* owned, one per chunk: made ready by prefetch and not read since */
+	uint8_t *pf;
 	uint64_t ready;			/* chunks in LD_READY */
 	pthread_mutex_t lock;		/* guards state and ready */
 	pthread_cond_t cond;		/* a fetch finished */
@@ -72,6 +81,18 @@ int ld_cache_scan(struct ld_cache *c, int fd);
 /* Makes [off, off+len) of the cache file whole, writing through wfd. */
 int ld_cache_fill(struct ld_cache *c, int wfd, uint64_t off, uint64_t len,
 		  struct sk_err *e);
+/* Fills for prefetch: no read-ahead, counted as prefetch, and the chunks
+ * it fetches count as hits when a read first asks for them. The stored
+ * bytes this call fetched are added to *fetched (may be NULL). */
+#define LD_FILL_PREFETCH 1u
+int ld_cache_fill_flags(struct ld_cache *c, int wfd, uint64_t off,
+			uint64_t len, unsigned int flags, uint64_t *fetched,
+			struct sk_err *e);
+/* True when every chunk of [off, off+len) is ready; counts it as a read
+ * (prefetch hits). */
+bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len);
+/* Stored bytes of the chunks of [off, off+len) that are missing. */
+uint64_t ld_cache_missing_stored(struct ld_cache *c, uint64_t off, uint64_t len);
 bool ld_cache_complete(struct ld_cache *c);
 /* to += from, counter by counter */
 void ld_counters_add(struct ld_counters *to, struct ld_counters *from);

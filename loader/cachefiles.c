@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "prefetch.h"
+#include "trace.h"
 
 enum { CF_BOOTSTRAP, CF_BLOB };
 
@@ -291,6 +293,9 @@ reply:
 	    (ret = fill_bootstrap(o, 0, (uint64_t)size)))
 		ld_log(d, LD_LOG_WARN, "cachefiles: pre-filling bootstrap of %s: %s",
 		       o->im->id, strerror(-ret));
+	/* a prefetch may be waiting for this cache file to exist */
+	if (kind == CF_BLOB)
+		ld_pf_kick(d);
 }
 
 static void complete(struct cf_fe *fe, struct cf_object *o, uint32_t msg_id)
@@ -321,6 +326,8 @@ static void read_job(struct sk_job *job)
 	}
 	/* completed on every path: an uncompleted READ hangs the reader */
 	complete(j->fe, o, j->msg_id);
+	atomic_store(&j->fe->d->ondemand_last, sk_now_ns());
+	atomic_fetch_sub(&j->fe->d->ondemand, 1);
 	obj_put(j->fe, o);
 	free(j);
 }
@@ -343,6 +350,8 @@ static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m)
 		return;
 	}
 	memcpy(&rd, m->data, sizeof(rd));
+	if (o->kind == CF_BLOB)
+		ld_trace_note(fe->d, o->cache.hex, rd.off, rd.len);
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		complete(fe, o, m->msg_id);
@@ -356,6 +365,8 @@ static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m)
 	j->len = rd.len;
 	j->job.fn = read_job;
 	j->job.detached = true;	/* read_job frees j */
+	atomic_fetch_add(&fe->d->ondemand, 1);
+	atomic_store(&fe->d->ondemand_last, sk_now_ns());
 	sk_pool_submit(fe->d->pool, &j->job);
 }
 
@@ -376,6 +387,20 @@ static void handle_close(struct cf_fe *fe, const struct cachefiles_msg *m)
 		obj_put(fe, o);
 }
 
+/*
+ * Whether o is the kernel's cache file of im's blob: the same blob in the
+ * same volume, which is the image's fsid, or the domain it shares. The
+ * same blob of another image lives in another cache file.
+ */
+static bool blob_of(const struct cf_object *o, const struct ld_image *im,
+		    unsigned int blob)
+{
+	if (o->kind != CF_BLOB || blob >= im->nblobs ||
+	    strcmp(o->cache.hex, im->refs[blob].hex))
+		return false;
+	return o->im == im || (im->domain[0] && !strcmp(o->im->domain, im->domain));
+}
+
 static int cf_blob_fill(struct ld_frontend *base, const struct ld_image *im,
 			unsigned int blob, uint64_t *bytes, uint64_t *chunks)
 {
@@ -384,10 +409,8 @@ static int cf_blob_fill(struct ld_frontend *base, const struct ld_image *im,
 
 	pthread_mutex_lock(&fe->lock);
 	for (struct cf_object *o = fe->objects; o; o = o->next) {
-		if (o->kind != CF_BLOB || blob >= im->nblobs ||
-		    strcmp(o->cache.hex, im->refs[blob].hex))
+		if (!blob_of(o, im, blob))
 			continue;
-		/* shared in a domain: any open object of the blob will do */
 		*bytes = ld_cache_ready_bytes(&o->cache);
 		pthread_mutex_lock(&o->cache.lock);
 		*chunks = o->cache.ready;
@@ -396,6 +419,43 @@ static int cf_blob_fill(struct ld_frontend *base, const struct ld_image *im,
 		break;
 	}
 	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+/* The kernel's cache file of an image's blob, when it has one open. */
+static struct cf_object *blob_obj_get(struct cf_fe *fe, const struct ld_image *im,
+				      unsigned int blob)
+{
+	struct cf_object *o;
+
+	pthread_mutex_lock(&fe->lock);
+	for (o = fe->objects; o; o = o->next)
+		if (blob_of(o, im, blob)) {
+			o->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&fe->lock);
+	return o;
+}
+
+/*
+ * Cache files exist only once the kernel opens a blob (at mount, or at
+ * the first read in a domain): until then there is nowhere to write, and
+ * the prefetcher parks the task until cf_open() kicks it.
+ */
+static int cf_prefetch(struct ld_frontend *base, struct ld_image *im,
+		       unsigned int blob, uint64_t off, uint64_t len,
+		       uint64_t *fetched, struct sk_err *e)
+{
+	struct cf_fe *fe = (struct cf_fe *)base;
+	struct cf_object *o = blob_obj_get(fe, im, blob);
+	int ret;
+
+	if (!o)
+		return -EAGAIN;
+	ret = ld_cache_fill_flags(&o->cache, o->fd, off, len, LD_FILL_PREFETCH,
+				  fetched, e);
+	obj_put(fe, o);
 	return ret;
 }
 
@@ -540,4 +600,5 @@ const struct ld_frontend_ops ld_cachefiles_ops = {
 	.stop = cf_stop,
 	.destroy = cf_destroy,
 	.blob_fill = cf_blob_fill,
+	.prefetch = cf_prefetch,
 };

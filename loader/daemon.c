@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "daemon.h"
+#include "prefetch.h"
+#include "trace.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -25,6 +27,9 @@ void ld_config_defaults(struct ld_config *c)
 	c->log_level = LD_LOG_INFO;
 	c->frontend = LD_FE_AUTO;
 	c->ready_fd = -1;
+	c->prefetch_threads = 2;
+	c->prefetch_on_mount = true;
+	be_config_defaults(&c->backend);
 }
 
 static int copy_str(char *dst, size_t len, json_t *v, const char *key,
@@ -38,6 +43,50 @@ static int copy_str(char *dst, size_t len, json_t *v, const char *key,
 		return -EINVAL;
 	}
 	strcpy(dst, s);
+	return 0;
+}
+
+/* "prefetch": { "threads": N, "bandwidth": bytes/s or "100M", "on_mount": bool } */
+static int prefetch_config(struct ld_config *c, json_t *o, struct sk_err *e)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(o)) {
+		sk_err_set(e, "\"prefetch\" must be an object");
+		return -EINVAL;
+	}
+	json_object_foreach(o, key, v) {
+		if (!strcmp(key, "threads")) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > 64) {
+				sk_err_set(e, "\"prefetch.threads\" must be 1 to 64");
+				return -EINVAL;
+			}
+			c->prefetch_threads = (unsigned int)json_integer_value(v);
+		} else if (!strcmp(key, "bandwidth")) {
+			uint64_t bw;
+
+			if (json_is_integer(v) && json_integer_value(v) >= 0) {
+				bw = (uint64_t)json_integer_value(v);
+			} else if (!json_is_string(v) ||
+				   sk_parse_size(json_string_value(v), &bw)) {
+				sk_err_set(e, "\"prefetch.bandwidth\" must be bytes per second, "
+					   "a number or a string like \"100M\"");
+				return -EINVAL;
+			}
+			c->prefetch_bandwidth = bw;
+		} else if (!strcmp(key, "on_mount")) {
+			if (!json_is_boolean(v)) {
+				sk_err_set(e, "\"prefetch.on_mount\" must be true or false");
+				return -EINVAL;
+			}
+			c->prefetch_on_mount = json_is_true(v);
+		} else {
+			sk_err_set(e, "unknown key \"prefetch.%s\"", key);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -113,6 +162,10 @@ int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e)
 				sk_err_set(e, "\"frontend\" must be auto, fanotify or cachefiles");
 				ret = -EINVAL;
 			}
+		} else if (!strcmp(key, "prefetch")) {
+			ret = prefetch_config(c, v, e);
+		} else if (!strcmp(key, "backend")) {
+			ret = be_config_parse(v, &c->backend, e);
 		} else {
 			sk_err_set(e, "unknown key \"%s\"", key);
 			ret = -EINVAL;
@@ -203,19 +256,26 @@ static int valid_id(const char *id)
 	return id[0] != '.';
 }
 
-static struct be_source *get_source(struct ld_daemon *d, const char *dir,
+static struct be_source *get_source(struct ld_daemon *d, const struct be_ref *r,
 				    struct sk_err *e)
 {
 	struct ld_source_ent *s;
 
 	for (s = d->sources; s; s = s->next)
-		if (!strcmp(s->dir, dir))
+		if (!strcmp(s->dir, r->loc))
 			return s->src;
+	/* network sources keep the manifests they fetch here */
+	if (!d->cfg.backend.manifest_dir[0] &&
+	    sk_path_join(d->cfg.backend.manifest_dir, sizeof(d->cfg.backend.manifest_dir),
+			 d->cfg.work_dir, "manifests"))
+		d->cfg.backend.manifest_dir[0] = '\0';
 	s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		sk_err_set(e, "out of memory");
 		return NULL;
-	snprintf(s->dir, sizeof(s->dir), "%s", dir);
-	if (be_local_source_new(dir, &s->src, e)) {
+	}
+	snprintf(s->dir, sizeof(s->dir), "%s", r->loc);
+	if (be_source_open(r, &d->cfg.backend, &s->src, e)) {
 		free(s);
 		return NULL;
 	}
@@ -316,41 +376,64 @@ fail:
 	return ret;
 }
 
-/* Reads the bootstrap from the store, verifies it against the manifest
- * and keeps a copy in the cache directory for the kernel to mount. */
-static int load_bootstrap(struct ld_daemon *d, struct be_store *store,
+/* Reads the bootstrap from the image's source (or the verified copy a
+ * previous registration left), verifies it against the manifest and keeps
+ * a copy in the cache directory for the kernel to mount. */
+static int load_bootstrap(struct ld_daemon *d, struct be_source *src,
 			  struct be_image *bi, struct ld_image *im,
 			  void **buf, size_t *len, struct sk_err *e)
 {
-	char p[PATH_MAX], hex[SK_HEX_LEN + 1];
+	char hex[SK_HEX_LEN + 1], rel[16 + SK_HEX_LEN];
 	uint8_t dg[SK_SHA256_LEN];
+	bool have_copy = false;
 	int ret;
 
-	be_store_blob_path(store, bi->bootstrap.hex, p, sizeof(p));
-	ret = sk_read_file(p, 1ull << 32, buf, len);
-	if (ret) {
-		sk_err_set(e, "bootstrap %s: %s", p, strerror(-ret));
-		return ret;
-	}
-	sk_sha256(*buf, *len, dg);
-	sk_hex(dg, sizeof(dg), hex);
-	if (strcmp(hex, bi->bootstrap.hex) || *len != bi->bootstrap.size) {
-		sk_err_set(e, "bootstrap %s: digest or size does not match the manifest", p);
-		free(*buf);
-		return -EBADMSG;
-	}
-	char rel[16 + SK_HEX_LEN];
-
-	snprintf(rel, sizeof(rel), "bootstraps/%s", hex);
+	snprintf(rel, sizeof(rel), "bootstraps/%s", bi->bootstrap.hex);
 	ret = sk_path_join(im->bootstrap_path, sizeof(im->bootstrap_path),
 			   d->cfg.cache_dir, rel);
 	if (ret) {
 		sk_err_set(e, "%s: path too long", d->cfg.cache_dir);
-		free(*buf);
 		return ret;
 	}
+	if (bi->bootstrap.size > (1ull << 32)) {
+		sk_err_set(e, "bootstrap of %llu bytes: too large",
+			   (unsigned long long)bi->bootstrap.size);
+		return -EFBIG;
+	}
+	/* a copy checked below costs no network round trip */
+	if (sk_read_file(im->bootstrap_path, 1ull << 32, buf, len) == 0)
+		have_copy = true;
+	if (have_copy) {
+		sk_sha256(*buf, *len, dg);
+		sk_hex(dg, sizeof(dg), hex);
+		if (strcmp(hex, bi->bootstrap.hex) || *len != bi->bootstrap.size) {
+			free(*buf);
+			have_copy = false;
+		}
+	}
+	if (!have_copy) {
+		*len = bi->bootstrap.size;
+		*buf = malloc(*len ? *len : 1);
+		if (!*buf)
+			return -ENOMEM;
+		ret = be_source_read(src, bi->bootstrap.hex, 0, *buf, *len);
+		if (ret) {
+			sk_err_set(e, "bootstrap %s from %s: %s", bi->bootstrap.hex, src->desc,
+				   strerror(-ret));
+			free(*buf);
+			return ret;
+		}
+		sk_sha256(*buf, *len, dg);
+		sk_hex(dg, sizeof(dg), hex);
+		if (strcmp(hex, bi->bootstrap.hex)) {
+			sk_err_set(e, "bootstrap %s from %s: digest does not match the manifest",
+				   bi->bootstrap.hex, src->desc);
+			free(*buf);
+			return -EBADMSG;
+		}
+	}
 	im->bootstrap_size = *len;
-	if (access(im->bootstrap_path, F_OK) == 0)
+	if (have_copy)
 		return 0;
 	ret = sk_write_file_atomic(im->bootstrap_path, *buf, *len);
 	if (ret) {
@@ -360,30 +443,42 @@ static int load_bootstrap(struct ld_daemon *d, struct be_store *store,
 	return ret;
 }
 
+/* A newly mounted image starts fetching its prefetch list at once. */
+static void auto_prefetch(struct ld_daemon *d, struct ld_image *im)
+{
+	struct sk_err e = { { 0 } };
+	int ret;
+
+	if (!d->cfg.prefetch_on_mount || !im->mountpoint[0])
+		return;
+	ret = ld_pf_image(d, im, false, 0, &e);
+	if (ret && ret != -ENODATA && ret != -EOPNOTSUPP)
+		ld_log(d, LD_LOG_WARN, "prefetch of %s: %s", im->id, e.msg);
+}
+
 int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 		      const char *domain, const char *mountpoint,
 		      struct ld_image **out, struct sk_err *e)
 {
-	char dir[PATH_MAX], tag[256];
-	struct be_store store;
+	struct be_ref r;
 	struct be_image bi;
-	struct ld_image *im = NULL, *old;
+	struct ld_image *im = NULL, *old, *fresh = NULL;
 	struct fmt_bs bs;
 	struct be_source *src;
 	void *bsbuf = NULL;
 	size_t bslen;
 	int ret, bs_open = 0;
 
-	ret = be_ref_split(ref, dir, sizeof(dir), tag, sizeof(tag));
-	if (ret) {
-		sk_err_set(e, "%s: %s", ref, strerror(-ret));
-		return ret;
-	}
-	pthread_mutex_lock(&d->lock);
-	ret = be_store_open(&store, dir, 0, e);
+	ret = be_ref_parse(ref, &r, e);
 	if (ret)
+		return ret;
+	pthread_mutex_lock(&d->lock);
+	src = get_source(d, &r, e);
+	if (!src) {
+		ret = -EINVAL;
 		goto unlock;
-	ret = be_store_resolve(&store, tag, &bi, e);
+	}
+	ret = src->ops->resolve(src, r.digest[0] ? r.digest : r.tag, &bi, e);
 	if (ret)
 		goto unlock;
 	im = calloc(1, sizeof(*im));
@@ -431,7 +526,7 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 	if (mountpoint)
 		snprintf(im->mountpoint, sizeof(im->mountpoint), "%s", mountpoint);
 	memcpy(im->manifest, bi.manifest_hex, sizeof(im->manifest));
-	ret = load_bootstrap(d, &store, &bi, im, &bsbuf, &bslen, e);
+	ret = load_bootstrap(d, src, &bi, im, &bsbuf, &bslen, e);
 	if (ret)
 		goto out;
 	ret = fmt_bs_open(&bs, bsbuf, bslen);
@@ -444,11 +539,6 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 		sk_err_set(e, "%s: manifest names %u blobs, bootstrap %u", ref,
 			   bi.nblobs, bs.nblobs);
 		ret = -EBADMSG;
-		goto out;
-	}
-	src = get_source(d, dir, e);
-	if (!src) {
-		ret = -ENOMEM;
 		goto out;
 	}
 	im->src = src;
@@ -480,6 +570,7 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 	im->next = d->images;
 	d->images = im;
 	*out = im;
+	fresh = im;
 	im = NULL;
 	ret = 0;
 out:
@@ -501,6 +592,8 @@ unlock:
 	pthread_mutex_unlock(&d->lock);
 	if (!ret)
 		ld_state_save(d);
+	if (!ret && fresh)
+		auto_prefetch(d, fresh);
 	return ret;
 }
 
@@ -520,9 +613,17 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 		sk_err_set(e, "no image registered as %s", id);
 		return -ENOENT;
 	}
+	pthread_mutex_unlock(&d->lock);
+	/* unlinked, so nobody finds it; prefetch may still be inside it
+	 * (and may take d->lock to unmark a complete blob) */
+	ld_pf_cancel(d, im);
+	pthread_mutex_lock(&d->lock);
 	for (unsigned int i = 0; i < im->nblobs; i++)
 		if (im->blobs[i])
 			file_put(d, im->blobs[i]);
+	if (im->trace)
+		atomic_fetch_sub(&d->tracing, 1);
+	ld_trace_free(im);
 	pthread_mutex_unlock(&d->lock);
 	ld_img_counters_put(d, im->icnt);
 	free(im->blobs);
@@ -542,10 +643,22 @@ int ld_state_save(struct ld_daemon *d)
 	if (!arr)
 		return -ENOMEM;
 	pthread_mutex_lock(&d->lock);
-	for (struct ld_image *im = d->images; im; im = im->next)
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "id", im->id,
-						     "ref", im->ref, "domain", im->domain,
-						     "mountpoint", im->mountpoint));
+	for (struct ld_image *im = d->images; im; im = im->next) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", im->id,
+				      "ref", im->ref, "domain", im->domain,
+				      "mountpoint", im->mountpoint);
+		struct be_ref r;
+		struct sk_err e;
+		char pinned[PATH_MAX + 80];
+
+		/* a network image restarts from the manifest it had (kept in
+		 * the manifest cache), even when its tag moved or the
+		 * registry is unreachable */
+		if (o && be_ref_parse(im->ref, &r, &e) == 0 &&
+		    be_ref_pin(&r, im->manifest, pinned, sizeof(pinned)) == 0)
+			json_object_set_new(o, "pinned", json_string(pinned));
+		json_array_append_new(arr, o);
+	}
 	pthread_mutex_unlock(&d->lock);
 	text = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(arr);
@@ -588,10 +701,20 @@ int ld_state_restore(struct ld_daemon *d)
 			ld_log(d, LD_LOG_WARN, "%s: entry %zu has no id or ref", p, i);
 			continue;
 		}
-		if (ld_image_register(d, ref, id, dom, mnt, &im, &e))
+		const char *pin = json_string_value(json_object_get(v, "pinned"));
+
+		if (ld_image_register(d, pin ? pin : ref, id, dom, mnt, &im, &e)) {
 			ld_log(d, LD_LOG_ERROR, "restoring image %s: %s", id, e.msg);
-		else
-			ld_log(d, LD_LOG_INFO, "restored image %s (%s)", id, ref);
+			continue;
+		}
+		if (pin) {
+			/* shown as the user named it */
+			pthread_mutex_lock(&d->lock);
+			snprintf(im->ref, sizeof(im->ref), "%s", ref);
+			pthread_mutex_unlock(&d->lock);
+			ld_state_save(d);
+		}
+		ld_log(d, LD_LOG_INFO, "restored image %s (%s)", id, ref);
 	}
 	json_decref(arr);
 	return 0;

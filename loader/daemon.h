@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "../backend/remote.h"
 #include "../backend/source.h"
 #include "../backend/store.h"
 #include "../format/bootstrap.h"
@@ -31,6 +32,10 @@ struct ld_config {
 	enum ld_frontend_kind frontend;
 	int ready_fd;		/* -1: none; written and closed when serving */
 	bool no_holder;		/* fanotify without the holder process */
+	unsigned int prefetch_threads;	/* prefetch's own threads */
+	uint64_t prefetch_bandwidth;	/* bytes/s prefetch may fetch, 0: any */
+	bool prefetch_on_mount;	/* run an image's prefetch list at mount */
+	struct be_config backend;	/* HTTP and registry sources; owns hosts */
 };
 
 void ld_config_defaults(struct ld_config *c);
@@ -61,7 +66,7 @@ struct ld_img_counters {
 struct ld_image {
 	char id[128];		/* fsid: name under which it is registered */
 	char domain[128];	/* cachefiles domain_id sharing blobs, or "" */
-	char ref[PATH_MAX];	/* IMAGE as given: DIR[:TAG] */
+	char ref[PATH_MAX];	/* IMAGE as given: DIR[:TAG], URL[#TAG], docker://... */
 	char mountpoint[PATH_MAX];
 	char manifest[SK_HEX_LEN + 1];
 	char bootstrap_path[PATH_MAX];
@@ -73,11 +78,12 @@ struct ld_image {
 	/* fanotify mode only: the shared cache files, device-table order */
 	struct ld_blob_file **blobs;
 	struct ld_img_counters *icnt;	/* cachefiles mode counters */
+	struct ld_trace *trace;		/* owned: reads being recorded, or NULL */
 	struct ld_image *next;
 };
 
 struct ld_source_ent {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX];	/* the reference's location (be_ref.loc) */
 	struct be_source *src;
 	struct ld_source_ent *next;
 };
@@ -94,10 +100,15 @@ void ld_hist_observe(struct ld_hist *h, double seconds);
 
 struct ld_frontend;
 struct ld_http_server;
+struct ld_prefetcher;
+struct ld_trace;
 
 struct ld_daemon {
 	struct ld_config cfg;
 	pthread_mutex_t lock;		/* images, blob files, sources */
+	/* serialises the control API's image calls (register, unregister,
+	 * prefetch, trace), so one never frees an image another still uses */
+	pthread_mutex_t api_lock;
 	struct ld_image *images;
 	struct ld_blob_file *files;
 	struct ld_source_ent *sources;
@@ -106,6 +117,11 @@ struct ld_daemon {
 	int hold_group, hold_sock;	/* from the holder, or -1 */
 	struct ld_frontend *fe;
 	struct ld_http_server *http;
+	struct ld_prefetcher *pf;
+	/* on-demand reads being served now: prefetch waits while any is */
+	_Atomic unsigned int ondemand;
+	_Atomic uint64_t ondemand_last;	/* sk_now_ns() of the last start or end */
+	_Atomic unsigned int tracing;	/* images recording a trace */
 	double start_time;
 	_Atomic uint64_t events, events_fast, events_denied, opens, closes;
 	struct ld_counters retired;	/* of cache files no longer in use */
@@ -148,6 +164,12 @@ struct ld_frontend_ops {
 	void (*destroy)(struct ld_frontend *fe);
 	/* cachefiles: verified bytes and chunks the kernel's cache files of
 	 * an image's blob hold (objects open now); NULL when not known */
+	/* prefetch: fills [off, off+len) of an image's blob where the kernel
+	 * reads it; *fetched gets the stored bytes fetched. -EAGAIN when the
+	 * kernel has not opened the blob yet (cachefiles). */
+	int (*prefetch)(struct ld_frontend *fe, struct ld_image *im,
+			unsigned int blob, uint64_t off, uint64_t len,
+			uint64_t *fetched, struct sk_err *e);
 	int (*blob_fill)(struct ld_frontend *fe, const struct ld_image *im,
 			 unsigned int blob, uint64_t *bytes, uint64_t *chunks);
 };

@@ -24,6 +24,7 @@
 
 #include "daemon.h"
 #include "holder.h"
+#include "trace.h"
 
 /* Debian bookworm's headers predate pre-content events. */
 #ifndef FAN_PRE_ACCESS
@@ -51,6 +52,7 @@ struct fan_fe {
 	int stopfd;		/* eventfd that ends the event loop */
 	pthread_t thread;
 	bool running;
+	pid_t self;		/* events we cause ourselves are allowed */
 };
 
 struct fan_job {
@@ -133,29 +135,15 @@ static void fill_job(struct sk_job *job)
 		respond(j->fe, j->fd, j->hfd, FAN_ALLOW);
 	}
 	ld_hist_observe(&j->fe->d->lat_fetched, sk_now() - j->t0);
+	atomic_store(&j->fe->d->ondemand_last, sk_now_ns());
+	atomic_fetch_sub(&j->fe->d->ondemand, 1);
 	maybe_unmark(j->fe, j->f);
 	free(j);
 }
 
-/* True when every chunk of the range is ready: answer without a job. */
-static bool range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
-{
-	uint64_t end = off + len, i = fmt_blob_lower_bound(&c->table, off);
-	bool ready = true;
-
-	pthread_mutex_lock(&c->lock);
-	for (; i < c->table.count && c->table.chunks[i].uoff < end; i++)
-		if (c->state[i] != LD_READY) {
-			ready = false;
-			break;
-		}
-	pthread_mutex_unlock(&c->lock);
-	return ready;
-}
-
 /* One pre-content event: fd is ours, hfd the number its answer names. */
 static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
-		     bool has_range, uint64_t off, uint64_t len)
+		     pid_t pid, bool has_range, uint64_t off, uint64_t len)
 {
 	struct ld_daemon *d = fe->d;
 	struct ld_blob_file *f;
@@ -163,7 +151,9 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	struct stat st;
 	double t0 = sk_now();
 
-	if (!(mask & FAN_PRE_ACCESS)) {
+	/* skiffd's own prefetch writes: it never reads its cache files
+	 * through a watched fd, and holding its write would deadlock it */
+	if (!(mask & FAN_PRE_ACCESS) || pid == fe->self) {
 		respond(fe, fd, hfd, FAN_ALLOW);
 		return;
 	}
@@ -182,7 +172,8 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 		off = 0;
 		len = f->cache.table.usize;
 	}
-	if (range_ready(&f->cache, off, len)) {
+	ld_trace_note(d, f->cache.hex, off, len);
+	if (ld_cache_range_ready(&f->cache, off, len)) {
 		atomic_fetch_add(&d->events_fast, 1);
 		respond(fe, fd, hfd, FAN_ALLOW);
 		ld_hist_observe(&d->lat_cached, sk_now() - t0);
@@ -202,6 +193,8 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	j->t0 = t0;
 	j->job.fn = fill_job;
 	j->job.detached = true;	/* fill_job frees j */
+	atomic_fetch_add(&d->ondemand, 1);
+	atomic_store(&d->ondemand_last, sk_now_ns());
 	sk_pool_submit(d->pool, &j->job);
 }
 
@@ -231,7 +224,7 @@ static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m)
 		}
 		pos += h.len;
 	}
-	dispatch(fe, m->fd, m->fd, m->mask, has_range, off, len);
+	dispatch(fe, m->fd, m->fd, m->mask, m->pid, has_range, off, len);
 }
 
 /* Events the holder passes on: one message each, the fd as SCM_RIGHTS.
@@ -260,7 +253,7 @@ static int take_held(struct fan_fe *fe)
 				close(fd);
 			continue;
 		}
-		dispatch(fe, fd, ev.hfd, ev.mask, ev.has_range, ev.off, ev.len);
+		dispatch(fe, fd, ev.hfd, ev.mask, ev.pid, ev.has_range, ev.off, ev.len);
 	}
 }
 
@@ -329,6 +322,7 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 		return -ENOMEM;
 	fe->base.ops = &ld_fanotify_ops;
 	fe->d = d;
+	fe->self = getpid();
 	fe->stopfd = -1;
 	fe->hsock = d->hold_sock;
 	fe->fan = d->hold_group >= 0 ? d->hold_group :
@@ -410,6 +404,25 @@ static void fan_destroy(struct ld_frontend *base)
 	free(fe);
 }
 
+static int fan_prefetch(struct ld_frontend *base, struct ld_image *im,
+			unsigned int blob, uint64_t off, uint64_t len,
+			uint64_t *fetched, struct sk_err *e)
+{
+	struct fan_fe *fe = (struct fan_fe *)base;
+	struct ld_blob_file *f;
+	int ret;
+
+	if (blob >= im->nblobs || !(f = im->blobs[blob]))
+		return -EINVAL;
+	/* f->fd writes raise no event when it was opened before the mark;
+	 * when it was not (a server restarted under the holder), dispatch()
+	 * lets our own writes through */
+	ret = ld_cache_fill_flags(&f->cache, f->fd, off, len, LD_FILL_PREFETCH,
+				  fetched, e);
+	maybe_unmark(fe, f);
+	return ret;
+}
+
 const struct ld_frontend_ops ld_fanotify_ops = {
 	.name = "fanotify",
 	.owns_cache_files = true,
@@ -417,6 +430,7 @@ const struct ld_frontend_ops ld_fanotify_ops = {
 	.serve = fan_serve,
 	.watch = fan_watch,
 	.unwatch = fan_unwatch,
+	.prefetch = fan_prefetch,
 	.stop = fan_stop,
 	.destroy = fan_destroy,
 };

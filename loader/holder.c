@@ -127,7 +127,8 @@ static void take_events(struct holder *h)
 		return;
 	for (struct fanotify_event_metadata *m = (void *)buf;
 	     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-		struct ld_hold_event ev = { .hfd = m->fd, .mask = m->mask };
+		struct ld_hold_event ev = { .hfd = m->fd, .mask = m->mask,
+					     .pid = m->pid };
 		size_t pos = m->metadata_len;
 
 		if (m->fd < 0)

@@ -25,6 +25,8 @@ struct ld_hold_event {
 	uint32_t has_range;
 	uint64_t mask;
 	uint64_t off, len;
+	int32_t pid;		/* who caused it */
+	uint32_t pad;
 };
 
 /* One answer, server -> holder: hfd may be closed now. */

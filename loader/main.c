@@ -13,6 +13,7 @@
 #include <sys/fanotify.h>
 
 #include "daemon.h"
+#include "prefetch.h"
 #include "holder.h"
 
 #ifndef SKIFF_VERSION
@@ -36,6 +37,9 @@ static const char usage[] =
 "      --merge-limit SIZE  largest merged backend read (default 4M)\n"
 "      --readahead SIZE    stored bytes of following chunks fetched with a\n"
 "                          miss (default 1M; 0: only what is asked)\n"
+"      --prefetch-threads N  threads that prefetch (default 2)\n"
+"      --prefetch-bandwidth SIZE  bytes per second prefetch may fetch, e.g.\n"
+"                          10M (default 0: no limit)\n"
 "      --log-level LEVEL   error, warn, info (default) or debug\n"
 "      --ready-fd FD       write \"READY\\n\" to FD and close it once serving\n"
 "      --no-holder         fanotify: no holder process (a crash then lets reads\n"
@@ -57,6 +61,8 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "no-holder", no_argument, NULL, 'N' },
+		{ "prefetch-threads", required_argument, NULL, 'P' },
+		{ "prefetch-bandwidth", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -114,6 +120,21 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 				return 2;
 			}
 			c->threads = (unsigned int)v;
+			break;
+		case 'P':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 64) {
+				fprintf(stderr, "skiffd: --prefetch-threads %s: need 1 to 64\n", optarg);
+				return 2;
+			}
+			c->prefetch_threads = (unsigned int)v;
+			break;
+		case 'B':
+			if (sk_parse_size(optarg, &sz)) {
+				fprintf(stderr, "skiffd: --prefetch-bandwidth %s: need bytes per second, e.g. 10M\n", optarg);
+				return 2;
+			}
+			c->prefetch_bandwidth = sz;
 			break;
 		case 'M':
 			if (sk_parse_size(optarg, &sz) || sz < 4096 || sz > (256u << 20)) {
@@ -248,6 +269,7 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret;
 	pthread_mutex_init(&d.lock, NULL);
+	pthread_mutex_init(&d.api_lock, NULL);
 	d.start_time = sk_now();
 	/* every thread inherits the mask; only main takes signals */
 	sigemptyset(&set);
@@ -295,6 +317,12 @@ int main(int argc, char **argv)
 		ld_log(&d, LD_LOG_ERROR, "%s frontend: %s", ops->name, e.msg);
 		return 1;
 	}
+	ret = ld_pf_start(&d, &e);
+	if (ret) {
+		ld_log(&d, LD_LOG_ERROR, "%s", e.msg);
+		d.fe->ops->destroy(d.fe);
+		return 1;
+	}
 	ld_state_restore(&d);
 	ret = d.fe->ops->serve(d.fe);
 	if (ret) {
@@ -319,6 +347,7 @@ int main(int argc, char **argv)
 		ld_log(&d, LD_LOG_INFO, "SIGHUP: nothing to reload");
 	ld_log(&d, LD_LOG_INFO, "signal %d: stopping", sig);
 	ld_api_stop(&d);
+	ld_pf_stop(&d);
 	/* no new events; answer every queued one; only then let go of the
 	 * group (the kernel allows what nobody answers) */
 	d.fe->ops->stop(d.fe);

@@ -11,7 +11,7 @@ set -u
 
 B=${B:-build}
 SECS=${FUZZ_SECONDS:-30}
-TARGETS=(fuzz_bootstrap fuzz_chunktable fuzz_http)
+TARGETS=(fuzz_bootstrap fuzz_chunktable fuzz_http fuzz_remote fuzz_tar)
 
 skip_all() {
 	echo "1..0 # SKIP $*"
@@ -38,6 +38,27 @@ for t in "${TARGETS[@]}"; do
 	printf '\0POST /v1/images HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}' >"$CORPUS/$t/seed-post"
 	printf '\1HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}' >"$CORPUS/$t/seed-resp"
 done
+# fuzz_tar: first byte is the read size (see tests/fuzz/fuzz_tar.c), then
+# a layer: the small test layers, plain, gzip and zstd
+if /usr/bin/python3 scripts/gen-test-layers.py "$TMP/layers" >/dev/null 2>&1; then
+	for f in "$TMP"/layers/layers/*.tar; do
+		[ "$(stat -c %s "$f")" -le 300000 ] || continue
+		n=$(basename "$f" .tar)
+		{ printf '\0'; cat "$f"; } >"$CORPUS/fuzz_tar/seed-$n"
+		{ printf '\7'; gzip -n -c "$f"; } >"$CORPUS/fuzz_tar/seed-$n-gz"
+		{ printf '\3'; zstd -q -c "$f"; } >"$CORPUS/fuzz_tar/seed-$n-zst"
+	done
+fi
+# fuzz_remote: first byte picks the parser (see tests/fuzz/fuzz_remote.c)
+R=$CORPUS/fuzz_remote
+printf '\0bytes 0-99/1000' >"$R/seed-range"
+printf '\1Sun, 06 Nov 1994 08:49:37 GMT' >"$R/seed-retry"
+printf '\2Bearer realm="https://a/token",service="reg",scope="repository:a/b:pull,push"' >"$R/seed-auth"
+printf '\3docker://127.0.0.1:5000/a/b:v1' >"$R/seed-ref"
+printf '\4{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:%064d","size":1},"layers":[{"mediaType":"application/vnd.skiff.bootstrap.v1.erofs","digest":"sha256:%064d","size":2}]}' 1 2 >"$R/seed-manifest"
+printf '\5{"manifests":[{"mediaType":"m","digest":"sha256:%064d","size":1,"platform":{"os":"linux","architecture":"amd64"}}]}' 3 >"$R/seed-index"
+printf '\6{"auths":{"127.0.0.1:5000":{"auth":"dTpw"}}}' >"$R/seed-docker"
+printf '\7{"max_attempts":3,"registries":{"r":{"mirrors":[{"url":"http://m","headers":{"X":"y"}}]}}}' >"$R/seed-config"
 
 # Little-endian unsigned integer of $3 bytes at offset $2 of file $1.
 le() {
@@ -115,7 +136,10 @@ for i in $(seq 1 400); do echo "row $i, much like the row before it"; done >"$TM
 printf 'x\n' >"$TMP/tiny/f"
 ln -s f "$TMP/tiny/l"
 printf 'y\n' >"$TMP/tiny/d/g"
+# a prefetch list (tiny has one: its bootstrap carries the NIDs)
+printf '/d/g\n/f\n/l\n' >"$TMP/tiny.list"
 while read -r name src opts; do
+	opts=${opts/TINYLIST/$TMP/tiny.list}
 	# shellcheck disable=SC2086
 	if ! "$B/skiff" build -q $opts "$TMP/$src" "$TMP/img-$name" >"$TMP/build.log" 2>&1 ||
 	    ! harvest "$TMP/img-$name" "$name"; then
@@ -130,10 +154,11 @@ raw-64k  src  --compress=none -c64K
 nodata   bare -j1
 one      one  -c4K
 tiny     tiny -c4K
+tinypf   tiny -c4K --prefetch-list=TINYLIST
 EOF
 nboot=$(find "$CORPUS/fuzz_bootstrap" -name 'seed-*' | wc -l)
 ntable=$(find "$CORPUS/fuzz_chunktable" -name 'seed-*' | wc -l)
-if [ "$seed_ok" = 1 ] && [ "$nboot" -ge 7 ] && [ "$ntable" -ge 6 ]; then
+if [ "$seed_ok" = 1 ] && [ "$nboot" -ge 8 ] && [ "$ntable" -ge 7 ]; then
 	echo "ok 1 - seed corpus: $nboot bootstraps, $ntable chunk tables"
 else
 	echo "not ok 1 - seed corpus: $nboot bootstraps, $ntable chunk tables"

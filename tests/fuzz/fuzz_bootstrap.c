@@ -2,8 +2,8 @@
 /*
  * libFuzzer target: the bootstrap reader on arbitrary bytes. Opens the
  * input with fmt_bs_open and, when it opens, walks the whole tree reading
- * every xattr, every symlink target and every chunk index, then resolves
- * a few paths. Any crash, sanitizer report, timeout or broken invariant
+ * every xattr, every symlink target and every chunk index, the prefetch
+ * list, then resolves a few paths. Any crash, sanitizer report, timeout or broken invariant
  * (__builtin_trap) is a bug in format/bootstrap.c or format/walk.c.
  *
  * File data is not read through fmt_reader here: that needs blob bytes,
@@ -163,6 +163,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			touch(c, b->hex, SK_HEX_LEN);
 		}
 		fmt_bs_walk(&bs, walk_cb, c);
+		/* the prefetch list: each NID is only a claim, checked by
+		 * fmt_bs_inode as skiffd checks it */
+		for (uint32_t i = 0; i < fmt_bs_prefetch_count(&bs) && i < 64; i++) {
+			uint64_t pnid;
+
+			if (fmt_bs_prefetch_nid(&bs, i, &pnid))
+				__builtin_trap();
+			if (fmt_bs_inode(&bs, pnid, &ino) == 0 && S_ISREG(ino.mode))
+				walk_cb(c, "/", 1, &ino);
+		}
+		if (fmt_bs_prefetch_nid(&bs, fmt_bs_prefetch_count(&bs), &(uint64_t){ 0 }) !=
+		    -EINVAL)
+			__builtin_trap();
 		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 			fmt_bs_resolve(&bs, paths[i], &ino);
 		fmt_bs_close(&bs);

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * skiff convert: where an ordinary image comes from and where the skiff
+ * image goes, as two small interfaces, so that a registry (docker://)
+ * source or target plugs in beside the OCI layout ones without touching
+ * the conversion itself (cmd_convert.c).
+ *
+ * Source: hands out the root manifest (or index) the reference names,
+ * small blobs (manifests, the image config) by digest, and layer blobs as
+ * byte streams. It need not check digests: the conversion checks every
+ * manifest and config against its digest and every layer against both
+ * its digest and its diff id while it reads it.
+ *
+ * Target: takes data blobs written sequentially to a file descriptor
+ * (a registry target uploads the file at commit), small blobs from
+ * memory, blobs of a chunk dictionary that the image references but
+ * that already exist as local files, and finally the image (config,
+ * manifest, tag).
+ */
+#ifndef SKIFF_CLI_CONVERT_H
+#define SKIFF_CLI_CONVERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backend/store.h"
+#include "../common/sk.h"
+#include "../format/tar.h"
+
+#define CLI_CONV_JSON_MAX (4u << 20)	/* manifests, indexes, configs */
+
+struct cli_conv_src;
+
+struct cli_conv_src_ops {
+	/* The manifest or index the reference names (malloc'd), with its
+	 * media type and digest when the source knows them ("" otherwise;
+	 * a known digest is checked). */
+	int (*root)(struct cli_conv_src *s, char **buf, size_t *len,
+		    char mt[128], char hex[SK_HEX_LEN + 1], struct sk_err *e);
+	/* A small blob by digest, at most max bytes (malloc'd). */
+	int (*blob)(struct cli_conv_src *s, const char *hex, size_t max,
+		    char **buf, size_t *len, struct sk_err *e);
+	/* A layer blob as a stream; *handle is passed to close_layer. */
+	int (*open_layer)(struct cli_conv_src *s, const char *hex,
+			  uint64_t size, struct fmt_tar_src *out,
+			  void **handle, struct sk_err *e);
+	void (*close_layer)(struct cli_conv_src *s, void *handle);
+	void (*destroy)(struct cli_conv_src *s);
+};
+
+struct cli_conv_src {
+	const struct cli_conv_src_ops *ops;
+	char desc[PATH_MAX + 300];	/* for messages */
+};
+
+struct cli_conv_dst;
+
+struct cli_conv_dst_ops {
+	/* A new data blob: write it to *fd from the start. */
+	int (*blob_begin)(struct cli_conv_dst *d, int *fd, void **handle,
+			  struct sk_err *e);
+	/* The blob whose bytes went to the fd is complete: digest hex. */
+	int (*blob_commit)(struct cli_conv_dst *d, void *handle,
+			   const char *hex, uint64_t size, struct sk_err *e);
+	void (*blob_abort)(struct cli_conv_dst *d, void *handle);
+	/* The image references blob hex, which lies at local_path (a chunk
+	 * dictionary's): make the target hold it. */
+	int (*have_blob)(struct cli_conv_dst *d, const char *hex, uint64_t size,
+			 const char *local_path, struct sk_err *e);
+	/* A blob from memory (the bootstrap); its digest into hex. */
+	int (*put)(struct cli_conv_dst *d, const void *buf, size_t len,
+		   char hex[SK_HEX_LEN + 1], struct sk_err *e);
+	/* Config (from config_json, see be_store_add_image_config),
+	 * manifest (data blobs then bootstrap) and tag. */
+	int (*add_image)(struct cli_conv_dst *d, const struct be_image *img,
+			 const char *config_json, const char *annotations,
+			 struct sk_err *e);
+	void (*destroy)(struct cli_conv_dst *d);
+};
+
+struct cli_conv_dst {
+	const struct cli_conv_dst_ops *ops;
+	char desc[PATH_MAX + 300];
+	char tag[256];
+};
+
+/* oci:DIR[:TAG] (or DIR[:TAG]) as a source: an OCI image layout. */
+int cli_conv_oci_src(const char *ref, struct cli_conv_src **out,
+		     struct sk_err *e);
+/* oci:DIR[:TAG] as a target, the layout created when missing; tag, when
+ * not NULL, overrides the reference's. */
+int cli_conv_oci_dst(const char *ref, const char *tag,
+		     struct cli_conv_dst **out, struct sk_err *e);
+
+#endif

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# skiff convert on hand-made layers (scripts/gen-test-layers.py): PAX and
+# GNU headers, long names and links, xattrs, nanosecond and negative
+# mtimes, base-256 ids, hard links within and across layers, devices,
+# sparse files in every GNU format, whiteouts, an opaque directory,
+# file/directory replacement, implicit parents; layers plain, gzip and
+# zstd. The converted image, mounted by the host kernel, equals what
+# umoci (a reference unpacker) makes of the same layers.
+. "$(dirname "$0")/lib.sh"
+need_erofs
+command -v umoci >/dev/null || skip_all "umoci missing (scripts/setup.sh installs it)"
+command -v jq >/dev/null || skip_all "jq missing (scripts/setup.sh installs it)"
+PY=/usr/bin/python3
+export TZ=UTC
+[ -x $PY ] || skip_all "python3 missing (scripts/setup.sh installs it)"
+
+G=$T/gen
+t_ok "generate the test layers and layouts" $PY "$ROOT/scripts/gen-test-layers.py" "$G" || done_testing
+t_ok "reference: umoci unpack of the gzip layout" umoci unpack --image "$G/ref:test" "$T/ref" || done_testing
+REF=$T/ref/rootfs
+
+OUT=$T/out
+t_ok "skiff convert (plain, gzip, zstd layers)" "$SKIFF" convert "oci:$G/mix:test" "oci:$OUT:mix" || done_testing
+t_grep "... with a one-line summary" "^converted oci:.* 6 layers .* 4 blobs" "$T/.out"
+t_is "the layout holds 4 blobs, bootstrap, config, manifest: no unreferenced blob" \
+	"$(ls "$OUT/blobs/sha256" | wc -l)" 7
+t_ok "skiff check" "$SKIFF" check "$OUT:mix"
+exp=$T/exp
+ids=$("$SKIFF" export-cache "$OUT:mix" "$exp")
+devs=()
+for id in $ids; do devs+=("--device=$exp/$id"); done
+t_is "one device per blob" "${#devs[@]}" 4
+t_ok "fsck.erofs decodes every file across the blobs" \
+	fsck.erofs "${devs[@]}" --extract="$T/fsck" "$exp/bootstrap"
+t_ok "host kernel mounts it" mount_image "$OUT:mix" "$T/mnt" || done_testing
+M=$T/mnt
+t_ok "mounted tree equals umoci's unpack" "$TREECMP" "$REF" "$M"
+
+for f in data/big sparse/f-p10 gnu/hl-lower; do
+	t_ok "skiff cat $f (blob of its layer) matches" \
+		bash -c '"$1" cat "$2" "/$3" | cmp - "$4/$3"' _ "$SKIFF" "$OUT:mix" "$f" "$REF"
+done
+
+# what the layers say, one by one
+t_ok "whiteout files never appear" bash -c '! "$1" ls -R "$2" / | grep -F ".wh."' _ "$SKIFF" "$OUT:mix"
+t_ok "a whiteout deletes a file (etc/passwd)" test ! -e "$M/etc/passwd" -a -e "$M/etc/hostname"
+t_ok "... and a directory with its subtree (todel)" test ! -e "$M/todel"
+t_ok "... but not its siblings (partial/b stays, partial/a goes)" test -e "$M/partial/b" -a ! -e "$M/partial/a"
+t_is "a later layer replaces a file" "$(cat "$M/etc/hostname")" after
+t_ok "opaque directory: lower entries hidden" test ! -e "$M/opq/old" -a ! -e "$M/opq/keep-not"
+t_ok "... the same layer's entries kept, before and after the marker" \
+	test -f "$M/opq/new-before" -a -f "$M/opq/new-after"
+t_is "... and the directory's new mode applies" "$(stat -c %a "$M/opq")" 750
+t_ok "a directory replaced by a file" test -f "$M/d2f"
+t_ok "a file replaced by a directory" test -d "$M/f2d" -a -f "$M/f2d/inside"
+t_is "a hard link to a lower layer's file shares its inode" \
+	"$(stat -c '%i %h' "$M/gnu/hl-lower")" "$(stat -c '%i %h' "$M/data/big-copy")"
+t_is "... and counts its links" "$(stat -c %h "$M/data/big-copy")" 2
+t_is "base-256 uid/gid (GNU)" "$(stat -c %u:%g "$M/gnu/$(printf 'L%.0s' $(seq 150))")" 3000000:2100000
+t_is "PAX nanosecond mtime" "$(stat -c %y "$M/etc/xattrs")" "2020-09-13 12:26:40.000000001 +0000"
+t_is "PAX binary xattr (security.capability)" \
+	"$(getfattr --only-values -n security.capability "$M/etc/xattrs" 2>/dev/null | od -An -tx1 | tr -d ' \n')" \
+	"0100000200200000000000000000000000000000"
+t_is "a metadata-only layer changes a directory" "$(stat -c %a "$M/data")" 700
+t_ok "... and deletes through a whiteout" test ! -e "$M/data/zeros" -a ! -e "$M/sparse/f-p00"
+
+# one blob per layer with new data; deduplication across layers
+json=$("$SKIFF" inspect --json "$OUT:mix")
+t_is "6 layers, 4 blobs: none for the metadata-only layer, none for the layer all of whose files it deleted" \
+	"$(jq '.blobs | length' <<<"$json")" 4
+t_is "the layer repeating layer 1's file stored only its sparse file's 7 chunks" \
+	"$(jq '.blobs[2].chunks' <<<"$json")" 7
+t_ok "more chunks mapped than stored (dedupe)" test "$(jq '.dedup_ratio > 1.2' <<<"$json")" = true
+
+# the compression of a layer does not matter: same tar, same image
+t_ok "convert the all-gzip layout" "$SKIFF" convert -q "oci:$G/ref:test" "oci:$OUT:ref"
+t_is "... gives the same bootstrap" \
+	"$("$SKIFF" inspect --json "$OUT:ref" | jq -r .bootstrap)" "$(jq -r .bootstrap <<<"$json")"
+t_ok "convert again with one thread" "$SKIFF" convert -q -j 1 "oci:$G/mix:test" "oci:$T/out1:mix"
+t_is "... gives the same manifest digest" "$(manifest_of "$T/out1:mix")" "$(manifest_of "$OUT:mix")"
+
+# a prefetch list lands in the bootstrap (data stays in stream order)
+printf '/data/big\n/etc/hostname\n/gone\n' >"$T/plist"
+t_ok "convert with --prefetch-list" "$SKIFF" convert -q --prefetch-list "$T/plist" "oci:$G/mix:test" "oci:$T/pf:x"
+t_is "... the files it names that exist are listed" \
+	"$("$SKIFF" inspect --json "$T/pf:x" | jq -c .prefetch)" '["/data/big","/etc/hostname"]'
+
+# the source config travels
+mdig=$(manifest_of "$OUT:mix")
+cfg=$(jq -r '.config.digest' "$OUT/blobs/sha256/$mdig" | cut -d: -f2)
+t_is "entrypoint kept" "$(jq -c .config.Entrypoint "$OUT/blobs/sha256/$cfg")" '["/bin/sh","-c"]'
+t_is "env, workdir, user, labels kept" \
+	"$(jq -c '[.config.Env, .config.WorkingDir, .config.User, .config.Labels]' "$OUT/blobs/sha256/$cfg")" \
+	'[["PATH=/usr/bin:/bin","SKIFF_TEST=1"],"/data","70000:70001",{"org.example.test":"convert"}]'
+t_is "rootfs names our 5 layers (4 blobs + bootstrap), history dropped" \
+	"$(jq -c '[(.rootfs.diff_ids | length), has("history")]' "$OUT/blobs/sha256/$cfg")" '[5,false]'
+t_ok "skopeo reads the converted layout" skopeo inspect --raw "oci:$OUT:mix"
+
+# what common unpackers do not take
+t_ok "convert (Docker manifest) layers with implicit parents, LIBARCHIVE xattrs, an old GNU sparse file" \
+	"$SKIFF" convert -q "oci:$G/extra:test" "oci:$OUT:extra"
+t_ok "... mounts" mount_image "$OUT:extra" "$T/mnt-x" || done_testing
+X=$T/mnt-x
+t_is "implicit parents: 0755 root:root, mtime 0" \
+	"$(stat -c '%a %u:%g %Y' "$X/implicit" "$X/implicit/a/b" | sort -u)" "755 0:0 0"
+t_is "LIBARCHIVE.xattr with an escaped name" \
+	"$(getfattr --only-values -n 'user.lib=name' "$X/lib-xattr" 2>/dev/null)" lib-value
+t_is "negative PAX mtime" "$(stat -c %y "$X/neg-time")" "1969-12-31 23:59:58.750000000 +0000"
+t_ok "old GNU sparse ('S', extension blocks) reads as its source" \
+	cmp "$X/sparse/f-gnu" "$G/sparse-src/gnu/sparse/f-gnu"
+
+# more device slots than fit beside the superblock
+t_ok "convert 30 layers" "$SKIFF" convert -q "oci:$G/many:test" "oci:$T/many:m"
+t_is "... 30 blobs" "$("$SKIFF" inspect --json "$T/many:m" | jq '.blobs | length')" 30
+t_ok "... skiff check verifies them" "$SKIFF" check "$T/many:m"
+t_ok "... the kernel mounts the 30 devices" mount_image "$T/many:m" "$T/mnt-many" &&
+	t_is "... and reads a file from each" \
+		"$(cat "$T/mnt-many"/layer-* | wc -c)" "$(( (5000 * 30) + (29 * 30 / 2) ))"
+
+# an index of two platforms (a Docker manifest list)
+t_ok "convert a manifest list: linux/amd64 by default" \
+	"$SKIFF" convert -q "oci:$G/multi:multi" "oci:$T/multi:amd"
+t_is "... the amd64 image" "$("$SKIFF" inspect --json "$T/multi:amd" | jq -r .bootstrap)" \
+	"$(jq -r .bootstrap <<<"$json")"
+t_ok "--platform linux/arm64" "$SKIFF" convert -q --platform linux/arm64 "oci:$G/multi:multi" "oci:$T/multi:arm"
+t_is "... the arm64 image" "$("$SKIFF" inspect --json "$T/multi:arm" | jq -r .bootstrap)" \
+	"$("$SKIFF" inspect --json "$OUT:extra" | jq -r .bootstrap)"
+t_fails "--platform linux/s390x: none" "$SKIFF" convert -q --platform linux/s390x "oci:$G/multi:multi" "oci:$T/multi:x"
+t_grep "... saying so" "no image for platform linux/s390x" "$T/.out"
+t_fails "--platform linux/arm64 on a single amd64 manifest" \
+	"$SKIFF" convert -q --platform linux/arm64 "oci:$G/mix:test" "oci:$T/multi:x"
+t_grep "... saying so" "the image is for linux/amd64, not linux/arm64" "$T/.out"
+
+# broken sources fail with a message, and leave no image
+bad=$T/bad
+cp -a "$G/mix" "$bad"
+cfgsrc=$(jq -r '.manifests[0].digest' "$bad/index.json" | cut -d: -f2)
+cfgsrc=$(jq -r '.config.digest' "$bad/blobs/sha256/$cfgsrc" | cut -d: -f2)
+lay=$(jq -r '.manifests[0].digest' "$bad/index.json" | cut -d: -f2)
+lay=$(jq -r '.layers[1].digest' "$bad/blobs/sha256/$lay" | cut -d: -f2)
+printf '\x00' | dd of="$bad/blobs/sha256/$lay" bs=1 seek=40 conv=notrunc status=none
+t_fails "a damaged gzip layer fails" "$SKIFF" convert -q "oci:$bad:test" "oci:$T/o-bad:x"
+t_grep "... saying which layer" "layer 2" "$T/.out"
+t_fails "... and tags nothing" "$SKIFF" inspect "$T/o-bad:x"
+t_fails "a missing tag fails" "$SKIFF" convert -q "oci:$G/mix:nope" "oci:$T/o-bad:x"
+t_grep "... saying so" "no image tagged nope" "$T/.out"
+t_fails "a skiff image is no source" "$SKIFF" convert -q "oci:$OUT:mix" "oci:$T/o-bad:x"
+t_grep "... saying so" "not a tar layer .already a skiff image" "$T/.out"
+t_fails "docker:// is not yet a source" "$SKIFF" convert -q "docker://127.0.0.1:1/x:y" "oci:$T/o-bad:x"
+
+done_testing

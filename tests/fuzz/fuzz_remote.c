@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libFuzzer target for the network backend's parsers of untrusted input.
+ * The first byte picks one: Content-Range, Retry-After, WWW-Authenticate,
+ * image references, manifests, indexes (by tag and by platform), Docker
+ * config credentials, the "backend" configuration. Besides the
+ * sanitizers it checks what callers rely on: results are 0 or a
+ * negative errno, parsed strings are NUL-terminated within their fields,
+ * a parsed range is ordered and inside its total, a parsed manifest's
+ * digests are 64 hex digits.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../backend/remote.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c)                                                        \
+	do {                                                            \
+		if (!(c)) {                                             \
+			fprintf(stderr, "%s:%d: check failed: %s\n",    \
+				__FILE__, __LINE__, #c);                \
+			abort();                                        \
+		}                                                       \
+	} while (0)
+
+static bool terminated(const char *s, size_t len)
+{
+	return memchr(s, '\0', len) != NULL;
+}
+
+static bool hex64(const char *h)
+{
+	if (strlen(h) != SK_HEX_LEN)
+		return false;
+	for (; *h; h++)
+		if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
+			return false;
+	return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct sk_err e;
+	char *s;
+	int ret = 0;
+
+	if (size < 1 || size > 1 << 16)
+		return 0;
+	s = malloc(size);
+	if (!s)
+		return 0;
+	memcpy(s, data + 1, size - 1);
+	s[size - 1] = '\0';	/* header values and references are C strings */
+	switch (data[0] % 8) {
+	case 0: {
+		uint64_t a, b, t;
+
+		ret = be_parse_content_range(s, &a, &b, &t);
+		if (!ret)
+			CHECK(a <= b && (t == UINT64_MAX || b < t));
+		break;
+	}
+	case 1: {
+		uint64_t ms;
+
+		ret = be_parse_retry_after(s, 1700000000, &ms);
+		break;
+	}
+	case 2: {
+		struct be_challenge c;
+
+		ret = be_parse_www_auth(s, &c);
+		if (!ret)
+			CHECK(terminated(c.scheme, sizeof(c.scheme)) &&
+			      terminated(c.realm, sizeof(c.realm)) &&
+			      terminated(c.service, sizeof(c.service)) &&
+			      terminated(c.scope, sizeof(c.scope)) && c.scheme[0]);
+		break;
+	}
+	case 3: {
+		struct be_ref r;
+
+		/* references that name directories stat(2) them: keep to
+		 * the network forms */
+		if (!strstr(s, "://"))
+			break;
+		ret = be_ref_parse(s, &r, &e);
+		if (!ret) {
+			CHECK(r.kind != BE_REF_LOCAL && r.host[0] && r.loc[0]);
+			CHECK(!r.digest[0] || hex64(r.digest + 7));
+		}
+		break;
+	}
+	case 4: {
+		struct be_manifest m;
+		struct be_image img;
+
+		ret = be_manifest_parse(data + 1, size - 1, &m, &e);
+		if (!ret) {
+			CHECK(hex64(m.config.hex));
+			for (unsigned int i = 0; i < m.nlayers; i++)
+				CHECK(hex64(m.layers[i].hex) && m.layers[i].mt[0]);
+			if (be_image_from_manifest(&m, &img, &e) == 0) {
+				CHECK(hex64(img.bootstrap.hex) && img.nblobs < m.nlayers);
+				be_image_free(&img);
+			}
+			be_manifest_free(&m);
+		}
+		break;
+	}
+	case 5: {
+		struct be_desc d;
+
+		(void)be_is_index(data + 1, size - 1, NULL);
+		ret = be_index_pick(data + 1, size - 1, NULL, "linux/amd64", &d, &e);
+		if (!ret)
+			CHECK(hex64(d.hex));
+		ret = be_index_pick(data + 1, size - 1, "latest", NULL, &d, &e);
+		if (!ret)
+			CHECK(hex64(d.hex));
+		break;
+	}
+	case 6: {
+		char u[64], p[64];
+
+		ret = be_docker_auth(data + 1, size - 1, "127.0.0.1:5000", u, sizeof(u), p,
+				     sizeof(p), &e);
+		if (!ret)
+			CHECK(terminated(u, sizeof(u)) && terminated(p, sizeof(p)));
+		break;
+	}
+	case 7: {
+		json_t *j = json_loadb((const char *)data + 1, size - 1, 0, NULL);
+		struct be_config c;
+
+		be_config_defaults(&c);
+		ret = be_config_parse(j, &c, &e);
+		for (unsigned int i = 0; !ret && i < c.nhosts; i++)
+			for (unsigned int k = 0; k < c.hosts[i].nmirrors; k++)
+				CHECK(!strncmp(c.hosts[i].mirrors[k].url, "http", 4));
+		be_config_free(&c);
+		json_decref(j);
+		break;
+	}
+	}
+	CHECK(ret <= 0 && ret > -4096);
+	free(s);
+	return 0;
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# skiff and OCI registries: docker-registry over TLS (a CA made here) with
+# basic auth (htpasswd) and with bearer tokens from a token service
+# (tests/servers/token_server.py). skiff push uploads an image
+# (monolithic, chunked, cross-repository mounts) and skips blobs the
+# registry has; skiffd mounts it lazily from docker://, through a mirror
+# (nginx proxying, with an extra header) while the mirror is up and from
+# the origin once it is down, on anonymous tokens and on basic auth; an
+# OCI index picks the platform's manifest.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/netlib.sh"
+need_net_tools docker-registry nginx htpasswd openssl curl jq
+"$PY" -c 'import jwt, cryptography' 2>/dev/null ||
+	skip_all "python3-jwt or python3-cryptography missing (scripts/setup.sh installs them)"
+need_fanotify_skiffd
+
+CA=$T/ca
+t_ok "a test CA and certificates" make_ca "$CA" || done_testing
+htpasswd -Bbn skiff secret >"$T/htpasswd"
+bport=$(free_port)
+t_ok "registry with basic auth on 127.0.0.1:$bport" start_registry basic "$bport" "$CA" "auth:
+  htpasswd:
+    realm: skiff-test
+    path: $T/htpasswd" || done_testing
+tport=$(free_port)
+"$PY" "$ROOT/tests/servers/token_server.py" "$tport" "$CA/token.crt" "$CA/token.key" \
+	"$CA/server.crt" "$CA/server.key" skiff-issuer skiff secret 60 "$T/tokens.log" \
+	2>"$T/token.err" &
+_n_pids+=($!)
+t_ok "token service on 127.0.0.1:$tport" wait_port "$tport" || done_testing
+kport=$(free_port)
+t_ok "registry with bearer tokens on 127.0.0.1:$kport" start_registry token "$kport" "$CA" "auth:
+  token:
+    realm: https://127.0.0.1:$tport/token
+    service: skiff-registry
+    issuer: skiff-issuer
+    rootcertbundle: $CA/token.crt" || done_testing
+mkdir -p "$T/docker"
+auth=$(printf skiff:secret | base64)
+printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}, "https://127.0.0.1:%s/v1/": {"auth": "%s"}}}\n' \
+	"$bport" "$auth" "$kport" "$auth" >"$T/docker/config.json"
+PUSH=("$SKIFF" push --ca-file "$CA/ca.crt" --docker-config "$T/docker/config.json")
+
+SRC=$T/src
+t_ok "generate the edge-case tree" "$GEN_TREE" "$SRC" || done_testing
+t_ok "build it (64K chunks)" "$SKIFF" build -q --chunk-size 64K "$SRC" "$T/img:a" || done_testing
+nblobs=$(($("$SKIFF" inspect --json "$T/img:a" | jq '.blobs | length') + 2))
+B=127.0.0.1:$bport
+K=127.0.0.1:$kport
+
+# push
+puts() { grep -c '"PUT /v2/[^ ]*/blobs/uploads/' "$T/$1/log"; }
+t_ok "skiff push to the basic-auth registry" "${PUSH[@]}" "$T/img:a" "docker://$B/skiff/edge:v1"
+t_grep "... uploads the $nblobs blobs (data, bootstrap, config)" "$nblobs blobs uploaded" "$T/.out"
+p0=$(puts basic)
+t_ok "pushed again" "${PUSH[@]}" "$T/img:a" "docker://$B/skiff/edge:v1"
+t_grep "... every blob is already there" "0 blobs uploaded .*, $nblobs already there" "$T/.out"
+t_is "... the registry saw no blob upload" "$(puts basic)" "$p0"
+t_ok "push with --from mounts the blobs from another repository" \
+	"${PUSH[@]}" --from skiff/edge "$T/img:a" "docker://$B/skiff/other:v1"
+t_grep "... all $nblobs of them" "0 blobs uploaded .*, $nblobs mounted" "$T/.out"
+t_ok "chunked push (PATCH) to the token registry" \
+	"${PUSH[@]}" --chunk-size 64K "$T/img:a" "docker://$K/skiff/edge:v1"
+t_ok "... in several PATCH requests" test "$(grep -c '"PATCH /v2/skiff/edge/blobs/uploads/' "$T/token/log")" -gt "$nblobs"
+t_grep "... with a token for the user" '"who": "skiff"' "$T/tokens.log"
+printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}}}\n' "$bport" "$(printf skiff:wrong | base64)" >"$T/bad.json"
+t_fails "push with a wrong password fails" "$SKIFF" push --ca-file "$CA/ca.crt" \
+	--docker-config "$T/bad.json" "$T/img:a" "docker://$B/skiff/edge:v2"
+t_grep "... saying why" "HTTP 401" "$T/.out"
+printf '{}\n' >"$T/empty.json"
+t_fails "anonymous push to the token registry is refused" "$SKIFF" push --ca-file "$CA/ca.crt" \
+	--docker-config "$T/empty.json" "$T/img:a" "docker://$K/skiff/anon:v1"
+t_grep "... by the registry (a pull-only token)" "HTTP 401" "$T/.out"
+t_fails "push without the test CA fails TLS verification" "$SKIFF" push \
+	--docker-config "$T/docker/config.json" "$T/img:a" "docker://$B/skiff/edge:v2"
+t_grep "... saying so" "certificate|SSL" "$T/.out"
+
+# an OCI index of two platforms: linux/amd64 is image a, linux/arm64 image b
+cp -a "$SRC" "$T/src2"
+echo other >"$T/src2/only-in-b"
+"$SKIFF" build -q --chunk-size 64K "$T/src2" "$T/img:b"
+t_ok "push image b" "${PUSH[@]}" "$T/img:b" "docker://$B/skiff/edge:b"
+ma=$("$SKIFF" inspect --json "$T/img:a" | jq -r .manifest)
+mb=$("$SKIFF" inspect --json "$T/img:b" | jq -r .manifest)
+sa=$(stat -c %s "$T/img/blobs/sha256/$ma")
+sb=$(stat -c %s "$T/img/blobs/sha256/$mb")
+cat >"$T/index.json" <<EOF
+{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+ {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:$mb", "size": $sb, "platform": {"os": "linux", "architecture": "arm64"}},
+ {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:$ma", "size": $sa, "platform": {"os": "linux", "architecture": "amd64"}}]}
+EOF
+t_ok "put an index of both" curl -sf --cacert "$CA/ca.crt" -u skiff:secret -X PUT \
+	-H "Content-Type: application/vnd.oci.image.index.v1+json" --data-binary "@$T/index.json" \
+	"https://$B/v2/skiff/edge/manifests/multi"
+
+# skiffd: the token registry behind a mirror (nginx proxying it, as a
+# peer proxy would); skiffd has credentials for the basic-auth registry
+# only, so it pulls from the token registry with anonymous tokens
+mport=$(free_port)
+t_ok "mirror (nginx proxy) on 127.0.0.1:$mport" start_nginx mirror "$mport" "location / {
+		proxy_pass https://$K;
+		proxy_ssl_trusted_certificate $CA/ca.crt;
+		proxy_ssl_verify on;
+		proxy_ssl_name 127.0.0.1;
+		proxy_http_version 1.1;
+		proxy_set_header Connection \"\";
+	}" || done_testing
+MIRROR_PID=$NGINX_PID
+printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}}}\n' "$bport" "$auth" >"$T/skiffd-docker.json"
+cat >"$T/skiffd.json" <<EOF
+{"backend": {"ca_file": "$CA/ca.crt", "docker_config": "$T/skiffd-docker.json",
+  "max_attempts": 3, "backoff_ms": 50, "mirror_attempts": 1, "mirror_skip_ms": 60000,
+  "registries": {"$K": {"mirrors": [{"url": "http://127.0.0.1:$mport",
+    "headers": {"X-Dragonfly-Registry": "https://$K"}}]}}}}
+EOF
+t_ok "skiffd starts with the registry configuration" \
+	start_skiffd --frontend fanotify --config "$T/skiffd.json" --readahead 0 || done_testing
+MNT=$T/mnt
+t_ok "skiff mount docker://$K/skiff/edge:v1" skiff_mount "docker://$K/skiff/edge:v1" "$MNT" || done_testing
+t_is "nothing of the data fetched at mount time" "$(metric skiff_fetched_chunks_total)" 0
+t_ok "a file reads right" cmp "$MNT/files/random-3.5M" "$SRC/files/random-3.5M"
+t_ok "... its blob ranges came through the mirror, with its extra header" \
+	grep -q "GET /v2/skiff/edge/blobs/sha256:.* 206 bytes=.*\"https://$K\"" "$T/mirror/access.log"
+t_grep "... on an anonymous token from the token service" '"who": "anonymous"' "$T/tokens.log"
+o0=$(grep -c '"GET /v2/skiff/edge/blobs/' "$T/token/log")
+stop_pid "$MIRROR_PID"
+t_ok "with the mirror stopped, the whole tree reads right" timeout 300 "$TREECMP" "$SRC" "$MNT"
+t_ok "... served by the origin" test "$(grep -c '"GET /v2/skiff/edge/blobs/' "$T/token/log")" -gt "$o0"
+t_ok "... after a failed attempt at the mirror" \
+	test "$(metric 'skiff_backend_errors_total{source="docker://'"$K"'/skiff/edge",kind="connect"}')" -ge 1
+t_ok "... over HTTP/2 (the registry offers it over TLS)" \
+	test "$(metric "skiff_backend_http2_total{source=\"docker://$K/skiff/edge\"}")" -gt 0
+t_ok "skiff umount" skiff_umount "$MNT"
+t_ok "mount by digest" skiff_mount "docker://$K/skiff/edge@sha256:$ma" "$MNT"
+t_ok "... reads right" cmp "$MNT/files/compressible.txt" "$SRC/files/compressible.txt"
+skiff_umount "$MNT"
+t_fails "a tag the registry lacks is refused" "$SKIFF" mount "docker://$K/skiff/edge:nope" "$MNT"
+t_grep "... saying so" "HTTP 404|MANIFEST_UNKNOWN" "$T/.out"
+
+# the basic-auth registry, with the user's credentials: an index of two
+# platforms gives linux/amd64's image
+t_ok "mount the index: linux/amd64 is image a" skiff_mount "docker://$B/skiff/edge:multi" "$MNT"
+t_is "... its manifest" "$("$SKIFF" status --json | jq -r '.images[0].manifest')" "$ma"
+t_ok "... and it reads right" timeout 300 "$TREECMP" "$SRC" "$MNT"
+skiff_umount "$MNT"
+stop_skiffd
+done_testing

@@ -1,0 +1,155 @@
+# shellcheck shell=bash
+# Servers for the network tests, on 127.0.0.1 only, in the test's scratch
+# directory, stopped when the test exits. Source after lib.sh.
+
+_n_pids=()
+# Debian's python3 (its python3-jwt, python3-cryptography), not whatever
+# python3 comes first in PATH
+PY=${SKIFF_PYTHON:-/usr/bin/python3}
+
+_n_cleanup() {
+	local p
+	for p in "${_n_pids[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${_n_pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+}
+# lib.sh's EXIT trap runs _t_cleanup: run ours first (servers may hold
+# files in $T)
+trap '_n_cleanup; _t_cleanup' EXIT
+
+# need_net_tools CMD...: root and the commands (and Debian's python3),
+# or the whole test is skipped with the reason
+need_net_tools() {
+	local c
+	need_root
+	for c in "$PY" "$@"; do
+		command -v "$c" >/dev/null || skip_all "$c missing (scripts/setup.sh installs it)"
+	done
+}
+
+# need_fanotify_skiffd: skips the test when this kernel has no fanotify
+# pre-content events; fails it when skiffd does not start for another
+# reason
+need_fanotify_skiffd() {
+	if ! start_skiffd --frontend fanotify >/dev/null; then
+		grep -q "pre-content" "$T/skiffd.log" && skip_all "$(grep -m1 "pre-content" "$T/skiffd.log")"
+		echo "1..1"
+		echo "not ok 1 - skiffd starts with the fanotify frontend"
+		exit 1
+	fi
+	stop_skiffd
+	rm -rf "$T/cache" "$T/work" "$T/skiffd.log"
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now
+free_port() {
+	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s)
+wait_port() {
+	local i
+	for i in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_nginx NAME PORT SERVER_BLOCK_BODY: nginx in the foreground with its
+# files in $T/NAME; access log $T/NAME/access.log ("$request $status
+# $http_range" per line). Sets NGINX_PID.
+start_nginx() {
+	local name=$1 port=$2 body=$3 d=$T/$1
+	mkdir -p "$d/tmp"
+	cat >"$d/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 256; }
+http {
+	client_body_temp_path $d/tmp/body;
+	proxy_temp_path $d/tmp/proxy;
+	fastcgi_temp_path $d/tmp/fastcgi;
+	uwsgi_temp_path $d/tmp/uwsgi;
+	scgi_temp_path $d/tmp/scgi;
+	log_format skiff '\$request \$status \$http_range \$body_bytes_sent "\$http_x_dragonfly_registry"';
+	access_log $d/access.log skiff;
+	types { application/json json; }
+	default_type application/octet-stream;
+	sendfile on;
+	keepalive_requests 100000;
+	server {
+		listen 127.0.0.1:$port;
+		$body
+	}
+}
+EOF
+	nginx -c "$d/nginx.conf" -p "$d" >>"$d/stderr.log" 2>&1 &
+	NGINX_PID=$!
+	_n_pids+=("$NGINX_PID")
+	wait_port "$port"
+}
+
+# stop_pid PID: stops a server started here
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+# metric_sum NAME: the sum of a labelled counter over its label sets
+metric_sum() {
+	curl -s --unix-socket "$SKIFF_SOCKET" http://skiffd/metrics |
+		awk -v n="$1" 'index($1, n "{") == 1 || $1 == n { s += $2; f = 1 } END { print f ? s : "missing" }'
+}
+
+# make_ca DIR: a test CA, a server certificate for 127.0.0.1 signed by it
+# (DIR/ca.crt, DIR/server.{crt,key}) and a self-signed ES256 token
+# signing pair (DIR/token.{crt,key})
+make_ca() {
+	local d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=skiff test CA" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-subj "/CN=127.0.0.1" -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null &&
+	printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$d/ext" &&
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/ext" -out "$d/server.crt" 2>/dev/null &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=skiff test token signer" -keyout "$d/token.key" -out "$d/token.crt" 2>/dev/null
+}
+
+# start_registry NAME PORT CA_DIR AUTH_YAML: docker-registry over TLS on
+# 127.0.0.1:PORT, storage and log in $T/NAME. Sets REGISTRY_PID.
+start_registry() {
+	local name=$1 port=$2 ca=$3 auth=$4 d=$T/$1
+	mkdir -p "$d/data"
+	cat >"$d/config.yml" <<EOF2
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $d/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+  tls:
+    certificate: $ca/server.crt
+    key: $ca/server.key
+$auth
+EOF2
+	docker-registry serve "$d/config.yml" >>"$d/log" 2>&1 &
+	REGISTRY_PID=$!
+	_n_pids+=("$REGISTRY_PID")
+	wait_port "$port"
+}

@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for the network backend's parsers (Content-Range,
+ * Retry-After, WWW-Authenticate, image references, manifests and indexes,
+ * Docker config, the "backend" configuration) and for the HTTP transport
+ * against a scripted server on 127.0.0.1: exact ranges, what is not data,
+ * bounded retries, Retry-After, redirects that drop credentials, many
+ * requests at once.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../backend/remote.h"
+#include "tap.h"
+
+static void test_content_range(void)
+{
+	uint64_t a, b, t;
+
+	ok(be_parse_content_range("bytes 0-99/1000", &a, &b, &t) == 0 && a == 0 &&
+	   b == 99 && t == 1000, "Content-Range: plain");
+	ok(be_parse_content_range("bytes 5-5/*", &a, &b, &t) == 0 && t == UINT64_MAX,
+	   "Content-Range: unknown total");
+	ok(be_parse_content_range("BYTES  7-8/9 ", &a, &b, &t) == 0 && a == 7 && b == 8,
+	   "Content-Range: case and spaces");
+	ok(be_parse_content_range("bytes 9-8/100", &a, &b, &t) == -EINVAL, "reversed range");
+	ok(be_parse_content_range("bytes 0-100/100", &a, &b, &t) == -EINVAL, "last beyond total");
+	ok(be_parse_content_range("bytes 0-1/99999999999999999999", &a, &b, &t) == -EINVAL,
+	   "overflowing total");
+	ok(be_parse_content_range("bytes */100", &a, &b, &t) == -EINVAL, "unsatisfied form");
+	ok(be_parse_content_range("bytes -1-2/3", &a, &b, &t) == -EINVAL, "negative");
+	ok(be_parse_content_range("bytes 1-2/3x", &a, &b, &t) == -EINVAL, "trailing junk");
+	ok(be_parse_content_range("", &a, &b, &t) == -EINVAL, "empty");
+	ok(be_parse_content_range("items 0-1/2", &a, &b, &t) == -EINVAL, "other unit");
+}
+
+static void test_retry_after(void)
+{
+	uint64_t ms;
+
+	ok(be_parse_retry_after("3", 0, &ms) == 0 && ms == 3000, "Retry-After: seconds");
+	ok(be_parse_retry_after(" 0 ", 0, &ms) == 0 && ms == 0, "Retry-After: 0");
+	ok(be_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111770, &ms) == 0 &&
+	   ms == 7000, "Retry-After: date 7 s ahead");
+	ok(be_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111790, &ms) == 0 &&
+	   ms == 0, "Retry-After: date in the past");
+	ok(be_parse_retry_after("soon", 0, &ms) == -EINVAL, "Retry-After: garbage");
+	ok(be_parse_retry_after("-1", 0, &ms) == -EINVAL, "Retry-After: negative");
+	ok(be_parse_retry_after("99999999999999999999999", 0, &ms) == -EINVAL,
+	   "Retry-After: overflow");
+	ok(be_parse_retry_after("5s", 0, &ms) == -EINVAL, "Retry-After: unit");
+}
+
+static void test_www_auth(void)
+{
+	struct be_challenge c;
+	char big[3000];
+
+	ok(be_parse_www_auth("Bearer realm=\"https://auth.example/token\",service=\"reg\","
+			     "scope=\"repository:a/b:pull,push\"", &c) == 0 &&
+	   !strcmp(c.scheme, "bearer") && !strcmp(c.realm, "https://auth.example/token") &&
+	   !strcmp(c.service, "reg") && !strcmp(c.scope, "repository:a/b:pull,push"),
+	   "bearer challenge with a comma inside a quoted value");
+	ok(be_parse_www_auth("Basic realm=\"skiff\"", &c) == 0 && !strcmp(c.scheme, "basic") &&
+	   !strcmp(c.realm, "skiff"), "basic challenge");
+	ok(be_parse_www_auth("Bearer realm=tok, error=\"invalid_token\"", &c) == 0 &&
+	   !strcmp(c.realm, "tok") && !strcmp(c.error, "invalid_token"), "token values, error");
+	ok(be_parse_www_auth("Bearer realm=\"a\\\"b\"", &c) == 0 && !strcmp(c.realm, "a\"b"),
+	   "quoted-pair");
+	ok(be_parse_www_auth("Bearer realm=\"x\", Basic realm=\"y\"", &c) == 0 &&
+	   !strcmp(c.realm, "x"), "first of two challenges");
+	ok(be_parse_www_auth("Bearer realm=\"x", &c) == -EINVAL, "unterminated quote");
+	ok(be_parse_www_auth("", &c) == -EINVAL, "empty");
+	ok(be_parse_www_auth("Bearer realm=\"a\", Newscheme token68", &c) == 0 &&
+	   !strcmp(c.realm, "a"), "a following challenge");
+	ok(be_parse_www_auth("Bearer realm=\"a\";", &c) == -EINVAL, "bad separator");
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "Bearer realm=\"", 14);
+	big[sizeof(big) - 2] = '"';
+	big[sizeof(big) - 1] = '\0';
+	ok(be_parse_www_auth(big, &c) == -E2BIG, "a realm too long is refused, not cut");
+}
+
+static int ref_is(const char *s, enum be_ref_kind k, const char *loc, const char *host,
+		  const char *repo, const char *tag, const char *digest)
+{
+	struct be_ref r;
+	struct sk_err e = { { 0 } };
+	int ret = be_ref_parse(s, &r, &e);
+
+	if (ret) {
+		diag("%s: %s", s, e.msg);
+		return 0;
+	}
+	if (r.kind != k || strcmp(r.loc, loc) || strcmp(r.host, host) || strcmp(r.repo, repo) ||
+	    strcmp(r.tag, tag) || strcmp(r.digest, digest)) {
+		diag("%s: %d loc=%s host=%s repo=%s tag=%s digest=%s", s, r.kind, r.loc, r.host,
+		     r.repo, r.tag, r.digest);
+		return 0;
+	}
+	return 1;
+}
+
+static int ref_bad(const char *s)
+{
+	struct be_ref r;
+	struct sk_err e = { { 0 } };
+
+	if (be_ref_parse(s, &r, &e) == 0) {
+		diag("%s parsed", s);
+		return 0;
+	}
+	return e.msg[0] != '\0';
+}
+
+static void test_refs(void)
+{
+	static const char d[] = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char s[200];
+
+	ok(ref_is("docker://127.0.0.1:5000/skiff/app:v1", BE_REF_DOCKER, "127.0.0.1:5000/skiff/app",
+		  "127.0.0.1:5000", "skiff/app", "v1", ""), "docker: host:port/repo:tag");
+	ok(ref_is("docker://reg.example/app", BE_REF_DOCKER, "reg.example/app", "reg.example",
+		  "app", "", ""), "docker: no tag");
+	snprintf(s, sizeof(s), "docker://reg.example/a/b@%s", d);
+	ok(ref_is(s, BE_REF_DOCKER, "reg.example/a/b", "reg.example", "a/b", "", d),
+	   "docker: digest");
+	ok(ref_is("docker://r:1/a__b.c-d--e/f:T_1.x-y", BE_REF_DOCKER, "r:1/a__b.c-d--e/f", "r:1",
+		  "a__b.c-d--e/f", "T_1.x-y", ""), "docker: separators");
+	ok(ref_bad("docker://reg/App"), "docker: uppercase repository");
+	ok(ref_bad("docker://reg/a//b"), "docker: empty component");
+	ok(ref_bad("docker://reg/a___b"), "docker: three underscores");
+	ok(ref_bad("docker://reg/a:"), "docker: empty tag");
+	ok(ref_bad("docker://reg/a:.x"), "docker: tag starting with a dot");
+	ok(ref_bad("docker://reg/a@sha256:1234"), "docker: short digest");
+	ok(ref_bad("docker://reg"), "docker: no repository");
+	ok(ref_bad("docker://reg:99999x/a"), "docker: bad port");
+	ok(ref_bad("docker://re g/a"), "docker: space in host");
+	ok(ref_is("http://127.0.0.1:8080/path/layout#v2", BE_REF_HTTP,
+		  "http://127.0.0.1:8080/path/layout", "127.0.0.1:8080", "", "v2", ""),
+	   "http: with tag");
+	ok(ref_is("https://h.example/l/", BE_REF_HTTP, "https://h.example/l", "h.example", "", "",
+		  ""), "https: trailing slash, no tag");
+	snprintf(s, sizeof(s), "http://h:1/l#%s", d);
+	ok(ref_is(s, BE_REF_HTTP, "http://h:1/l", "h:1", "", "", d), "http: pinned by digest");
+	ok(ref_bad("http://h/l#sha256:abc"), "http: short digest");
+	{
+		struct be_ref r;
+		struct sk_err e;
+		char out[300];
+
+		be_ref_parse("docker://r:5/a/b:v1", &r, &e);
+		ok(be_ref_pin(&r, d + 7, out, sizeof(out)) == 0 &&
+		   !strcmp(out, "docker://r:5/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+		   "docker reference pinned: %s", out);
+		be_ref_parse("https://h/l#v1", &r, &e);
+		ok(be_ref_pin(&r, d + 7, out, sizeof(out)) == 0 &&
+		   !strcmp(out, "https://h/l#sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+		   "web reference pinned: %s", out);
+		be_ref_parse("/x:y", &r, &e);
+		ok(be_ref_pin(&r, d + 7, out, sizeof(out)) == -EINVAL, "a directory is not pinned");
+	}
+	ok(ref_bad("http://h/x?y=1"), "http: query");
+	ok(ref_bad("http://h/x#bad tag"), "http: bad tag");
+	ok(ref_bad("http:///x"), "http: no host");
+	ok(ref_bad("ftp://h/x"), "unknown scheme");
+	ok(ref_is("/no/such/dir:t", BE_REF_LOCAL, "/no/such/dir", "", "", "t", ""), "local DIR:TAG");
+}
+
+static const char manifest_ok[] =
+	"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+	"\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":"
+	"\"sha256:1111111111111111111111111111111111111111111111111111111111111111\",\"size\":10},"
+	"\"layers\":[{\"mediaType\":\"application/vnd.skiff.blob.v1\",\"digest\":"
+	"\"sha256:2222222222222222222222222222222222222222222222222222222222222222\",\"size\":20},"
+	"{\"mediaType\":\"application/vnd.skiff.bootstrap.v1.erofs\",\"digest\":"
+	"\"sha256:3333333333333333333333333333333333333333333333333333333333333333\",\"size\":30}]}";
+
+static void test_manifests(void)
+{
+	struct be_manifest m;
+	struct be_image img;
+	struct be_desc d;
+	struct sk_err e = { { 0 } };
+	char buf[2048];
+	const char *idx =
+		"{\"schemaVersion\":2,\"manifests\":["
+		"{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"size\":1,"
+		"\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\",\"variant\":\"v8\"},"
+		"\"annotations\":{\"org.opencontainers.image.ref.name\":\"arm\"}},"
+		"{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\",\"size\":2,"
+		"\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
+
+	ok(be_manifest_parse(manifest_ok, strlen(manifest_ok), &m, &e) == 0 && m.nlayers == 2 &&
+	   m.config.size == 10 && m.layers[1].size == 30, "manifest parses");
+	ok(be_image_from_manifest(&m, &img, &e) == 0 && img.nblobs == 1 &&
+	   img.bootstrap.size == 30 && img.blobs[0].hex[0] == '2', "... as a skiff image");
+	be_image_free(&img);
+	be_manifest_free(&m);
+	snprintf(buf, sizeof(buf), "%s", manifest_ok);
+	memcpy(strstr(buf, "vnd.skiff.blob.v1"), "vnd.oci.xyz.tar.x", 17);
+	ok(be_manifest_parse(buf, strlen(buf), &m, &e) == 0 &&
+	   be_image_from_manifest(&m, &img, &e) == -EMEDIUMTYPE, "a tar layer is no skiff image");
+	be_manifest_free(&m);
+	snprintf(buf, sizeof(buf), "%s", manifest_ok);
+	*strstr(buf, "\"size\":20") = ' ';
+	ok(be_manifest_parse(buf, strlen(buf), &m, &e) == -EINVAL, "broken JSON");
+	snprintf(buf, sizeof(buf), "%s", manifest_ok);
+	memcpy(strstr(buf, "\"size\":20"), "\"size\":-2", 9);
+	ok(be_manifest_parse(buf, strlen(buf), &m, &e) == -EINVAL, "negative size");
+	snprintf(buf, sizeof(buf), "%s", manifest_ok);
+	strstr(buf, "2222")[0] = 'G';
+	ok(be_manifest_parse(buf, strlen(buf), &m, &e) == -EINVAL, "digest not hex");
+	snprintf(buf, sizeof(buf), "%s", manifest_ok);
+	strstr(buf, "schemaVersion\":2")[15] = '1';
+	ok(be_manifest_parse(buf, strlen(buf), &m, &e) == -EINVAL, "schemaVersion 1");
+	ok(be_is_index(idx, strlen(idx), "") && !be_is_index(manifest_ok, strlen(manifest_ok), ""),
+	   "index or manifest");
+	ok(be_index_pick(idx, strlen(idx), NULL, "linux/amd64", &d, &e) == 0 && d.hex[0] == 'b',
+	   "platform linux/amd64");
+	ok(be_index_pick(idx, strlen(idx), NULL, "linux/arm64/v8", &d, &e) == 0 && d.hex[0] == 'a',
+	   "platform with variant");
+	ok(be_index_pick(idx, strlen(idx), NULL, "linux/s390x", &d, &e) == -ENOENT,
+	   "no such platform");
+	ok(be_index_pick(idx, strlen(idx), "arm", NULL, &d, &e) == 0 && d.hex[0] == 'a', "by tag");
+	ok(be_index_pick(idx, strlen(idx), NULL, NULL, &d, &e) == -EINVAL,
+	   "two entries and nothing to choose by");
+	ok(be_index_pick("{\"manifests\":5}", 15, NULL, NULL, &d, &e) == -EINVAL, "not an array");
+}
+
+static void test_docker_config(void)
+{
+	char u[64], p[64];
+	struct sk_err e = { { 0 } };
+	/* "skiff:se:cret" */
+	const char *cfg = "{\"auths\":{\"https://index.example/v1/\":{\"auth\":\"c2tpZmY6c2U6Y3JldA==\"},"
+			  "\"127.0.0.1:5000\":{\"username\":\"u\",\"password\":\"p\"},"
+			  "\"bad.example\":{\"auth\":\"!!!!\"}}}";
+
+	ok(be_docker_auth(cfg, strlen(cfg), "index.example", u, sizeof(u), p, sizeof(p), &e) == 0 &&
+	   !strcmp(u, "skiff") && !strcmp(p, "se:cret"), "auth of a key with scheme and path");
+	ok(be_docker_auth(cfg, strlen(cfg), "127.0.0.1:5000", u, sizeof(u), p, sizeof(p), &e) == 0 &&
+	   !strcmp(u, "u") && !strcmp(p, "p"), "username and password");
+	ok(be_docker_auth(cfg, strlen(cfg), "127.0.0.1", u, sizeof(u), p, sizeof(p), &e) == -ENOENT,
+	   "a host without its port is another host");
+	ok(be_docker_auth(cfg, strlen(cfg), "bad.example", u, sizeof(u), p, sizeof(p), &e) == -EINVAL,
+	   "auth that is not base64");
+	ok(be_docker_auth("[]", 2, "x", u, sizeof(u), p, sizeof(p), &e) == -EINVAL, "not an object");
+	ok(be_docker_auth("{}", 2, "x", u, sizeof(u), p, sizeof(p), &e) == -ENOENT, "no auths");
+}
+
+static void test_config(void)
+{
+	struct be_config c;
+	struct sk_err e = { { 0 } };
+	json_t *j = json_loads("{\"max_attempts\": 3, \"platform\": \"linux/arm64\","
+			       "\"registries\": {\"r:5000\": {\"plain_http\": true, \"mirrors\": ["
+			       "{\"url\": \"http://m:1/\", \"headers\": {\"X-Dragonfly-Registry\": \"https://r:5000\"}}]}}}",
+			       0, NULL);
+
+	be_config_defaults(&c);
+	ok(be_config_parse(j, &c, &e) == 0 && c.http.max_attempts == 3 &&
+	   !strcmp(c.platform, "linux/arm64") && c.nhosts == 1 && c.hosts[0].plain_http &&
+	   c.hosts[0].nmirrors == 1 && !strcmp(c.hosts[0].mirrors[0].url, "http://m:1") &&
+	   !strcmp(c.hosts[0].mirrors[0].headers[0], "X-Dragonfly-Registry: https://r:5000"),
+	   "backend configuration");
+	ok(be_config_host(&c, "r:5000") && !be_config_host(&c, "r"), "host lookup");
+	be_config_free(&c);
+	json_decref(j);
+	j = json_loads("{\"max_attemps\": 3}", 0, NULL);
+	be_config_defaults(&c);
+	ok(be_config_parse(j, &c, &e) == -EINVAL && strstr(e.msg, "max_attemps"), "unknown key named");
+	json_decref(j);
+	j = json_loads("{\"registries\": {\"r\": {\"mirrors\": [{\"url\": \"ftp://x\"}]}}}", 0, NULL);
+	ok(be_config_parse(j, &c, &e) == -EINVAL, "mirror URL scheme");
+	be_config_free(&c);
+	json_decref(j);
+}
+
+/* ---- a scripted server: each connection answers one canned response
+ * per request, chosen by the request's path ---- */
+
+struct srv {
+	int fd, port;
+	pthread_t thr;
+	_Atomic int requests;
+	char last_auth[256];	/* Authorization of the last /other request */
+	pthread_mutex_t lock;
+	_Atomic int fail_left;	/* /flaky: this many 503s first */
+	_Atomic int stop;
+	int port2;		/* where /redirect sends to */
+	/* registry paths /v2/r/blobs/...: */
+	_Atomic int gen;		/* valid token: "t<gen>" */
+	_Atomic int auth_required;
+	_Atomic int broken;		/* answer 503 */
+	_Atomic int token_fetches, blob_gets, saw_header;
+	char token_query[512];
+};
+
+static const unsigned char blob[16] = "0123456789abcdef";
+
+static void *conn_main(void *arg)
+{
+	struct srv *s = ((void **)arg)[0];
+	int fd = (int)(intptr_t)((void **)arg)[1];
+	char req[4096];
+	size_t have = 0;
+
+	free(arg);
+	for (;;) {
+		char *end, resp[1024], path[256] = "", *auth;
+		unsigned long a = 0, b = 0;
+		int hasrange, n;
+
+		while (!(end = memmem(req, have, "\r\n\r\n", 4))) {
+			ssize_t r = recv(fd, req + have, sizeof(req) - have - 1, 0);
+
+			if (r <= 0)
+				goto out;
+			have += (size_t)r;
+		}
+		*end = '\0';
+		atomic_fetch_add(&s->requests, 1);
+		sscanf(req, "%*s %255s", path);
+		hasrange = strstr(req, "Range: bytes=") &&
+			   sscanf(strstr(req, "Range: bytes=") + 13, "%lu-%lu", &a, &b) == 2;
+		auth = strstr(req, "Authorization: ");
+		if (!strcmp(path, "/other")) {
+			pthread_mutex_lock(&s->lock);
+			snprintf(s->last_auth, sizeof(s->last_auth), "%s", auth ? auth : "none");
+			pthread_mutex_unlock(&s->lock);
+		}
+		if (!strcmp(path, "/blob") && hasrange && b < 16 && a <= b) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 206 Partial\r\nContent-Range: bytes %lu-%lu/16\r\nContent-Length: %lu\r\n\r\n",
+				     a, b, b - a + 1);
+			memcpy(resp + n, blob + a, b - a + 1);
+			n += (int)(b - a + 1);
+		} else if (!strncmp(path, "/token?", 7)) {
+			atomic_fetch_add(&s->token_fetches, 1);
+			pthread_mutex_lock(&s->lock);
+			snprintf(s->token_query, sizeof(s->token_query), "%s", path + 7);
+			pthread_mutex_unlock(&s->lock);
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n{\"token\":\"t%d\",\"expires_in\":300}",
+				     (int)strlen("{\"token\":\"t0\",\"expires_in\":300}") +
+				     (atomic_load(&s->gen) > 9), atomic_load(&s->gen));
+		} else if (!strncmp(path, "/v2/r/blobs/sha256:", 19)) {
+			char want[64];
+
+			atomic_fetch_add(&s->blob_gets, 1);
+			if (strstr(req, "X-Mirror-Header: yes"))
+				atomic_store(&s->saw_header, 1);
+			snprintf(want, sizeof(want), "Authorization: Bearer t%d", atomic_load(&s->gen));
+			if (atomic_load(&s->broken)) {
+				n = snprintf(resp, sizeof(resp), "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
+			} else if (atomic_load(&s->auth_required) && (!auth || strncmp(auth, want, strlen(want)) ||
+						 (auth[strlen(want)] != '\r' && auth[strlen(want)] != '\0'))) {
+				n = snprintf(resp, sizeof(resp), "HTTP/1.1 401 No\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\",service=\"svc\",scope=\"repository:r:pull\"\r\nContent-Length: 0\r\n\r\n",
+					     s->port);
+			} else if (hasrange && b < 16 && a <= b) {
+				n = snprintf(resp, sizeof(resp), "HTTP/1.1 206 Partial\r\nContent-Range: bytes %lu-%lu/16\r\nContent-Length: %lu\r\n\r\n",
+					     a, b, b - a + 1);
+				memcpy(resp + n, blob + a, b - a + 1);
+				n += (int)(b - a + 1);
+			} else {
+				n = snprintf(resp, sizeof(resp), "HTTP/1.1 416 No\r\nContent-Length: 0\r\n\r\n");
+			}
+		} else if (!strcmp(path, "/full")) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n%.16s", blob);
+		} else if (!strcmp(path, "/badrange")) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 206 Partial\r\nContent-Range: bytes 1-4/16\r\nContent-Length: 4\r\n\r\n1234");
+		} else if (!strcmp(path, "/flaky") && atomic_fetch_sub(&s->fail_left, 1) > 0) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 503 Busy\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
+		} else if (!strcmp(path, "/flaky") || !strcmp(path, "/other")) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+		} else if (!strcmp(path, "/always503")) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
+		} else if (!strcmp(path, "/redirect-same")) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 302 Found\r\nLocation: /other\r\nContent-Length: 0\r\n\r\n");
+		} else if (!strcmp(path, "/redirect-away")) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 307 Moved\r\nLocation: http://127.0.0.1:%d/other\r\nContent-Length: 0\r\n\r\n",
+				     s->port2);
+		} else if (!strcmp(path, "/loop")) {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
+		} else {
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 404 No\r\nContent-Length: 0\r\n\r\n");
+		}
+		if (send(fd, resp, (size_t)n, MSG_NOSIGNAL) != n)
+			goto out;
+		have -= (size_t)(end + 4 - req);
+		memmove(req, end + 4, have);
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+	struct srv *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		int c = accept(s->fd, NULL, NULL);
+		void **a;
+		pthread_t t;
+
+		if (c < 0)
+			continue;
+		a = malloc(2 * sizeof(*a));
+		a[0] = s;
+		a[1] = (void *)(intptr_t)c;
+		if (pthread_create(&t, NULL, conn_main, a) == 0)
+			pthread_detach(t);
+		else
+			close(c);
+	}
+	return NULL;
+}
+
+static int srv_start(struct srv *s)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(s->fd, 64) || getsockname(s->fd, (struct sockaddr *)&sa, &sl))
+		return -1;
+	s->port = ntohs(sa.sin_port);
+	return pthread_create(&s->thr, NULL, accept_main, s) ? -1 : 0;
+}
+
+struct par {
+	struct be_http *h;
+	int port, failures;
+};
+
+static void *par_main(void *arg)
+{
+	struct par *p = arg;
+
+	for (int i = 0; i < 50; i++) {
+		struct be_http_req rq = { .ranged = true };
+		struct be_http_resp rs;
+		struct sk_err e;
+		unsigned char b[16];
+		char url[64];
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/blob", p->port);
+		rq.url = url;
+		rq.off = (uint64_t)(i % 8);
+		rq.len = 8;
+		rq.buf = b;
+		if (be_http_do(p->h, &rq, &rs, &e) || memcmp(b, blob + i % 8, 8))
+			p->failures++;
+		be_http_resp_free(&rs);
+	}
+	return NULL;
+}
+
+/* The registry client against two scripted servers: an origin that wants
+ * bearer tokens and a mirror that can break. */
+static void test_registry(struct srv *s, struct srv *m)
+{
+	static const char hex[] = "0000000000000000000000000000000000000000000000000000000000000000";
+	struct be_config cfg;
+	struct be_host_cfg hc;
+	struct be_mirror mir;
+	struct be_reg *r;
+	struct sk_err e = { { 0 } };
+	unsigned char b[16];
+	int mg;
+
+	be_config_defaults(&cfg);
+	cfg.http.backoff_ms = 5;
+	cfg.http.max_attempts = 2;
+	cfg.mirror_attempts = 1;
+	cfg.mirror_skip_ms = 60000;
+	snprintf(cfg.docker_config, sizeof(cfg.docker_config), "/nonexistent/config.json");
+	memset(&hc, 0, sizeof(hc));
+	memset(&mir, 0, sizeof(mir));
+	snprintf(hc.host, sizeof(hc.host), "127.0.0.1:%d", s->port);
+	hc.plain_http = true;
+	snprintf(mir.url, sizeof(mir.url), "http://127.0.0.1:%d", m->port);
+	snprintf(mir.headers[0], sizeof(mir.headers[0]), "X-Mirror-Header: yes");
+	mir.nheaders = 1;
+	hc.mirrors = &mir;
+	hc.nmirrors = 1;
+	cfg.hosts = &hc;
+	cfg.nhosts = 1;
+	atomic_store(&s->auth_required, 1);
+	if (!ok(be_reg_open(&cfg, hc.host, "r", false, NULL, NULL, &r, &e) == 0,
+		"registry client opens (%s)", e.msg)) {
+		skip(7, "no client");
+		return;
+	}
+	ok(be_reg_blob_read(r, hex, 2, b, 6, &e) == 0 && !memcmp(b, "234567", 6) &&
+	   atomic_load(&m->blob_gets) == 1 && atomic_load(&s->blob_gets) == 0 &&
+	   atomic_load(&m->saw_header), "the mirror serves, with its extra header");
+	atomic_store(&m->broken, 1);
+	ok(be_reg_blob_read(r, hex, 0, b, 4, &e) == 0 && !memcmp(b, "0123", 4) &&
+	   atomic_load(&s->token_fetches) == 1 && atomic_load(&m->blob_gets) == 2,
+	   "a broken mirror: the origin serves after a bearer token (%s)", e.msg);
+	ok(strstr(s->token_query, "service=svc") &&
+	   strstr(s->token_query, "scope=repository%3Ar%3Apull"),
+	   "token request names service and scope (%s)", s->token_query);
+	mg = atomic_load(&m->blob_gets);
+	ok(be_reg_blob_read(r, hex, 8, b, 8, &e) == 0 && !memcmp(b, "89abcdef", 8) &&
+	   atomic_load(&m->blob_gets) == mg && atomic_load(&s->token_fetches) == 1,
+	   "the failed mirror rests; the token is reused");
+	atomic_fetch_add(&s->gen, 1);
+	ok(be_reg_blob_read(r, hex, 1, b, 2, &e) == 0 && !memcmp(b, "12", 2) &&
+	   atomic_load(&s->token_fetches) == 2, "a 401 on a stale token: a new one, once");
+	ok(be_reg_blob_read(r, hex, 10, b, 16, &e) != 0, "a range the blob lacks fails (%s)", e.msg);
+	/* the mirror works again, but a range reported bad skips it */
+	atomic_store(&m->broken, 0);
+	atomic_store(&m->blob_gets, 0);
+	be_reg_bad_range(r, hex, 4, 4);
+	ok(be_reg_blob_read(r, hex, 6, b, 2, &e) == 0 && !memcmp(b, "67", 2) &&
+	   atomic_load(&m->blob_gets) == 0, "a range reported bad comes from the origin");
+	be_reg_close(r);
+}
+
+static void test_transport(void)
+{
+	struct srv s, s2;
+	struct be_http_opts o;
+	struct be_http *h;
+	struct be_http_req rq = { 0 };
+	struct be_http_resp rs;
+	struct sk_err e = { { 0 } };
+	unsigned char b[16];
+	char url[128];
+	double t0;
+	int ret;
+
+	if (srv_start(&s) || srv_start(&s2)) {
+		skip(20, "no loopback TCP server");
+		return;
+	}
+	s.port2 = s2.port;
+	be_http_opts_defaults(&o);
+	o.backoff_ms = 10;
+	o.max_attempts = 3;
+	o.retry_after_max_ms = 300;
+	ok(be_http_new(&o, &h, &e) == 0, "transport starts");
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/blob", s.port);
+	rq = (struct be_http_req){ .url = url, .ranged = true, .off = 3, .len = 5, .buf = b };
+	ok(be_http_do(h, &rq, &rs, &e) == 0 && rs.status == 206 && !memcmp(b, "34567", 5),
+	   "exact range");
+	be_http_resp_free(&rs);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/full", s.port);
+	rq = (struct be_http_req){ .url = url, .ranged = true, .off = 0, .len = 16, .buf = b };
+	ok(be_http_do(h, &rq, &rs, &e) == 0 && rs.status == 200 && !memcmp(b, blob, 16),
+	   "200 for the whole object asked");
+	be_http_resp_free(&rs);
+	rq = (struct be_http_req){ .url = url, .ranged = true, .off = 2, .len = 4, .buf = b };
+	ret = be_http_do(h, &rq, &rs, &e);
+	ok(ret == -EPROTO, "200 with the whole object for a part is no data (%d: %s)", ret, e.msg);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/badrange", s.port);
+	rq = (struct be_http_req){ .url = url, .ranged = true, .off = 0, .len = 4, .buf = b };
+	ok(be_http_do(h, &rq, &rs, &e) == -EPROTO &&
+	   atomic_load(&be_http_stats(h)->errors[BE_HE_MISMATCH]) >= 4,
+	   "a Content-Range for other bytes is no data, retried, counted");
+
+	atomic_store(&s.fail_left, 2);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/flaky", s.port);
+	rq = (struct be_http_req){ .url = url };
+	t0 = sk_now();
+	ok(be_http_do(h, &rq, &rs, &e) == 0 && rs.status == 200 && rs.body_len == 2,
+	   "two 503s, then an answer");
+	ok(sk_now() - t0 >= 0.55, "... Retry-After honoured up to its cap (%.2f s)", sk_now() - t0);
+	be_http_resp_free(&rs);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/always503", s.port);
+	rq = (struct be_http_req){ .url = url };
+	ok(be_http_do(h, &rq, &rs, &e) == -EIO && strstr(e.msg, "3 attempts"),
+	   "503 for good: an error after the bounded attempts (%s)", e.msg);
+
+	static const char *authz = "Authorization: Bearer secret-token";
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect-same", s.port);
+	rq = (struct be_http_req){ .url = url, .headers = { authz }, .nheaders = 1 };
+	ok(be_http_do(h, &rq, &rs, &e) == 0 && rs.status == 200 &&
+	   strstr(s.last_auth, "secret-token"), "a redirect on the same host keeps credentials");
+	be_http_resp_free(&rs);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect-away", s.port);
+	ok(be_http_do(h, &rq, &rs, &e) == 0 && rs.status == 200 &&
+	   !strcmp(s2.last_auth, "none"), "a redirect to another port drops them");
+	be_http_resp_free(&rs);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/loop", s.port);
+	rq = (struct be_http_req){ .url = url };
+	ok(be_http_do(h, &rq, &rs, &e) == -ELOOP, "a redirect loop ends");
+
+	struct par p[8];
+	pthread_t t[8];
+	int fails = 0, before = atomic_load(&s.requests);
+
+	for (int i = 0; i < 8; i++) {
+		p[i] = (struct par){ h, s.port, 0 };
+		pthread_create(&t[i], NULL, par_main, &p[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		fails += p[i].failures;
+	}
+	ok(fails == 0 && atomic_load(&s.requests) - before == 400,
+	   "8 threads x 50 ranged reads at once, all exact");
+	ok(atomic_load(&be_http_stats(h)->requests) > 400, "requests counted");
+	be_http_destroy(h);
+	test_registry(&s, &s2);
+	atomic_store(&s.stop, 1);
+	atomic_store(&s2.stop, 1);
+	shutdown(s.fd, SHUT_RDWR);
+	shutdown(s2.fd, SHUT_RDWR);
+	pthread_join(s.thr, NULL);
+	pthread_join(s2.thr, NULL);
+	close(s.fd);
+	close(s2.fd);
+}
+
+int main(void)
+{
+	test_content_range();
+	test_retry_after();
+	test_www_auth();
+	test_refs();
+	test_manifests();
+	test_docker_config();
+	test_config();
+	test_transport();
+	return done_testing();
+}

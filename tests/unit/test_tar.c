@@ -1,0 +1,612 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for format/tar.c and the layer merge (format/build_layers.c)
+ * on archives built byte by byte here: numeric fields (octal, base-256),
+ * checksums, PAX records, GNU long names, sparse maps, compression and
+ * digests, every rejection with its message; and merge rules a reference
+ * unpacker cannot show (symlinked parents, same-layer whiteouts, hard
+ * links to missing files, paths with "..").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "../../format/blob.h"
+#include "../../format/bootstrap.h"
+#include "../../format/builder.h"
+#include "../../format/tar.h"
+#include "tap.h"
+
+/* ---------------- archive builder ---------------- */
+
+struct ar {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static void put(struct ar *a, const void *p, size_t n)
+{
+	if (a->len + n > a->cap) {
+		a->cap = (a->len + n) * 2 + 4096;
+		a->buf = realloc(a->buf, a->cap);
+	}
+	memcpy(a->buf + a->len, p, n);
+	a->len += n;
+}
+
+static void octal(uint8_t *f, size_t len, uint64_t v)
+{
+	char tmp[32];
+
+	snprintf(tmp, sizeof(tmp), "%0*llo", (int)len - 1, (unsigned long long)v);
+	memcpy(f, tmp, len - 1);
+	f[len - 1] = 0;
+}
+
+static void checksum(uint8_t *h)
+{
+	unsigned int s = 0;
+
+	memset(h + 148, ' ', 8);
+	for (int i = 0; i < 512; i++)
+		s += h[i];
+	snprintf((char *)h + 148, 8, "%06o", s);
+	h[155] = ' ';
+}
+
+/* A ustar header; data (size bytes) and padding follow. */
+static void member(struct ar *a, const char *name, char type, const void *data,
+		   size_t size, const char *link)
+{
+	uint8_t h[512] = { 0 };
+	static const uint8_t zero[512];
+
+	strncpy((char *)h, name, 100);
+	octal(h + 100, 8, type == '5' ? 0755 : 0644);
+	octal(h + 108, 8, 1000);
+	octal(h + 116, 8, 1001);
+	octal(h + 124, 12, size);
+	octal(h + 136, 12, 1700000000);
+	h[156] = (uint8_t)type;
+	if (link)
+		strncpy((char *)h + 157, link, 100);
+	memcpy(h + 257, "ustar\0" "00", 8);
+	checksum(h);
+	put(a, h, 512);
+	if (size) {
+		put(a, data, size);
+		put(a, zero, (512 - size % 512) % 512);
+	}
+}
+
+/* Appends the PAX record "LEN key=value\n" for kv ("key=value"). */
+static void rec(char *dst, const char *kv)
+{
+	size_t n = strlen(kv) + 2, d = 1;
+
+	while (snprintf(NULL, 0, "%zu", n + d) != (int)d)
+		d++;
+	sprintf(dst + strlen(dst), "%zu %s\n", n + d, kv);
+}
+
+static void pax(struct ar *a, const char *records)
+{
+	member(a, "PaxHeader", 'x', records, strlen(records), NULL);
+}
+
+static void end(struct ar *a)
+{
+	static const uint8_t zero[1024];
+
+	put(a, zero, sizeof(zero));
+}
+
+/* ---------------- reading ---------------- */
+
+struct mem {
+	const uint8_t *p;
+	size_t len, pos, step;	/* step: at most this many bytes a read */
+};
+
+static ssize_t mem_read(void *ctx, void *buf, size_t len)
+{
+	struct mem *m = ctx;
+	size_t n = SK_MIN(len, m->len - m->pos);
+
+	if (m->step)
+		n = SK_MIN(n, m->step);
+	memcpy(buf, m->p + m->pos, n);
+	m->pos += n;
+	return (ssize_t)n;
+}
+
+/* Reads the whole archive; returns the last fmt_tar_next() result and
+ * the error text, and the number of members. */
+static int read_all(const uint8_t *p, size_t len, size_t step, int *members,
+		    char *err, size_t errlen)
+{
+	struct mem m = { p, len, 0, step };
+	struct fmt_tar_src s = { mem_read, &m };
+	struct fmt_tar *t;
+	struct sk_err e = { { 0 } };
+	const struct fmt_tar_entry *ent;
+	static uint8_t buf[1 << 16];
+	int ret;
+
+	*members = 0;
+	if ((ret = fmt_tar_open(&t, &s, &e))) {
+		snprintf(err, errlen, "%s", e.msg);
+		return ret;
+	}
+	while ((ret = fmt_tar_next(t, &ent)) > 0) {
+		int r = 0;
+
+		(*members)++;
+		for (uint64_t o = 0; !r && ent->type == FMT_TAR_REG && o < ent->size;
+		     o += sizeof(buf))
+			r = fmt_tar_read(t, o, buf, (size_t)SK_MIN((uint64_t)sizeof(buf), ent->size - o));
+		if (r) {
+			ret = r;
+			break;
+		}
+	}
+	snprintf(err, errlen, "%s", fmt_tar_error(t));
+	fmt_tar_close(t);
+	return ret;
+}
+
+static int expect_error(struct ar *a, const char *what, const char *msg)
+{
+	char err[512];
+	int n, ret = read_all(a->buf, a->len, 0, &n, err, sizeof(err));
+
+	return ok(ret < 0 && strstr(err, msg), "%s: rejected (%d, \"%s\")", what, ret, err);
+}
+
+static void test_fields(void)
+{
+	struct ar a = { 0 };
+	struct mem m;
+	struct fmt_tar_src s = { mem_read, &m };
+	struct fmt_tar *t;
+	struct sk_err e = { { 0 } };
+	const struct fmt_tar_entry *ent;
+	uint8_t h[512] = { 0 }, buf[64];
+
+	/* a GNU header with base-256 uid and size, and a negative mtime */
+	strcpy((char *)h, "big-ids");
+	octal(h + 100, 8, 0600);
+	h[108] = 0x80;
+	h[108 + 7] = 0x11;	/* uid 0x11 as base-256 */
+	h[116] = 0x80;
+	memset(h + 117, 0, 7);
+	h[123] = 0x01;
+	h[116 + 4] = 0x01;	/* gid 0x01000001 */
+	h[124] = 0x80;
+	h[135] = 5;		/* size 5 */
+	memset(h + 136, 0xff, 12);	/* mtime -1 */
+	h[156] = '0';
+	memcpy(h + 257, "ustar  \0", 8);
+	checksum(h);
+	put(&a, h, 512);
+	put(&a, "hello", 5);
+	{
+		static const uint8_t zero[512];
+
+		put(&a, zero, 507);
+	}
+	end(&a);
+	m = (struct mem){ a.buf, a.len, 0, 0 };
+	ok(fmt_tar_open(&t, &s, &e) == 0, "open a plain archive");
+	ok(fmt_tar_next(t, &ent) == 1, "read a GNU member with base-256 fields");
+	is_int(ent->uid, 0x11, "base-256 uid");
+	is_int(ent->gid, 0x01000001, "base-256 gid");
+	is_int((long long)ent->size, 5, "base-256 size");
+	is_int(ent->mtime, -1, "base-256 negative mtime");
+	is_int(ent->mode, S_IFREG | 0600, "mode with the type bits");
+	ok(fmt_tar_read(t, 1, buf, 3) == 0 && !memcmp(buf, "ell", 3), "read from an offset");
+	ok(fmt_tar_read(t, 0, buf, 1) < 0, "reading backwards is refused");
+	fmt_tar_close(t);
+	free(a.buf);
+}
+
+static void test_pax_and_gnu(void)
+{
+	struct ar a = { 0 };
+	char longname[300], recs[1024], err[256];
+	struct mem m;
+	struct fmt_tar_src s = { mem_read, &m };
+	struct fmt_tar *t;
+	struct sk_err e = { { 0 } };
+	const struct fmt_tar_entry *ent;
+	int n;
+
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	/* PAX: long path, ns mtime, big uid, two xattrs (one replaced, one
+	 * deleted by an empty record) */
+	recs[0] = 0;
+	{
+		char kv[400];
+
+		snprintf(kv, sizeof(kv), "path=%s", longname);
+		rec(recs, kv);
+	}
+	rec(recs, "mtime=1700000000.123456789");
+	rec(recs, "uid=70000000");
+	rec(recs, "SCHILY.xattr.user.a=1");
+	rec(recs, "SCHILY.xattr.user.a=2");
+	rec(recs, "SCHILY.xattr.user.b=3");
+	rec(recs, "SCHILY.xattr.user.b=");
+	rec(recs, "LIBARCHIVE.xattr.user.c%3Dd=ZGF0YQ==");
+	pax(&a, recs);
+	member(&a, "short", '0', "x", 1, NULL);
+	/* GNU long link on a symlink */
+	memset(longname, 'k', 200);
+	longname[200] = 0;
+	member(&a, "././@LongLink", 'K', longname, 201, NULL);
+	member(&a, "sym", '2', NULL, 0, "short-target");
+	end(&a);
+
+	m = (struct mem){ a.buf, a.len, 0, 7 };	/* 7-byte reads */
+	ok(fmt_tar_open(&t, &s, &e) == 0, "open");
+	ok(fmt_tar_next(t, &ent) == 1, "PAX member");
+	is_int((long long)strlen(ent->path), 299, "PAX path of 299 bytes");
+	is_int(ent->mtime_nsec, 123456789, "PAX nanoseconds");
+	is_int(ent->uid, 70000000, "PAX uid");
+	is_int(ent->nxattrs, 2, "a replaced, b deleted, c from LIBARCHIVE");
+	ok(ent->nxattrs == 2 && !strcmp(ent->xattrs[0].name, "user.a") &&
+	   ent->xattrs[0].vlen == 1 && ent->xattrs[0].value[0] == '2', "... user.a=2");
+	ok(ent->nxattrs == 2 && !strcmp(ent->xattrs[1].name, "user.c=d") &&
+	   ent->xattrs[1].vlen == 4 && !memcmp(ent->xattrs[1].value, "data", 4),
+	   "... user.c=d=data (escaped name, base64 value)");
+	ok(fmt_tar_next(t, &ent) == 1 && ent->type == FMT_TAR_SYMLINK, "GNU long link member");
+	is_int((long long)strlen(ent->link), 200, "... its 200-byte target");
+	is_int(ent->uid, 1000, "extended headers do not leak into the next member");
+	ok(fmt_tar_next(t, &ent) == 0, "end of archive");
+	fmt_tar_close(t);
+
+	/* digests of the stream */
+	{
+		uint8_t sd[32], ad[32], want[32];
+
+		m = (struct mem){ a.buf, a.len, 0, 0 };
+		fmt_tar_open(&t, &s, &e);
+		while (fmt_tar_next(t, &ent) > 0)
+			;
+		fmt_tar_digests(t, sd, ad);
+		sk_sha256(a.buf, a.len, want);
+		ok(!memcmp(sd, want, 32) && !memcmp(ad, want, 32), "plain: both digests cover every byte");
+		fmt_tar_close(t);
+	}
+	{
+		int r = read_all(a.buf, a.len - 1024, 0, &n, err, sizeof(err));
+
+		ok(r == 0 && n == 2, "an archive ending without its zero blocks still reads (%d, %d members, %s)",
+		   r, n, err);
+	}
+	free(a.buf);
+}
+
+static void test_compressed(void)
+{
+	struct ar a = { 0 };
+	uint8_t *big = malloc(300000), *z = malloc(400000), sd[32], ad[32], w1[32], w2[32];
+	size_t zl;
+	struct mem m;
+	struct fmt_tar_src s = { mem_read, &m };
+	struct fmt_tar *t;
+	struct sk_err e = { { 0 } };
+	const struct fmt_tar_entry *ent;
+	char err[256];
+	int n;
+
+	for (size_t i = 0; i < 300000; i++)
+		big[i] = (uint8_t)(i * 131 + (i >> 9));
+	member(&a, "big", '0', big, 300000, NULL);
+	member(&a, "dir/", '5', NULL, 0, NULL);
+	end(&a);
+	sk_sha256(a.buf, a.len, w2);
+
+	zl = ZSTD_compress(z, 400000, a.buf, a.len, 3);
+	m = (struct mem){ z, zl, 0, 1000 };
+	ok(fmt_tar_open(&t, &s, &e) == 0 && fmt_tar_compression(t) == FMT_TAR_ZSTD, "zstd detected");
+	n = 0;
+	while (fmt_tar_next(t, &ent) > 0)
+		n++;
+	fmt_tar_digests(t, sd, ad);
+	sk_sha256(z, zl, w1);
+	ok(n == 2 && !memcmp(sd, w1, 32) && !memcmp(ad, w2, 32),
+	   "zstd: members, stream digest and diff id");
+	fmt_tar_close(t);
+	ok(read_all(z, zl - 10, 0, &n, err, sizeof(err)) < 0, "truncated zstd fails (%s)", err);
+
+	{
+		z_stream zs = { 0 };
+
+		deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+		zs.next_in = a.buf;
+		zs.avail_in = (uInt)a.len;
+		zs.next_out = z;
+		zs.avail_out = 400000;
+		deflate(&zs, Z_FINISH);
+		zl = zs.total_out;
+		deflateEnd(&zs);
+	}
+	m = (struct mem){ z, zl, 0, 0 };
+	ok(fmt_tar_open(&t, &s, &e) == 0 && fmt_tar_compression(t) == FMT_TAR_GZIP, "gzip detected");
+	n = 0;
+	while (fmt_tar_next(t, &ent) > 0)
+		n++;
+	fmt_tar_digests(t, sd, ad);
+	sk_sha256(z, zl, w1);
+	ok(n == 2 && !memcmp(sd, w1, 32) && !memcmp(ad, w2, 32),
+	   "gzip: members, stream digest and diff id");
+	fmt_tar_close(t);
+	ok(read_all(z, zl / 2, 0, &n, err, sizeof(err)) < 0 && strstr(err, "ends"),
+	   "truncated gzip fails (%s)", err);
+	z[zl / 2] ^= 0x55;
+	ok(read_all(z, zl, 0, &n, err, sizeof(err)) < 0, "corrupt gzip fails (%s)", err);
+	free(big);
+	free(z);
+	free(a.buf);
+}
+
+static void test_sparse(void)
+{
+	struct ar a = { 0 };
+	char recs[512];
+	const char *map = "3\n0\n10\n1000\n5\n4096\n2\n";
+	uint8_t blk[512] = { 0 }, out[5000], want[5000] = { 0 };
+	struct mem m;
+	struct fmt_tar_src s = { mem_read, &m };
+	struct fmt_tar *t;
+	struct sk_err e = { { 0 } };
+	const struct fmt_tar_entry *ent;
+
+	/* PAX 1.0: map at the head of the data */
+	recs[0] = 0;
+	rec(recs, "GNU.sparse.major=1");
+	rec(recs, "GNU.sparse.minor=0");
+	rec(recs, "GNU.sparse.name=sparse");
+	rec(recs, "GNU.sparse.realsize=5000");
+	pax(&a, recs);
+	memcpy(blk, map, strlen(map));
+	{
+		uint8_t data[512 + 17];
+
+		memcpy(data, blk, 512);
+		memcpy(data + 512, "0123456789abcdeXY", 17);
+		member(&a, "GNUSparseFile.1/sparse", '0', data, sizeof(data), NULL);
+	}
+	end(&a);
+	m = (struct mem){ a.buf, a.len, 0, 0 };
+	ok(fmt_tar_open(&t, &s, &e) == 0 && fmt_tar_next(t, &ent) == 1, "PAX 1.0 sparse member");
+	ok(ent->sparse && ent->nsegs == 3 && ent->size == 5000 && !strcmp(ent->path, "sparse"),
+	   "... real name, size and 3 segments");
+	ok(fmt_tar_has_data(ent, 0, 10) && !fmt_tar_has_data(ent, 10, 990) &&
+	   fmt_tar_has_data(ent, 999, 2) && !fmt_tar_has_data(ent, 4098, 902),
+	   "has_data follows the map");
+	memcpy(want, "0123456789", 10);
+	memcpy(want + 1000, "abcde", 5);
+	memcpy(want + 4096, "XY", 2);
+	ok(fmt_tar_read(t, 0, out, 2000) == 0 && fmt_tar_read(t, 2000, out + 2000, 3000) == 0 &&
+	   !memcmp(out, want, sizeof(want)), "logical bytes, holes as zeros");
+	fmt_tar_close(t);
+	free(a.buf);
+
+	/* overlapping segments */
+	memset(&a, 0, sizeof(a));
+	recs[0] = 0;
+	rec(recs, "GNU.sparse.map=0,10,5,10");
+	rec(recs, "GNU.sparse.realsize=100");
+	pax(&a, recs);
+	member(&a, "s", '0', "01234567890123456789", 20, NULL);
+	end(&a);
+	expect_error(&a, "overlapping sparse segments", "sparse map");
+	free(a.buf);
+
+	/* mapped bytes that do not match the stored ones */
+	memset(&a, 0, sizeof(a));
+	recs[0] = 0;
+	rec(recs, "GNU.sparse.map=0,10");
+	rec(recs, "GNU.sparse.realsize=100");
+	pax(&a, recs);
+	member(&a, "s", '0', "0123456789ab", 12, NULL);
+	end(&a);
+	expect_error(&a, "sparse map not matching the data", "mapped");
+	free(a.buf);
+}
+
+static void test_rejects(void)
+{
+	struct ar a = { 0 };
+	uint8_t *h;
+
+	member(&a, "f", '0', "abc", 3, NULL);
+	end(&a);
+	a.buf[10] ^= 1;
+	expect_error(&a, "bad checksum", "checksum");
+	free(a.buf);
+
+	memset(&a, 0, sizeof(a));
+	member(&a, "f", '0', "abc", 3, NULL);
+	h = a.buf;
+	memcpy(h + 124, "00000000x03", 11);	/* non-octal size */
+	checksum(h);
+	end(&a);
+	expect_error(&a, "non-octal size", "size");
+	free(a.buf);
+
+	memset(&a, 0, sizeof(a));
+	member(&a, "f", '0', "abcdefgh", 8, NULL);
+	expect_error(&(struct ar){ a.buf, 512 + 4, 0 }, "truncated data", "ends in the middle");
+	free(a.buf);
+
+	memset(&a, 0, sizeof(a));
+	pax(&a, "99 path=x\n");
+	member(&a, "f", '0', NULL, 0, NULL);
+	end(&a);
+	expect_error(&a, "PAX record longer than its header", "PAX header");
+	free(a.buf);
+
+	memset(&a, 0, sizeof(a));
+	member(&a, "weird", 'Z', NULL, 0, NULL);
+	end(&a);
+	expect_error(&a, "unknown member type", "type 'Z'");
+	free(a.buf);
+
+	memset(&a, 0, sizeof(a));
+	pax(&a, "13 mtime=1.x\n");
+	member(&a, "f", '0', NULL, 0, NULL);
+	end(&a);
+	expect_error(&a, "bad PAX mtime", "mtime");
+	free(a.buf);
+
+	memset(&a, 0, sizeof(a));
+	pax(&a, "10 uid=12\n");
+	end(&a);
+	expect_error(&a, "an extended header with no member", "extended header");
+	free(a.buf);
+
+	memset(&a, 0, sizeof(a));
+	put(&a, "\x1f\x8b\x08\x00garbage-that-is-no-gzip", 27);
+	expect_error(&a, "gzip magic, garbage after", "gzip");
+	free(a.buf);
+}
+
+/* ---------------- layer merge ---------------- */
+
+/* Applies the archives as layers and returns the bootstrap. */
+static int merge(struct ar *layers, int n, void **bs, size_t *bslen, char *err,
+		 size_t errlen)
+{
+	struct fmt_build_opts o = { .chunk_bits = 12, .compress = SKIFF_COMP_NONE,
+				    .threads = 1 };
+	struct fmt_layers *l;
+	struct fmt_build_result res;
+	struct fmt_layers_slot *slots;
+	unsigned int nslots;
+	struct sk_err e = { { 0 } };
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC), ret;
+
+	ret = fmt_layers_new(&l, &o, &e);
+	for (int i = 0; !ret && i < n; i++) {
+		struct mem m = { layers[i].buf, layers[i].len, 0, 0 };
+		struct fmt_tar_src s = { mem_read, &m };
+		struct fmt_tar *t;
+		struct fmt_layer_result lr;
+
+		ret = fmt_tar_open(&t, &s, &e);
+		if (!ret)
+			ret = fmt_layers_apply(l, t, fd, &lr);
+		fmt_tar_close(t);
+	}
+	if (!ret)
+		ret = fmt_layers_finish(l, &res, &slots, &nslots);
+	if (!ret) {
+		*bs = res.bootstrap;
+		*bslen = res.bootstrap_size;
+		free(slots);
+	}
+	snprintf(err, errlen, "%s", e.msg);
+	fmt_layers_free(l);
+	close(fd);
+	return ret;
+}
+
+static int exists(struct fmt_bs *bs, const char *path, uint32_t fmt)
+{
+	struct fmt_inode ino;
+
+	return fmt_bs_resolve(bs, path, &ino) == 0 && (ino.mode & S_IFMT) == fmt;
+}
+
+static void test_merge(void)
+{
+	struct ar l[3] = { { 0 } };
+	struct fmt_bs bs;
+	struct fmt_inode ino;
+	void *buf = NULL;
+	size_t len;
+	char err[512];
+
+	/* layer 1: usr-merged /bin, a directory with lower entries */
+	member(&l[0], "usr/", '5', NULL, 0, NULL);
+	member(&l[0], "usr/bin/", '5', NULL, 0, NULL);
+	member(&l[0], "bin", '2', NULL, 0, "usr/bin");
+	member(&l[0], "d/", '5', NULL, 0, NULL);
+	member(&l[0], "d/lower", '0', "l", 1, NULL);
+	member(&l[0], "loop", '2', NULL, 0, "loop/x");
+	member(&l[0], "o/", '5', NULL, 0, NULL);
+	member(&l[0], "o/sub/", '5', NULL, 0, NULL);
+	member(&l[0], "o/sub/lower", '0', "l", 1, NULL);
+	end(&l[0]);
+	/* layer 2: through the symlink, ".." in a path, a directory entry
+	 * then its own whiteout in the same layer */
+	member(&l[1], "bin/tool", '0', "t", 1, NULL);
+	member(&l[1], "a/../b/./c", '0', "c", 1, NULL);
+	member(&l[1], "d/", '5', NULL, 0, NULL);
+	member(&l[1], "d/upper", '0', "u", 1, NULL);
+	member(&l[1], ".wh.d", '0', NULL, 0, NULL);
+	member(&l[1], "h", '1', NULL, 0, "bin/tool");
+	member(&l[1], "o/", '5', NULL, 0, NULL);
+	member(&l[1], "o/sub/", '5', NULL, 0, NULL);
+	member(&l[1], "o/sub/upper", '0', "u", 1, NULL);
+	member(&l[1], "o/.wh..wh..opq", '0', NULL, 0, NULL);
+	end(&l[1]);
+	ok(merge(l, 2, &buf, &len, err, sizeof(err)) == 0, "merge two layers (%s)", err);
+	ok(buf && fmt_bs_open(&bs, buf, len) == 0, "the bootstrap parses");
+	ok(exists(&bs, "/usr/bin/tool", S_IFREG), "an entry below a symlinked parent lands in its target");
+	ok(exists(&bs, "/bin", S_IFLNK), "... and the symlink stays");
+	ok(exists(&bs, "/b/c", S_IFREG) && !exists(&bs, "/a", S_IFDIR), "\"..\" is resolved lexically");
+	ok(exists(&bs, "/d/upper", S_IFREG) && !exists(&bs, "/d/lower", S_IFREG),
+	   "a whiteout after its own layer's directory empties only the lower entries");
+	ok(fmt_bs_resolve(&bs, "/h", &ino) == 0 && ino.nlink == 2, "a hard link through a symlinked parent");
+	ok(exists(&bs, "/o/sub/upper", S_IFREG) && !exists(&bs, "/o/sub/lower", S_IFREG),
+	   "an opaque directory hides lower entries deep down, not its own layer's");
+	fmt_bs_close(&bs);
+	free(buf);
+	buf = NULL;
+
+	member(&l[2], "loop/f", '0', "x", 1, NULL);
+	end(&l[2]);
+	ok(merge(l, 3, &buf, &len, err, sizeof(err)) < 0 && strstr(err, "symbolic links"),
+	   "a symlink loop in a parent fails (%s)", err);
+	free(buf);
+	buf = NULL;
+	free(l[2].buf);
+	memset(&l[2], 0, sizeof(l[2]));
+	member(&l[2], "x", '1', NULL, 0, "nowhere");
+	end(&l[2]);
+	ok(merge(l, 3, &buf, &len, err, sizeof(err)) < 0 && strstr(err, "missing"),
+	   "a hard link to a missing file fails (%s)", err);
+	free(buf);
+	buf = NULL;
+	free(l[2].buf);
+	memset(&l[2], 0, sizeof(l[2]));
+	member(&l[2], "d/lower/x", '0', "x", 1, NULL);
+	member(&l[2], "usr/bin/tool/x", '0', "x", 1, NULL);
+	end(&l[2]);
+	ok(merge(l, 3, &buf, &len, err, sizeof(err)) < 0 && strstr(err, "not a directory"),
+	   "a file as a parent fails (%s)", err);
+	free(buf);
+	for (int i = 0; i < 3; i++)
+		free(l[i].buf);
+}
+
+int main(void)
+{
+	test_fields();
+	test_pax_and_gnu();
+	test_compressed();
+	test_sparse();
+	test_rejects();
+	test_merge();
+	return done_testing();
+}
