@@ -20,7 +20,7 @@ t_ok "build it with 64K chunks" "$SKIFF" build -q --chunk-size 64K "$SRC" "$IMG:
 chunks=$("$SKIFF" inspect --json "$IMG:a" | jq '.blobs[0].chunks')
 stored=$("$SKIFF" inspect --json "$IMG:a" | jq '.blobs[0].stored_size')
 
-t_ok "skiffd starts with the cachefiles frontend" start_skiffd --frontend cachefiles --readahead 0 || done_testing
+t_ok "skiffd starts with the cachefiles frontend" start_skiffd --frontend cachefiles --readahead 0 --ahead 0 || done_testing
 t_grep "... and says so" "frontend cachefiles" "$T/skiffd.log"
 MNT=$T/mnt
 t_ok "skiff mount (fsid)" skiff_mount "$IMG:a" "$MNT" --id img1 || done_testing

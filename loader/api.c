@@ -336,6 +336,7 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 		C(pf_chunks, "skiff_prefetch_chunks_total", "Chunks prefetch fetched"),
 		C(pf_bytes, "skiff_prefetch_bytes_total", "Stored bytes prefetch fetched"),
 		C(pf_hits, "skiff_prefetch_hits_total", "Chunks prefetch made ready before any read asked"),
+		C(ra_windows, "skiff_readahead_windows_total", "Background read-ahead windows started"),
 #undef C
 	};
 	char *buf = NULL;

@@ -52,9 +52,12 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 	}
 	c->state = calloc(c->table.count ? c->table.count : 1, 1);
 	c->pf = calloc(c->table.count ? c->table.count : 1, 1);
-	if (!c->state || !c->pf) {
+	c->ra = calloc(c->table.count ? c->table.count : 1, 1);
+	c->bg_fd = -1;
+	if (!c->state || !c->pf || !c->ra) {
 		free(c->state);
 		free(c->pf);
+		free(c->ra);
 		fmt_blob_table_free(&c->table);
 		return -ENOMEM;
 	}
@@ -67,9 +70,16 @@ void ld_cache_close(struct ld_cache *c)
 {
 	if (!c->state)
 		return;
+	/* read-ahead windows write through bg_fd: let them finish */
+	pthread_mutex_lock(&c->lock);
+	c->closing = true;
+	while (c->bg_jobs)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
 	fmt_blob_table_free(&c->table);
 	free(c->state);
 	free(c->pf);
+	free(c->ra);
 	c->state = NULL;
 	c->pf = NULL;
 	pthread_mutex_destroy(&c->lock);
@@ -130,6 +140,10 @@ uint64_t ld_cache_ready_bytes(struct ld_cache *c)
 
 struct run {
 	uint64_t first, n;	/* chunk indexes [first, first + n) */
+	/* a read-ahead window: its stored bytes, out of c->ra_bytes as soon
+	 * as its chunks are ready (before the buffers are freed), or the
+	 * reader would find the next window not claimed yet */
+	uint64_t ra_bytes;
 };
 
 /*
@@ -276,6 +290,7 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	uint64_t slen = z->soff + z->ssize - a->soff, ulen = 0, pos = 0;
 	uint8_t *sbuf = malloc(slen), *ubuf = NULL;
 	struct ld_write *w = calloc(r->n, sizeof(*w));
+	bool refetched = false;
 	int ret;
 
 	if (!sbuf || !w) {
@@ -284,6 +299,7 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	}
 	for (uint64_t i = r->first; i < r->first + r->n; i++)
 		ulen += ALIGN4K(c->table.chunks[i].usize);
+refetch:
 	ret = be_source_read(c->src, c->hex, a->soff, sbuf, slen);
 	atomic_fetch_add(&c->cnt->fetches, 1);
 	if (ret) {
@@ -301,10 +317,11 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 		atomic_fetch_add(&c->cnt->pf_chunks, r->n);
 	}
 	/* page-aligned: the cachefiles anon fd writes with O_DIRECT */
-	if (posix_memalign((void **)&ubuf, EROFS_BLKSIZ, ulen)) {
+	if (!ubuf && posix_memalign((void **)&ubuf, EROFS_BLKSIZ, ulen)) {
 		ret = -ENOMEM;
 		goto out;
 	}
+	pos = 0;
 	for (uint64_t i = r->first; i < r->first + r->n; i++) {
 		const struct fmt_chunk *ch = &c->table.chunks[i];
 
@@ -319,6 +336,13 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 		memcpy(m, e->msg, sizeof(m));
 		sk_err_set(e, "blob %s from %s: %s", c->hex, c->src->desc, m);
 		atomic_fetch_add(&c->cnt->err_verify, 1);
+		/* a source that has somewhere else to read from (a registry
+		 * behind a mirror) is told, and the run is read once more */
+		if (!refetched && c->src->ops->bad_data) {
+			c->src->ops->bad_data(c->src, c->hex, a->soff, slen);
+			refetched = true;
+			goto refetch;
+		}
 		goto out;
 	}
 	ret = ld_rings_write(c->rings, wfd, w, (unsigned int)r->n);
@@ -335,6 +359,7 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 		c->pf[i] = (flags & LD_FILL_PREFETCH) != 0;
 		c->ready++;
 	}
+	c->ra_bytes -= r->ra_bytes;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 out:
@@ -344,11 +369,129 @@ out:
 	return ret;
 }
 
+struct ra_job {
+	struct sk_job job;
+	struct ld_cache *c;
+	struct run r;
+	uint64_t mark;		/* its marked chunk */
+	uint64_t bytes;		/* stored */
+	struct ra_job *next;	/* windows started together */
+};
+
+static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out);
+static void ra_submit(struct ld_cache *c, struct ra_job *j);
+
+static void ra_job_fn(struct sk_job *job)
+{
+	struct ra_job *j = (struct ra_job *)job, *more = NULL;
+	struct ld_cache *c = j->c;
+	struct sk_err e = { { 0 } };
+	int ret = fetch_run(c, c->bg_fd, &j->r, 0, &e);
+
+	pthread_mutex_lock(&c->lock);
+	if (ret) {
+		/* give the chunks back: a read that needs them fetches them */
+		for (uint64_t i = j->r.first; i < j->r.first + j->r.n; i++)
+			if (c->state[i] == LD_INFLIGHT)
+				c->state[i] = LD_MISSING;
+	}
+	if (ret)
+		c->ra_bytes -= j->bytes;	/* else fetch_run did */
+	/* the reader is already in this window: keep the next ones coming
+	 * (one that has not got here yet tops them up when it does) */
+	if (!ret && !c->ra[j->mark])
+		ra_window(c, c->ra_next, &more);
+	c->bg_jobs--;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	ra_submit(c, more);
+	free(j);
+}
+
+/*
+ * Under c->lock: claims windows from chunk `from` on (past the last
+ * window when the reader is inside it) until `ahead` stored bytes are in
+ * flight. A window is the missing chunks that follow one another in the
+ * stored blob, up to the merge limit; its middle chunk is marked so that
+ * the read reaching it tops the windows up again. *out gets the jobs to
+ * submit once the lock is dropped.
+ */
+static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out)
+{
+	uint64_t i = from;
+
+	*out = NULL;
+	if (c->bg_fd < 0 || !c->bg_pool || !c->ahead || c->closing)
+		return;
+	if (c->ra_next > i && c->ra_next - i <= 4096)
+		i = c->ra_next;
+	while (c->ra_bytes < c->ahead) {
+		uint64_t got = 0, n = 0;
+		const struct fmt_chunk *f;
+		struct ra_job *j;
+
+		/* skip what is there or coming: a window starts at a hole */
+		for (unsigned int k = 0; i < c->table.count &&
+		     c->state[i] != LD_MISSING && k < 64; i++, k++)
+			;
+		if (i >= c->table.count || c->state[i] != LD_MISSING)
+			return;
+		f = &c->table.chunks[i];
+		while (i + n < c->table.count && c->state[i + n] == LD_MISSING) {
+			const struct fmt_chunk *ch = &c->table.chunks[i + n];
+
+			if (n && (ch[-1].soff + ch[-1].ssize != ch->soff ||
+				  ch->soff + ch->ssize - f->soff > c->merge_limit ||
+				  got + ch->ssize > c->ahead))
+				break;
+			got += ch->ssize;
+			n++;
+		}
+		j = calloc(1, sizeof(*j));
+		if (!j)
+			return;
+		for (uint64_t k = i; k < i + n; k++)
+			c->state[k] = LD_INFLIGHT;
+		/* the mark sits mid-window: a reader that gets there has the
+		 * next window claimed before it reaches this one's end */
+		c->ra[i + n / 2] = 1;
+		c->ra_next = i + n;
+		c->bg_jobs++;
+		c->ra_bytes += got;
+		*j = (struct ra_job){ .c = c, .r = { i, n, got }, .mark = i + n / 2,
+				      .bytes = got, .next = *out };
+		j->job.fn = ra_job_fn;
+		j->job.detached = true;	/* ra_job_fn frees j */
+		*out = j;
+		i += n;
+	}
+}
+
+static void ra_submit(struct ld_cache *c, struct ra_job *j)
+{
+	/* in the order claimed: the list is newest first */
+	struct ra_job *rev = NULL;
+
+	while (j) {
+		struct ra_job *next = j->next;
+
+		j->next = rev;
+		rev = j;
+		j = next;
+	}
+	for (; rev; rev = j) {
+		j = rev->next;
+		atomic_fetch_add(&c->cnt->ra_windows, 1);
+		sk_pool_submit(c->bg_pool, &rev->job);
+	}
+}
+
 bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 {
 	uint64_t end = off + len, i = fmt_blob_lower_bound(&c->table, off);
 	uint64_t hits = 0;
-	bool ready = true;
+	struct ra_job *j = NULL;
+	bool ready = true, marked = false;
 
 	pthread_mutex_lock(&c->lock);
 	for (; i < c->table.count && c->table.chunks[i].uoff < end; i++) {
@@ -358,8 +501,14 @@ bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 		}
 		hits += c->pf[i];
 		c->pf[i] = 0;
+		marked |= c->ra[i];
+		c->ra[i] = 0;
 	}
+	/* a reader reached a window: start the next one */
+	if (ready && marked)
+		ra_window(c, i, &j);
 	pthread_mutex_unlock(&c->lock);
+	ra_submit(c, j);
 	if (hits)
 		atomic_fetch_add(&c->cnt->pf_hits, hits);
 	return ready;
@@ -387,7 +536,8 @@ int ld_cache_fill_flags(struct ld_cache *c, int wfd, uint64_t off,
 			uint64_t len, unsigned int flags, uint64_t *fetched,
 			struct sk_err *e)
 {
-	bool prefetch = flags & LD_FILL_PREFETCH;
+	bool prefetch = flags & LD_FILL_PREFETCH, marked = false;
+	struct ra_job *raj = NULL;
 	uint64_t hits = 0;
 	uint64_t end, first, i;
 	struct run *runs = NULL;
@@ -411,6 +561,10 @@ again:
 		const struct fmt_chunk *ch = &c->table.chunks[i];
 		struct run *last = nruns ? &runs[nruns - 1] : NULL;
 
+		if (!prefetch && c->ra[i]) {
+			marked = true;
+			c->ra[i] = 0;
+		}
 		if (c->state[i] != LD_MISSING) {
 			if (!prefetch && c->pf[i]) {
 				hits++;
@@ -441,7 +595,7 @@ again:
 			runs = nr;
 			cap = ncap;
 		}
-		runs[nruns++] = (struct run){ i, 1 };
+		runs[nruns++] = (struct run){ i, 1, 0 };
 	}
 	/* read ahead: extend the last run past the request with the missing
 	 * chunks stored right after it, if the request itself missed */
@@ -464,7 +618,19 @@ again:
 			last->n++;
 		}
 	}
+	/* a miss that continues what was read before (or starts the blob),
+	 * or a read that reached a window: the next window goes in the
+	 * background, past what this read claimed. Random misses start
+	 * none: they would fetch what nobody reads */
+	if (!prefetch && attempts == 0 &&
+	    (marked || (nruns && (runs[0].first == 0 ||
+				  c->state[runs[0].first - 1] != LD_MISSING)))) {
+		uint64_t from = nruns ? runs[nruns - 1].first + runs[nruns - 1].n : i;
+
+		ra_window(c, from, &raj);
+	}
 	pthread_mutex_unlock(&c->lock);
+	ra_submit(c, raj);
 	if (hits) {
 		atomic_fetch_add(&c->cnt->pf_hits, hits);
 		hits = 0;

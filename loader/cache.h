@@ -44,6 +44,7 @@ struct ld_counters {
 	_Atomic uint64_t pf_bytes;
 	/* chunks prefetch made ready before any read asked for them */
 	_Atomic uint64_t pf_hits;
+	_Atomic uint64_t ra_windows;	/* read-ahead windows started */
 };
 
 struct ld_cache {
@@ -52,6 +53,9 @@ struct ld_cache {
 	uint8_t *state;			/* owned, one per chunk */
 	/* owned, one per chunk: made ready by prefetch and not read since */
 	uint8_t *pf;
+	/* owned, one per chunk: the first chunk of a read-ahead window; a
+	 * read that reaches it starts the next window */
+	uint8_t *ra;
 	uint64_t ready;			/* chunks in LD_READY */
 	pthread_mutex_t lock;		/* guards state and ready */
 	pthread_cond_t cond;		/* a fetch finished */
@@ -63,6 +67,24 @@ struct ld_cache {
 	/* stored bytes of missing chunks that follow a miss, fetched with
 	 * it: small files stored one after another then cost one request */
 	uint32_t readahead;
+	/*
+	 * Asynchronous read-ahead: while a reader goes through a blob in
+	 * order, windows of the chunks after what it read (each one backend
+	 * read, up to the merge limit) are fetched in the background, up to
+	 * `ahead` stored bytes in flight, so its next requests find data
+	 * ready or coming.
+	 * bg_fd is an fd any thread may write the cache file through for as
+	 * long as the cache is open, bg_pool the threads windows run on
+	 * (never the request pool: requests wait on windows). Off while
+	 * bg_fd < 0, bg_pool is NULL or ahead is 0.
+	 */
+	int bg_fd;
+	struct sk_pool *bg_pool;	/* borrowed */
+	uint32_t ahead;
+	uint64_t ra_next;		/* first chunk after the last window */
+	unsigned int bg_jobs;		/* windows in progress; close waits */
+	uint64_t ra_bytes;		/* stored bytes of those windows */
+	bool closing;			/* no more windows */
 	/* where this cache counts: its own, or one shared (cachefiles
 	 * objects count per image) */
 	struct ld_counters *cnt;

@@ -265,6 +265,9 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 			o->cache.rings = d->rings;
 			o->cache.pool = d->pool;
 			o->cache.readahead = d->cfg.readahead;
+			o->cache.bg_fd = o->fd;
+			o->cache.bg_pool = d->ra_pool;
+			o->cache.ahead = d->cfg.ahead;
 			o->icnt = im->icnt;
 			atomic_fetch_add(&o->icnt->refs, 1);
 			/* what the kernel's cache file already holds */

@@ -24,6 +24,7 @@ void ld_config_defaults(struct ld_config *c)
 	c->threads = 16;
 	c->merge_limit = 4u << 20;
 	c->readahead = 1u << 20;
+	c->ahead = 8u << 20;
 	c->log_level = LD_LOG_INFO;
 	c->frontend = LD_FE_AUTO;
 	c->ready_fd = -1;
@@ -136,6 +137,14 @@ int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e)
 				ret = -EINVAL;
 			} else {
 				c->readahead = (uint32_t)json_integer_value(v);
+			}
+		} else if (!strcmp(key, "ahead")) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > (256 << 20)) {
+				sk_err_set(e, "\"ahead\" must be 0 to 268435456 bytes");
+				ret = -EINVAL;
+			} else {
+				c->ahead = (uint32_t)json_integer_value(v);
 			}
 		} else if (!strcmp(key, "log_level")) {
 			const char *s = json_string_value(v);
@@ -297,8 +306,8 @@ static void file_put(struct ld_daemon *d, struct ld_blob_file *f)
 			*pp = f->next;
 			break;
 		}
+	ld_cache_close(&f->cache);	/* waits for read-ahead windows */
 	ld_counters_add(&d->retired, f->cache.cnt);
-	ld_cache_close(&f->cache);
 	close(f->fd);
 	free(f);
 }
@@ -355,6 +364,11 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	}
 	f->dev = st.st_dev;
 	f->ino = st.st_ino;
+	/* f->fd is opened before the file is marked: its writes raise no
+	 * events (and dispatch() lets skiffd's own through anyway) */
+	f->cache.bg_fd = f->fd;
+	f->cache.bg_pool = d->ra_pool;
+	f->cache.ahead = d->cfg.ahead;
 	ld_cache_scan(&f->cache, f->fd);
 	f->refs = 1;
 	if (!ld_cache_complete(&f->cache) && d->fe) {

@@ -28,6 +28,7 @@ struct ld_config {
 	unsigned int threads;
 	uint32_t merge_limit;
 	uint32_t readahead;
+	uint32_t ahead;		/* stored bytes of a background read-ahead window */
 	int log_level;
 	enum ld_frontend_kind frontend;
 	int ready_fd;		/* -1: none; written and closed when serving */
@@ -113,6 +114,7 @@ struct ld_daemon {
 	struct ld_blob_file *files;
 	struct ld_source_ent *sources;
 	struct sk_pool *pool;		/* request workers */
+	struct sk_pool *ra_pool;	/* background read-ahead windows */
 	struct ld_rings *rings;		/* cache-file writes, one per worker */
 	int hold_group, hold_sock;	/* from the holder, or -1 */
 	struct ld_frontend *fe;

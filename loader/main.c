@@ -35,6 +35,8 @@ static const char usage[] =
 "      --frontend NAME     auto (default), fanotify or cachefiles\n"
 "  -j, --threads N         request workers (default 16)\n"
 "      --merge-limit SIZE  largest merged backend read (default 4M)\n"
+"      --ahead SIZE        stored bytes of a background read-ahead window for\n"
+"                          sequential readers (default 8M; 0: none)\n"
 "      --readahead SIZE    stored bytes of following chunks fetched with a\n"
 "                          miss (default 1M; 0: only what is asked)\n"
 "      --prefetch-threads N  threads that prefetch (default 2)\n"
@@ -58,6 +60,7 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 		{ "threads", required_argument, NULL, 'j' },
 		{ "merge-limit", required_argument, NULL, 'M' },
 		{ "readahead", required_argument, NULL, 'A' },
+		{ "ahead", required_argument, NULL, 'H' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "no-holder", no_argument, NULL, 'N' },
@@ -149,6 +152,13 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 				return 2;
 			}
 			c->readahead = (uint32_t)sz;
+			break;
+		case 'H':
+			if (sk_parse_size(optarg, &sz) || sz > (256u << 20)) {
+				fprintf(stderr, "skiffd: --ahead %s: need 0 to 256M\n", optarg);
+				return 2;
+			}
+			c->ahead = (uint32_t)sz;
 			break;
 		case 'L':
 			if (!strcmp(optarg, "error"))
@@ -305,6 +315,13 @@ int main(int argc, char **argv)
 		ld_log(&d, LD_LOG_ERROR, "worker pool: %s", strerror(-ret));
 		return 1;
 	}
+	/* windows run on their own threads: requests wait on them, so they
+	 * must never queue behind requests */
+	ret = sk_pool_create(&d.ra_pool, 2);
+	if (ret) {
+		ld_log(&d, LD_LOG_ERROR, "read-ahead threads: %s", strerror(-ret));
+		return 1;
+	}
 	ret = ld_rings_new(&d.rings, d.cfg.threads, 64);
 	if (ret) {
 		/* a kernel without io_uring (or a seccomp policy) still works */
@@ -352,6 +369,7 @@ int main(int argc, char **argv)
 	 * group (the kernel allows what nobody answers) */
 	d.fe->ops->stop(d.fe);
 	sk_pool_destroy(d.pool);
+	sk_pool_destroy(d.ra_pool);	/* runs what is queued, then ends */
 	ld_rings_free(d.rings);
 	if (d.images)
 		ld_log(&d, LD_LOG_WARN, "images still mounted: their uncached reads fail or read zeros until skiffd runs again");

@@ -30,7 +30,7 @@ first_file=$("$SKIFF" ls -R "$IMG:a" / | awk '$1 ~ /^-/ && $5 > 0 { print $NF; e
 
 # 1. a lazy mount equals its source, and the first full read fetches
 #    every chunk exactly once (no read-ahead: counts are exact)
-t_ok "skiffd starts (fanotify)" start_skiffd --frontend fanotify --readahead 0 || done_testing
+t_ok "skiffd starts (fanotify)" start_skiffd --frontend fanotify --readahead 0 --ahead 0 || done_testing
 MNT=$T/mnt
 t_ok "skiff mount" skiff_mount "$IMG:a" "$MNT" || done_testing
 t_is "nothing fetched at mount time" "$(metric skiff_fetched_chunks_total)" 0
@@ -77,6 +77,10 @@ fb=$(metric skiff_fetched_bytes_total)
 t_ok "... within the read-ahead ($fb bytes)" test "$fb" -le $((256 * 1024 + 65536 + 200))
 t_ok "the whole tree is right" timeout 300 "$TREECMP" "$SRC" "$MNT"
 t_is "... every chunk still fetched once" "$(metric skiff_fetched_chunks_total)" "$chunks"
+t_ok "background read-ahead windows ran for the sequential reads" \
+	test "$(metric skiff_readahead_windows_total)" -gt 0
+t_ok "... so most reads found their data ready or coming" \
+	test "$(($(metric skiff_read_misses_total) * 2))" -lt "$(metric skiff_events_total)"
 skiff_umount "$MNT"
 stop_skiffd
 
@@ -115,7 +119,7 @@ rm -rf "$T/cache" "$T/work"
 cp -a "$IMG" "$T/bad"
 cp "$T/bad/blobs/sha256/$blob" "$T/blob.orig"
 # no read-ahead: which files are cached must follow from what was read
-t_ok "skiffd starts" start_skiffd --frontend fanotify --readahead 0
+t_ok "skiffd starts" start_skiffd --frontend fanotify --readahead 0 --ahead 0
 t_ok "mount the image from a store we will damage" skiff_mount "$T/bad:a" "$MNT"
 # the walk's first file with data owns the blob's first stored bytes
 printf 'XX' | dd of="$T/bad/blobs/sha256/$blob" bs=1 seek=0 conv=notrunc status=none

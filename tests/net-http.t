@@ -63,7 +63,7 @@ cat >"$T/skiffd.json" <<EOF
 	"low_speed_time": 1, "low_speed_limit": 1000}}
 EOF
 t_ok "skiffd starts with short timeouts (no read-ahead)" \
-	start_skiffd --frontend fanotify --config "$T/skiffd.json" --readahead 0 || done_testing
+	start_skiffd --frontend fanotify --config "$T/skiffd.json" --readahead 0 --ahead 0 || done_testing
 FURL=http://127.0.0.1:$fport/l
 t_ok "mount through the faulty server" skiff_mount "$FURL#a" "$MNT" || done_testing
 

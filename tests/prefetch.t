@@ -126,7 +126,7 @@ t_ok "skiffd stops" stop_skiffd
 #    during a whole-image prefetch takes little more than alone
 rm -rf "$T/cache" "$T/work"
 export SKIFF_TEST_FETCH_BPS=$((1 << 20))
-t_ok "skiffd starts with a slow store" start_skiffd --frontend fanotify --readahead 0 || done_testing
+t_ok "skiffd starts with a slow store" start_skiffd --frontend fanotify --readahead 0 --ahead 0 || done_testing
 t_ok "mount" skiff_mount "$T/store:plain" "$MNT"
 # a program reading files one after another, each a miss
 reads() { local f; for f in "$@"; do cat "$MNT/$f" >/dev/null || return 1; done; }

@@ -273,6 +273,108 @@ static void test_concurrent(struct image *im, struct be_source *src,
 	close(fd);
 }
 
+/* A reader going through the blob in order, 64 KiB at a time: after the
+ * first miss, background windows keep ahead of it. */
+static void test_readahead(struct image *im, struct be_source *src,
+			   struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	struct sk_pool *bg;
+	int fd = new_cache_file("ahead.cache"), failed = 0, fills = 0;
+
+	if (sk_pool_create(&bg, 2))
+		bail_out("pool");
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	c.bg_fd = fd;
+	c.bg_pool = bg;
+	c.ahead = 512u << 10;
+	for (uint64_t off = 0; off < c.table.usize; off += 64u << 10) {
+		failed += ld_cache_fill(&c, fd, off, 64u << 10, &e) != 0;
+		fills++;
+	}
+	is_int(failed, 0, "%d sequential 64K reads", fills);
+	ok(atomic_load(&c.own.ra_windows) >= 3, "background windows started (%llu)",
+	   (unsigned long long)atomic_load(&c.own.ra_windows));
+	/* how fast windows run against the reader varies (ASan): count the
+	 * backend reads the reads made themselves, not their waits */
+	ok((atomic_load(&c.own.fetches) - atomic_load(&c.own.ra_windows)) * 4 <
+	   (uint64_t)fills, "most reads found their chunks ready or coming "
+	   "(%llu of %llu backend reads were the readers' own)",
+	   (unsigned long long)(atomic_load(&c.own.fetches) -
+				atomic_load(&c.own.ra_windows)),
+	   (unsigned long long)atomic_load(&c.own.fetches));
+	ld_cache_close(&c);	/* waits for windows still running */
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) == 0) {
+		ld_cache_scan(&c, fd);
+		ok(ld_cache_complete(&c) && good_chunks(&c, fd) == c.table.count,
+		   "every chunk in the cache file, right");
+		ld_cache_close(&c);
+	}
+	sk_pool_destroy(bg);
+	close(fd);
+}
+
+/* A source over another that flips a byte of every read until told the
+ * bytes were bad, as a broken mirror would before the origin serves. */
+struct flaky {
+	struct be_source base;
+	struct be_source *real;
+	int told;
+};
+
+static int flaky_read(struct be_source *s, const char *hex, uint64_t off,
+		      void *buf, size_t len)
+{
+	struct flaky *f = (struct flaky *)s;
+	int ret = be_source_read(f->real, hex, off, buf, len);
+
+	if (!ret && !f->told && len)
+		((uint8_t *)buf)[len / 2] ^= 0x40;
+	return ret;
+}
+
+static void flaky_bad(struct be_source *s, const char *hex, uint64_t off,
+		      uint64_t len)
+{
+	((struct flaky *)s)->told++;
+}
+
+static void flaky_destroy(struct be_source *s)
+{
+}
+
+static void test_refetch(struct image *im, struct be_source *src,
+			 struct sk_pool *pool)
+{
+	static const struct be_source_ops ops = {
+		.read = flaky_read, .destroy = flaky_destroy, .bad_data = flaky_bad,
+	};
+	struct flaky f = { .base = { .ops = &ops, .desc = "flaky" }, .real = src };
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	int fd = new_cache_file("refetch.cache");
+
+	/* the chunk table is read through the real source: it is verified
+	 * against the bootstrap, and that failure is another test's */
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.src = &f.base;
+	c.pool = pool;
+	is_int(ld_cache_fill(&c, fd, 0, 64u << 10, &e), 0,
+	       "bad bytes, the source told, the same range read again: the fill succeeds");
+	is_int(f.told, 1, "the source was told once");
+	is_int((long long)atomic_load(&c.own.err_verify), 1, "one verify error counted");
+	is_int((long long)atomic_load(&c.own.fetches), 2, "two backend reads");
+	ok(good_chunks(&c, fd) >= 1, "the chunk in the cache file is right");
+	ld_cache_close(&c);
+	close(fd);
+}
+
 int main(void)
 {
 	struct image im;
@@ -295,6 +397,8 @@ int main(void)
 	test_fill_all(&im, src, pool);
 	test_corrupt(&im, src, pool);
 	test_concurrent(&im, src, pool);
+	test_readahead(&im, src, pool);
+	test_refetch(&im, src, pool);
 
 	sk_pool_destroy(pool);
 	be_source_destroy(src);
