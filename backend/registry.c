@@ -461,6 +461,39 @@ static int reg_read(struct be_reg *r, const char *path, bool origin_only,
 	return ret;
 }
 
+/*
+ * GET of a whole object (mirrors first): 0 with a 200 answer in *rs (the
+ * caller frees it) and the digest of its body in hex; other statuses are
+ * errors named after what.
+ */
+static int get_whole(struct be_reg *r, const char *path, const char *what,
+		     struct be_http_req *rq, struct be_http_resp *rs,
+		     char hex[SK_HEX_LEN + 1], struct sk_err *e)
+{
+	uint8_t dg[SK_SHA256_LEN];
+	int ret = reg_read(r, path, false, rq, rs, e);
+
+	if (ret)
+		return ret;
+	if (rs->status != 200) {
+		ret = status_err(r, rs, what, e);
+		be_http_resp_free(rs);
+		return ret;
+	}
+	sk_sha256(rs->body ? rs->body : "", rs->body_len, dg);
+	sk_hex(dg, sizeof(dg), hex);
+	return 0;
+}
+
+/* Moves the body of rs to the caller (an empty one as ""). */
+static int take_body(struct be_http_resp *rs, char **buf, size_t *len)
+{
+	*buf = rs->body ? rs->body : strdup("");
+	*len = rs->body_len;
+	rs->body = NULL;
+	return *buf ? 0 : -ENOMEM;
+}
+
 int be_reg_get_manifest(struct be_reg *r, const char *ref, char **buf,
 			size_t *len, char mt[128], char hex[SK_HEX_LEN + 1],
 			struct sk_err *e)
@@ -468,7 +501,6 @@ int be_reg_get_manifest(struct be_reg *r, const char *ref, char **buf,
 	struct be_http_req rq = { 0 };
 	struct be_http_resp rs;
 	char path[600];
-	uint8_t dg[SK_SHA256_LEN];
 	int ret;
 
 	if (!strncmp(ref, "sha256:", 7) &&
@@ -480,15 +512,9 @@ int be_reg_get_manifest(struct be_reg *r, const char *ref, char **buf,
 	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", r->repo, ref);
 	rq.headers[rq.nheaders++] = ACCEPT_MANIFESTS;
 	rq.max_body = 4u << 20;
-	ret = reg_read(r, path, false, &rq, &rs, e);
+	ret = get_whole(r, path, ref, &rq, &rs, hex, e);
 	if (ret)
 		return ret;
-	if (rs.status != 200) {
-		ret = status_err(r, &rs, ref, e);
-		goto out;
-	}
-	sk_sha256(rs.body ? rs.body : "", rs.body_len, dg);
-	sk_hex(dg, sizeof(dg), hex);
 	/* a digest reference, or the digest the registry names, must be the
 	 * digest of what came */
 	if ((!strncmp(ref, "sha256:", 7) && strcmp(ref + 7, hex)) ||
@@ -500,10 +526,7 @@ int be_reg_get_manifest(struct be_reg *r, const char *ref, char **buf,
 	}
 	snprintf(mt, 128, "%.127s", rs.content_type);
 	mt[strcspn(mt, "; ")] = '\0';
-	*buf = rs.body ? rs.body : strdup("");
-	*len = rs.body_len;
-	rs.body = NULL;
-	ret = *buf ? 0 : -ENOMEM;
+	ret = take_body(&rs, buf, len);
 	if (!ret)
 		be_manifest_cache_put(r->cfg->manifest_dir, hex, *buf, *len);
 out:
@@ -591,6 +614,34 @@ int be_reg_blob_read(struct be_reg *r, const char *hex, uint64_t off,
 	ret = reg_read(r, path, bad_overlap(r, hex, off, len), &rq, &rs, e);
 	if (!ret && rs.status != 200 && rs.status != 206)
 		ret = status_err(r, &rs, hex, e);
+	be_http_resp_free(&rs);
+	return ret;
+}
+
+int be_reg_blob_get(struct be_reg *r, const char *hex, size_t max,
+		    char **buf, size_t *len, struct sk_err *e)
+{
+	struct be_http_req rq = { 0 };
+	struct be_http_resp rs;
+	char path[600], got[SK_HEX_LEN + 1];
+	int ret;
+
+	snprintf(path, sizeof(path), "/v2/%s/blobs/sha256:%s", r->repo, hex);
+	rq.max_body = max;
+	ret = get_whole(r, path, hex, &rq, &rs, got, e);
+	if (ret) {
+		if (ret == -EMSGSIZE)
+			sk_err_set(e, "%s/%s: blob sha256:%s: over %zu bytes", r->host,
+				   r->repo, hex, max);
+		return ret;
+	}
+	if (strcmp(got, hex)) {
+		sk_err_set(e, "%s/%s: blob sha256:%s: content digest sha256:%s does not match",
+			   r->host, r->repo, hex, got);
+		ret = -EBADMSG;
+	} else {
+		ret = take_body(&rs, buf, len);
+	}
 	be_http_resp_free(&rs);
 	return ret;
 }

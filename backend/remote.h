@@ -171,6 +171,10 @@ int be_reg_resolve(struct be_reg *r, const char *ref, const char *platform,
 /* Exactly len bytes of a blob at off (mirrors first). */
 int be_reg_blob_read(struct be_reg *r, const char *hex, uint64_t off,
 		     void *buf, size_t len, struct sk_err *e);
+/* A whole small blob (an image config), at most max bytes, its digest
+ * checked; *buf is malloc'd (mirrors first). */
+int be_reg_blob_get(struct be_reg *r, const char *hex, size_t max,
+		    char **buf, size_t *len, struct sk_err *e);
 /* Bytes read for [off, off+len) of blob hex failed verification: later
  * reads overlapping it skip the mirrors (the last 32 such ranges). */
 void be_reg_bad_range(struct be_reg *r, const char *hex, uint64_t off,

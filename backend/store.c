@@ -223,28 +223,26 @@ static json_t *image_config(const char *base_json, json_t *diff_ids,
 	return c;
 }
 
-int be_store_add_image_config(const struct be_store *s,
-			      const struct be_image *img,
-			      const char *config_json,
-			      const char *annotations_json, struct sk_err *e)
+int be_image_json(const struct be_image *img, const char *config_json,
+		  const char *annotations_json, struct be_image_json *out,
+		  struct sk_err *e)
 {
 	json_t *layers = json_array(), *diff_ids = json_array();
-	json_t *config = NULL, *manifest = NULL, *index = NULL, *ann = NULL;
-	char *text = NULL, chex[SK_HEX_LEN + 1], mhex[SK_HEX_LEN + 1];
-	char p[PATH_MAX];
-	size_t len, clen;
+	json_t *config = NULL, *manifest = NULL, *ann = NULL;
+	uint8_t d[SK_SHA256_LEN];
 	int ret = -ENOMEM;
 
+	memset(out, 0, sizeof(*out));
 	if (!layers || !diff_ids)
 		goto out;
 	for (unsigned int i = 0; i <= img->nblobs; i++) {
 		const struct be_layer *l = i < img->nblobs ? &img->blobs[i]
 							   : &img->bootstrap;
-		json_t *d = descriptor(i < img->nblobs ? BE_MT_BLOB : BE_MT_BOOTSTRAP,
-				       l->hex, l->size);
+		json_t *dj = descriptor(i < img->nblobs ? BE_MT_BLOB : BE_MT_BOOTSTRAP,
+					l->hex, l->size);
 		char did[8 + SK_HEX_LEN + 1];
 
-		if (!d || json_array_append_new(layers, d))
+		if (!dj || json_array_append_new(layers, dj))
 			goto out;
 		snprintf(did, sizeof(did), "sha256:%s", l->hex);
 		if (json_array_append_new(diff_ids, json_string(did)))
@@ -255,23 +253,22 @@ int be_store_add_image_config(const struct be_store *s,
 		ret = -EINVAL;
 		goto out;
 	}
-	if (!config || (ret = dump_json(config, &text, &clen)))
+	if (!config || (ret = dump_json(config, &out->config, &out->config_len)))
 		goto out;
-	ret = be_store_put(s, text, clen, chex);
-	free(text);
-	text = NULL;
-	if (ret)
-		goto fail;
+	sk_sha256(out->config, out->config_len, d);
+	sk_hex(d, sizeof(d), out->config_hex);
 	if (annotations_json) {
 		ann = json_loads(annotations_json, 0, NULL);
 		if (!ann) {
+			sk_err_set(e, "bad manifest annotations");
 			ret = -EINVAL;
 			goto out;
 		}
 	}
 	manifest = json_pack("{s:i, s:s, s:o, s:O}", "schemaVersion", 2,
 			     "mediaType", BE_MT_MANIFEST,
-			     "config", descriptor(BE_MT_CONFIG, chex, clen),
+			     "config", descriptor(BE_MT_CONFIG, out->config_hex,
+						  out->config_len),
 			     "layers", layers);
 	if (!manifest) {
 		ret = -ENOMEM;
@@ -279,9 +276,47 @@ int be_store_add_image_config(const struct be_store *s,
 	}
 	if (ann)
 		json_object_set(manifest, "annotations", ann);
-	if ((ret = dump_json(manifest, &text, &len)))
+	if ((ret = dump_json(manifest, &out->manifest, &out->manifest_len)))
 		goto out;
-	ret = be_store_put(s, text, len, mhex);
+	sk_sha256(out->manifest, out->manifest_len, d);
+	sk_hex(d, sizeof(d), out->manifest_hex);
+out:
+	if (ret == -ENOMEM && !e->msg[0])
+		sk_err_set(e, "out of memory");
+	if (ret)
+		be_image_json_free(out);
+	json_decref(layers);
+	json_decref(diff_ids);
+	json_decref(config);
+	json_decref(manifest);
+	json_decref(ann);
+	return ret;
+}
+
+void be_image_json_free(struct be_image_json *j)
+{
+	free(j->config);
+	free(j->manifest);
+	j->config = j->manifest = NULL;
+}
+
+int be_store_add_image_config(const struct be_store *s,
+			      const struct be_image *img,
+			      const char *config_json,
+			      const char *annotations_json, struct sk_err *e)
+{
+	struct be_image_json ij;
+	json_t *index = NULL;
+	char *text = NULL, hex[SK_HEX_LEN + 1];
+	char p[PATH_MAX];
+	size_t len;
+	int ret = be_image_json(img, config_json, annotations_json, &ij, e);
+
+	if (ret)
+		return ret;
+	ret = be_store_put(s, ij.config, ij.config_len, hex);
+	if (!ret)
+		ret = be_store_put(s, ij.manifest, ij.manifest_len, hex);
 	if (ret)
 		goto fail;
 
@@ -291,7 +326,7 @@ int be_store_add_image_config(const struct be_store *s,
 	if (ret)
 		goto out;
 	json_t *mans = json_object_get(index, "manifests");
-	json_t *desc = descriptor(BE_MT_MANIFEST, mhex, len);
+	json_t *desc = descriptor(BE_MT_MANIFEST, ij.manifest_hex, ij.manifest_len);
 
 	if (!json_is_array(mans)) {
 		sk_err_set(e, "%s: no manifests array", p);
@@ -301,7 +336,7 @@ int be_store_add_image_config(const struct be_store *s,
 	}
 	char mdig[8 + SK_HEX_LEN + 1];
 
-	snprintf(mdig, sizeof(mdig), "sha256:%s", mhex);
+	snprintf(mdig, sizeof(mdig), "sha256:%s", ij.manifest_hex);
 	for (size_t i = json_array_size(mans); i-- > 0;) {
 		json_t *m = json_array_get(mans, i);
 		const char *t = json_string_value(json_object_get(
@@ -317,8 +352,6 @@ int be_store_add_image_config(const struct be_store *s,
 		json_object_set_new(desc, "annotations",
 				    json_pack("{s:s}", BE_REF_NAME, img->tag));
 	json_array_append_new(mans, desc);
-	free(text);
-	text = NULL;
 	if ((ret = dump_json(index, &text, &len)))
 		goto out;
 	ret = sk_write_file_atomic(p, text, len);
@@ -329,16 +362,11 @@ out:
 	if (ret == -ENOMEM && !e->msg[0])
 		sk_err_set(e, "out of memory");
 	free(text);
-	json_decref(layers);
-	json_decref(diff_ids);
-	json_decref(config);
-	json_decref(manifest);
 	json_decref(index);
-	json_decref(ann);
+	be_image_json_free(&ij);
 	return ret;
 }
 
-/* "sha256:<64 lowercase hex>" -> hex */
 static int parse_digest(json_t *d, char hex[SK_HEX_LEN + 1])
 {
 	const char *s = json_string_value(d);

@@ -67,6 +67,19 @@ int be_store_add_image_config(const struct be_store *s,
 			      const struct be_image *img,
 			      const char *config_json,
 			      const char *annotations_json, struct sk_err *e);
+/* The image config and manifest be_store_add_image_config writes, in
+ * memory (a registry target pushes them): the same image always gives
+ * the same bytes. Owns both texts (be_image_json_free). */
+struct be_image_json {
+	char *config, *manifest;
+	size_t config_len, manifest_len;
+	char config_hex[SK_HEX_LEN + 1], manifest_hex[SK_HEX_LEN + 1];
+};
+
+int be_image_json(const struct be_image *img, const char *config_json,
+		  const char *annotations_json, struct be_image_json *out,
+		  struct sk_err *e);
+void be_image_json_free(struct be_image_json *j);
 int be_store_resolve(const struct be_store *s, const char *tag,
 		     struct be_image *img, struct sk_err *e);
 void be_image_free(struct be_image *img);

@@ -20,14 +20,18 @@
 #include "../format/builder.h"
 #include "../format/ondisk.h"
 #include "convert.h"
+#include "registry.h"
 
 static const char convert_usage[] =
 "usage: skiff convert [options] SOURCE TARGET\n"
 "\n"
 "Converts an OCI or Docker image with tar layers (plain, gzip or zstd) into\n"
 "a skiff image: one data blob per layer that brings new data, and a\n"
-"bootstrap. SOURCE and TARGET are OCI image layouts, oci:DIR[:TAG]; the\n"
-"source image's config (entrypoint, command, environment, ...) is kept.\n"
+"bootstrap. SOURCE and TARGET are OCI image layouts, oci:DIR[:TAG], or\n"
+"registry images, docker://HOST[:PORT]/REPO[:TAG] (a source also\n"
+"REPO@sha256:DIGEST): layers are streamed from the source, the skiff image\n"
+"pushed to the target (blobs it has are skipped). The source image's\n"
+"config (entrypoint, command, environment, ...) is kept.\n"
 "\n"
 "  -c, --chunk-size SIZE  chunk size, a power of two from 4K to 64M (default 1M)\n"
 "      --compress ALG     zstd (default) or none\n"
@@ -39,7 +43,12 @@ static const char convert_usage[] =
 "      --prefetch-list FILE  files listed in the bootstrap for skiffd to prefetch,\n"
 "                         one path a line (or a trace from `skiff trace stop`)\n"
 "  -q, --quiet            no progress or summary\n"
-"  -h, --help             this help\n";
+"  -h, --help             this help\n"
+"\n"
+"Registries (docker://; credentials from the Docker config file):\n"
+CLI_REG_USAGE
+"      --upload-chunk-size SIZE  push in chunks of SIZE (PATCH requests)\n"
+"                         instead of one request per blob\n";
 
 static const char *const layer_types[] = {
 	"application/vnd.oci.image.layer.v1.tar",
@@ -129,7 +138,9 @@ static int resolve_manifest(struct cli_conv_src *src, const char *platform,
 		}
 		snprintf(mt, sizeof(mt), "%s", d.mt);
 		memcpy(hex, d.hex, sizeof(hex));
-		ret = src->ops->blob(src, d.hex, CLI_CONV_JSON_MAX, &buf, &len, e);
+		ret = src->ops->manifest ?
+		      src->ops->manifest(src, d.hex, &buf, &len, e) :
+		      src->ops->blob(src, d.hex, CLI_CONV_JSON_MAX, &buf, &len, e);
 	}
 	free(buf);
 	if (ret && !e->msg[0])
@@ -237,6 +248,17 @@ struct layer_blob {
 	uint64_t size;
 };
 
+/* Names the layer in the message of a failed read or decode; the
+ * source's own words on a failed read say more than its -errno. */
+static void layer_err(const struct cli_conv_src *src, const struct be_desc *d,
+		      unsigned int i, struct sk_err *e)
+{
+	char m[sizeof(e->msg)];
+
+	snprintf(m, sizeof(m), "%s", src->err.msg[0] ? src->err.msg : e->msg);
+	sk_err_set(e, "layer %u (sha256:%.12s): %s", i + 1, d->hex, m);
+}
+
 /* Reads one layer into the builder; lb->handle is set when it wrote a
  * blob. */
 static int convert_layer(struct cli_conv_src *src, struct cli_conv_dst *dst,
@@ -257,8 +279,10 @@ static int convert_layer(struct cli_conv_src *src, struct cli_conv_dst *dst,
 	if (ret)
 		return ret;
 	ret = fmt_tar_open(&tar, &ts, e);
-	if (ret)
+	if (ret) {
+		layer_err(src, d, i, e);
 		goto out;
+	}
 	ret = dst->ops->blob_begin(dst, &fd, &bh, e);
 	if (ret)
 		goto out;
@@ -267,10 +291,7 @@ static int convert_layer(struct cli_conv_src *src, struct cli_conv_dst *dst,
 	pc->tar = NULL;
 	pc->read_before += fmt_tar_stream_bytes(tar);
 	if (ret) {
-		char m[sizeof(e->msg)];
-
-		snprintf(m, sizeof(m), "%s", e->msg);
-		sk_err_set(e, "layer %u (sha256:%.12s): %s", i + 1, d->hex, m);
+		layer_err(src, d, i, e);
 		goto out;
 	}
 	fmt_tar_digests(tar, sd, ad);
@@ -328,8 +349,14 @@ static int load_dict(struct cli_image *ci, const char *ref, struct fmt_layers *l
 	return 0;
 }
 
+static bool is_docker(const char *ref)
+{
+	return !strncmp(ref, "docker://", 9);
+}
+
 struct conv_opts {
 	struct fmt_build_opts b;
+	struct cli_reg_opts reg;
 	const char *platform, *dict, *tag, *plist;
 	int platform_given;
 	int quiet;
@@ -348,6 +375,8 @@ static int parse_opts(int argc, char **argv, struct conv_opts *o)
 		{ "prefetch-list", required_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_REG_OPTIONS,
+		{ "upload-chunk-size", required_argument, NULL, CLI_OPT_UPLOAD_CHUNK },
 		{ 0 }
 	};
 	int c;
@@ -355,6 +384,8 @@ static int parse_opts(int argc, char **argv, struct conv_opts *o)
 	while ((c = getopt_long(argc, argv, "c:l:j:qh", opts, NULL)) != -1) {
 		int r = cli_build_opt(c, optarg, &o->b);
 
+		if (!r)
+			r = cli_reg_opt(c, optarg, &o->reg);
 		if (r < 0)
 			return 2;
 		if (r > 0)
@@ -421,6 +452,7 @@ int cmd_convert(int argc, char **argv)
 	unsigned int dict_slots = 0;
 	int ret;
 
+	cli_reg_opts_init(&o.reg);
 	ret = parse_opts(argc, argv, &o);
 	if (ret)
 		return ret == 1 ? 0 : ret;
@@ -431,7 +463,8 @@ int cmd_convert(int argc, char **argv)
 		o.b.progress = show_progress;
 		o.b.progress_ctx = &pc;
 	}
-	ret = cli_conv_oci_src(argv[optind], &src, &e);
+	ret = is_docker(argv[optind]) ? cli_conv_reg_src(argv[optind], &o.reg, &src, &e)
+				      : cli_conv_oci_src(argv[optind], &src, &e);
 	if (!ret)
 		ret = resolve_manifest(src, o.platform, &m, mhex, &e);
 	if (!ret)
@@ -447,7 +480,9 @@ int cmd_convert(int argc, char **argv)
 		src_bytes += m.layers[i].size;
 	}
 	if (!ret)
-		ret = cli_conv_oci_dst(argv[optind + 1], o.tag, &dst, &e);
+		ret = is_docker(argv[optind + 1]) ?
+		      cli_conv_reg_dst(argv[optind + 1], o.tag, &o.reg, !o.quiet, &dst, &e) :
+		      cli_conv_oci_dst(argv[optind + 1], o.tag, &dst, &e);
 	if (!ret)
 		ret = fmt_layers_new(&l, &o.b, &e);
 	if (!ret && o.dict)
@@ -516,11 +551,11 @@ int cmd_convert(int argc, char **argv)
 		sk_human_size(res.bootstrap_size, d, sizeof(d));
 		fprintf(stderr,
 			"converted %s to %s in %.2fs: %u layers (%s), %llu inodes, %s of files; "
-			"%u blobs (%u from the chunk dictionary), %s newly stored, %llu of %llu chunks unique, bootstrap %s\n",
+			"%u blobs (%u from the chunk dictionary), %s newly stored, %llu of %llu chunks unique, bootstrap %s%s%s\n",
 			src->desc, dst->desc, t, m.nlayers, a,
 			(unsigned long long)s->inodes, b, nslots, dict_slots, c,
 			(unsigned long long)s->chunks_unique,
-			(unsigned long long)s->chunks, d);
+			(unsigned long long)s->chunks, d, dst->note[0] ? "; " : "", dst->note);
 	}
 	/* blobs no file of the image references any more, and all of them
 	 * after an error */

@@ -3,15 +3,12 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../backend/remote.h"
+#include "registry.h"
 
 static const char push_usage[] =
 "usage: skiff push [options] IMAGE docker://HOST[:PORT]/REPO[:TAG]\n"
@@ -21,94 +18,26 @@ static const char push_usage[] =
 "manifest under TAG (default: IMAGE's tag, else latest). Credentials come\n"
 "from the Docker config file.\n"
 "\n"
-"  --from REPO           a repository of the same registry that may hold\n"
-"                        the blobs: they are mounted from it, not uploaded\n"
-"  --chunk-size SIZE     upload in chunks of SIZE (PATCH requests) instead\n"
-"                        of one request per blob\n"
-"  --plain-http          the registry speaks http://, not https://\n"
-"  --insecure            do not verify the registry's TLS certificate\n"
-"  --ca-file FILE        CA certificates to verify the registry (and its\n"
-"                        token service) with\n"
-"  --docker-config FILE  credentials file (default $DOCKER_CONFIG/config.json\n"
-"                        or ~/.docker/config.json)\n"
-"  -q, --quiet           print nothing but errors\n";
-
-struct push_stats {
-	unsigned int uploaded, skipped, mounted;
-	uint64_t uploaded_bytes;
-};
+"      --from REPO        a repository of the same registry that may hold\n"
+"                         the blobs: they are mounted from it, not uploaded\n"
+"      --chunk-size SIZE  upload in chunks of SIZE (PATCH requests) instead\n"
+"                         of one request per blob\n"
+CLI_REG_USAGE
+"  -q, --quiet            print nothing but errors\n";
 
 /* Uploads one blob of the store unless the registry has it. */
 static int push_blob(struct be_reg *r, const struct be_store *st,
 		     const struct be_desc *d, const char *from, size_t chunk,
-		     bool quiet, struct push_stats *ps)
+		     bool quiet, struct cli_push_stats *ps)
 {
 	struct sk_err e = { { 0 } };
 	char p[PATH_MAX];
-	struct stat sb;
-	void *map = NULL;
-	int fd, ret;
+	int ret = be_store_blob_path(st, d->hex, p, sizeof(p));
 
-	ret = be_reg_blob_exists(r, d->hex, NULL, &e);
-	if (ret == 0) {
-		ps->skipped++;
-		return 0;
-	}
-	if (ret != -ENOENT) {
-		cli_err("%s", e.msg);
-		return ret;
-	}
-	if (from) {
-		ret = be_reg_blob_mount(r, d->hex, from, &e);
-		if (ret == 0) {
-			ps->mounted++;
-			return 0;
-		}
-		if (ret != -ENOENT) {
-			cli_err("%s", e.msg);
-			return ret;
-		}
-	}
-	be_store_blob_path(st, d->hex, p, sizeof(p));
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		ret = -errno;
-		cli_err("%s: %s", p, strerror(errno));
-		goto out;
-	}
-	if ((uint64_t)sb.st_size != d->size) {
-		cli_err("%s: %lld bytes, the manifest says %llu", p, (long long)sb.st_size,
-			(unsigned long long)d->size);
-		ret = -EBADMSG;
-		goto out;
-	}
-	if (sb.st_size) {
-		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			map = NULL;
-			ret = -errno;
-			cli_err("%s: %s", p, strerror(errno));
-			goto out;
-		}
-	}
-	if (!quiet && isatty(STDERR_FILENO)) {
-		char hs[32];
-
-		sk_human_size(d->size, hs, sizeof(hs));
-		fprintf(stderr, "uploading %.16s... (%s)\n", d->hex, hs);
-	}
-	ret = be_reg_blob_upload(r, d->hex, map, (size_t)sb.st_size, chunk, &e);
+	if (!ret)
+		ret = cli_push_file(r, d->hex, d->size, p, from, chunk, !quiet, ps, &e);
 	if (ret)
-		cli_err("%s", e.msg);
-	else {
-		ps->uploaded++;
-		ps->uploaded_bytes += d->size;
-	}
-out:
-	if (map)
-		munmap(map, (size_t)sb.st_size);
-	if (fd >= 0)
-		close(fd);
+		cli_err("%s", e.msg[0] ? e.msg : strerror(-ret));
 	return ret;
 }
 
@@ -116,50 +45,37 @@ int cmd_push(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, 'f' },
-		{ "chunk-size", required_argument, NULL, 'c' },
-		{ "plain-http", no_argument, NULL, 'P' },
-		{ "insecure", no_argument, NULL, 'k' },
-		{ "ca-file", required_argument, NULL, 'A' },
-		{ "docker-config", required_argument, NULL, 'D' },
+		{ "chunk-size", required_argument, NULL, CLI_OPT_UPLOAD_CHUNK },
+		CLI_REG_OPTIONS,
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	const char *from = NULL;
-	bool plain = false, insecure = false, quiet = false;
-	struct be_config cfg;
-	struct be_host_cfg hc;
+	bool quiet = false;
+	struct cli_reg_opts ro;
 	struct be_store st;
 	struct be_image img = { 0 };
 	struct be_manifest man = { 0 };
 	struct be_ref ref;
 	struct be_reg *r = NULL;
 	struct sk_err e = { { 0 } };
-	struct push_stats ps = { 0 };
+	struct cli_push_stats ps = { 0 };
 	char dir[PATH_MAX], tag[256], p[PATH_MAX];
-	uint64_t chunk = 0;
 	void *mbuf = NULL;
 	size_t mlen;
 	int c, ret = 1;
 
-	be_config_defaults(&cfg);
+	cli_reg_opts_init(&ro);
 	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		int r2 = cli_reg_opt(c, optarg, &ro);
+
+		if (r2 < 0)
+			return 2;
+		if (r2 > 0)
+			continue;
 		switch (c) {
 		case 'f': from = optarg; break;
-		case 'c':
-			if (sk_parse_size(optarg, &chunk) || chunk < 4096 || chunk > (1ull << 30)) {
-				cli_err("--chunk-size %s: need 4K to 1G", optarg);
-				return 2;
-			}
-			break;
-		case 'P': plain = true; break;
-		case 'k': insecure = true; break;
-		case 'A':
-			snprintf(cfg.http.ca_file, sizeof(cfg.http.ca_file), "%s", optarg);
-			break;
-		case 'D':
-			snprintf(cfg.docker_config, sizeof(cfg.docker_config), "%s", optarg);
-			break;
 		case 'q': quiet = true; break;
 		case 'h':
 			fputs(push_usage, stdout);
@@ -182,14 +98,6 @@ int cmd_push(int argc, char **argv)
 		cli_err("%s: push to a tag, not a digest", argv[optind + 1]);
 		return 2;
 	}
-	/* the flags configure the destination host for this run */
-	memset(&hc, 0, sizeof(hc));
-	snprintf(hc.host, sizeof(hc.host), "%s", ref.host);
-	hc.plain_http = plain;
-	hc.insecure = insecure;
-	cfg.hosts = &hc;
-	cfg.nhosts = 1;
-
 	if (be_ref_split(argv[optind], dir, sizeof(dir), tag, sizeof(tag))) {
 		cli_err("%s: name too long", argv[optind]);
 		return 1;
@@ -203,15 +111,16 @@ int cmd_push(int argc, char **argv)
 		cli_err("manifest %s: %s", p, e.msg[0] ? e.msg : "unreadable");
 		goto out;
 	}
-	if (be_reg_open(&cfg, ref.host, ref.repo, true, NULL, NULL, &r, &e) ||
+	if (cli_reg_open(&ro, &ref, true, &r, &e) ||
 	    (from && be_reg_add_scope(r, from))) {
 		cli_err("%s", e.msg);
 		goto out;
 	}
 	for (unsigned int i = 0; i < man.nlayers; i++)
-		if (push_blob(r, &st, &man.layers[i], from, (size_t)chunk, quiet, &ps))
+		if (push_blob(r, &st, &man.layers[i], from, (size_t)ro.upload_chunk,
+			      quiet, &ps))
 			goto out;
-	if (push_blob(r, &st, &man.config, from, (size_t)chunk, quiet, &ps))
+	if (push_blob(r, &st, &man.config, from, (size_t)ro.upload_chunk, quiet, &ps))
 		goto out;
 	const char *dtag = ref.tag[0] ? ref.tag : img.tag[0] ? img.tag : "latest";
 
@@ -220,11 +129,11 @@ int cmd_push(int argc, char **argv)
 		goto out;
 	}
 	if (!quiet) {
-		char hs[32];
+		char sum[160];
 
-		sk_human_size(ps.uploaded_bytes, hs, sizeof(hs));
-		printf("pushed docker://%s:%s (manifest sha256:%s): %u blobs uploaded (%s), %u already there, %u mounted\n",
-		       ref.loc, dtag, img.manifest_hex, ps.uploaded, hs, ps.skipped, ps.mounted);
+		cli_push_summary(&ps, sum, sizeof(sum));
+		printf("pushed docker://%s:%s (manifest sha256:%s): %s\n",
+		       ref.loc, dtag, img.manifest_hex, sum);
 	}
 	ret = 0;
 out:

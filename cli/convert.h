@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * skiff convert: where an ordinary image comes from and where the skiff
- * image goes, as two small interfaces, so that a registry (docker://)
- * source or target plugs in beside the OCI layout ones without touching
- * the conversion itself (cmd_convert.c).
+ * image goes, as two small interfaces, so that the registry (docker://)
+ * source and target (convert_reg.c) sit beside the OCI layout ones
+ * (convert_oci.c) without touching the conversion itself (cmd_convert.c).
  *
  * Source: hands out the root manifest (or index) the reference names,
  * small blobs (manifests, the image config) by digest, and layer blobs as
@@ -20,6 +20,7 @@
 #ifndef SKIFF_CLI_CONVERT_H
 #define SKIFF_CLI_CONVERT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,10 @@ struct cli_conv_src_ops {
 	/* A small blob by digest, at most max bytes (malloc'd). */
 	int (*blob)(struct cli_conv_src *s, const char *hex, size_t max,
 		    char **buf, size_t *len, struct sk_err *e);
+	/* A manifest an index names, by digest (malloc'd); NULL: blob (a
+	 * layout keeps manifests among its blobs, a registry does not). */
+	int (*manifest)(struct cli_conv_src *s, const char *hex, char **buf,
+			size_t *len, struct sk_err *e);
 	/* A layer blob as a stream; *handle is passed to close_layer. */
 	int (*open_layer)(struct cli_conv_src *s, const char *hex,
 			  uint64_t size, struct fmt_tar_src *out,
@@ -51,6 +56,9 @@ struct cli_conv_src_ops {
 struct cli_conv_src {
 	const struct cli_conv_src_ops *ops;
 	char desc[PATH_MAX + 300];	/* for messages */
+	/* why a layer stream's read failed, when the source can say more
+	 * than its -errno */
+	struct sk_err err;
 };
 
 struct cli_conv_dst;
@@ -82,6 +90,7 @@ struct cli_conv_dst {
 	const struct cli_conv_dst_ops *ops;
 	char desc[PATH_MAX + 300];
 	char tag[256];
+	char note[256];		/* after add_image: added to the summary */
 };
 
 /* oci:DIR[:TAG] (or DIR[:TAG]) as a source: an OCI image layout. */
@@ -90,6 +99,21 @@ int cli_conv_oci_src(const char *ref, struct cli_conv_src **out,
 /* oci:DIR[:TAG] as a target, the layout created when missing; tag, when
  * not NULL, overrides the reference's. */
 int cli_conv_oci_dst(const char *ref, const char *tag,
+		     struct cli_conv_dst **out, struct sk_err *e);
+
+struct cli_reg_opts;
+/* docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX] as a source: manifests and
+ * the config fetched whole, layers streamed in sequential ranges (never
+ * stored). ro is copied. */
+int cli_conv_reg_src(const char *ref, const struct cli_reg_opts *ro,
+		     struct cli_conv_src **out, struct sk_err *e);
+/* docker://HOST[:PORT]/REPO[:TAG] as a target: each blob pushed when it
+ * is committed (data blobs staged in an unlinked temporary file under
+ * $TMPDIR, default /var/tmp), then the config and the manifest under the
+ * tag (tag, the reference's, or latest). progress: upload lines on a
+ * terminal. */
+int cli_conv_reg_dst(const char *ref, const char *tag,
+		     const struct cli_reg_opts *ro, bool progress,
 		     struct cli_conv_dst **out, struct sk_err *e);
 
 #endif

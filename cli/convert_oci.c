@@ -22,7 +22,7 @@ static int split_ref(const char *ref, char *dir, size_t dlen, char *tag,
 	if (!strncmp(ref, "oci:", 4))
 		ref += 4;
 	if (strstr(ref, "://")) {
-		sk_err_set(e, "%s: only OCI image layouts (oci:DIR[:TAG]) for now", ref);
+		sk_err_set(e, "%s: not an image reference convert takes (oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG])", ref);
 		return -EPROTONOSUPPORT;
 	}
 	if (!*ref || be_ref_split(ref, dir, dlen, tag, tlen)) {

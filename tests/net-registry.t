@@ -22,19 +22,8 @@ t_ok "registry with basic auth on 127.0.0.1:$bport" start_registry basic "$bport
   htpasswd:
     realm: skiff-test
     path: $T/htpasswd" || done_testing
-tport=$(free_port)
-"$PY" "$ROOT/tests/servers/token_server.py" "$tport" "$CA/token.crt" "$CA/token.key" \
-	"$CA/server.crt" "$CA/server.key" skiff-issuer skiff secret 60 "$T/tokens.log" \
-	2>"$T/token.err" &
-_n_pids+=($!)
-t_ok "token service on 127.0.0.1:$tport" wait_port "$tport" || done_testing
-kport=$(free_port)
-t_ok "registry with bearer tokens on 127.0.0.1:$kport" start_registry token "$kport" "$CA" "auth:
-  token:
-    realm: https://127.0.0.1:$tport/token
-    service: skiff-registry
-    issuer: skiff-issuer
-    rootcertbundle: $CA/token.crt" || done_testing
+start_token_registry "$CA" || done_testing
+kport=$REGISTRY_PORT
 mkdir -p "$T/docker"
 auth=$(printf skiff:secret | base64)
 printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}, "https://127.0.0.1:%s/v1/": {"auth": "%s"}}}\n' \

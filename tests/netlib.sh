@@ -153,3 +153,26 @@ EOF2
 	_n_pids+=("$REGISTRY_PID")
 	wait_port "$port"
 }
+
+# start_token_registry CA_DIR: a token service (servers/token_server.py:
+# user skiff, password secret, 60 s tokens, requests logged to
+# $T/tokens.log) and docker-registry "token" ($T/token) trusting its
+# tokens, both over TLS from CA_DIR (make_ca); 2 test points. Sets
+# TOKEN_PORT and REGISTRY_PORT; fails when either does not start.
+start_token_registry() {
+	local ca=$1
+	TOKEN_PORT=$(free_port)
+	"$PY" "$ROOT/tests/servers/token_server.py" "$TOKEN_PORT" "$ca/token.crt" "$ca/token.key" \
+		"$ca/server.crt" "$ca/server.key" skiff-issuer skiff secret 60 "$T/tokens.log" \
+		2>"$T/token.err" &
+	_n_pids+=($!)
+	t_ok "token service on 127.0.0.1:$TOKEN_PORT" wait_port "$TOKEN_PORT" || return 1
+	REGISTRY_PORT=$(free_port)
+	t_ok "registry with bearer tokens on 127.0.0.1:$REGISTRY_PORT" \
+		start_registry token "$REGISTRY_PORT" "$ca" "auth:
+  token:
+    realm: https://127.0.0.1:$TOKEN_PORT/token
+    service: skiff-registry
+    issuer: skiff-issuer
+    rootcertbundle: $ca/token.crt"
+}

@@ -210,6 +210,37 @@ static void resolves_to(const struct be_store *s, const char *tag,
 	}
 }
 
+/* be_image_json gives the bytes be_store_add_image wrote for img (tagged
+ * v1, no annotations): a registry target pushes what a layout gets. */
+static void test_image_json(const struct be_store *s, const struct be_image *img)
+{
+	struct sk_err e = { { 0 } };
+	struct be_image_json ij;
+	struct be_image got;
+	char p[PATH_MAX];
+
+	if (!is_int(be_image_json(img, NULL, NULL, &ij, &e), 0, "be_image_json (%s)", e.msg)) {
+		skip(4, "no JSON");
+		return;
+	}
+	if (is_int(be_store_resolve(s, "v1", &got, &e), 0, "resolve v1")) {
+		is_mem(ij.manifest_hex, got.manifest_hex, SK_HEX_LEN + 1,
+		       "the manifest digest is the one the layout has");
+		be_image_free(&got);
+	} else {
+		skip(1, "did not resolve");
+	}
+	be_store_blob_path(s, ij.manifest_hex, p, sizeof(p));
+	/* both texts are NUL-terminated JSON of a few hundred bytes */
+	ok(file_is(p, ij.manifest), "... the same manifest bytes");
+	be_store_blob_path(s, ij.config_hex, p, sizeof(p));
+	ok(file_is(p, ij.config), "... and the same config bytes");
+	be_image_json_free(&ij);
+	e.msg[0] = '\0';
+	ok(be_image_json(img, NULL, "[1", &ij, &e) == -EINVAL && e.msg[0] && !ij.config &&
+	   !ij.manifest, "bad annotations: -EINVAL, said (%s), nothing to free", e.msg);
+}
+
 static void test_images(const char *root)
 {
 	struct be_store s;
@@ -256,6 +287,7 @@ static void test_images(const char *root)
 	resolves_to(&s, "v1", &i3, "v1 now names the third image");
 	is_int(count_manifests(root), 2, "the old v1 entry was replaced, not kept");
 	resolves_to(&s, "v2", &i2, "v2 survives the retag");
+	test_image_json(&s, &i3);
 
 	e.msg[0] = '\0';
 	is_int(be_store_add_image(&s, &i2, "{not json", &e), -EINVAL,
