@@ -41,7 +41,9 @@ static const char convert_usage[] =
 "      --chunk-dict IMAGE reuse chunks stored in the skiff image IMAGE (DIR[:TAG])\n"
 "      --tag TAG          tag of the target image (default: TARGET's)\n"
 "      --prefetch-list FILE  files listed in the bootstrap for skiffd to prefetch,\n"
-"                         one path a line (or a trace from `skiff trace stop`)\n"
+"                         one path a line (or a trace from `skiff trace stop`);\n"
+"                         their chunks are copied, in list order, into one\n"
+"                         more blob, read first\n"
 "  -q, --quiet            no progress or summary\n"
 "  -h, --help             this help\n"
 "\n"
@@ -323,6 +325,29 @@ out:
 	return ret;
 }
 
+/* The listed files' chunks, copied in list order into one more blob
+ * (lb, like a layer's: committed when the image references it). */
+static int prefetch_blob(struct cli_conv_dst *dst, struct fmt_layers *l,
+			 struct layer_blob *lb, struct sk_err *e)
+{
+	struct fmt_layer_result res;
+	void *bh = NULL;
+	int fd, ret = dst->ops->blob_begin(dst, &fd, &bh, e);
+
+	if (ret)
+		return ret;
+	ret = fmt_layers_prefetch_blob(l, fd, &res);
+	if (!ret && res.has_blob) {
+		sk_hex(res.blob_id, SK_SHA256_LEN, lb->hex);
+		lb->size = res.blob_size;
+		lb->handle = bh;
+		bh = NULL;
+	}
+	if (bh)
+		dst->ops->blob_abort(dst, bh);
+	return ret;
+}
+
 /* Offers the chunks of every blob of a local skiff image to the build. */
 static int load_dict(struct cli_image *ci, const char *ref, struct fmt_layers *l,
 		     unsigned int chunk_bits, struct sk_err *e)
@@ -342,7 +367,8 @@ static int load_dict(struct cli_image *ci, const char *ref, struct fmt_layers *l
 			sk_err_set(e, "--chunk-dict %s: %s", ref, ci->rd.err.msg);
 			return ret;
 		}
-		ret = fmt_layers_add_dict(l, ci->bs.blobs[i].id, t);
+		/* ci->fds stay open until cli_image_close, after the build */
+		ret = fmt_layers_add_dict(l, ci->bs.blobs[i].id, t, ci->fds[i]);
 		if (ret)
 			return ret;
 	}
@@ -500,6 +526,8 @@ int cmd_convert(int argc, char **argv)
 		ret = convert_layer(src, dst, l, &m.layers[i], diff_ids[i], i, &pc,
 				    &lbs[i], &e);
 	}
+	if (!ret && o.plist)
+		ret = prefetch_blob(dst, l, &lbs[m.nlayers], &e);
 	if (!ret)
 		ret = fmt_layers_finish(l, &res, &slots, &nslots);
 	for (unsigned int i = 0; !ret && i < nslots; i++) {
@@ -559,7 +587,7 @@ int cmd_convert(int argc, char **argv)
 	}
 	/* blobs no file of the image references any more, and all of them
 	 * after an error */
-	for (unsigned int i = 0; lbs && i < m.nlayers; i++)
+	for (unsigned int i = 0; lbs && i <= m.nlayers; i++)	/* + prefetch blob */
 		if (lbs[i].handle)
 			dst->ops->blob_abort(dst, lbs[i].handle);
 	free(lbs);

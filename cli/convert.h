@@ -64,7 +64,9 @@ struct cli_conv_src {
 struct cli_conv_dst;
 
 struct cli_conv_dst_ops {
-	/* A new data blob: write it to *fd from the start. */
+	/* A new data blob: write it to *fd from the start. *fd must be
+	 * readable too (pread) until commit or abort: with a prefetch list
+	 * the prefetch blob copies chunks back from the layers' blobs. */
 	int (*blob_begin)(struct cli_conv_dst *d, int *fd, void **handle,
 			  struct sk_err *e);
 	/* The blob whose bytes went to the fd is complete: digest hex. */

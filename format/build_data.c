@@ -206,17 +206,23 @@ int bld_data_add_known(struct bld_data *c, uint32_t blob,
 	return 0;
 }
 
-static int blob_append(struct bld_data *c, const void *buf, size_t len)
+int bld_blob_write(int fd, struct sk_sha256_ctx *h, uint64_t *soff,
+		   const void *buf, size_t len, struct sk_err *e)
 {
-	int ret = sk_write_full(c->fd, buf, len);
+	int ret = sk_write_full(fd, buf, len);
 
 	if (ret) {
-		sk_err_set(c->t->err, "writing blob: %s", strerror(-ret));
+		sk_err_set(e, "writing blob: %s", strerror(-ret));
 		return ret;
 	}
-	sk_sha256_update(&c->blob_hash, buf, len);
-	c->soff += len;
+	sk_sha256_update(h, buf, len);
+	*soff += len;
 	return 0;
+}
+
+static int blob_append(struct bld_data *c, const void *buf, size_t len)
+{
+	return bld_blob_write(c->fd, &c->blob_hash, &c->soff, buf, len, c->t->err);
 }
 
 static int commit_data(struct bld_data *c, struct slot *s);
@@ -532,40 +538,48 @@ static int map_inner_holes(struct bld_data *c, struct slot *s)
 	return 0;
 }
 
-static int finish_blob(struct bld_data *c, struct bld_blob *b)
+int bld_blob_seal(int fd, struct sk_sha256_ctx *h, uint64_t *soff,
+		  const struct fmt_chunk *chunks, uint64_t n, uint64_t usize,
+		  struct bld_blob *b, struct sk_err *e)
 {
 	struct fmt_blob_table t = { 0 };
 	struct skiff_blob_footer f;
 	struct skiff_chunk_rec *recs;
-	size_t tsize = c->nchunks * sizeof(*recs);
+	size_t tsize = n * sizeof(*recs);
 	int ret;
 
 	recs = malloc(tsize ? tsize : 1);
 	if (!recs)
 		return -ENOMEM;
-	for (uint64_t i = 0; i < c->nchunks; i++)
-		fmt_chunk_encode(&c->chunks[i], &recs[i]);
-	t.table_off = c->soff;
+	for (uint64_t i = 0; i < n; i++)
+		fmt_chunk_encode(&chunks[i], &recs[i]);
+	t.table_off = *soff;
 	t.table_size = tsize;
-	t.count = c->nchunks;
-	t.usize = c->uoff;
+	t.count = n;
+	t.usize = usize;
 	sk_sha256(recs, tsize, t.table_digest);
-	ret = blob_append(c, recs, tsize);
+	ret = bld_blob_write(fd, h, soff, recs, tsize, e);
 	free(recs);
 	if (ret)
 		return ret;
 	fmt_blob_footer_encode(&t, &f);
-	ret = blob_append(c, &f, sizeof(f));
+	ret = bld_blob_write(fd, h, soff, &f, sizeof(f), e);
 	if (ret)
 		return ret;
-	sk_sha256_final(&c->blob_hash, b->id);
-	b->stored_size = c->soff;
+	sk_sha256_final(h, b->id);
+	b->stored_size = *soff;
 	b->usize = t.usize;
 	b->table_off = t.table_off;
 	b->table_size = t.table_size;
 	b->count = t.count;
 	memcpy(b->table_digest, t.table_digest, SK_SHA256_LEN);
 	return 0;
+}
+
+static int finish_blob(struct bld_data *c, struct bld_blob *b)
+{
+	return bld_blob_seal(c->fd, &c->blob_hash, &c->soff, c->chunks,
+			     c->nchunks, c->uoff, b, c->t->err);
 }
 
 int bld_data_begin_blob(struct bld_data *c, uint32_t blob, int fd)

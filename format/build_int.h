@@ -130,6 +130,29 @@ void bld_data_abort_blob(struct bld_data *c);
 
 int bld_data(struct bld_tree *t, const struct fmt_build_opts *o, int blob_fd,
 	     struct bld_blob *blob);
+
+/* Writing a stored blob: bld_blob_write() appends bytes to fd, hashing
+ * them into h and counting them in *soff; bld_blob_seal() then appends
+ * the chunk table (chunks in cache order) and the footer and fills b. */
+int bld_blob_write(int fd, struct sk_sha256_ctx *h, uint64_t *soff,
+		   const void *buf, size_t len, struct sk_err *e);
+int bld_blob_seal(int fd, struct sk_sha256_ctx *h, uint64_t *soff,
+		  const struct fmt_chunk *chunks, uint64_t n, uint64_t usize,
+		  struct bld_blob *b, struct sk_err *e);
+
+/*
+ * The prefetch blob of a layered build: copies the stored chunks of the
+ * files in t->prefetch, in list order (file by file, chunk by chunk, a
+ * chunk once), from the blobs they live in into one new blob written to
+ * out_fd, and points those files' chunk indexes at it (device new_blob +
+ * 1). blobs[i] is build-local blob i, readable at fds[i] (-1: not
+ * readable, its chunks stay where they are). b->count is 0 when nothing
+ * was copied (nothing written).
+ */
+int bld_prefetch_blob(struct bld_tree *t, const struct bld_blob *blobs,
+		      const int *fds, unsigned int nblobs, uint32_t new_blob,
+		      int out_fd, struct bld_blob *b);
+
 /* blobs[i] is device slot i (chunk indexes say device i + 1). */
 int bld_meta(struct bld_tree *t, const struct fmt_build_opts *o,
 	     const struct bld_blob *blobs, unsigned int nblobs, void **out,

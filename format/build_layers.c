@@ -48,8 +48,11 @@ struct fmt_layers {
 	struct bld_blob *blobs;		/* build-local blob index -> blob */
 	bool *blob_dict;
 	unsigned int *blob_src;		/* dictionary index or layer number */
+	int *blob_fd;			/* borrowed, readable (or -1): the
+					 * prefetch blob copies chunks from it */
 	unsigned int nblobs, cap_blobs, ndict;
 	uint32_t layer;			/* layers applied so far */
+	bool merged;			/* merge(): no more layers */
 	const char *where;		/* member path, for messages */
 };
 
@@ -514,13 +517,14 @@ out:
 }
 
 static int add_blob(struct fmt_layers *l, const struct bld_blob *b, bool dict,
-		    unsigned int src)
+		    unsigned int src, int fd)
 {
 	if (l->nblobs == l->cap_blobs) {
 		unsigned int ncap = l->cap_blobs ? l->cap_blobs * 2 : 16;
 		struct bld_blob *nb = realloc(l->blobs, ncap * sizeof(*nb));
 		bool *nd;
 		unsigned int *ns;
+		int *nf;
 
 		if (!nb)
 			return -ENOMEM;
@@ -533,12 +537,31 @@ static int add_blob(struct fmt_layers *l, const struct bld_blob *b, bool dict,
 		if (!ns)
 			return -ENOMEM;
 		l->blob_src = ns;
+		nf = realloc(l->blob_fd, ncap * sizeof(*nf));
+		if (!nf)
+			return -ENOMEM;
+		l->blob_fd = nf;
 		l->cap_blobs = ncap;
 	}
 	l->blobs[l->nblobs] = *b;
 	l->blob_dict[l->nblobs] = dict;
 	l->blob_src[l->nblobs] = src;
+	l->blob_fd[l->nblobs] = fd;
 	l->nblobs++;
+	return 0;
+}
+
+/* A blob the build wrote: a candidate device slot, told to the caller. */
+static int keep_blob(struct fmt_layers *l, const struct bld_blob *b,
+		     unsigned int src, int fd, struct fmt_layer_result *res)
+{
+	int ret = add_blob(l, b, false, src, fd);
+
+	if (ret)
+		return ret;
+	res->has_blob = 1;
+	memcpy(res->blob_id, b->id, SK_SHA256_LEN);
+	res->blob_size = b->stored_size;
 	return 0;
 }
 
@@ -575,7 +598,7 @@ int fmt_layers_new(struct fmt_layers **out, const struct fmt_build_opts *o,
 }
 
 int fmt_layers_add_dict(struct fmt_layers *l, const uint8_t id[SK_SHA256_LEN],
-			const struct fmt_blob_table *t)
+			const struct fmt_blob_table *t, int fd)
 {
 	struct bld_blob b = { 0 };
 	int ret;
@@ -597,7 +620,7 @@ int fmt_layers_add_dict(struct fmt_layers *l, const uint8_t id[SK_SHA256_LEN],
 			   ret == -EINVAL ? "a chunk is not block-aligned" : strerror(-ret));
 		return ret;
 	}
-	ret = add_blob(l, &b, true, l->ndict);
+	ret = add_blob(l, &b, true, l->ndict, fd);
 	if (!ret)
 		l->ndict++;
 	return ret;
@@ -611,6 +634,10 @@ int fmt_layers_apply(struct fmt_layers *l, struct fmt_tar *tar, int blob_fd,
 	int ret;
 
 	memset(res, 0, sizeof(*res));
+	if (l->merged) {
+		sk_err_set(l->err, "a layer after the prefetch blob");
+		return -EINVAL;
+	}
 	l->layer++;
 	ret = bld_data_begin_blob(l->data, l->nblobs, blob_fd);
 	if (ret)
@@ -631,15 +658,7 @@ int fmt_layers_apply(struct fmt_layers *l, struct fmt_tar *tar, int blob_fd,
 	ret = bld_data_end_blob(l->data, &b);
 	if (ret)
 		return ret;
-	if (b.count) {
-		ret = add_blob(l, &b, false, l->layer - 1);
-		if (ret)
-			return ret;
-		res->has_blob = 1;
-		memcpy(res->blob_id, b.id, SK_SHA256_LEN);
-		res->blob_size = b.stored_size;
-	}
-	return 0;
+	return b.count ? keep_blob(l, &b, l->layer - 1, blob_fd, res) : 0;
 }
 
 /* Sorts and compacts a directory, dropping deleted entries. */
@@ -754,24 +773,22 @@ static int relink(struct fmt_layers *l)
 	return 0;
 }
 
-int fmt_layers_finish(struct fmt_layers *l, struct fmt_build_result *res,
-		      struct fmt_layers_slot **slots, unsigned int *nslots)
+/* The merged tree, once: walked in name order, links counted, the
+ * prefetch list resolved, unreachable nodes freed. */
+static int merge(struct fmt_layers *l)
 {
 	struct bld_node **prev;
-	unsigned int *map = NULL, n = 0;
-	struct bld_blob *used = NULL;
-	struct fmt_layers_slot *out = NULL;
 	int ret;
 
-	memset(res, 0, sizeof(*res));
-	*slots = NULL;
-	*nslots = 0;
+	if (l->merged)
+		return 0;
 	ret = relink(l);
 	if (!ret)
 		ret = bld_prefetch_resolve(&l->t, &l->o);
 	if (ret)
 		return ret;
-	/* unreachable nodes go now: the metadata pass sees live ones only */
+	l->merged = true;
+	/* the metadata pass sees live nodes only */
 	for (prev = &l->all; *prev;) {
 		struct bld_node *x = *prev;
 
@@ -782,6 +799,44 @@ int fmt_layers_finish(struct fmt_layers *l, struct fmt_build_result *res,
 		*prev = x->all_next;
 		bld_node_free(x);
 	}
+	return 0;
+}
+
+int fmt_layers_prefetch_blob(struct fmt_layers *l, int blob_fd,
+			     struct fmt_layer_result *res)
+{
+	struct bld_blob b = { 0 };
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (l->merged) {
+		sk_err_set(l->err, "the prefetch blob comes once, before finishing");
+		return -EINVAL;
+	}
+	ret = merge(l);
+	if (!ret && l->t.nprefetch)
+		ret = bld_prefetch_blob(&l->t, l->blobs, l->blob_fd, l->nblobs,
+					l->nblobs, blob_fd, &b);
+	if (ret || !l->t.nprefetch || !b.count)
+		return ret;
+	/* it has no layer: its source index is the layer count */
+	return keep_blob(l, &b, l->layer, blob_fd, res);
+}
+
+int fmt_layers_finish(struct fmt_layers *l, struct fmt_build_result *res,
+		      struct fmt_layers_slot **slots, unsigned int *nslots)
+{
+	unsigned int *map = NULL, n = 0;
+	struct bld_blob *used = NULL;
+	struct fmt_layers_slot *out = NULL;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	*slots = NULL;
+	*nslots = 0;
+	ret = merge(l);
+	if (ret)
+		return ret;
 	/* device slots: the blobs live files reference, in blob order */
 	map = calloc(l->nblobs + 1, sizeof(*map));
 	used = calloc(l->nblobs + 1, sizeof(*used));
@@ -850,5 +905,6 @@ void fmt_layers_free(struct fmt_layers *l)
 	free(l->blobs);
 	free(l->blob_dict);
 	free(l->blob_src);
+	free(l->blob_fd);
 	free(l);
 }

@@ -78,9 +78,11 @@ void fmt_prefetch_list_free(struct fmt_prefetch_list *l);
  * opaque, missing parents are created 0755 root:root with mtime 0), and
  * writes one blob per layer that brings new chunks. Chunks equal to one
  * an earlier layer stored, or a chunk dictionary holds, are referenced,
- * not stored again. The bootstrap's device slots are the blobs that its
- * files reference: dictionary blobs first (in the order added), then
- * layer blobs in layer order.
+ * not stored again. With a prefetch list, fmt_layers_prefetch_blob()
+ * then copies the listed files' chunks into one more blob, in list
+ * order. The bootstrap's device slots are the blobs that its files
+ * reference: dictionary blobs first (in the order added), then layer
+ * blobs in layer order, then the prefetch blob.
  */
 struct fmt_layers;
 struct fmt_tar;
@@ -96,20 +98,38 @@ struct fmt_layer_result {
 /* One device slot of the finished bootstrap. */
 struct fmt_layers_slot {
 	int dict;			/* a dictionary blob (else a layer's) */
-	unsigned int index;		/* which dictionary blob / which layer */
+	unsigned int index;		/* which dictionary blob / which layer;
+					 * the prefetch blob: the layer count */
 	uint8_t blob_id[SK_SHA256_LEN];
 	uint64_t blob_size;
 };
 
 int fmt_layers_new(struct fmt_layers **out, const struct fmt_build_opts *o,
 		   struct sk_err *e);
-/* A blob of a chunk dictionary: id and its parsed chunk table. */
+/* A blob of a chunk dictionary: id, its parsed chunk table, and fd, the
+ * stored blob open for reading (borrowed, open until fmt_layers_free;
+ * -1: the prefetch blob leaves its chunks where they are). */
 int fmt_layers_add_dict(struct fmt_layers *l, const uint8_t id[SK_SHA256_LEN],
-			const struct fmt_blob_table *t);
+			const struct fmt_blob_table *t, int fd);
 /* Reads the whole tar stream; new chunks go to blob_fd (left untouched
- * when res->has_blob is 0). */
+ * when res->has_blob is 0). With a prefetch list, blob_fd must also be
+ * readable and stay open until fmt_layers_prefetch_blob() returns: that
+ * reads the chunks back. */
 int fmt_layers_apply(struct fmt_layers *l, struct fmt_tar *tar, int blob_fd,
 		     struct fmt_layer_result *res);
+/*
+ * After the last layer, with a prefetch list (o->prefetch): resolves the
+ * list against the merged tree and writes the prefetch blob to blob_fd,
+ * every stored chunk the listed regular files reference, in list order
+ * (file by file, chunk by chunk, each chunk once; holes stay holes),
+ * copied as stored and checked against its digest. The listed files
+ * then reference that blob alone, so a layer blob only they used drops
+ * out. res->has_blob 0: no list, or nothing to copy (blob_fd untouched).
+ * Optional; at most once, before fmt_layers_finish. After an error the
+ * build is unusable: free it.
+ */
+int fmt_layers_prefetch_blob(struct fmt_layers *l, int blob_fd,
+			     struct fmt_layer_result *res);
 /* Lays out the bootstrap (res->bootstrap, owned by the caller) and tells
  * which blobs became device slots (*slots malloc'd, owned by the caller). */
 int fmt_layers_finish(struct fmt_layers *l, struct fmt_build_result *res,

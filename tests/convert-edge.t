@@ -79,11 +79,73 @@ t_is "... gives the same bootstrap" \
 t_ok "convert again with one thread" "$SKIFF" convert -q -j 1 "oci:$G/mix:test" "oci:$T/out1:mix"
 t_is "... gives the same manifest digest" "$(manifest_of "$T/out1:mix")" "$(manifest_of "$OUT:mix")"
 
-# a prefetch list lands in the bootstrap (data stays in stream order)
-printf '/data/big\n/etc/hostname\n/gone\n' >"$T/plist"
+# a prefetch list lands in the bootstrap, and the listed files' chunks in
+# one more blob (the last), in list order
+# pf_layout IMAGE: "SLOT N" when every stored chunk of the listed files
+# lies in device slot SLOT, each new one right after the one before from
+# block 0 on (N of them, each once); else what is wrong
+pf_layout() {
+	local bs
+	bs=$1; bs=${bs%%:*}/blobs/sha256/$("$SKIFF" inspect --json "$1" | jq -r .bootstrap)
+	$PY "$ROOT/tests/chunkmap.py" "$bs" | awk '
+		{ for (i = 2; i <= NF; i++) {
+			if ($i == "-") continue
+			split($i, a, ":")
+			if (dev == "") dev = a[1]
+			if (a[1] != dev) { print "chunk of", $1, "in slot", a[1], "not", dev; bad = 1; exit }
+			if (a[2] in seen) continue
+			if (a[2] + 0 < next_blk) { print "block", a[2], "of", $1, "out of order"; bad = 1; exit }
+			seen[a[2]] = 1; next_blk = a[2] + 1; n++
+		} }
+		END { if (!bad) print dev, n }'
+}
+printf '/etc/hostname\n/data/big\n/gone\n' >"$T/plist"
 t_ok "convert with --prefetch-list" "$SKIFF" convert -q --prefetch-list "$T/plist" "oci:$G/mix:test" "oci:$T/pf:x"
-t_is "... the files it names that exist are listed" \
-	"$("$SKIFF" inspect --json "$T/pf:x" | jq -c .prefetch)" '["/data/big","/etc/hostname"]'
+pfj=$("$SKIFF" inspect --json "$T/pf:x")
+t_is "... the files it names that exist are listed, in order" \
+	"$(jq -c .prefetch <<<"$pfj")" '["/etc/hostname","/data/big"]'
+t_is "... one more blob than without the list, last in the manifest" \
+	"$(jq -c '[.blobs | length, .[0:4] == $b]' --argjson b "$(jq .blobs <<<"$json")" <<<"$pfj")" '[5,true]'
+t_is "... the layout holds it too, no unreferenced blob" "$(ls "$T/pf/blobs/sha256" | wc -l)" 8
+t_is "... the listed files' 4 chunks are that blob's, first and in list order" \
+	"$(pf_layout "$T/pf:x")" "4 4"
+t_is "... and all of it" "$(jq '.blobs[4].chunks' <<<"$pfj")" 4
+t_ok "... skiff check verifies it" "$SKIFF" check "$T/pf:x"
+for f in etc/hostname data/big data/hl; do
+	t_ok "... skiff cat $f matches" \
+		bash -c '"$1" cat "$2" "/$3" | cmp - "$4/$3"' _ "$SKIFF" "$T/pf:x" "$f" "$REF"
+done
+t_ok "... the kernel mounts it" mount_image "$T/pf:x" "$T/mnt-pf" &&
+	t_ok "... and the tree equals umoci's unpack" "$TREECMP" "$REF" "$T/mnt-pf"
+t_ok "... the same again with one thread" \
+	"$SKIFF" convert -q -j 1 --prefetch-list "$T/plist" "oci:$G/mix:test" "oci:$T/pf1:x"
+t_is "... gives the same manifest digest" "$(manifest_of "$T/pf1:x")" "$(manifest_of "$T/pf:x")"
+t_ok "... with the image without the list as chunk dictionary" \
+	"$SKIFF" convert -q --chunk-dict "$OUT:mix" --prefetch-list "$T/plist" "oci:$G/mix:test" "oci:$T/pfd:x"
+t_is "... the prefetch blob, copied from the dictionary's blobs, is the same" \
+	"$("$SKIFF" inspect --json "$T/pfd:x" | jq -r '.blobs[-1].id')" "$(jq -r '.blobs[-1].id' <<<"$pfj")"
+t_ok "... skiff check verifies it" "$SKIFF" check "$T/pfd:x"
+
+# hard links and shared chunks: /data/hl is /data/big (listed once, as
+# its first name), /gnu/hl-lower is /data/big-copy, whose chunks are
+# /data/big's (stored once); inner holes share one zero chunk; the two
+# sparse layers' files are all listed, so their blobs drop out
+printf '/sparse/f-p10\n/data/hl\n/gnu/hl-lower\n/data/big\n/data/inner-zeros\n/sparse/f-p01\n/sparse/big-again\n' >"$T/plist2"
+t_ok "convert with hard links and shared chunks in the list" \
+	"$SKIFF" convert -q --prefetch-list "$T/plist2" "oci:$G/mix:test" "oci:$T/pf2:x"
+pfj=$("$SKIFF" inspect --json "$T/pf2:x")
+t_is "... each inode listed once" "$(jq -c .prefetch <<<"$pfj")" \
+	'["/sparse/f-p10","/data/big","/data/big-copy","/data/inner-zeros","/sparse/f-p01","/sparse/big-again"]'
+bs2=$T/pf2/blobs/sha256/$(jq -r .bootstrap <<<"$pfj")
+t_is "... a hard link's file and a file of the same bytes map the same chunks" \
+	"$($PY "$ROOT/tests/chunkmap.py" "$bs2" | sed -n '2p;3p' | cut -d' ' -f2- | uniq | wc -l)" 1
+t_is "... holes stay holes" "$($PY "$ROOT/tests/chunkmap.py" "$bs2" | head -1 | tr ' ' '\n' | grep -c '^-$')" 2
+t_is "... in the prefetch blob (slot 2), each chunk once, in list order" \
+	"$(pf_layout "$T/pf2:x")" "2 $(jq '.blobs[2].chunks' <<<"$pfj")"
+t_is "... the sparse layers' blobs are gone: 3 blobs" "$(jq '.blobs | length' <<<"$pfj")" 3
+t_ok "... skiff check verifies it" "$SKIFF" check "$T/pf2:x"
+t_ok "... the kernel mounts it" mount_image "$T/pf2:x" "$T/mnt-pf2" &&
+	t_ok "... and the tree equals umoci's unpack" "$TREECMP" "$REF" "$T/mnt-pf2"
 
 # the source config travels
 mdig=$(manifest_of "$OUT:mix")

@@ -90,6 +90,21 @@ t_grep "... TLS verification, saying so" "certificate|SSL" "$T/.out"
 t_fails "convert to a digest is refused" "$SKIFF" convert -q "${REG[@]}" \
 	"oci:$T/local:deb" "docker://$K/skiff/debian@sha256:$srcm"
 
+# a prefetch list: its files' chunks go to one more blob, pushed like the
+# layers' blobs
+printf '/usr/bin/ls\n/usr/lib/x86_64-linux-gnu/libc.so.6\n/usr/lib/os-release\n' >"$T/plist"
+t_ok "convert with --prefetch-list to another tag" \
+	"$SKIFF" convert "${REG[@]}" --prefetch-list "$T/plist" "docker://$K/skiff/debian:src" \
+	"docker://$K/skiff/debian:pf"
+t_grep "... 4 blobs" "3 layers .* 4 blobs" "$T/.out"
+t_grep "... uploading the prefetch blob, bootstrap and config (one more layer), the layers' blobs already there" \
+	"pushed; 3 blobs uploaded .*, 3 already there" "$T/.out"
+mpf=$(sed -n 's/.*manifest sha256:\([0-9a-f]*\) pushed.*/\1/p' "$T/.out")
+t_ok "... the same into an OCI layout" \
+	"$SKIFF" convert -q "${REG[@]}" --prefetch-list "$T/plist" "docker://$K/skiff/debian:src" "oci:$T/local:pf"
+t_is "... gives the registry target's manifest" "$(manifest_of "$T/local:pf")" "$mpf"
+t_is "... listing the 3 files" "$("$SKIFF" inspect --json "$T/local:pf" | jq '.prefetch | length')" 3
+
 # lazily through skiffd, from the registry
 cat >"$T/skiffd.json" <<EOF
 {"backend": {"ca_file": "$CA/ca.crt", "docker_config": "$T/docker/config.json"}}

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -600,6 +601,141 @@ static void test_merge(void)
 		free(l[i].buf);
 }
 
+/* ---------------- the prefetch blob ---------------- */
+
+/* The device slot (1-based) and block of chunk i of path. */
+static int chunk_at(struct fmt_bs *bs, const char *path, uint64_t i,
+		    unsigned int *dev, uint32_t *blk)
+{
+	struct fmt_inode ino;
+
+	*dev = 0;
+	*blk = 0;
+	if (fmt_bs_resolve(bs, path, &ino))
+		return -ENOENT;
+	return fmt_bs_chunk(bs, &ino, i, dev, blk);
+}
+
+static void test_prefetch_blob(void)
+{
+	static const char *const list[] = { "/c", "/gone", "/hl", "/b", "/a" };
+	struct fmt_build_opts o = { .chunk_bits = 12, .compress = SKIFF_COMP_ZSTD,
+				    .level = 3, .threads = 2, .prefetch = list,
+				    .nprefetch = SK_ARRAY_SIZE(list) };
+	struct ar l[2] = { { 0 } };
+	uint8_t *a = malloc(8192), *bb = malloc(4096), *d = malloc(4096);
+	struct fmt_layers *fl;
+	struct fmt_build_result res = { 0 };
+	struct fmt_layers_slot *slots = NULL;
+	struct fmt_layer_result lr, pr = { 0 };
+	struct fmt_blob_table t = { 0 };
+	struct sk_err e = { { 0 } };
+	struct fmt_bs bs;
+	unsigned int nslots = 0, dev;
+	uint32_t blk;
+	int fds[3], ret;
+
+	memset(a, 'a', 4096);
+	memset(a + 4096, 'c', 4096);	/* a's chunk 1 is c's only chunk */
+	memset(bb, 'b', 4096);
+	memset(d, 'd', 4096);
+	member(&l[0], "a", '0', a, 8192, NULL);
+	member(&l[0], "b", '0', bb, 4096, NULL);
+	end(&l[0]);
+	member(&l[1], "c", '0', a + 4096, 4096, NULL);
+	member(&l[1], "d", '0', d, 4096, NULL);
+	member(&l[1], "hl", '1', NULL, 0, "b");
+	end(&l[1]);
+	for (int i = 0; i < 3; i++)
+		fds[i] = memfd_create("blob", MFD_CLOEXEC);
+	ret = fmt_layers_new(&fl, &o, &e);
+	for (int i = 0; !ret && i < 2; i++) {
+		struct mem m = { l[i].buf, l[i].len, 0, 0 };
+		struct fmt_tar_src src = { mem_read, &m };
+		struct fmt_tar *tar;
+
+		ret = fmt_tar_open(&tar, &src, &e);
+		if (!ret)
+			ret = fmt_layers_apply(fl, tar, fds[i], &lr);
+		fmt_tar_close(tar);
+	}
+	if (!ret)
+		ret = fmt_layers_prefetch_blob(fl, fds[2], &pr);
+	ok(ret == 0 && pr.has_blob, "layers, then the prefetch blob (%s)", e.msg);
+	is_int(fmt_layers_prefetch_blob(fl, fds[2], &lr), -EINVAL, "... once only");
+	e.msg[0] = '\0';
+	if (!ret)
+		ret = fmt_layers_finish(fl, &res, &slots, &nslots);
+	ok(ret == 0, "finish (%s)", e.msg);
+	/* layer 1's files are all listed: its blob goes */
+	is_int(nslots, 2, "2 device slots: layer 2's blob and the prefetch blob");
+	ok(nslots == 2 && !slots[0].dict && slots[0].index == 1 && !slots[1].dict &&
+	   slots[1].index == 2 && !memcmp(slots[1].blob_id, pr.blob_id, SK_SHA256_LEN),
+	   "... the prefetch blob last, its index the layer count");
+	if (ret || fmt_bs_open(&bs, res.bootstrap, res.bootstrap_size)) {
+		ok(0, "the bootstrap parses");
+		goto out;
+	}
+	ret = chunk_at(&bs, "/c", 0, &dev, &blk);
+	ok(ret == 0 && dev == 2 && blk == 0,
+	   "c (first listed) is the prefetch blob's block 0 (%u:%u)", dev, blk);
+	ret = chunk_at(&bs, "/b", 0, &dev, &blk);
+	ok(ret == 0 && dev == 2 && blk == 1,
+	   "b (listed as its hard link hl) is block 1 (%u:%u)", dev, blk);
+	ret = chunk_at(&bs, "/a", 0, &dev, &blk);
+	ok(ret == 0 && dev == 2 && blk == 2,
+	   "a's chunk 0 is block 2 (%u:%u)", dev, blk);
+	ret = chunk_at(&bs, "/a", 1, &dev, &blk);
+	ok(ret == 0 && dev == 2 && blk == 0,
+	   "a's chunk 1, c's bytes, is c's block: stored once (%u:%u)", dev, blk);
+	ret = chunk_at(&bs, "/d", 0, &dev, &blk);
+	ok(ret == 0 && dev == 1,
+	   "d, not listed, stays in layer 2's blob (%u:%u)", dev, blk);
+	fmt_bs_close(&bs);
+	{
+		struct stat st;
+		uint8_t *blob = NULL, id[SK_SHA256_LEN];
+		size_t n = 0;
+
+		if (!fstat(fds[2], &st) && (blob = malloc((size_t)st.st_size + 1)))
+			n = (size_t)st.st_size;
+		ok(blob && n == pr.blob_size && !sk_pread_full(fds[2], blob, n, 0),
+		   "the prefetch blob has the size it says");
+		sk_sha256(blob, n, id);
+		is_mem(id, pr.blob_id, SK_SHA256_LEN, "... its id is the SHA-256 of its bytes");
+		ok(n >= sizeof(struct skiff_blob_footer) &&
+		   fmt_blob_footer_parse(blob + n - sizeof(struct skiff_blob_footer),
+					 sizeof(struct skiff_blob_footer), n, &t, &e) == 0 &&
+		   fmt_blob_table_parse(&t, blob + t.table_off, t.table_size, &e) == 0,
+		   "... its footer and chunk table parse (%s)", e.msg);
+		if (is_int(t.count, 3, "... 3 chunks")) {
+			uint8_t out[4096];
+
+			ok(t.chunks[0].soff == 0 && t.chunks[0].uoff == 0 &&
+			   t.chunks[1].uoff == 4096 && t.chunks[2].uoff == 8192,
+			   "... in list order from the start");
+			ok(fmt_chunk_decode(&t.chunks[0], blob + t.chunks[0].soff, out, &e) == 0 &&
+			   !memcmp(out, a + 4096, 4096) &&
+			   fmt_chunk_decode(&t.chunks[2], blob + t.chunks[2].soff, out, &e) == 0 &&
+			   !memcmp(out, a, 4096), "... holding c's and a's bytes");
+			ok(t.chunks[0].comp == SKIFF_COMP_ZSTD, "... compressed as stored");
+		}
+		fmt_blob_table_free(&t);
+		free(blob);
+	}
+out:
+	free(res.bootstrap);
+	free(slots);
+	fmt_layers_free(fl);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	for (int i = 0; i < 2; i++)
+		free(l[i].buf);
+	free(a);
+	free(bb);
+	free(d);
+}
+
 int main(void)
 {
 	test_fields();
@@ -608,5 +744,6 @@ int main(void)
 	test_sparse();
 	test_rejects();
 	test_merge();
+	test_prefetch_blob();
 	return done_testing();
 }
