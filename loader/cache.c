@@ -13,6 +13,29 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		  struct be_source *src, uint32_t merge_limit,
 		  struct sk_err *e)
 {
+	return ld_cache_open_kept(c, ref, src, merge_limit, NULL, e);
+}
+
+/* The chunk table kept at `kept` by an earlier open, if it verifies. */
+static int table_from_kept(struct ld_cache *c, const char *kept)
+{
+	struct sk_err e = { { 0 } };
+	void *buf;
+	size_t len;
+	int ret;
+
+	if (!kept || sk_read_file(kept, c->table.table_size + 1, &buf, &len))
+		return -ENOENT;
+	ret = len == c->table.table_size ? fmt_blob_table_parse(&c->table, buf, len, &e)
+					  : -EBADMSG;
+	free(buf);
+	return ret;
+}
+
+int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
+		       struct be_source *src, uint32_t merge_limit,
+		       const char *kept, struct sk_err *e)
+{
 	void *buf;
 	int ret;
 
@@ -31,6 +54,8 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		sk_err_set(e, "blob %s: chunk table too large", ref->hex);
 		return -EFBIG;
 	}
+	if (table_from_kept(c, kept) == 0)
+		goto parsed;
 	buf = malloc(ref->table_size ? ref->table_size : 1);
 	if (!buf)
 		return -ENOMEM;
@@ -42,14 +67,20 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		return ret;
 	}
 	ret = fmt_blob_table_parse(&c->table, buf, ref->table_size, e);
-	free(buf);
 	if (ret) {
 		char m[sizeof(e->msg)];
 
+		free(buf);
 		memcpy(m, e->msg, sizeof(m));
 		sk_err_set(e, "blob %s: %s", ref->hex, m);
 		return ret;
 	}
+	/* verified: keep it, so that a restart needs no network for it (a
+	 * copy that cannot be written only costs that) */
+	if (kept)
+		sk_write_file_atomic(kept, buf, ref->table_size);
+	free(buf);
+parsed:
 	c->state = calloc(c->table.count ? c->table.count : 1, 1);
 	c->pf = calloc(c->table.count ? c->table.count : 1, 1);
 	c->ra = calloc(c->table.count ? c->table.count : 1, 1);

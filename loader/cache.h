@@ -96,6 +96,12 @@ struct ld_cache {
 int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		  struct be_source *src, uint32_t merge_limit,
 		  struct sk_err *e);
+/* The same, keeping the verified chunk table at `kept` (NULL: not kept)
+ * and taking it from there when a copy that verifies is there already: a
+ * restart then restores the image with its source unreachable. */
+int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
+		       struct be_source *src, uint32_t merge_limit,
+		       const char *kept, struct sk_err *e);
 void ld_cache_close(struct ld_cache *c);
 /* Marks ready every chunk whose whole range holds data in fd (a cache file
  * filled by an earlier run): what SEEK_DATA finds is what we have. */

@@ -251,11 +251,13 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 		ret = 0;
 	} else {
 		struct fmt_blob_ref ref = im->refs[blob];
+		char tpath[PATH_MAX];
 		struct be_source *src = im->src;
 
 		pthread_mutex_unlock(&d->lock);
 		/* one range read of the chunk table, verified */
-		ret = ld_cache_open(&o->cache, &ref, src, d->cfg.merge_limit, &e);
+		ret = ld_cache_open_kept(&o->cache, &ref, src, d->cfg.merge_limit,
+					 ld_table_path(d, ref.hex, tpath, sizeof(tpath)), &e);
 		pthread_mutex_lock(&d->lock);
 		if (ret) {
 			ld_log(d, LD_LOG_ERROR, "cachefiles: OPEN of blob %s: %s",

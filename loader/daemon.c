@@ -313,6 +313,15 @@ static void file_put(struct ld_daemon *d, struct ld_blob_file *f)
 }
 
 /* Gets (or creates) the sparse cache file of blob `ref`. */
+const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,
+			  size_t outlen)
+{
+	char rel[16 + SK_HEX_LEN];
+
+	snprintf(rel, sizeof(rel), "tables/%s", hex);
+	return sk_path_join(out, outlen, d->cfg.cache_dir, rel) ? NULL : out;
+}
+
 static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 		    struct be_source *src, struct ld_blob_file **out,
 		    struct sk_err *e)
@@ -327,6 +336,8 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 			*out = f;
 			return 0;
 		}
+	char tpath[PATH_MAX];
+
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
@@ -340,7 +351,8 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 		free(f);
 		return ret;
 	}
-	ret = ld_cache_open(&f->cache, ref, src, d->cfg.merge_limit, e);
+	ret = ld_cache_open_kept(&f->cache, ref, src, d->cfg.merge_limit,
+				 ld_table_path(d, ref->hex, tpath, sizeof(tpath)), e);
 	if (ret)
 		goto fail;
 	f->cache.rings = d->rings;

@@ -145,6 +145,10 @@ void ld_img_counters_put(struct ld_daemon *d, struct ld_img_counters *ic);
 /* Writes the registered images to work_dir/images.json. */
 int ld_state_save(struct ld_daemon *d);
 int ld_state_restore(struct ld_daemon *d);
+/* Where a blob's verified chunk table is kept (cache_dir/tables/<hex>),
+ * so that restoring images needs no network for it; NULL if too long. */
+const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,
+			  size_t outlen);
 /* Looks a cache file up by the identity of an fd the kernel handed us. */
 struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino);
 

@@ -206,7 +206,7 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 static int make_dirs(struct ld_daemon *d)
 {
 	char p[PATH_MAX];
-	const char *dirs[] = { "blobs", "bootstraps" };
+	const char *dirs[] = { "blobs", "bootstraps", "tables" };
 	int ret;
 
 	for (size_t i = 0; i < SK_ARRAY_SIZE(dirs); i++) {

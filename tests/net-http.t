@@ -33,11 +33,22 @@ t_is "no failed attempts" "$(metric_sum skiff_backend_errors_total)" 0
 t_ok "nginx saw range requests" grep -q "GET /layout/blobs/sha256/.* 206 bytes=" "$T/web/access.log"
 t_is "skiff status --json counts the requests" \
 	"$("$SKIFF" status --json | jq '[.sources[] | .requests // 0] | add')" "$req"
-t_ok "skiff umount" skiff_umount "$MNT"
-t_fails "a tag the layout lacks is refused" "$SKIFF" mount "$URL#nope" "$MNT"
+mkdir -p "$T/mnt2"
+t_fails "a tag the layout lacks is refused" "$SKIFF" mount "$URL#nope" "$T/mnt2"
 t_grep "... saying so" "no image tagged nope" "$T/.out"
-stop_skiffd
+t_ok "the verified chunk table was kept" \
+	test -s "$T/cache/tables/$("$SKIFF" inspect --json "$T/www/layout:a" | jq -r '.blobs[0].id')"
+# a restart with the web server gone: manifest, bootstrap and chunk table
+# are all kept, so the image comes back and reads from its cache
+t_ok "skiffd stops" stop_skiffd
 stop_pid "$NGINX_PID"
+t_ok "skiffd restarts with nginx stopped" start_skiffd --frontend fanotify || done_testing
+t_is "the mounted image is registered again" \
+	"$("$SKIFF" status --json | jq -r '.images[0].mountpoint')" "$MNT"
+t_ok "its tree reads right from the cache" timeout 300 "$TREECMP" "$SRC" "$MNT"
+t_is "... with no backend request" "$(metric_sum skiff_backend_requests_total)" 0
+t_ok "skiff umount" skiff_umount "$MNT"
+stop_skiffd
 
 # 2. the faulty server: distinct files so that each case fetches anew
 rm -rf "$T/cache" "$T/work"
