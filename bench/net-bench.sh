@@ -9,7 +9,9 @@
 # Environment: SKIFF_BENCH_RUNS (median of N, default 3),
 # SKIFF_BENCH_NET_MIB, SKIFF_BENCH_OUT (default /var/tmp/skiff-bench/net),
 # SKIFF_BENCH_READAHEAD (skiffd --readahead, default 4M),
-# SKIFF_BENCH_MERGE (skiffd --merge-limit, default 8M).
+# SKIFF_BENCH_MERGE (skiffd --merge-limit, default 8M),
+# SKIFF_BENCH_AHEAD (skiffd --ahead, default 8M: a deployment that streams
+# large files turns background read-ahead on).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +22,7 @@ MIB=${SKIFF_BENCH_NET_MIB:-1024}
 OUT=${SKIFF_BENCH_OUT:-/var/tmp/skiff-bench/net}
 RA=${SKIFF_BENCH_READAHEAD:-4M}
 MERGE=${SKIFF_BENCH_MERGE:-8M}
+AHEAD=${SKIFF_BENCH_AHEAD:-8M}
 MNT=$OUT/mnt
 pid=
 npid=
@@ -108,7 +111,7 @@ for r in $(seq 1 "$RUNS"); do
 	rm -rf "$OUT/cache" "$OUT/work" "$OUT/ready"
 	mkfifo "$OUT/ready"
 	"$SKIFFD" --frontend fanotify --cache-dir "$OUT/cache" --work-dir "$OUT/work" \
-		--socket "$OUT/sock" --readahead "$RA" --merge-limit "$MERGE" \
+		--socket "$OUT/sock" --readahead "$RA" --merge-limit "$MERGE" --ahead "$AHEAD" \
 		--ready-fd 3 3>"$OUT/ready" >>"$OUT/skiffd.log" 2>&1 &
 	pid=$!
 	read -r -t 30 line <"$OUT/ready" || true
@@ -146,7 +149,7 @@ lmbs=$(echo "scale=1; $stored / 1048576 / $ls_" | bc)
 lratio=$(echo "scale=2; $lmbs / $cmbs" | bc)
 rpc=$(echo "scale=3; $rq / $fc" | bc)
 echo
-echo "HTTP backend on loopback: $((stored >> 20)) MiB blob, $chunks chunks, nginx, median of $RUNS (readahead $RA, merge limit $MERGE)"
+echo "HTTP backend on loopback: $((stored >> 20)) MiB blob, $chunks chunks, nginx, median of $RUNS (readahead $RA, merge limit $MERGE, ahead $AHEAD)"
 printf '%-44s %12s %12s %8s\n' "" "curl" "skiffd" "ratio"
 printf '%-44s %12s %12s %8s\n' "cold sequential read, MiB/s" "$cmbs" "$smbs" "$ratio"
 printf '%-44s %12s %12s %8s\n' "... same image from the local store, MiB/s" "$cmbs" "$lmbs" "$lratio"

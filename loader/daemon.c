@@ -24,7 +24,9 @@ void ld_config_defaults(struct ld_config *c)
 	c->threads = 16;
 	c->merge_limit = 4u << 20;
 	c->readahead = 1u << 20;
-	c->ahead = 8u << 20;
+	/* off by default: on a slow link, windows fetched ahead of a
+	 * program starting up compete with what it reads next */
+	c->ahead = 0;
 	c->log_level = LD_LOG_INFO;
 	c->frontend = LD_FE_AUTO;
 	c->ready_fd = -1;

@@ -36,7 +36,7 @@ static const char usage[] =
 "  -j, --threads N         request workers (default 16)\n"
 "      --merge-limit SIZE  largest merged backend read (default 4M)\n"
 "      --ahead SIZE        stored bytes of a background read-ahead window for\n"
-"                          sequential readers (default 8M; 0: none)\n"
+"                          sequential readers, e.g. 8M (default 0: none)\n"
 "      --readahead SIZE    stored bytes of following chunks fetched with a\n"
 "                          miss (default 1M; 0: only what is asked)\n"
 "      --prefetch-threads N  threads that prefetch (default 2)\n"

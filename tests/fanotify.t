@@ -68,7 +68,8 @@ stop_skiffd
 # read-ahead: a miss also fetches the chunks stored after it, in the same
 # backend read, within the limit
 rm -rf "$T/cache" "$T/work"
-t_ok "skiffd starts with 256K of read-ahead" start_skiffd --frontend fanotify --readahead 256K
+t_ok "skiffd starts with 256K of read-ahead (and 8M in the background)" \
+	start_skiffd --frontend fanotify --readahead 256K --ahead 8M
 skiff_mount "$IMG:a" "$MNT"
 t_ok "small file reads right" cmp "$MNT/files/small5" "$SRC/files/small5"
 t_is "one backend read" "$(metric skiff_backend_fetches_total)" 1
