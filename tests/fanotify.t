@@ -6,18 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
-# does this kernel (and the cache's filesystem) have pre-content events?
-if ! start_skiffd --frontend fanotify >/dev/null; then
-	if grep -q "pre-content" "$T/skiffd.log"; then
-		skip_all "$(grep -m1 "pre-content" "$T/skiffd.log")"
-	fi
-	echo "1..1"
-	echo "not ok 1 - skiffd starts with the fanotify frontend"
-	sed 's/^/# /' "$T/skiffd.log"
-	exit 1
-fi
-stop_skiffd
-rm -rf "$T/cache" "$T/work" "$T/skiffd.log"
+need_fanotify_skiffd
 
 SRC=$T/src
 t_ok "generate the edge-case tree" "$GEN_TREE" "$SRC" || done_testing

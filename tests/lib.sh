@@ -185,6 +185,22 @@ stop_skiffd() {
 	return "$st"
 }
 
+# need_fanotify_skiffd: skips the whole test, with skiffd's reason, when
+# this kernel (or the cache's filesystem) has no fanotify pre-content
+# events; fails it, showing skiffd's log, when skiffd does not start for
+# another reason. Leaves no daemon, cache, state or log behind.
+need_fanotify_skiffd() {
+	if ! start_skiffd --frontend fanotify >/dev/null; then
+		grep -q "pre-content" "$T/skiffd.log" && skip_all "$(grep -m1 "pre-content" "$T/skiffd.log")"
+		echo "1..1"
+		echo "not ok 1 - skiffd starts with the fanotify frontend"
+		sed 's/^/# /' "$T/skiffd.log"
+		exit 1
+	fi
+	stop_skiffd
+	rm -rf "$T/cache" "$T/work" "$T/skiffd.log"
+}
+
 # metric NAME: a counter from skiffd's /metrics
 metric() {
 	curl -s --unix-socket "$SKIFF_SOCKET" http://skiffd/metrics |

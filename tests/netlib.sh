@@ -30,20 +30,6 @@ need_net_tools() {
 	done
 }
 
-# need_fanotify_skiffd: skips the test when this kernel has no fanotify
-# pre-content events; fails it when skiffd does not start for another
-# reason
-need_fanotify_skiffd() {
-	if ! start_skiffd --frontend fanotify >/dev/null; then
-		grep -q "pre-content" "$T/skiffd.log" && skip_all "$(grep -m1 "pre-content" "$T/skiffd.log")"
-		echo "1..1"
-		echo "not ok 1 - skiffd starts with the fanotify frontend"
-		exit 1
-	fi
-	stop_skiffd
-	rm -rf "$T/cache" "$T/work" "$T/skiffd.log"
-}
-
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now
 free_port() {
 	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -11,14 +11,7 @@ command -v jq >/dev/null || skip_all "jq missing (scripts/setup.sh installs it)"
 PY=/usr/bin/python3
 PYLIB=/usr/lib/python3.11
 [ -x "$PY" ] && [ -d "$PYLIB/json" ] || skip_all "no $PY with $PYLIB (scripts/setup.sh installs python3)"
-if ! start_skiffd --frontend fanotify >/dev/null; then
-	grep -q "pre-content" "$T/skiffd.log" && skip_all "$(grep -m1 "pre-content" "$T/skiffd.log")"
-	echo "1..1"
-	echo "not ok 1 - skiffd starts with the fanotify frontend"
-	exit 1
-fi
-stop_skiffd
-rm -rf "$T/cache" "$T/work" "$T/skiffd.log"
+need_fanotify_skiffd
 
 # the program: Python importing modules from the image (its stdlib)
 SRC=$T/src
