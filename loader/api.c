@@ -243,14 +243,55 @@ static struct be_http_stats *src_stats(struct ld_source_ent *s, char *label,
 	return s->src->ops->stats ? s->src->ops->stats(s->src) : NULL;
 }
 
+/* A counter kept as an _Atomic uint64_t field of some struct: its
+ * metric name and help, and where the field lies. */
+struct counter_def {
+	const char *name, *help;
+	size_t off;
+};
+
+static unsigned long long counter_at(void *base, size_t off)
+{
+	return atomic_load((_Atomic uint64_t *)((char *)base + off));
+}
+
+/* Writes a counter's samples: one line per label set. */
+typedef void counter_samples_fn(char **buf, size_t *len, size_t *cap,
+				const struct counter_def *c, void *arg);
+
+/* Each counter of cs with its HELP and TYPE lines, then its samples. */
+static void counter_table(char **buf, size_t *len, size_t *cap,
+			  const struct counter_def *cs, size_t n,
+			  counter_samples_fn *samples, void *arg)
+{
+	for (size_t k = 0; k < n; k++) {
+		metric(buf, len, cap, "# HELP %s %s\n# TYPE %s counter\n", cs[k].name,
+		       cs[k].help, cs[k].name);
+		samples(buf, len, cap, &cs[k], arg);
+	}
+}
+
+/* A transport counter of every network source (arg: the daemon). */
+static void source_samples(char **buf, size_t *len, size_t *cap,
+			   const struct counter_def *c, void *arg)
+{
+	struct ld_daemon *d = arg;
+	char label[600];
+
+	for (struct ld_source_ent *s = d->sources; s; s = s->next) {
+		struct be_http_stats *st = src_stats(s, label, sizeof(label));
+
+		if (st)
+			metric(buf, len, cap, "%s{source=\"%s\"} %llu\n", c->name, label,
+			       counter_at(st, c->off));
+	}
+}
+
 /* Network sources' transport counters, labelled by source (called with
  * the daemon lock held: the source list does not change under us). */
 static void source_metrics(struct ld_daemon *d, char **buf, size_t *len, size_t *cap)
 {
-	static const struct {
-		const char *name, *help;
-		size_t off;
-	} cs[] = {
+	static const struct counter_def cs[] = {
 #define C(f, n, h) { n, h, offsetof(struct be_http_stats, f) }
 		C(requests, "skiff_backend_requests_total", "HTTP requests sent by network sources (every attempt and redirect)"),
 		C(retries, "skiff_backend_retries_total", "HTTP attempts repeated after a failed one"),
@@ -262,19 +303,7 @@ static void source_metrics(struct ld_daemon *d, char **buf, size_t *len, size_t 
 	};
 	char label[600];
 
-	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
-		metric(buf, len, cap, "# HELP %s %s\n# TYPE %s counter\n", cs[k].name,
-		       cs[k].help, cs[k].name);
-		for (struct ld_source_ent *s = d->sources; s; s = s->next) {
-			struct be_http_stats *st = src_stats(s, label, sizeof(label));
-
-			if (!st)
-				continue;
-			metric(buf, len, cap, "%s{source=\"%s\"} %llu\n", cs[k].name, label,
-			       (unsigned long long)atomic_load((_Atomic uint64_t *)
-						((char *)st + cs[k].off)));
-		}
-	}
+	counter_table(buf, len, cap, cs, SK_ARRAY_SIZE(cs), source_samples, d);
 	metric(buf, len, cap, "# HELP skiff_backend_errors_total Failed HTTP attempts by kind\n# TYPE skiff_backend_errors_total counter\n");
 	for (struct ld_source_ent *s = d->sources; s; s = s->next) {
 		struct be_http_stats *st = src_stats(s, label, sizeof(label));
@@ -315,12 +344,24 @@ static json_t *sources_json(struct ld_daemon *d)
 	return arr;
 }
 
+/* A loader counter's total over the cache files gone, those in use and
+ * the images (arg: the daemon, locked). */
+static void total_sample(char **buf, size_t *len, size_t *cap,
+			 const struct counter_def *c, void *arg)
+{
+	struct ld_daemon *d = arg;
+	unsigned long long total = counter_at(&d->retired, c->off);
+
+	for (struct ld_blob_file *f = d->files; f; f = f->next)
+		total += counter_at(f->cache.cnt, c->off);
+	for (struct ld_image *im = d->images; im; im = im->next)
+		total += counter_at(&im->icnt->c, c->off);
+	metric(buf, len, cap, "%s %llu\n", c->name, total);
+}
+
 static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 {
-	static const struct {
-		const char *name, *help;
-		size_t off;
-	} cs[] = {
+	static const struct counter_def cs[] = {
 #define C(f, n, h) { n, h, offsetof(struct ld_counters, f) }
 		C(fills, "skiff_reads_total", "Read requests from the kernel that needed the loader"),
 		C(fill_bytes, "skiff_read_bytes_total", "Bytes those requests covered"),
@@ -352,20 +393,7 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 	       (unsigned long long)LOAD(d->events_denied),
 	       (unsigned long long)LOAD(d->opens), (unsigned long long)LOAD(d->closes));
 	pthread_mutex_lock(&d->lock);
-	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
-		uint64_t total = atomic_load((_Atomic uint64_t *)
-					     ((char *)&d->retired + cs[k].off));
-
-		for (struct ld_blob_file *f = d->files; f; f = f->next)
-			total += atomic_load((_Atomic uint64_t *)
-					     ((char *)f->cache.cnt + cs[k].off));
-		for (struct ld_image *im = d->images; im; im = im->next)
-			total += atomic_load((_Atomic uint64_t *)
-					     ((char *)&im->icnt->c + cs[k].off));
-		metric(&buf, &len, &cap, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
-		       cs[k].name, cs[k].help, cs[k].name, cs[k].name,
-		       (unsigned long long)total);
-	}
+	counter_table(&buf, &len, &cap, cs, SK_ARRAY_SIZE(cs), total_sample, d);
 	/* the same per cache file in use, as skiff_blob_* */
 	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
 		metric(&buf, &len, &cap, "# TYPE skiff_blob_%s counter\n",
@@ -373,8 +401,7 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
 		for (struct ld_blob_file *f = d->files; f; f = f->next)
 			metric(&buf, &len, &cap, "skiff_blob_%s{blob=\"%s\"} %llu\n",
 			       cs[k].name + 6, f->cache.hex,
-			       (unsigned long long)atomic_load((_Atomic uint64_t *)
-					((char *)f->cache.cnt + cs[k].off)));
+			       counter_at(f->cache.cnt, cs[k].off));
 	}
 	metric(&buf, &len, &cap, "# HELP skiff_cache_ready_bytes Bytes of each cache file that hold verified data\n# TYPE skiff_cache_ready_bytes gauge\n");
 	for (struct ld_blob_file *f = d->files; f; f = f->next)
