@@ -572,3 +572,50 @@ int fmt_bs_chunk(struct fmt_bs *bs, const struct fmt_inode *ino, uint64_t i,
 			       (unsigned long long)i, *device);
 	return 0;
 }
+
+int fmt_bs_chunks(struct fmt_bs *bs, const struct fmt_inode *ino,
+		  int (*cb)(void *ctx, const struct fmt_chunk_range *r),
+		  void *ctx)
+{
+	uint64_t csize;
+
+	if (!S_ISREG(ino->mode))
+		return -EINVAL;
+	if (!ino->chunk_count)
+		return 0;	/* empty: no chunk indexes */
+	/* fmt_bs_inode derives chunk_count from the size, so no chunk
+	 * starts past the end (the length below cannot wrap); an inode
+	 * made any other way is held to the same */
+	if (ino->chunk_bits < EROFS_BLKBITS || ino->chunk_bits > 26)
+		return -EINVAL;
+	csize = 1ull << ino->chunk_bits;
+	if (ino->chunk_count != (ino->size >> ino->chunk_bits) +
+				!!(ino->size & (csize - 1)))
+		return -EINVAL;
+	for (uint64_t i = 0; i < ino->chunk_count; i++) {
+		struct fmt_chunk_range r = { .index = i };
+		const struct fmt_blob_ref *b;
+		unsigned int dev;
+		uint64_t end;
+		int ret = fmt_bs_chunk(bs, ino, i, &dev, &r.blkaddr);
+
+		if (ret)
+			return ret;
+		if (dev == 0)
+			continue;	/* a hole: reads as zeros, nothing to fetch */
+		r.blob = dev - 1;	/* fmt_bs_chunk checked dev <= nblobs */
+		r.len = SK_MIN(csize, ino->size - (i << ino->chunk_bits));
+		b = &bs->blobs[r.blob];
+		end = (uint64_t)r.blkaddr * EROFS_BLKSIZ +
+		      SK_ALIGN_UP(r.len, (uint64_t)EROFS_BLKSIZ);
+		if (end > b->usize)
+			return CORRUPT(bs, "inode %llu: chunk %llu at block %u ends past blob %u (%llu bytes)",
+				       (unsigned long long)ino->nid,
+				       (unsigned long long)i, r.blkaddr, r.blob,
+				       (unsigned long long)b->usize);
+		ret = cb(ctx, &r);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

@@ -107,6 +107,26 @@ int fmt_bs_prefetch_nid(struct fmt_bs *bs, uint32_t i, uint64_t *nid);
 int fmt_bs_chunk(struct fmt_bs *bs, const struct fmt_inode *ino, uint64_t i,
 		 unsigned int *device, uint32_t *blkaddr);
 
+/* One mapped chunk of a regular file, as a range of a blob's cache file. */
+struct fmt_chunk_range {
+	uint64_t index;		/* chunk index in the file */
+	uint64_t len;		/* file bytes in it: the chunk size, less for the last */
+	unsigned int blob;	/* device slot, 0-based (chunk index device id - 1) */
+	uint32_t blkaddr;	/* first 4 KiB block in the blob's cache file */
+};
+/*
+ * Calls cb for each mapped chunk of a regular file in index order,
+ * skipping holes. Every range lies inside its blob's cache file:
+ * blkaddr * 4096 + len rounded up to 4096 <= that blob's usize. A chunk
+ * index naming a device with no blob, or a range past the end of the
+ * blob, is -EFSCORRUPTED with a message in bs->err, at the first such
+ * chunk; a non-regular inode is -EINVAL. A non-zero return from cb stops
+ * the walk and is returned.
+ */
+int fmt_bs_chunks(struct fmt_bs *bs, const struct fmt_inode *ino,
+		  int (*cb)(void *ctx, const struct fmt_chunk_range *r),
+		  void *ctx);
+
 /* The dirent file type EROFS records for an inode mode. */
 static inline unsigned int fmt_file_type(uint32_t mode)
 {

@@ -257,12 +257,29 @@ static int add_unit(struct pf_task *t, size_t *cap, uint32_t blob,
 	return 0;
 }
 
+struct list_ctx {
+	struct pf_task *t;
+	size_t *cap;
+	int err;		/* add_unit's, apart from the bootstrap's */
+};
+
+static int add_chunk(void *ctx, const struct fmt_chunk_range *r)
+{
+	struct list_ctx *l = ctx;
+
+	l->err = add_unit(l->t, l->cap, r->blob,
+			  (uint64_t)r->blkaddr * EROFS_BLKSIZ,
+			  SK_ALIGN_UP(r->len, (uint64_t)EROFS_BLKSIZ));
+	return l->err;
+}
+
 /* Every chunk of every listed file, in list order. */
 static int units_from_list(struct pf_task *t, const struct ld_image *im,
 			   struct sk_err *e)
 {
 	struct fmt_bs bs;
 	size_t cap = 0;
+	struct list_ctx l = { .t = t, .cap = &cap };
 	int ret;
 
 	ret = fmt_bs_open(&bs, im->bs_buf, im->bootstrap_size);
@@ -283,24 +300,12 @@ static int units_from_list(struct pf_task *t, const struct ld_image *im,
 				   bs.err.msg[0] ? bs.err.msg : strerror(-ret));
 			break;
 		}
-		if (!S_ISREG(ino.mode) || !ino.chunk_count)
+		if (!S_ISREG(ino.mode))
 			continue;	/* a list may name anything; only data counts */
-		for (uint64_t i = 0; !ret && i < ino.chunk_count; i++) {
-			uint64_t csize = 1ull << ino.chunk_bits, at = i << ino.chunk_bits;
-			uint64_t len = SK_MIN(csize, ino.size - at);
-			unsigned int dev;
-			uint32_t blk;
-
-			ret = fmt_bs_chunk(&bs, &ino, i, &dev, &blk);
-			if (ret) {
-				sk_err_set(e, "prefetch list of %s: %s", im->id, bs.err.msg);
-				break;
-			}
-			if (dev == 0 || dev > im->nblobs)
-				continue;	/* a hole */
-			len = SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ);
-			ret = add_unit(t, &cap, dev - 1, (uint64_t)blk * EROFS_BLKSIZ, len);
-		}
+		ret = fmt_bs_chunks(&bs, &ino, add_chunk, &l);
+		if (ret && !l.err)
+			sk_err_set(e, "prefetch list of %s: %s", im->id,
+				   bs.err.msg[0] ? bs.err.msg : strerror(-ret));
 	}
 	fmt_bs_close(&bs);
 	return ret;

@@ -146,55 +146,70 @@ struct walk_ctx {
 	int err;
 };
 
+/* One regular file's chunks that were read, as fmt_bs_chunks finds them. */
+struct file_ctx {
+	const struct first_map *m;
+	uint32_t first;		/* earliest read of any of them, 0: none */
+	json_t *chunks;		/* owned: their indexes, NULL until one */
+};
+
+static int chunk_cb(void *ctx, const struct fmt_chunk_range *r)
+{
+	struct file_ctx *f = ctx;
+	const uint32_t *blk;
+	uint64_t end;
+	uint32_t hit = 0;
+
+	if (r->blob >= f->m->nblobs)
+		return 0;	/* the map is the image's: same blobs, but check */
+	blk = f->m->blk[r->blob];
+	end = SK_MIN(f->m->nblk[r->blob], r->blkaddr +
+		     SK_ALIGN_UP(r->len, (uint64_t)EROFS_BLKSIZ) / EROFS_BLKSIZ);
+	for (uint64_t k = r->blkaddr; k < end; k++)
+		if (blk[k] && (!hit || blk[k] < hit))
+			hit = blk[k];
+	if (!hit)
+		return 0;
+	if (!f->chunks && !(f->chunks = json_array()))
+		return -ENOMEM;
+	if (json_array_append_new(f->chunks, json_integer((json_int_t)r->index)))
+		return -ENOMEM;
+	if (!f->first || hit < f->first)
+		f->first = hit;
+	return 0;
+}
+
 static int walk_cb(void *ctx, const char *path, size_t pathlen,
 		   const struct fmt_inode *ino)
 {
 	struct walk_ctx *w = ctx;
-	uint32_t first = 0;
-	json_t *chunks = NULL;
+	struct file_ctx f = { .m = w->m };
+	int ret;
 
 	if (!S_ISREG(ino->mode))
 		return 0;
-	for (uint64_t i = 0; i < ino->chunk_count; i++) {
-		uint64_t at = i << ino->chunk_bits;
-		uint64_t len = SK_MIN(1ull << ino->chunk_bits, ino->size - at);
-		unsigned int dev;
-		uint32_t blk, hit = 0;
-
-		if (fmt_bs_chunk(w->bs, ino, i, &dev, &blk) || dev == 0 ||
-		    dev > w->m->nblobs)
-			continue;
-		for (uint64_t k = blk; k < blk + SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ) /
-		     EROFS_BLKSIZ && k < w->m->nblk[dev - 1]; k++) {
-			uint32_t s = w->m->blk[dev - 1][k];
-
-			if (s && (!hit || s < hit))
-				hit = s;
-		}
-		if (!hit)
-			continue;
-		if (!chunks && !(chunks = json_array()))
-			return w->err = -ENOMEM;
-		json_array_append_new(chunks, json_integer((json_int_t)i));
-		if (!first || hit < first)
-			first = hit;
+	ret = fmt_bs_chunks(w->bs, ino, chunk_cb, &f);
+	if (ret) {
+		json_decref(f.chunks);
+		return w->err = ret;
 	}
-	if (!chunks)
+	if (!f.chunks)
 		return 0;
 	if (w->n == w->cap) {
 		size_t ncap = w->cap ? w->cap * 2 : 256;
 		struct file_hit *nf = realloc(w->f, ncap * sizeof(*nf));
 
 		if (!nf) {
-			json_decref(chunks);
+			json_decref(f.chunks);
 			return w->err = -ENOMEM;
 		}
 		w->f = nf;
 		w->cap = ncap;
 	}
-	w->f[w->n] = (struct file_hit){ first, w->n, strndup(path, pathlen), chunks };
+	w->f[w->n] = (struct file_hit){ f.first, w->n, strndup(path, pathlen),
+					f.chunks };
 	if (!w->f[w->n].path) {
-		json_decref(chunks);
+		json_decref(f.chunks);
 		return w->err = -ENOMEM;
 	}
 	w->n++;
@@ -244,6 +259,8 @@ int ld_trace_stop(struct ld_daemon *d, struct ld_image *im, json_t **out,
 			ret = w.err;
 		else if (ret > 0)
 			ret = -EIO;
+		if (ret && bs.err.msg[0])
+			sk_err_set(e, "bootstrap of %s: %s", im->id, bs.err.msg);
 	}
 	fmt_bs_close(&bs);
 	if (ret)

@@ -2,8 +2,9 @@
 /*
  * libFuzzer target: the bootstrap reader on arbitrary bytes. Opens the
  * input with fmt_bs_open and, when it opens, walks the whole tree reading
- * every xattr, every symlink target and every chunk index, the prefetch
- * list, then resolves a few paths. Any crash, sanitizer report, timeout or broken invariant
+ * every xattr, every symlink target and every chunk index (one by one and
+ * as blob ranges through fmt_bs_chunks), the prefetch list, then resolves
+ * a few paths. Any crash, sanitizer report, timeout or broken invariant
  * (__builtin_trap) is a bug in format/bootstrap.c or format/walk.c.
  *
  * File data is not read through fmt_reader here: that needs blob bytes,
@@ -61,6 +62,36 @@ static int dirent_cb(void *ctx, const struct fmt_dirent *de)
 	return 0;
 }
 
+struct range_ctx {
+	struct fuzz_ctx *c;
+	const struct fmt_inode *ino;
+	uint64_t next;		/* lowest index the next range may have */
+};
+
+/* What fmt_bs_chunks promises of each range, checked against the chunk
+ * index read on its own. */
+static int range_cb(void *ctx, const struct fmt_chunk_range *r)
+{
+	struct range_ctx *rc = ctx;
+	const struct fmt_inode *ino = rc->ino;
+	uint64_t csize = 1ull << ino->chunk_bits;
+	unsigned int dev;
+	uint32_t blk;
+
+	if (r->index < rc->next || r->index >= ino->chunk_count ||
+	    r->blob >= rc->c->bs->nblobs || r->len == 0 || r->len > csize ||
+	    r->len != SK_MIN(csize, ino->size - r->index * csize) ||
+	    (uint64_t)r->blkaddr * EROFS_BLKSIZ +
+		    SK_ALIGN_UP(r->len, (uint64_t)EROFS_BLKSIZ) >
+		    rc->c->bs->blobs[r->blob].usize)
+		__builtin_trap();
+	if (fmt_bs_chunk(rc->c->bs, ino, r->index, &dev, &blk) ||
+	    dev != r->blob + 1 || blk != r->blkaddr)
+		__builtin_trap();
+	rc->next = r->index + 1;
+	return 0;
+}
+
 static int walk_cb(void *ctx, const char *path, size_t pathlen,
 		   const struct fmt_inode *ino)
 {
@@ -98,6 +129,14 @@ static int walk_cb(void *ctx, const char *path, size_t pathlen,
 		if (fmt_bs_chunk(c->bs, ino, ino->chunk_count, &(unsigned int){ 0 },
 				 &(uint32_t){ 0 }) != -EINVAL)
 			__builtin_trap();
+		/* the same indexes as ranges: stops at the first bad one */
+		{
+			struct range_ctx rc = { .c = c, .ino = ino };
+			int ret = fmt_bs_chunks(c->bs, ino, range_cb, &rc);
+
+			if (ret && ret != -EFSCORRUPTED)
+				__builtin_trap();
+		}
 		break;
 	}
 	return 0;

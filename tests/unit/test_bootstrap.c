@@ -6,6 +6,7 @@
  * truncated and byte-flipped bootstraps, and reproducibility of builds.
  */
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -979,6 +980,237 @@ static void test_crafted(const struct image *img)
 	free(c.buf);
 }
 
+/* ---------------- chunks as blob ranges ---------------- */
+
+#define MAX_RANGES 16
+
+struct ranges {
+	struct fmt_chunk_range r[MAX_RANGES];
+	unsigned int n;
+	unsigned int stop_at;	/* return 42 from this call on, 0: never */
+};
+
+static int range_cb(void *ctx, const struct fmt_chunk_range *r)
+{
+	struct ranges *rs = ctx;
+
+	if (rs->n < MAX_RANGES)
+		rs->r[rs->n] = *r;
+	rs->n++;
+	return rs->stop_at && rs->n >= rs->stop_at ? 42 : 0;
+}
+
+/* fmt_bs_chunks of the file at path, into rs; its inode into ino. */
+static int chunks_of(struct fmt_bs *bs, const char *path, struct fmt_inode *ino,
+		     struct ranges *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	if (fmt_bs_resolve(bs, path, ino))
+		return -ENOENT;
+	return fmt_bs_chunks(bs, ino, range_cb, rs);
+}
+
+/*
+ * The ranges agree with the chunk indexes read one by one: one per
+ * mapped chunk, in index order, none for a hole, each with the file's
+ * bytes in that chunk and inside its blob's cache file.
+ */
+static int ranges_match(struct fmt_bs *bs, const struct fmt_inode *ino,
+			const struct ranges *rs)
+{
+	uint64_t csize = 1ull << ino->chunk_bits;
+	unsigned int k = 0;
+
+	if (rs->n > MAX_RANGES)
+		return 0;
+	for (uint64_t i = 0; i < ino->chunk_count; i++) {
+		const struct fmt_chunk_range *r = &rs->r[k];
+		unsigned int dev;
+		uint32_t blk;
+
+		if (fmt_bs_chunk(bs, ino, i, &dev, &blk))
+			return 0;
+		if (dev == 0)
+			continue;
+		if (k == rs->n || r->index != i || r->blob != dev - 1 ||
+		    r->blkaddr != blk ||
+		    r->len != SK_MIN(csize, ino->size - i * csize) ||
+		    (uint64_t)blk * 4096 + SK_ALIGN_UP(r->len, (uint64_t)4096) >
+			    bs->blobs[r->blob].usize)
+			return 0;
+		k++;
+	}
+	return k == rs->n;
+}
+
+/* Sets chunk index i of ino in a copy of the bootstrap. */
+static void put_chunk_index(uint8_t *buf, const struct fmt_inode *ino, uint64_t i,
+			    uint16_t dev, uint32_t blk)
+{
+	struct erofs_inode_chunk_index ci = { 0, htole16(dev), htole32(blk) };
+
+	memcpy(buf + ino->chunk_pos + i * sizeof(ci), &ci, sizeof(ci));
+}
+
+static void test_chunk_ranges(const struct image *img)
+{
+	struct fmt_bs bs, cbs;
+	struct fmt_inode ino, multi;
+	struct ranges rs;
+	uint8_t *copy;
+	uint32_t nblk;
+	int ret;
+
+	if (fmt_bs_open(&bs, img->bs, img->bs_size)) {
+		skip(19, "bootstrap does not open");
+		return;
+	}
+	nblk = (uint32_t)(bs.blobs[0].usize / 4096);
+
+	/* 5 full chunks and 123 bytes */
+	ret = chunks_of(&bs, "/multi.bin", &multi, &rs);
+	is_int(ret, 0, "chunks of multi.bin (%s)", bs.err.msg);
+	ok(rs.n == 6 && rs.r[0].len == CHUNK && rs.r[4].len == CHUNK &&
+	   rs.r[5].index == 5 && rs.r[5].len == 123,
+	   "multi.bin: 6 ranges, the last one 123 bytes");
+	ok(ranges_match(&bs, &multi, &rs), "... matching its chunk indexes");
+
+	/* data, then two chunks never written */
+	ret = chunks_of(&bs, "/tailhole.bin", &ino, &rs);
+	ok(ret == 0 && rs.n == 1 && rs.r[0].index == 0 && rs.r[0].len == CHUNK,
+	   "tailhole.bin: one range, its trailing holes skipped");
+	/* two zero chunks, data, and a 77-byte zero tail */
+	ret = chunks_of(&bs, "/sparse.bin", &ino, &rs);
+	ok(ret == 0 && ino.chunk_count == 4 && rs.n >= 1 &&
+	   rs.r[rs.n - 1].index == 2 && rs.r[rs.n - 1].len == CHUNK,
+	   "sparse.bin: its 77-byte tail is a hole, skipped");
+	ok(ranges_match(&bs, &ino, &rs), "... the others match its chunk indexes");
+	ret = chunks_of(&bs, "/mixed.bin", &ino, &rs);
+	ok(ret == 0 && ranges_match(&bs, &ino, &rs) && rs.n && rs.r[rs.n - 1].len == 2000,
+	   "mixed.bin: ranges match, a 2000-byte tail");
+
+	ret = chunks_of(&bs, "/empty", &ino, &rs);
+	ok(ret == 0 && rs.n == 0, "an empty file has no ranges");
+	is_int(chunks_of(&bs, "/a", &ino, &rs), -EINVAL, "a directory is -EINVAL");
+	ino = multi;
+	ino.chunk_count++;
+	is_int(fmt_bs_chunks(&bs, &ino, range_cb, &rs), -EINVAL,
+	       "an inode whose chunk count disagrees with its size is -EINVAL");
+	memset(&rs, 0, sizeof(rs));
+	rs.stop_at = 2;
+	ok(fmt_bs_chunks(&bs, &multi, range_cb, &rs) == 42 && rs.n == 2,
+	   "the callback's non-zero value stops the walk and is returned");
+
+	/* crafted chunk indexes (the inode area is not under a digest) */
+	copy = malloc(img->bs_size);
+	if (!copy)
+		bail_out("out of memory");
+#define CRAFT(i, dev, blk) do {						\
+		memcpy(copy, img->bs, img->bs_size);				\
+		put_chunk_index(copy, &multi, i, dev, blk);			\
+		if (fmt_bs_open(&cbs, copy, img->bs_size))			\
+			bail_out("crafted copy does not open");			\
+	} while (0)
+	CRAFT(2, 0, EROFS_NULL_ADDR);
+	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
+	ok(ret == 0 && rs.n == 5 && rs.r[1].index == 1 && rs.r[2].index == 3 &&
+	   ranges_match(&cbs, &multi, &rs), "an inner hole is skipped");
+	fmt_bs_close(&cbs);
+	CRAFT(2, 1, EROFS_NULL_ADDR);
+	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
+	ok(ret == 0 && rs.n == 5, "a null block address is a hole whatever the device");
+	fmt_bs_close(&cbs);
+	CRAFT(3, 2, 0);
+	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
+	is_int(ret, -EFSCORRUPTED, "a chunk naming device 2 of 1 is -EFSCORRUPTED (%s)",
+	       cbs.err.msg);
+	is_int(rs.n, 3, "... after the chunks before it");
+	fmt_bs_close(&cbs);
+	CRAFT(3, 0, 0);
+	is_int(fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs))),
+	       -EFSCORRUPTED, "device 0 with a block address is -EFSCORRUPTED");
+	fmt_bs_close(&cbs);
+	CRAFT(5, 1, nblk - 1);
+	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
+	ok(ret == 0 && rs.n == 6 && rs.r[5].blkaddr == nblk - 1,
+	   "a chunk in the blob's last block is in range (%s)", cbs.err.msg);
+	fmt_bs_close(&cbs);
+	CRAFT(5, 1, nblk);
+	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
+	ok(ret == -EFSCORRUPTED && rs.n == 5 && strstr(cbs.err.msg, "past blob"),
+	   "a chunk starting at the blob's end is -EFSCORRUPTED (%s)", cbs.err.msg);
+	fmt_bs_close(&cbs);
+	CRAFT(0, 1, EROFS_NULL_ADDR - 1);
+	is_int(fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs))),
+	       -EFSCORRUPTED, "block address 0xfffffffe is -EFSCORRUPTED");
+	fmt_bs_close(&cbs);
+#undef CRAFT
+	free(copy);
+	fmt_bs_close(&bs);
+}
+
+/* A chunk larger than a block: the last one's bytes round up to blocks. */
+static void test_chunk_ranges_big(void)
+{
+	struct fmt_build_opts o = { .chunk_bits = 14, .threads = 1 };
+	struct fmt_build_result res;
+	struct sk_err e = { { 0 } };
+	char src[PATH_MAX], p[PATH_MAX];
+	struct fmt_inode odd, ino;
+	struct ranges rs;
+	struct fmt_bs bs;
+	uint8_t *buf = malloc(2 * 16384 + 5000);
+	uint32_t nblk;
+	int fd, ret;
+
+	if (!buf)
+		bail_out("out of memory");
+	fmtpath(src, "%s/bigchunks", g_tmp);
+	put_dir(src, "");
+	fill(buf, 2 * 16384 + 5000, 3);
+	put_file(src, "odd.bin", buf, 2 * 16384 + 5000);
+	/* one data chunk, then holes up to a 100-byte last chunk */
+	fmtpath(p, "%s/holes.bin", src);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || sk_write_full(fd, buf, 16384) || ftruncate(fd, 4 * 16384 + 100) ||
+	    close(fd))
+		bail_out("holes.bin: %s", strerror(errno));
+	free(buf);
+	fmtpath(p, "%s/bigchunks.blob", g_tmp);
+	fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		bail_out("%s: %s", p, strerror(errno));
+	ret = fmt_build(src, &o, fd, &res, &e);
+	close(fd);
+	if (!is_int(ret, 0, "build with 16 KiB chunks (%s)", e.msg)) {
+		skip(4, "no build");
+		return;
+	}
+	if (fmt_bs_open(&bs, res.bootstrap, res.bootstrap_size))
+		bail_out("16 KiB chunk bootstrap does not open: %s", bs.err.msg);
+	nblk = (uint32_t)(bs.blobs[0].usize / 4096);
+	ret = chunks_of(&bs, "/odd.bin", &odd, &rs);
+	ok(ret == 0 && rs.n == 3 && rs.r[0].len == 16384 && rs.r[1].len == 16384 &&
+	   rs.r[2].len == 5000 && ranges_match(&bs, &odd, &rs),
+	   "odd.bin: 16 KiB, 16 KiB and a 5000-byte last chunk");
+	ret = chunks_of(&bs, "/holes.bin", &ino, &rs);
+	ok(ret == 0 && ino.chunk_count == 5 && rs.n == 1 && rs.r[0].index == 0 &&
+	   ranges_match(&bs, &ino, &rs),
+	   "holes.bin: one range, four trailing holes (the last 100 bytes) skipped");
+
+	/* 5000 bytes take two blocks: the last two fit, the last one does not */
+	put_chunk_index(res.bootstrap, &odd, 2, 1, nblk - 2);
+	ret = fmt_bs_chunks(&bs, &odd, range_cb, memset(&rs, 0, sizeof(rs)));
+	ok(ret == 0 && rs.n == 3, "a 5000-byte chunk in the blob's last two blocks (%s)",
+	   bs.err.msg);
+	put_chunk_index(res.bootstrap, &odd, 2, 1, nblk - 1);
+	ret = fmt_bs_chunks(&bs, &odd, range_cb, memset(&rs, 0, sizeof(rs)));
+	ok(ret == -EFSCORRUPTED && rs.n == 2,
+	   "... but not in its last block alone: -EFSCORRUPTED (%s)", bs.err.msg);
+	fmt_bs_close(&bs);
+	free(res.bootstrap);
+}
+
 /* ---------------- robustness ---------------- */
 
 struct probe {
@@ -1287,6 +1519,8 @@ int main(void)
 	test_functional(src, &img);
 	test_edge_builds();
 	test_crafted(&img);
+	test_chunk_ranges(&img);
+	test_chunk_ranges_big();
 	test_reproducible(src, &img);
 	test_robustness(&img);
 	image_free(&img);
