@@ -22,6 +22,7 @@ void be_config_defaults(struct be_config *c)
 	strcpy(c->platform, "linux/amd64");
 	c->mirror_skip_ms = 30000;
 	c->mirror_attempts = 2;
+	c->cred_helper_timeout_ms = 10000;
 }
 
 void be_config_free(struct be_config *c)
@@ -216,6 +217,8 @@ int be_config_parse(struct json_t *obj, struct be_config *c, struct sk_err *e)
 			ret = get_str(v, key, c->platform, sizeof(c->platform), e);
 		else if (!strcmp(key, "docker_config"))
 			ret = get_str(v, key, c->docker_config, sizeof(c->docker_config), e);
+		else if (!strcmp(key, "cred_helper_timeout_ms"))
+			ret = get_uint(v, key, 100, 600000, &c->cred_helper_timeout_ms, e);
 		else if (!strcmp(key, "mirror_skip_ms"))
 			ret = get_uint(v, key, 0, 86400000, &c->mirror_skip_ms, e);
 		else if (!strcmp(key, "mirror_attempts"))
@@ -263,7 +266,7 @@ void be_docker_config_path(const struct be_config *c, char *out, size_t len)
 }
 
 /* "https://HOST/v1/" and "HOST" name the same registry. */
-static bool auth_key_matches(const char *key, const char *host)
+static bool key_names(const char *key, const char *host)
 {
 	size_t hl = strlen(host);
 	const char *p = strstr(key, "://");
@@ -272,6 +275,84 @@ static bool auth_key_matches(const char *key, const char *host)
 	if (strncasecmp(p, host, hl))
 		return false;
 	return p[hl] == '\0' || p[hl] == '/';
+}
+
+/* Docker Hub goes by three names: references say docker.io, logins
+ * record index.docker.io, the API lives on registry-1.docker.io. */
+static bool auth_key_matches(const char *key, const char *host)
+{
+	if (key_names(key, host))
+		return true;
+	return !strcasecmp(host, "docker.io") &&
+	       (key_names(key, "index.docker.io") || key_names(key, "registry-1.docker.io"));
+}
+
+const char *be_cred_server(const char *host)
+{
+	return strcasecmp(host, "docker.io") ? host : "https://index.docker.io/v1/";
+}
+
+/* A helper name becomes part of a program name looked up in PATH: no
+ * slash (that would make it a path), nothing unprintable. */
+static bool helper_name_ok(const char *n, size_t max)
+{
+	size_t len = strlen(n);
+
+	if (!len || len >= max)
+		return false;
+	for (; *n; n++)
+		if (*n == '/' || (unsigned char)*n <= ' ' || *n == 0x7f)
+			return false;
+	return true;
+}
+
+int be_docker_helper(const void *buf, size_t len, const char *host,
+		     char *name, size_t nlen, struct sk_err *e)
+{
+	json_error_t je;
+	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je), *helpers, *store, *v;
+	const char *key, *found = NULL;
+	int ret = -ENOENT;
+
+	if (!json_is_object(j)) {
+		sk_err_set(e, "Docker config: %s", j ? "not an object" : je.text);
+		json_decref(j);
+		return -EINVAL;
+	}
+	helpers = json_object_get(j, "credHelpers");
+	store = json_object_get(j, "credsStore");
+	if ((helpers && !json_is_object(helpers)) || (store && !json_is_string(store))) {
+		sk_err_set(e, "Docker config: \"credHelpers\" must be an object of strings, \"credsStore\" a string");
+		ret = -EINVAL;
+		goto out;
+	}
+	/* a helper for this very registry wins over the default store */
+	json_object_foreach(helpers, key, v) {
+		if (!auth_key_matches(key, host))
+			continue;
+		found = json_string_value(v);
+		if (!found) {
+			sk_err_set(e, "Docker config: \"credHelpers\" of %s is not a string", key);
+			ret = -EINVAL;
+			goto out;
+		}
+		break;
+	}
+	if (!found)
+		found = json_string_value(store);
+	if (!found || !*found)
+		goto out;	/* "" means none, as for docker */
+	if (!helper_name_ok(found, nlen)) {
+		sk_err_set(e, "Docker config: credential helper name \"%.100s\" for %s: want a name without '/', spaces or control characters, shorter than %zu bytes",
+			   found, host, nlen);
+		ret = -EINVAL;
+		goto out;
+	}
+	strcpy(name, found);
+	ret = 0;
+out:
+	json_decref(j);
+	return ret;
 }
 
 static int b64_decode(const char *in, char *out, size_t outlen)

@@ -41,9 +41,16 @@ struct be_reg {
 	struct endpoint eps[MAX_ENDPOINTS];	/* mirrors, then the origin */
 	unsigned int neps;
 	const struct be_config *cfg;	/* borrowed: hosts' settings, manifest cache */
-	char user[256], pass[256];
+	char user[BE_CRED_USER_MAX], pass[BE_CRED_SECRET_MAX];
 	bool creds;
 	pthread_mutex_t lock;		/* the auth state below */
+	/* the credential helper the Docker config names for this host ("":
+	 * none); run once, when the registry first asks for credentials,
+	 * and its answer (or failure, helper_err) kept for the client's life */
+	char helper[128];
+	bool helper_done;
+	int helper_ret;
+	char helper_err[sizeof(((struct sk_err *)0)->msg)];
 	char authz[TOKEN_MAX + 64];	/* "Authorization: ..." or "" */
 	uint64_t authz_gen;		/* bumped by every change */
 	double authz_expiry;		/* bearer: sk_now() after which to renew */
@@ -123,14 +130,18 @@ int be_reg_open(const struct be_config *cfg, const char *host,
 
 		be_docker_config_path(cfg, path, sizeof(path));
 		if (sk_read_file(path, 1u << 20, &buf, &len) == 0) {
+			/* a helper for the host, else the default store, else
+			 * "auths" (also what is left when the helper has none) */
 			ret = be_docker_auth(buf, len, host, r->user, sizeof(r->user), r->pass,
 					     sizeof(r->pass), e);
+			r->creds = ret == 0;
+			if (ret == 0 || ret == -ENOENT)
+				ret = be_docker_helper(buf, len, host, r->helper, sizeof(r->helper), e);
 			free(buf);
 			if (ret && ret != -ENOENT) {
 				msg_prefix(e, "%s: %s", path);
 				goto fail;
 			}
-			r->creds = ret == 0;
 		}
 	}
 	ret = be_http_new(&cfg->http, &r->http, e);
@@ -150,6 +161,7 @@ void be_reg_close(struct be_reg *r)
 		return;
 	be_http_destroy(r->http);
 	pthread_mutex_destroy(&r->lock);
+	explicit_bzero(r->pass, sizeof(r->pass));
 	free(r);
 }
 
@@ -181,7 +193,7 @@ static int b64_encode(const char *in, char *out, size_t outlen)
 
 static int basic_header(const struct be_reg *r, char *out, size_t outlen)
 {
-	char up[600], b64[900];
+	char up[sizeof(r->user) + sizeof(r->pass)], b64[sizeof(up) / 3 * 4 + 8];
 
 	snprintf(up, sizeof(up), "%s:%s", r->user, r->pass);
 	if (b64_encode(up, b64, sizeof(b64)))
@@ -250,7 +262,7 @@ static int fetch_token(struct be_reg *r, const struct be_challenge *c,
 {
 	struct be_http_req rq = { 0 };
 	struct be_http_resp rs;
-	char url[2048], basic[1024];
+	char url[2048], basic[TOKEN_MAX];
 	json_t *j = NULL;
 	const char *tok;
 	json_int_t ttl = 60;
@@ -269,8 +281,10 @@ static int fetch_token(struct be_reg *r, const struct be_challenge *c,
 	rq.insecure = host_insecure(r, url);
 	rq.max_body = 1u << 20;
 	if (r->creds) {
-		if (basic_header(r, basic, sizeof(basic)))
+		if (basic_header(r, basic, sizeof(basic))) {
+			sk_err_set(e, "%s: credentials too long", r->host);
 			return -E2BIG;
+		}
 		rq.headers[rq.nheaders++] = basic;
 	}
 	ret = be_http_do(r->http, &rq, &rs, e);
@@ -309,6 +323,42 @@ out:
 	return ret;
 }
 
+/*
+ * Called with r->lock held before credentials are first used: runs the
+ * credential helper, once. A helper that has none leaves the client
+ * anonymous (or with the "auths" entry's credentials, if any); one that
+ * fails fails this and every later authentication the same way.
+ */
+static int helper_creds(struct be_reg *r, struct sk_err *e)
+{
+	char user[sizeof(r->user)], pass[sizeof(r->pass)];
+	int ret;
+
+	if (!r->helper[0])
+		return 0;
+	if (r->helper_done) {
+		if (r->helper_ret)
+			sk_err_set(e, "%s", r->helper_err);
+		return r->helper_ret;
+	}
+	ret = be_cred_helper_get(r->helper, be_cred_server(r->host), r->cfg->cred_helper_timeout_ms,
+				 user, sizeof(user), pass, sizeof(pass), e);
+	if (ret == 0) {
+		memcpy(r->user, user, sizeof(user));
+		memcpy(r->pass, pass, sizeof(pass));
+		r->creds = true;
+	} else if (ret == -ENOENT) {
+		ret = 0;
+	} else {
+		msg_prefix(e, "%s: %s", r->host);
+		memcpy(r->helper_err, e->msg, sizeof(r->helper_err));
+	}
+	explicit_bzero(pass, sizeof(pass));
+	r->helper_done = true;
+	r->helper_ret = ret;
+	return ret;
+}
+
 /* After a 401: answers the challenge unless another thread already did. */
 static int authenticate(struct be_reg *r, const char *www_auth, uint64_t gen,
 			struct sk_err *e)
@@ -323,10 +373,13 @@ static int authenticate(struct be_reg *r, const char *www_auth, uint64_t gen,
 	pthread_mutex_lock(&r->lock);
 	if (r->authz_gen != gen)
 		goto out;	/* someone renewed it meanwhile: use theirs */
+	ret = helper_creds(r, e);
+	if (ret)
+		goto out;
 	if (!strcmp(c.scheme, "basic")) {
 		if (!r->creds) {
-			sk_err_set(e, "%s: the registry wants a user name and password (none in the Docker config file)",
-				   r->host);
+			sk_err_set(e, "%s: the registry wants a user name and password (none in the Docker config file%s%s)",
+				   r->host, r->helper[0] ? " nor from docker-credential-" : "", r->helper);
 			ret = -EACCES;
 			goto out;
 		}

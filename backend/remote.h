@@ -66,6 +66,8 @@ struct be_config {
 	struct be_http_opts http;
 	char platform[64];		/* index entries: "linux/amd64" */
 	char docker_config[PATH_MAX];	/* "": $DOCKER_CONFIG or ~/.docker */
+	/* a credential helper the Docker config names is killed after this */
+	unsigned int cred_helper_timeout_ms;	/* 10000 */
 	unsigned int mirror_skip_ms;	/* a failed mirror rests this long */
 	unsigned int mirror_attempts;	/* tries per request at a mirror */
 	struct be_host_cfg *hosts;	/* owned */
@@ -143,6 +145,38 @@ int be_docker_auth(const void *buf, size_t len, const char *host,
 /* The path of the Docker config file to use (cfg's, $DOCKER_CONFIG,
  * $HOME/.docker). */
 void be_docker_config_path(const struct be_config *c, char *out, size_t len);
+
+/* Bounds of what a credential helper may give. */
+#define BE_CRED_USER_MAX 256
+#define BE_CRED_SECRET_MAX 4096		/* cloud registries' tokens run to KiBs */
+#define BE_CRED_HELPER_OUT_MAX (64u << 10)
+
+/* The credential helper a Docker config file names for host:
+ * "credHelpers" (keys matched as "auths" keys are), else "credsStore".
+ * 0 with its NAME (run as docker-credential-NAME), -ENOENT when none,
+ * -EINVAL when the file is malformed or the name unusable. */
+int be_docker_helper(const void *buf, size_t len, const char *host,
+		     char *name, size_t nlen, struct sk_err *e);
+/* The server address a helper is asked about for a registry host: the
+ * host as references spell it, Docker Hub's being its historical URL. */
+const char *be_cred_server(const char *host);
+/* Parses a helper's answer to "get": {"ServerURL", "Username",
+ * "Secret"}. 0 with user and secret, -ENOENT when both are empty,
+ * -ENOTSUP for an identity token (Username "<token>"), -EINVAL for
+ * anything else unusable. */
+int be_cred_helper_parse(const void *buf, size_t len, char *user, size_t ulen,
+			 char *secret, size_t slen, struct sk_err *e);
+/* Runs "docker-credential-NAME get" (from PATH, no shell, our
+ * environment) with server on its standard input, killed after
+ * timeout_ms, reading at most BE_CRED_HELPER_OUT_MAX bytes of its
+ * answer. 0 with user and secret; -ENOENT when it has no credentials for
+ * server (it exits non-zero saying "credentials not found"); any other
+ * failure a negative errno with a message naming the helper (-ENOEXEC:
+ * not installed, -ETIMEDOUT, -EMSGSIZE, -EIO: it failed, -EPROTO: its
+ * answer is unusable, -ENOTSUP: an identity token). */
+int be_cred_helper_get(const char *name, const char *server,
+		       unsigned int timeout_ms, char *user, size_t ulen,
+		       char *secret, size_t slen, struct sk_err *e);
 
 /* ---- the registry client ---- */
 

@@ -32,6 +32,11 @@ LOGS=$B/fuzz-logs
 mkdir -p "$LOGS" "$B/fuzz-artifacts"
 for t in "${TARGETS[@]}"; do
 	mkdir -p "$CORPUS/$t"
+	if [ "$t" = fuzz_remote ]; then
+		# selector 8: a credential helper's answer; 9: helper names
+		printf '\10{"ServerURL":"h","Username":"u","Secret":"s"}' >"$CORPUS/$t/seed-helper"
+		printf '\11{"credsStore":"s","credHelpers":{"127.0.0.1:5000":"h"}}' >"$CORPUS/$t/seed-helpers"
+	fi
 	[ "$t" = fuzz_http ] || continue
 	# first byte: parser selector (see tests/fuzz/fuzz_http.c)
 	printf '\0GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n' >"$CORPUS/$t/seed-get"

@@ -6,7 +6,9 @@
 # registry has; skiffd mounts it lazily from docker://, through a mirror
 # (nginx proxying, with an extra header) while the mirror is up and from
 # the origin once it is down, on anonymous tokens and on basic auth; an
-# OCI index picks the platform's manifest.
+# OCI index picks the platform's manifest. Credentials also come from
+# Docker credential helpers alone (credsStore for skiff push, credHelpers
+# for skiffd), scripts written here and put in PATH.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/netlib.sh"
 need_net_tools docker-registry nginx htpasswd openssl curl jq
@@ -131,6 +133,63 @@ t_grep "... saying so" "HTTP 404|MANIFEST_UNKNOWN" "$T/.out"
 t_ok "mount the index: linux/amd64 is image a" skiff_mount "docker://$B/skiff/edge:multi" "$MNT"
 t_is "... its manifest" "$("$SKIFF" status --json | jq -r '.images[0].manifest')" "$ma"
 t_ok "... and it reads right" timeout 300 "$TREECMP" "$SRC" "$MNT"
+skiff_umount "$MNT"
+stop_skiffd
+
+# credentials from credential helpers only (no "auths"): skifftest knows
+# the basic-auth registry's password, skiffnone knows nothing; both log
+# the server address they were asked about
+HB=$T/helpers
+mkdir -p "$HB"
+cat >"$HB/docker-credential-skifftest" <<EOF
+#!/bin/sh
+[ "\$1" = get ] || exit 2
+server=\$(cat)
+echo "\$server" >>"$T/skifftest.log"
+if [ "\$server" = "$B" ]; then
+	echo '{"ServerURL":"$B","Username":"skiff","Secret":"secret"}'
+else
+	echo "credentials not found in native keychain"
+	exit 1
+fi
+EOF
+cat >"$HB/docker-credential-skiffnone" <<EOF
+#!/bin/sh
+cat >>"$T/skiffnone.log"
+echo >>"$T/skiffnone.log"
+echo "credentials not found in native keychain"
+exit 1
+EOF
+chmod 755 "$HB"/docker-credential-*
+export PATH="$HB:$PATH"
+printf '{"auths": {"%s": {}}, "credsStore": "skifftest"}\n' "$B" >"$T/store.json"
+t_ok "skiff push with credentials from the credsStore helper" "$SKIFF" push --ca-file "$CA/ca.crt" \
+	--docker-config "$T/store.json" "$T/img:a" "docker://$B/skiff/helper:v1"
+t_grep "... which was asked about $B" "^$B\$" "$T/skifftest.log"
+printf '{"credsStore": "skiffnone"}\n' >"$T/none.json"
+t_fails "a helper without credentials: anonymous, refused by the registry" "$SKIFF" push \
+	--ca-file "$CA/ca.crt" --docker-config "$T/none.json" "$T/img:a" "docker://$B/skiff/helper:v2"
+t_grep "... saying where credentials were looked for" \
+	"none in the Docker config file nor from docker-credential-skiffnone" "$T/.out"
+printf '{"credsStore": "skiff-missing"}\n' >"$T/missing.json"
+t_fails "a helper not installed is an error" "$SKIFF" push --ca-file "$CA/ca.crt" \
+	--docker-config "$T/missing.json" "$T/img:a" "docker://$B/skiff/helper:v2"
+t_grep "... naming it" "docker-credential-skiff-missing .*not found in PATH" "$T/.out"
+
+# skiffd: credHelpers names skifftest for the basic-auth registry, over a
+# credsStore that knows nothing
+rm -f "$T/skifftest.log" "$T/skiffnone.log"
+printf '{"credHelpers": {"%s": "skifftest"}, "credsStore": "skiffnone"}\n' "$B" >"$T/helpers.json"
+cat >"$T/skiffd-helpers.json" <<EOF
+{"backend": {"ca_file": "$CA/ca.crt", "docker_config": "$T/helpers.json"}}
+EOF
+t_ok "skiffd starts with a Docker config of credential helpers" \
+	start_skiffd --frontend fanotify --config "$T/skiffd-helpers.json" --readahead 0 || done_testing
+t_ok "skiff mount docker://$B/skiff/helper:v1 on the helper's credentials" \
+	skiff_mount "docker://$B/skiff/helper:v1" "$MNT"
+t_ok "... reads right" timeout 300 "$TREECMP" "$SRC" "$MNT"
+t_grep "... credHelpers' skifftest was asked about $B" "^$B\$" "$T/skifftest.log"
+t_ok "... credsStore's skiffnone was not asked" test ! -e "$T/skiffnone.log"
 skiff_umount "$MNT"
 stop_skiffd
 done_testing

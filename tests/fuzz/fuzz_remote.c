@@ -3,7 +3,8 @@
  * libFuzzer target for the network backend's parsers of untrusted input.
  * The first byte picks one: Content-Range, Retry-After, WWW-Authenticate,
  * image references, manifests, indexes (by tag and by platform), Docker
- * config credentials, the "backend" configuration. Besides the
+ * config credentials, the "backend" configuration, a credential helper's
+ * answer, the Docker config's credential helper names. Besides the
  * sanitizers it checks what callers rely on: results are 0 or a
  * negative errno, parsed strings are NUL-terminated within their fields,
  * a parsed range is ordered and inside its total, a parsed manifest's
@@ -57,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';	/* header values and references are C strings */
-	switch (data[0] % 8) {
+	switch (data[0] % 10) {
 	case 0: {
 		uint64_t a, b, t;
 
@@ -146,6 +147,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(!strncmp(c.hosts[i].mirrors[k].url, "http", 4));
 		be_config_free(&c);
 		json_decref(j);
+		break;
+	}
+	case 8: {
+		char u[64], p[64];
+
+		ret = be_cred_helper_parse(data + 1, size - 1, u, sizeof(u), p, sizeof(p), &e);
+		if (!ret)
+			CHECK(terminated(u, sizeof(u)) && terminated(p, sizeof(p)) && u[0] &&
+			      !strchr(u, ':') && !strpbrk(p, "\r\n") && strcmp(u, "<token>"));
+		break;
+	}
+	case 9: {
+		char n[32];
+
+		ret = be_docker_helper(data + 1, size - 1, "127.0.0.1:5000", n, sizeof(n), &e);
+		if (!ret)
+			CHECK(terminated(n, sizeof(n)) && n[0] && !strchr(n, '/'));
+		ret = be_docker_helper(data + 1, size - 1, "docker.io", n, sizeof(n), &e);
+		if (!ret)
+			CHECK(terminated(n, sizeof(n)) && n[0] && !strchr(n, '/'));
 		break;
 	}
 	}

@@ -5,10 +5,12 @@
  * Docker config, the "backend" configuration) and for the HTTP transport
  * against a scripted server on 127.0.0.1: exact ranges, what is not data,
  * bounded retries, Retry-After, redirects that drop credentials, many
- * requests at once.
+ * requests at once. Docker credential helpers are shell scripts this test
+ * writes into a directory it puts first in PATH.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../backend/remote.h"
@@ -258,6 +261,228 @@ static void test_docker_config(void)
 	ok(be_docker_auth("{}", 2, "x", u, sizeof(u), p, sizeof(p), &e) == -ENOENT, "no auths");
 }
 
+/* ---- Docker credential helpers ---- */
+
+static char ch_dir[64];		/* the fake helpers, first in PATH */
+
+/* Writes docker-credential-NAME: a shell script with body after "#!/bin/sh". */
+static int write_helper(const char *name, const char *body)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/docker-credential-%s", ch_dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "#!/bin/sh\n%s\n", body);
+	if (fclose(f) || chmod(path, 0755))
+		return -1;
+	return 0;
+}
+
+static int ch_setup(void)
+{
+	char body[1024], path[8192];
+	const char *old = getenv("PATH");
+
+	snprintf(ch_dir, sizeof(ch_dir), "/tmp/skiff-credhelper-XXXXXX");
+	if (!mkdtemp(ch_dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s:%s", ch_dir, old ? old : "/usr/bin:/bin");
+	setenv("PATH", path, 1);
+	/* the environment is inherited: the secret comes from it */
+	setenv("SKIFF_TEST_SECRET", "s3cret", 1);
+	snprintf(body, sizeof(body),
+		 "[ \"$1\" = get ] || exit 2\n"
+		 "cat >%s/good.in\n"
+		 "echo run >>%s/good.calls\n"
+		 "printf '{\"ServerURL\":\"%%s\",\"Username\":\"helper-user\",\"Secret\":\"%%s\"}\\n' \"$(cat %s/good.in)\" \"$SKIFF_TEST_SECRET\"",
+		 ch_dir, ch_dir, ch_dir);
+	if (write_helper("good", body))
+		return -1;
+	snprintf(body, sizeof(body), "echo run >>%s/none.calls\ncat >/dev/null\n"
+		 "echo 'credentials not found in native keychain'\nexit 1", ch_dir);
+	if (write_helper("none", body))
+		return -1;
+	snprintf(body, sizeof(body), "sleep 30 &\necho $! >%s/hang.pid\nwait", ch_dir);
+	if (write_helper("hang", body))
+		return -1;
+	snprintf(body, sizeof(body), "echo run >>%s/fail.calls\necho 'the store is locked' >&2\nexit 3",
+		 ch_dir);
+	if (write_helper("fail", body) ||
+	    write_helper("garbage", "echo 'Username: someone'") ||
+	    write_helper("flood", "exec yes '{\"Username\":'") ||
+	    write_helper("token", "echo '{\"ServerURL\":\"x\",\"Username\":\"<token>\",\"Secret\":\"refresh\"}'") ||
+	    write_helper("store", "echo '{\"ServerURL\":\"x\",\"Username\":\"store-user\",\"Secret\":\"p\"}'") ||
+	    /* answers without reading its input, and exits at once */
+	    write_helper("unread", "printf '{\"Username\":\"u\",\"Secret\":\"s\"}'"))
+		return -1;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void ch_cleanup(void)
+{
+	if (ch_dir[0])
+		nftw(ch_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static int count_lines(const char *name)
+{
+	char path[256], line[64];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", ch_dir, name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+/* Whether process pid is gone (or a zombie no one waits for yet). */
+static bool pid_gone(int pid)
+{
+	char path[64], st[256];
+	FILE *f;
+	char *p;
+	bool gone;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	gone = !fgets(st, sizeof(st), f) || ((p = strrchr(st, ')')) && p[1] && p[2] == 'Z');
+	fclose(f);
+	return gone;
+}
+
+static void test_docker_helper_names(void)
+{
+	char n[128];
+	struct sk_err e = { { 0 } };
+	const char *both = "{\"credsStore\":\"store\",\"credHelpers\":{\"https://special.example/v1/\":\"good\","
+			   "\"empty.example\":\"\",\"index.docker.io\":\"hub\"}}";
+	const char *bad;
+
+	ok(be_docker_helper(both, strlen(both), "special.example", n, sizeof(n), &e) == 0 &&
+	   !strcmp(n, "good"), "credHelpers names the host's helper (key with scheme and path)");
+	ok(be_docker_helper(both, strlen(both), "other.example", n, sizeof(n), &e) == 0 &&
+	   !strcmp(n, "store"), "other hosts: credsStore");
+	ok(be_docker_helper(both, strlen(both), "empty.example", n, sizeof(n), &e) == -ENOENT,
+	   "a credHelpers entry \"\" means no helper, not the store");
+	ok(be_docker_helper(both, strlen(both), "docker.io", n, sizeof(n), &e) == 0 &&
+	   !strcmp(n, "hub"), "docker.io matches Docker Hub's login name index.docker.io");
+	ok(be_docker_helper("{\"auths\":{}}", 12, "x", n, sizeof(n), &e) == -ENOENT, "no helper");
+	ok(!strcmp(be_cred_server("docker.io"), "https://index.docker.io/v1/") &&
+	   !strcmp(be_cred_server("127.0.0.1:5000"), "127.0.0.1:5000"), "server addresses asked about");
+	bad = "{\"credsStore\":\"../../bin/x\"}";
+	ok(be_docker_helper(bad, strlen(bad), "x", n, sizeof(n), &e) == -EINVAL &&
+	   strstr(e.msg, "credential helper name"), "a name with '/' is refused (%s)", e.msg);
+	bad = "{\"credHelpers\":[\"x\"]}";
+	ok(be_docker_helper(bad, strlen(bad), "x", n, sizeof(n), &e) == -EINVAL, "credHelpers not an object");
+	bad = "{\"credHelpers\":{\"x\":5}}";
+	ok(be_docker_helper(bad, strlen(bad), "x", n, sizeof(n), &e) == -EINVAL, "a helper name not a string");
+	bad = "{\"credsStore\":true}";
+	ok(be_docker_helper(bad, strlen(bad), "x", n, sizeof(n), &e) == -EINVAL, "credsStore not a string");
+}
+
+static void test_cred_helper_parse(void)
+{
+	char u[16], p[16];
+	struct sk_err e = { { 0 } };
+	const char *j;
+	static const struct {
+		const char *json, *what;
+		int want;
+	} bad[] = {
+		{ "{\"Username\":\"\",\"Secret\":\"\"}", "an empty answer is no credentials", -ENOENT },
+		{ "{\"Username\":\"<token>\",\"Secret\":\"r\"}", "an identity token is refused", -ENOTSUP },
+		{ "{\"Username\":\"a:b\",\"Secret\":\"p\"}", "a user name with ':'", -EINVAL },
+		{ "{\"Username\":\"u\",\"Secret\":\"p\\r\\nX-Evil: 1\"}", "a secret with a line break", -EINVAL },
+		{ "{\"Username\":\"u\",\"Secret\":\"0123456789abcdef\"}", "a secret longer than its buffer", -EINVAL },
+		{ "{\"Username\":\"u\",\"Secret\":7}", "a secret that is not a string", -EINVAL },
+		{ "{\"Username\":\"u\",\"Username\":\"v\",\"Secret\":\"p\"}", "duplicate keys", -EINVAL },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e.msg[0] = '\0';
+		ok(be_cred_helper_parse(bad[i].json, strlen(bad[i].json), u, sizeof(u), p, sizeof(p), &e) ==
+		   bad[i].want && (bad[i].want == -ENOENT || e.msg[0]), "%s (%s)", bad[i].what, e.msg);
+	}
+	ok(be_cred_helper_parse("[1]", 3, u, sizeof(u), p, sizeof(p), &e) == -EINVAL, "not an object");
+	j = "{\"ServerURL\":\"h\",\"Username\":\"u\",\"Secret\":\"p\"}";
+	ok(be_cred_helper_parse(j, strlen(j), u, sizeof(u), p, sizeof(p), &e) == 0 &&
+	   !strcmp(u, "u") && !strcmp(p, "p"), "helper answer: user and secret");
+}
+
+static void test_cred_helper_run(void)
+{
+	char u[BE_CRED_USER_MAX], p[BE_CRED_SECRET_MAX], in[128] = "", path[256], n[128];
+	struct sk_err e = { { 0 } };
+	const char *both = "{\"credsStore\":\"store\",\"credHelpers\":{\"127.0.0.1:5000\":\"good\"}}";
+	double t0;
+	int ret, pid = 0;
+	FILE *f;
+
+	ret = be_cred_helper_get("good", "127.0.0.1:5000", 5000, u, sizeof(u), p, sizeof(p), &e);
+	ok(ret == 0 && !strcmp(u, "helper-user") && !strcmp(p, "s3cret"),
+	   "a helper's credentials, its secret from our environment (%d %s)", ret, e.msg);
+	snprintf(path, sizeof(path), "%s/good.in", ch_dir);
+	f = fopen(path, "r");
+	if (f) {
+		(void)!fgets(in, sizeof(in), f);
+		fclose(f);
+	}
+	ok(!strcmp(in, "127.0.0.1:5000"), "... asked with the server address on stdin (\"%s\")", in);
+	ok(be_cred_helper_get("none", "h", 5000, u, sizeof(u), p, sizeof(p), &e) == -ENOENT,
+	   "\"credentials not found\": -ENOENT (anonymous)");
+	e.msg[0] = '\0';
+	t0 = sk_now();
+	ret = be_cred_helper_get("hang", "h", 300, u, sizeof(u), p, sizeof(p), &e);
+	ok(ret == -ETIMEDOUT && sk_now() - t0 < 3.0 && strstr(e.msg, "docker-credential-hang"),
+	   "a hanging helper is killed after its timeout (%.2f s: %s)", sk_now() - t0, e.msg);
+	snprintf(path, sizeof(path), "%s/hang.pid", ch_dir);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	for (int i = 0; pid > 0 && i < 200 && !pid_gone(pid); i++)
+		usleep(10000);
+	ok(pid > 0 && pid_gone(pid), "... with what it started (its process group)");
+	ret = be_cred_helper_get("garbage", "h", 5000, u, sizeof(u), p, sizeof(p), &e);
+	ok(ret == -EPROTO && strstr(e.msg, "docker-credential-garbage") && strstr(e.msg, "not JSON"),
+	   "a helper printing garbage: an error naming it (%s)", e.msg);
+	ret = be_cred_helper_get("fail", "h", 5000, u, sizeof(u), p, sizeof(p), &e);
+	ok(ret == -EIO && strstr(e.msg, "docker-credential-fail") && strstr(e.msg, "exit status 3") &&
+	   strstr(e.msg, "the store is locked"), "a failing helper: its status and words (%s)", e.msg);
+	ret = be_cred_helper_get("flood", "h", 5000, u, sizeof(u), p, sizeof(p), &e);
+	ok(ret == -EMSGSIZE && strstr(e.msg, "65536"), "endless output is cut off at 64 KiB (%s)", e.msg);
+	ret = be_cred_helper_get("token", "h", 5000, u, sizeof(u), p, sizeof(p), &e);
+	ok(ret == -ENOTSUP && strstr(e.msg, "identity token"), "an identity token: unsupported (%s)", e.msg);
+	ret = be_cred_helper_get("missing", "h", 5000, u, sizeof(u), p, sizeof(p), &e);
+	ok(ret == -ENOEXEC && strstr(e.msg, "docker-credential-missing") && strstr(e.msg, "not found in PATH"),
+	   "a helper not installed: an error, not anonymity (%s)", e.msg);
+	ret = be_cred_helper_get("unread", "h", 5000, u, sizeof(u), p, sizeof(p), &e);
+	ok(ret == 0 && !strcmp(u, "u"), "a helper that never reads its input (no SIGPIPE)");
+	ok(be_docker_helper(both, strlen(both), "127.0.0.1:5000", n, sizeof(n), &e) == 0 &&
+	   be_cred_helper_get(n, "127.0.0.1:5000", 5000, u, sizeof(u), p, sizeof(p), &e) == 0 &&
+	   !strcmp(u, "helper-user"), "credHelpers overrides credsStore for its host");
+	ok(be_docker_helper(both, strlen(both), "127.0.0.1:5001", n, sizeof(n), &e) == 0 &&
+	   be_cred_helper_get(n, "127.0.0.1:5001", 5000, u, sizeof(u), p, sizeof(p), &e) == 0 &&
+	   !strcmp(u, "store-user"), "... and credsStore serves the others");
+}
+
 static void test_config(void)
 {
 	struct be_config c;
@@ -304,6 +529,7 @@ struct srv {
 	_Atomic int broken;		/* answer 503 */
 	_Atomic int token_fetches, blob_gets, saw_header;
 	char token_query[512];
+	char token_auth[256];	/* Authorization of the last token request */
 };
 
 static const unsigned char blob[16] = "0123456789abcdef";
@@ -348,6 +574,8 @@ static void *conn_main(void *arg)
 			atomic_fetch_add(&s->token_fetches, 1);
 			pthread_mutex_lock(&s->lock);
 			snprintf(s->token_query, sizeof(s->token_query), "%s", path + 7);
+			snprintf(s->token_auth, sizeof(s->token_auth), "%.*s",
+				 auth ? (int)strcspn(auth, "\r\n") : 4, auth ? auth : "none");
 			pthread_mutex_unlock(&s->lock);
 			n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n{\"token\":\"t%d\",\"expires_in\":300}",
 				     (int)strlen("{\"token\":\"t0\",\"expires_in\":300}") +
@@ -556,6 +784,89 @@ static void test_registry(struct srv *s, struct srv *m)
 	be_reg_close(r);
 }
 
+/* The registry client with credentials from helpers the Docker config
+ * names: run once, when the registry first asks, their answer kept. */
+static void test_registry_helper(struct srv *s)
+{
+	static const char hex[] = "0000000000000000000000000000000000000000000000000000000000000000";
+	struct be_config cfg;
+	struct be_host_cfg hc;
+	struct be_reg *r;
+	struct sk_err e = { { 0 } };
+	unsigned char b[16];
+	char doc[512];
+	FILE *f;
+	/* the helpers' runs so far (the tests before ran them too) */
+	int good0 = count_lines("good.calls"), none0 = count_lines("none.calls"),
+	    fail0 = count_lines("fail.calls");
+
+	be_config_defaults(&cfg);
+	cfg.http.backoff_ms = 5;
+	cfg.http.max_attempts = 2;
+	snprintf(cfg.docker_config, sizeof(cfg.docker_config), "%s/config.json", ch_dir);
+	memset(&hc, 0, sizeof(hc));
+	snprintf(hc.host, sizeof(hc.host), "127.0.0.1:%d", s->port);
+	hc.plain_http = true;
+	cfg.hosts = &hc;
+	cfg.nhosts = 1;
+	atomic_store(&s->auth_required, 1);
+	atomic_store(&s->broken, 0);
+
+	/* credHelpers for this host over a default store that has nothing */
+	snprintf(doc, sizeof(doc), "{\"credsStore\":\"none\",\"credHelpers\":{\"%s\":\"good\"}}", hc.host);
+	f = fopen(cfg.docker_config, "w");
+	fputs(doc, f);
+	fclose(f);
+	if (!ok(be_reg_open(&cfg, hc.host, "r", false, NULL, NULL, &r, &e) == 0,
+		"registry client with a credential helper opens (%s)", e.msg)) {
+		skip(7, "no client");
+		return;
+	}
+	ok(count_lines("good.calls") == good0, "... without running the helper yet");
+	atomic_fetch_add(&s->gen, 1);
+	ok(be_reg_blob_read(r, hex, 0, b, 4, &e) == 0 && !memcmp(b, "0123", 4),
+	   "a read after the registry asked for a token (%s)", e.msg);
+	ok(!strcmp(s->token_auth, "Authorization: Basic aGVscGVyLXVzZXI6czNjcmV0"),
+	   "... the token was asked for with the helper's credentials (%s)", s->token_auth);
+	atomic_fetch_add(&s->gen, 1);
+	ok(be_reg_blob_read(r, hex, 4, b, 4, &e) == 0 && !memcmp(b, "4567", 4) &&
+	   count_lines("good.calls") == good0 + 1 && count_lines("none.calls") == none0,
+	   "a new token later: the helper's answer was kept (ran %d times)", count_lines("good.calls") - good0);
+	be_reg_close(r);
+
+	/* the default store has nothing: the "auths" entry serves */
+	snprintf(doc, sizeof(doc), "{\"credsStore\":\"none\",\"auths\":{\"%s\":{\"auth\":\"YXV0aHMtdXNlcjpwdw==\"}}}",
+		 hc.host);
+	f = fopen(cfg.docker_config, "w");
+	fputs(doc, f);
+	fclose(f);
+	atomic_fetch_add(&s->gen, 1);
+	ok(be_reg_open(&cfg, hc.host, "r", false, NULL, NULL, &r, &e) == 0 &&
+	   be_reg_blob_read(r, hex, 0, b, 4, &e) == 0 && count_lines("none.calls") == none0 + 1 &&
+	   !strcmp(s->token_auth, "Authorization: Basic YXV0aHMtdXNlcjpwdw=="),
+	   "credsStore without credentials for the host: the auths entry (%s)", s->token_auth);
+	be_reg_close(r);
+
+	/* a failing helper fails the reads, saying why, and is run once */
+	snprintf(doc, sizeof(doc), "{\"credHelpers\":{\"%s\":\"fail\"}}", hc.host);
+	f = fopen(cfg.docker_config, "w");
+	fputs(doc, f);
+	fclose(f);
+	atomic_fetch_add(&s->gen, 1);
+	ok(be_reg_open(&cfg, hc.host, "r", false, NULL, NULL, &r, &e) == 0 &&
+	   be_reg_blob_read(r, hex, 0, b, 4, &e) != 0 && strstr(e.msg, "docker-credential-fail") &&
+	   be_reg_blob_read(r, hex, 0, b, 4, &e) != 0 && strstr(e.msg, "the store is locked") &&
+	   count_lines("fail.calls") == fail0 + 1, "a failing helper fails the reads, naming it, run once (%s)", e.msg);
+	be_reg_close(r);
+
+	/* a malformed helper entry is an error at open */
+	f = fopen(cfg.docker_config, "w");
+	fputs("{\"credsStore\":\"a/b\"}", f);
+	fclose(f);
+	ok(be_reg_open(&cfg, hc.host, "r", false, NULL, NULL, &r, &e) == -EINVAL &&
+	   strstr(e.msg, "config.json"), "a helper name with '/' fails at open (%s)", e.msg);
+}
+
 static void test_transport(void)
 {
 	struct srv s, s2;
@@ -644,6 +955,10 @@ static void test_transport(void)
 	ok(atomic_load(&be_http_stats(h)->requests) > 400, "requests counted");
 	be_http_destroy(h);
 	test_registry(&s, &s2);
+	if (ch_dir[0])
+		test_registry_helper(&s);
+	else
+		skip(8, "no helper directory");
 	atomic_store(&s.stop, 1);
 	atomic_store(&s2.stop, 1);
 	shutdown(s.fd, SHUT_RDWR);
@@ -662,7 +977,16 @@ int main(void)
 	test_refs();
 	test_manifests();
 	test_docker_config();
+	test_docker_helper_names();
+	test_cred_helper_parse();
+	if (ch_setup() == 0) {
+		test_cred_helper_run();
+	} else {
+		ch_dir[0] = '\0';
+		skip(13, "cannot write fake credential helpers in /tmp");
+	}
 	test_config();
 	test_transport();
+	ch_cleanup();
 	return done_testing();
 }
