@@ -18,6 +18,7 @@
 # of SKIFF_BENCH_RUNS runs (default 3) counts. Prints a table with each
 # mode's speed-up over the full copy and the bytes it fetched against the
 # image size, then the goals. Exits non-zero only on errors.
+# SKIFF_BENCH_SKIFFD_ARGS adds skiffd options (for example "--ahead 16M").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +26,7 @@ SKIFF=$ROOT/build/skiff
 SKIFFD=$ROOT/build/skiffd
 RUNS=${SKIFF_BENCH_RUNS:-3}
 BPS=${SKIFF_BENCH_BPS:-12500000}
+EXTRA=${SKIFF_BENCH_SKIFFD_ARGS:-}	# more skiffd options, split on spaces
 OUT=${SKIFF_BENCH_OUT:-/var/tmp/skiff-bench/prefetch}
 PROG=(/usr/bin/python3 -c 'import json; print(json.dumps({"ok": 1}))')
 MNT=$OUT/mnt
@@ -64,7 +66,7 @@ start() { # an empty cache, a throttled store
 	rm -rf "$OUT/cache" "$OUT/work" "$OUT/ready"
 	mkfifo "$OUT/ready"
 	SKIFF_TEST_FETCH_BPS=$BPS "$SKIFFD" --frontend fanotify --cache-dir "$OUT/cache" \
-		--work-dir "$OUT/work" --socket "$OUT/sock" --ready-fd 3 "$@" \
+		--work-dir "$OUT/work" --socket "$OUT/sock" --ready-fd 3 $EXTRA "$@" \
 		3>"$OUT/ready" 2>>"$OUT/skiffd.log" &
 	pid=$!
 	local line=

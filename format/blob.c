@@ -157,11 +157,23 @@ const struct fmt_chunk *fmt_blob_find(const struct fmt_blob_table *t,
 	return NULL;
 }
 
-int fmt_chunk_decode(const struct fmt_chunk *c, const void *stored,
-		     void *out, struct sk_err *e)
+int fmt_chunk_verify(const struct fmt_chunk *c, const void *data,
+		     struct sk_err *e)
 {
 	uint8_t digest[SK_SHA256_LEN];
 
+	sk_sha256(data, c->usize, digest);
+	if (memcmp(digest, c->digest, SK_SHA256_LEN)) {
+		sk_err_set(e, "chunk at %llu: digest mismatch",
+			   (unsigned long long)c->uoff);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int fmt_chunk_decode(const struct fmt_chunk *c, const void *stored,
+		     void *out, struct sk_err *e)
+{
 	if (c->comp == SKIFF_COMP_NONE) {
 		memcpy(out, stored, c->usize);
 	} else {
@@ -173,11 +185,5 @@ int fmt_chunk_decode(const struct fmt_chunk *c, const void *stored,
 			return -EBADMSG;
 		}
 	}
-	sk_sha256(out, c->usize, digest);
-	if (memcmp(digest, c->digest, SK_SHA256_LEN)) {
-		sk_err_set(e, "chunk at %llu: digest mismatch",
-			   (unsigned long long)c->uoff);
-		return -EBADMSG;
-	}
-	return 0;
+	return fmt_chunk_verify(c, out, e);
 }

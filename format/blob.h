@@ -55,6 +55,9 @@ const struct fmt_chunk *fmt_blob_find(const struct fmt_blob_table *t,
 				      uint64_t uoff);
 /* Index of the first chunk whose cache range ends after uoff. */
 uint64_t fmt_blob_lower_bound(const struct fmt_blob_table *t, uint64_t uoff);
+/* Checks data[usize] (uncompressed) against the chunk's digest. */
+int fmt_chunk_verify(const struct fmt_chunk *c, const void *data,
+		     struct sk_err *e);
 /* Decompresses (if needed) into out[usize] and verifies the digest. */
 int fmt_chunk_decode(const struct fmt_chunk *c, const void *stored,
 		     void *out, struct sk_err *e);

@@ -211,11 +211,15 @@ static int dec_one(struct dec_set *s, uint64_t k, struct sk_err *e)
 {
 	const struct fmt_chunk *a = &s->c->table.chunks[s->first];
 	const struct fmt_chunk *ch = &s->c->table.chunks[s->first + k];
-	/* w[k].buf points into the run buffer fetch_run owns */
+	/* w[k].buf points into a run buffer fetch_run owns */
 	uint8_t *out = (uint8_t *)(uintptr_t)s->w[k].buf;
+	const uint8_t *stored = s->sbuf + (ch->soff - a->soff);
 	int ret;
 
-	ret = fmt_chunk_decode(ch, s->sbuf + (ch->soff - a->soff), out, e);
+	/* a chunk written from its stored bytes is only checked */
+	if (out == stored)
+		return fmt_chunk_verify(ch, stored, e);
+	ret = fmt_chunk_decode(ch, stored, out, e);
 	if (ret)
 		return ret;
 	memset(out + ch->usize, 0, s->w[k].len - ch->usize);
@@ -309,6 +313,17 @@ static int decode_run(struct ld_cache *c, uint64_t first, uint64_t n,
 }
 
 /*
+ * A raw chunk that fills whole blocks and starts on a block boundary of
+ * the (page-aligned) run buffer is written from its stored bytes: no copy,
+ * and no second buffer for a run of incompressible data.
+ */
+static bool in_place(const struct fmt_chunk *a, const struct fmt_chunk *ch)
+{
+	return ch->comp == SKIFF_COMP_NONE && ch->usize % EROFS_BLKSIZ == 0 &&
+	       (ch->soff - a->soff) % EROFS_BLKSIZ == 0;
+}
+
+/*
  * Fetches one run of claimed chunks with one backend read, decodes and
  * verifies every chunk, then writes them all (one io_uring submission)
  * before marking them ready.
@@ -318,20 +333,30 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 {
 	const struct fmt_chunk *a = &c->table.chunks[r->first];
 	const struct fmt_chunk *z = &c->table.chunks[r->first + r->n - 1];
-	uint64_t slen = z->soff + z->ssize - a->soff, ulen = 0, pos = 0;
-	uint8_t *sbuf = malloc(slen), *ubuf = NULL;
+	uint64_t slen = z->soff + z->ssize - a->soff, ulen = 0, dlen = 0, pos = 0;
+	struct ld_buf sbuf = { 0 }, ubuf = { 0 };
 	struct ld_write *w = calloc(r->n, sizeof(*w));
 	bool refetched = false;
 	int ret;
 
-	if (!sbuf || !w) {
+	if (!w) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (uint64_t i = r->first; i < r->first + r->n; i++)
-		ulen += ALIGN4K(c->table.chunks[i].usize);
+	for (uint64_t i = r->first; i < r->first + r->n; i++) {
+		const struct fmt_chunk *ch = &c->table.chunks[i];
+
+		ulen += ALIGN4K(ch->usize);
+		if (!in_place(a, ch))
+			dlen += ALIGN4K(ch->usize);
+	}
+	ret = ld_buf_get(c->bufs, slen, &sbuf);
+	if (!ret && dlen)
+		ret = ld_buf_get(c->bufs, dlen, &ubuf);
+	if (ret)
+		goto out;
 refetch:
-	ret = be_source_read(c->src, c->hex, a->soff, sbuf, slen);
+	ret = be_source_read(c->src, c->hex, a->soff, sbuf.p, slen);
 	atomic_fetch_add(&c->cnt->fetches, 1);
 	if (ret) {
 		atomic_fetch_add(&c->cnt->err_fetch, 1);
@@ -347,20 +372,21 @@ refetch:
 		atomic_fetch_add(&c->cnt->pf_bytes, slen);
 		atomic_fetch_add(&c->cnt->pf_chunks, r->n);
 	}
-	/* page-aligned: the cachefiles anon fd writes with O_DIRECT */
-	if (!ubuf && posix_memalign((void **)&ubuf, EROFS_BLKSIZ, ulen)) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	/* both buffers are page-aligned: the cachefiles anon fd writes
+	 * with O_DIRECT */
 	pos = 0;
 	for (uint64_t i = r->first; i < r->first + r->n; i++) {
 		const struct fmt_chunk *ch = &c->table.chunks[i];
+		const uint8_t *to = sbuf.p + (ch->soff - a->soff);
 
-		w[i - r->first] = (struct ld_write){ ubuf + pos, ALIGN4K(ch->usize),
+		if (!in_place(a, ch)) {
+			to = ubuf.p + pos;
+			pos += ALIGN4K(ch->usize);
+		}
+		w[i - r->first] = (struct ld_write){ to, ALIGN4K(ch->usize),
 						     ch->uoff };
-		pos += ALIGN4K(ch->usize);
 	}
-	ret = decode_run(c, r->first, r->n, sbuf, ulen, w, e);
+	ret = decode_run(c, r->first, r->n, sbuf.p, ulen, w, e);
 	if (ret) {
 		char m[sizeof(e->msg)];
 
@@ -394,8 +420,8 @@ refetch:
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 out:
-	free(sbuf);
-	free(ubuf);
+	ld_buf_put(c->bufs, &sbuf);
+	ld_buf_put(c->bufs, &ubuf);
 	free(w);
 	return ret;
 }
@@ -456,7 +482,7 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out)
 		return;
 	if (c->ra_next > i && c->ra_next - i <= 4096)
 		i = c->ra_next;
-	while (c->ra_bytes < c->ahead) {
+	while (c->ra_bytes < c->ra_cur) {
 		uint64_t got = 0, n = 0;
 		const struct fmt_chunk *f;
 		struct ra_job *j;
@@ -473,7 +499,7 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out)
 
 			if (n && (ch[-1].soff + ch[-1].ssize != ch->soff ||
 				  ch->soff + ch->ssize - f->soff > c->merge_limit ||
-				  got + ch->ssize > c->ahead))
+				  got + ch->ssize > c->ra_cur))
 				break;
 			got += ch->ssize;
 			n++;
@@ -496,6 +522,28 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out)
 		*out = j;
 		i += n;
 	}
+}
+
+/*
+ * Under c->lock: how much read-ahead the reader has earned. A stream
+ * starts at twice the miss's own read-ahead (at least a chunk), a reader
+ * that reached a window doubles it up to `ahead`, a random miss ends it.
+ */
+enum ra_event { RA_RANDOM, RA_SEQUENTIAL, RA_REACHED };
+
+static void ra_adjust(struct ld_cache *c, enum ra_event ev)
+{
+	uint64_t start = SK_MAX((uint64_t)c->readahead * 2,
+				c->table.count ? c->table.chunks[0].usize : 0);
+
+	if (ev == RA_RANDOM) {
+		c->ra_cur = 0;
+		return;
+	}
+	if (!c->ra_cur)
+		c->ra_cur = (uint32_t)SK_MIN(start, (uint64_t)c->ahead);
+	else if (ev == RA_REACHED)
+		c->ra_cur = (uint32_t)SK_MIN((uint64_t)c->ra_cur * 2, (uint64_t)c->ahead);
 }
 
 static void ra_submit(struct ld_cache *c, struct ra_job *j)
@@ -536,8 +584,10 @@ bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 		c->ra[i] = 0;
 	}
 	/* a reader reached a window: start the next one */
-	if (ready && marked)
+	if (ready && marked) {
+		ra_adjust(c, RA_REACHED);
 		ra_window(c, i, &j);
+	}
 	pthread_mutex_unlock(&c->lock);
 	ra_submit(c, j);
 	if (hits)
@@ -568,6 +618,7 @@ int ld_cache_fill_flags(struct ld_cache *c, int wfd, uint64_t off,
 			struct sk_err *e)
 {
 	bool prefetch = flags & LD_FILL_PREFETCH, marked = false;
+	uint64_t ext = UINT64_MAX;	/* first chunk of the read-ahead */
 	struct ra_job *raj = NULL;
 	uint64_t hits = 0;
 	uint64_t end, first, i;
@@ -635,6 +686,8 @@ again:
 		const struct fmt_chunk *f = &c->table.chunks[last->first];
 		uint64_t extra = 0;
 
+		ext = last->first + last->n;
+
 		for (i = last->first + last->n;
 		     i < c->table.count && c->state[i] == LD_MISSING; i++) {
 			const struct fmt_chunk *p = &c->table.chunks[i - 1];
@@ -658,7 +711,17 @@ again:
 				  c->state[runs[0].first - 1] != LD_MISSING)))) {
 		uint64_t from = nruns ? runs[nruns - 1].first + runs[nruns - 1].n : i;
 
-		ra_window(c, from, &raj);
+		ra_adjust(c, marked ? RA_REACHED : RA_SEQUENTIAL);
+		/* a frontend that sees every read waits for proof: the mark
+		 * on the read-ahead past the request starts windows if the
+		 * reader gets there (a program reading small files one
+		 * after another rarely does) */
+		if (marked || !c->sees_reads)
+			ra_window(c, from, &raj);
+		else if (ext < c->table.count && c->state[ext] == LD_INFLIGHT)
+			c->ra[ext] = 1;
+	} else if (!prefetch && attempts == 0 && nruns) {
+		ra_adjust(c, RA_RANDOM);
 	}
 	pthread_mutex_unlock(&c->lock);
 	ra_submit(c, raj);

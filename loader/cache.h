@@ -21,6 +21,7 @@
 #include "../backend/source.h"
 #include "../format/blob.h"
 #include "../format/bootstrap.h"
+#include "bufs.h"
 #include "uring.h"
 
 enum { LD_MISSING = 0, LD_INFLIGHT = 1, LD_READY = 2 };
@@ -61,6 +62,7 @@ struct ld_cache {
 	pthread_cond_t cond;		/* a fetch finished */
 	struct be_source *src;		/* borrowed */
 	struct ld_rings *rings;		/* borrowed; NULL: pwrite(2) */
+	struct ld_bufs *bufs;		/* borrowed; NULL: fresh buffers */
 	/* borrowed; NULL: a fetching thread decodes its runs alone */
 	struct sk_pool *pool;
 	uint32_t merge_limit;
@@ -81,6 +83,14 @@ struct ld_cache {
 	int bg_fd;
 	struct sk_pool *bg_pool;	/* borrowed */
 	uint32_t ahead;
+	/* the frontend asks about every read, ready data included
+	 * (fanotify), not only about misses (cachefiles): a stream then
+	 * starts only when the reader reaches the read-ahead of its miss */
+	bool sees_reads;
+	/* what may be in flight now, up to `ahead`: windows start small
+	 * and double each time the reader reaches one (proves it reads
+	 * on), as the kernel's read-ahead does; a random miss resets it */
+	uint32_t ra_cur;
 	uint64_t ra_next;		/* first chunk after the last window */
 	unsigned int bg_jobs;		/* windows in progress; close waits */
 	uint64_t ra_bytes;		/* stored bytes of those windows */

@@ -265,6 +265,7 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 		} else {
 			o->cache.cnt = &im->icnt->c;
 			o->cache.rings = d->rings;
+			o->cache.bufs = d->bufs;
 			o->cache.pool = d->pool;
 			o->cache.readahead = d->cfg.readahead;
 			o->cache.bg_fd = o->fd;

@@ -22,7 +22,7 @@ void ld_config_defaults(struct ld_config *c)
 	strcpy(c->work_dir, "/var/lib/skiff");
 	strcpy(c->socket_path, "/run/skiff/skiffd.sock");
 	c->threads = 16;
-	c->merge_limit = 4u << 20;
+	c->merge_limit = 8u << 20;
 	c->readahead = 1u << 20;
 	/* off by default: on a slow link, windows fetched ahead of a
 	 * program starting up compete with what it reads next */
@@ -358,6 +358,7 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	if (ret)
 		goto fail;
 	f->cache.rings = d->rings;
+	f->cache.bufs = d->bufs;
 	f->cache.pool = d->pool;
 	f->cache.readahead = d->cfg.readahead;
 	f->src = src;
@@ -383,6 +384,7 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	f->cache.bg_fd = f->fd;
 	f->cache.bg_pool = d->ra_pool;
 	f->cache.ahead = d->cfg.ahead;
+	f->cache.sees_reads = true;	/* fanotify: every read raises an event */
 	ld_cache_scan(&f->cache, f->fd);
 	f->refs = 1;
 	if (!ld_cache_complete(&f->cache) && d->fe) {

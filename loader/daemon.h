@@ -116,6 +116,7 @@ struct ld_daemon {
 	struct sk_pool *pool;		/* request workers */
 	struct sk_pool *ra_pool;	/* background read-ahead windows */
 	struct ld_rings *rings;		/* cache-file writes, one per worker */
+	struct ld_bufs *bufs;		/* fetch buffers kept for reuse */
 	int hold_group, hold_sock;	/* from the holder, or -1 */
 	struct ld_frontend *fe;
 	struct ld_http_server *http;

@@ -34,7 +34,7 @@ static const char usage[] =
 "      --socket PATH       control socket (default /run/skiff/skiffd.sock)\n"
 "      --frontend NAME     auto (default), fanotify or cachefiles\n"
 "  -j, --threads N         request workers (default 16)\n"
-"      --merge-limit SIZE  largest merged backend read (default 4M)\n"
+"      --merge-limit SIZE  largest merged backend read (default 8M)\n"
 "      --ahead SIZE        stored bytes of a background read-ahead window for\n"
 "                          sequential readers, e.g. 8M (default 0: none)\n"
 "      --readahead SIZE    stored bytes of following chunks fetched with a\n"
@@ -322,6 +322,13 @@ int main(int argc, char **argv)
 		ld_log(&d, LD_LOG_ERROR, "read-ahead threads: %s", strerror(-ret));
 		return 1;
 	}
+	/* enough for the fetches of a busy moment (requests, windows,
+	 * prefetch); a burst beyond allocates and frees as before */
+	ret = ld_bufs_new(&d.bufs, d.cfg.threads + 4, 64u << 20);
+	if (ret) {
+		ld_log(&d, LD_LOG_ERROR, "buffers: %s", strerror(-ret));
+		return 1;
+	}
 	ret = ld_rings_new(&d.rings, d.cfg.threads, 64);
 	if (ret) {
 		/* a kernel without io_uring (or a seccomp policy) still works */
@@ -371,6 +378,7 @@ int main(int argc, char **argv)
 	sk_pool_destroy(d.pool);
 	sk_pool_destroy(d.ra_pool);	/* runs what is queued, then ends */
 	ld_rings_free(d.rings);
+	ld_bufs_free(d.bufs);
 	if (d.images)
 		ld_log(&d, LD_LOG_WARN, "images still mounted: their uncached reads fail or read zeros until skiffd runs again");
 	d.fe->ops->destroy(d.fe);

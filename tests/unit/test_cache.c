@@ -23,6 +23,8 @@
 #include "tap.h"
 
 static char g_tmp[PATH_MAX];
+/* fetch buffers shared by the caches of the tests, as skiffd shares them */
+static struct ld_bufs *g_bufs;
 
 static void fill_pattern(uint8_t *p, size_t n, uint32_t seed, int compressible)
 {
@@ -62,26 +64,34 @@ struct image {
 	struct fmt_bs bs;
 };
 
-/* Builds a tree of mixed files with 64 KiB chunks into a store. */
-static void make_image(struct image *im)
+/*
+ * Builds a tree of 24 files with 64 KiB chunks into a store under
+ * g_tmp/NAME: mixed (odd seeds compress, sizes not block multiples) or,
+ * with `raw`, stored uncompressed in whole 64 KiB chunks, so every chunk
+ * lands block-aligned in the blob.
+ */
+static void make_image(struct image *im, const char *name, int raw)
 {
-	struct fmt_build_opts o = { .chunk_bits = 16, .compress = SKIFF_COMP_ZSTD,
-				    .level = 1, .threads = 2 };
+	struct fmt_build_opts o = { .chunk_bits = 16, .level = 1, .threads = 2,
+				    .compress = raw ? SKIFF_COMP_NONE : SKIFF_COMP_ZSTD };
 	struct fmt_build_result res;
 	struct sk_err e = { { 0 } };
 	struct be_store s;
 	char src[PATH_MAX], tmp[PATH_MAX], hex[SK_HEX_LEN + 1];
 	int fd;
 
-	fmtpath(src, "%s/src", g_tmp);
-	fmtpath(im->layout, "%s/layout", g_tmp);
+	fmtpath(src, "%s/%s-src", g_tmp, name);
+	fmtpath(im->layout, "%s/%s", g_tmp, name);
 	if (mkdir(src, 0755))
 		bail_out("mkdir %s", src);
 	for (unsigned int i = 0; i < 24; i++) {
-		char name[32];
+		char f[32];
 
-		snprintf(name, sizeof(name), "f%02u", i);
-		write_file(src, name, 3000 + (size_t)i * 97 * 1024, i);
+		snprintf(f, sizeof(f), "f%02u", i);
+		if (raw)
+			write_file(src, f, (size_t)(i % 5 + 1) << 16, 2 * i + 1);
+		else
+			write_file(src, f, 3000 + (size_t)i * 97 * 1024, i);
 	}
 	if (be_store_open(&s, im->layout, 1, &e) ||
 	    be_store_tmp_blob(&s, tmp, sizeof(tmp), &fd))
@@ -142,6 +152,7 @@ static void test_fill_all(struct image *im, struct be_source *src,
 		"ld_cache_open: %s", e.msg))
 		return;
 	c.pool = pool;
+	c.bufs = g_bufs;
 	c.readahead = 1u << 20;
 	ok(c.table.count > 100, "the blob has many chunks (%llu)",
 	   (unsigned long long)c.table.count);
@@ -318,6 +329,183 @@ static void test_readahead(struct image *im, struct be_source *src,
 	close(fd);
 }
 
+/* Buffers come back for reuse, page-aligned, within the set's limits. */
+static void test_bufs(void)
+{
+	struct ld_bufs *b;
+	struct ld_buf x = { 0 }, y = { 0 }, z = { 0 };
+	uint8_t *first;
+
+	if (!ok(ld_bufs_new(&b, 2, 1u << 20) == 0, "ld_bufs_new"))
+		return;
+	ok(ld_buf_get(b, 100, &x) == 0 && x.cap >= 100 &&
+	   (uintptr_t)x.p % 4096 == 0, "a small buffer, page-aligned");
+	first = x.p;
+	memset(x.p, 0xa5, x.cap);
+	ld_buf_put(b, &x);
+	ok(!x.p && !x.cap, "given back, the holder's ld_buf is empty");
+	ok(ld_buf_get(b, 50, &x) == 0 && x.p == first, "reused by the next get");
+	ok(ld_buf_get(b, 200u << 10, &y) == 0 && y.p != x.p && y.cap >= (200u << 10),
+	   "a second one while the first is held");
+	ok(ld_buf_get(b, 300u << 10, &z) == 0 && z.p != x.p && z.p != y.p,
+	   "a third one");
+	ld_buf_put(b, &x);
+	ld_buf_put(b, &y);
+	ld_buf_put(b, &z);	/* keeps two: the smallest goes */
+	ok(ld_buf_get(b, 250u << 10, &x) == 0 && x.cap >= (250u << 10),
+	   "a buffer that fits is found among those kept");
+	ld_buf_put(b, &x);
+	ok(ld_buf_get(b, 2u << 20, &x) == 0 && x.cap >= (2u << 20),
+	   "bigger than the set keeps");
+	ld_buf_put(b, &x);	/* over max_bytes: freed, ASan would see a leak */
+	ld_bufs_free(b);
+	ok(ld_buf_get(NULL, 4096, &x) == 0 && x.p, "without a set");
+	ld_buf_put(NULL, &x);
+}
+
+/* Under c->lock: waits for read-ahead windows in progress to end. */
+static void wait_windows(struct ld_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->bg_jobs)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Index of a chunk marked as a window's middle, or count if none. */
+static uint64_t marked_chunk(struct ld_cache *c)
+{
+	uint64_t i;
+
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < c->table.count && !c->ra[i]; i++)
+		;
+	pthread_mutex_unlock(&c->lock);
+	return i;
+}
+
+/* Read-ahead ramps up as a reader reaches windows, and a random miss
+ * ends the stream. */
+static void test_ramp(struct image *im, struct be_source *src,
+		      struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	struct sk_pool *bg;
+	int fd = new_cache_file("ramp.cache");
+	uint32_t expect = 128u << 10;
+	uint64_t m;
+
+	if (sk_pool_create(&bg, 2))
+		bail_out("pool");
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 256u << 10, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	c.bufs = g_bufs;
+	c.bg_fd = fd;
+	c.bg_pool = bg;
+	c.readahead = 64u << 10;
+	c.ahead = 1u << 20;
+	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "a read at the start");
+	is_int(c.ra_cur, expect, "starts at twice the miss's read-ahead");
+	for (int step = 0; step < 5; step++) {
+		wait_windows(&c);
+		m = marked_chunk(&c);
+		if (!ok(m < c.table.count, "step %d: a window is marked", step))
+			break;
+		ok(ld_cache_range_ready(&c, c.table.chunks[m].uoff, 1),
+		   "step %d: the reader reaches it, ready", step);
+		expect = expect * 2 > c.ahead ? c.ahead : expect * 2;
+		is_int(c.ra_cur, expect, "step %d: doubled, up to ahead", step);
+	}
+	wait_windows(&c);
+	/* a miss well past the windows, its chunk before it missing */
+	m = c.table.count - 2;
+	pthread_mutex_lock(&c.lock);
+	ok(c.state[m - 1] == LD_MISSING && c.state[m] == LD_MISSING,
+	   "the blob's end is not fetched yet");
+	pthread_mutex_unlock(&c.lock);
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[m].uoff, 1, &e), 0,
+	       "a random read");
+	is_int(c.ra_cur, 0, "ends the stream");
+	ld_cache_close(&c);
+	sk_pool_destroy(bg);
+	close(fd);
+}
+
+/* A frontend that sees every read: a miss starts no window until the
+ * reader goes on into the read-ahead fetched with it. */
+static void test_proof(struct image *im, struct be_source *src,
+		       struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	struct sk_pool *bg;
+	int fd = new_cache_file("proof.cache");
+
+	if (sk_pool_create(&bg, 2))
+		bail_out("pool");
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 256u << 10, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	c.bufs = g_bufs;
+	c.bg_fd = fd;
+	c.bg_pool = bg;
+	c.readahead = 64u << 10;
+	c.ahead = 1u << 20;
+	c.sees_reads = true;
+	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "a read at the start");
+	is_int((long long)atomic_load(&c.own.ra_windows), 0, "starts no window");
+	ok(c.state[1] == LD_READY && c.ra[1], "marks the read-ahead fetched with it");
+	ok(ld_cache_range_ready(&c, 0, 4096) && c.ra[1],
+	   "reading the same chunk again leaves the mark");
+	is_int((long long)atomic_load(&c.own.ra_windows), 0, "and starts none");
+	ok(ld_cache_range_ready(&c, c.table.chunks[1].uoff, 4096),
+	   "the reader goes on into the read-ahead");
+	ok(atomic_load(&c.own.ra_windows) > 0, "windows start (%llu)",
+	   (unsigned long long)atomic_load(&c.own.ra_windows));
+	ld_cache_close(&c);
+	sk_pool_destroy(bg);
+	close(fd);
+}
+
+/* Raw chunks in whole blocks are written from the stored bytes
+ * themselves: the cache file must come out the same. */
+static void test_in_place(struct sk_pool *pool)
+{
+	struct be_source *src;
+	struct image im;
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	int fd = new_cache_file("raw.cache"), aligned = 0;
+
+	memset(&im, 0, sizeof(im));
+	make_image(&im, "raw", 1);
+	if (be_local_source_new(im.layout, &src, &e))
+		bail_out("local source: %s", e.msg);
+	if (!ok(ld_cache_open(&c, &im.bs.blobs[0], src, 1u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		goto out;
+	for (uint64_t i = 0; i < c.table.count; i++)
+		aligned += c.table.chunks[i].comp == SKIFF_COMP_NONE &&
+			   c.table.chunks[i].soff % 4096 == 0 &&
+			   c.table.chunks[i].usize % 4096 == 0;
+	is_int(aligned, (long long)c.table.count,
+	       "every chunk is raw, whole blocks, block-aligned (%d)", aligned);
+	c.pool = pool;
+	c.bufs = g_bufs;
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0, "filling it all");
+	ok(good_chunks(&c, fd) == c.table.count, "every chunk in the cache file hashes right");
+	ld_cache_close(&c);
+out:
+	be_source_destroy(src);
+	fmt_bs_close(&im.bs);
+	free(im.bs_buf);
+	close(fd);
+}
+
 /* A source over another that flips a byte of every read until told the
  * bytes were bad, as a broken mirror would before the origin serves. */
 struct flaky {
@@ -388,17 +576,22 @@ int main(void)
 	fmtpath(g_tmp, "%s/skiff-test-cache.XXXXXX", t ? t : "/tmp");
 	if (!mkdtemp(g_tmp))
 		bail_out("mkdtemp");
-	make_image(&im);
+	make_image(&im, "layout", 0);
 	if (be_local_source_new(im.layout, &src, &e))
 		bail_out("local source: %s", e.msg);
-	if (sk_pool_create(&pool, 4))
+	if (sk_pool_create(&pool, 4) || ld_bufs_new(&g_bufs, 6, 4u << 20))
 		bail_out("pool");
 
+	test_bufs();
 	test_fill_all(&im, src, pool);
 	test_corrupt(&im, src, pool);
 	test_concurrent(&im, src, pool);
 	test_readahead(&im, src, pool);
+	test_ramp(&im, src, pool);
+	test_proof(&im, src, pool);
 	test_refetch(&im, src, pool);
+	test_in_place(pool);
+	ld_bufs_free(g_bufs);
 
 	sk_pool_destroy(pool);
 	be_source_destroy(src);
