@@ -2,5 +2,7 @@
 # Boots the Linux 6.1 test guest and runs guest-cachefiles.sh in it:
 # skiffd's cachefiles frontend serves mounts by fsid that equal their
 # source, fetch only what is read, reopen warm with zero READs, share blobs
-# in a domain, and fail bad or missing data with EIO without hanging.
-exec "$(dirname "$0")/tap-guest.sh" guest-cachefiles.sh
+# in a domain, and fail bad or missing data with EIO without hanging; and
+# serves an image from nginx on the guest's loopback, the OCI layout of
+# which host-cachefiles.sh builds here first.
+exec "$(dirname "$0")/tap-guest.sh" --host host-cachefiles.sh guest-cachefiles.sh

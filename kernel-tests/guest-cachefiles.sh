@@ -2,8 +2,11 @@
 # guest-cachefiles.sh: runs INSIDE the QEMU test guest and prints TAP:
 # skiffd's cachefiles frontend on Linux 6.1 with on-demand fscache. Mounts
 # by fsid equal their source, fetch only what is read, and a remount
-# reads everything from the kernel's own cache with zero READs.
+# reads everything from the kernel's own cache with zero READs. Section 10
+# serves an image from nginx on the guest's loopback (the layout comes from
+# host-cachefiles.sh, through tap-guest.sh --host).
 . "$(dirname "$0")/../tests/lib.sh"
+. "$(dirname "$0")/../tests/netlib.sh"
 
 [ "${SKIFF_GUEST:-}" = 1 ] ||
 	skip_all "runs inside the test guest: kernel-tests/run-guest.sh $0"
@@ -125,6 +128,80 @@ sync; echo 3 >/proc/sys/vm/drop_caches
 t_ok "the tree reads right" timeout 600 "$TREECMP" "$SRC" "$MNT"
 t_is "... with zero READ requests" "$(metric skiff_events_total)" "$events"
 skiff_umount "$MNT"
+
+# 10. an image from a web server: nginx on the guest's own loopback serves
+#     the OCI layout that host-cachefiles.sh built on the host (read over
+#     9p; nginx's pid, logs and temp files in $T, on tmpfs). skiffd, with
+#     its default read-ahead, merges chunk ranges into few requests; once
+#     all is cached, a read after dropping the page cache with the server
+#     gone sends no READ and no request (an attempt would be counted, and
+#     would fail the read): one read checks both, as each costs 30-50 s.
+http_source() {
+	local www=${SKIFF_HOST_DIR:-}/www mnt=$T/mweb big=files/random-3.5M
+	local port url req0 req ch need reads events t0=$SECONDS t1
+	if [ -z "${SKIFF_HOST_DIR:-}" ] || [ ! -f "$www/layout/index.json" ]; then
+		t_skip "HTTP source: no layout from the host half (run kernel-tests/cachefiles.t)"
+		return
+	fi
+	if ! command -v nginx >/dev/null; then
+		t_skip "HTTP source: nginx missing (scripts/setup.sh installs it)"
+		return
+	fi
+	# the same reproducible tree, so $SRC is the served image's source
+	t_is "the host's layout holds the guest's own build of the tree" \
+		"$(manifest_of "$www/layout:a")" "$(manifest_of "$IMG:a")"
+	# -net none leaves the guest its loopback only, down until raised
+	t_ok "the guest's loopback is up" ip link set lo up || return
+	# the loopback is the guest's own and holds nothing else, so a fixed
+	# port (free_port starts python3: 3 s under TCG)
+	port=18080
+	t_ok "nginx serves the layout on 127.0.0.1:$port" start_nginx web "$port" "root $www;" || return
+	url=http://127.0.0.1:$port/layout
+	t_ok "skiffd stops" stop_skiffd
+	t_ok "skiffd starts again with its default read-ahead" start_skiffd --frontend cachefiles || return
+	t_ok "skiff mount $url#a" skiff_mount "$url#a" "$mnt" --id web || return
+	t_is "nothing of the data blob fetched at mount time" "$(metric skiff_fetched_chunks_total)" 0
+
+	req0=$(metric_sum skiff_backend_requests_total)
+	events=$(metric skiff_events_total)
+	t1=$SECONDS
+	t_ok "a sequential read of $big gives the right bytes" cmp "$mnt/$big" "$SRC/$big"
+	ch=$(metric skiff_fetched_chunks_total)
+	reads=$(metric skiff_reads_total)
+	events=$(($(metric skiff_events_total) - events))
+	req=$(($(metric_sum skiff_backend_requests_total) - req0))
+	need=$((($(stat -c %s "$SRC/$big") + 65535) / 65536))
+	diag "sequential read: $events READs ($reads needing a fetch or a wait), $ch chunks fetched ($need in the file) in $req HTTP requests, $((SECONDS - t1)) s"
+	t_ok "... $req HTTP requests for its $ch chunks: merged (under a quarter)" \
+		test "$ch" -ge "$need" -a "$((req * 4))" -lt "$ch"
+
+	t1=$SECONDS
+	t_ok "the tree equals the source" timeout 600 "$TREECMP" "$SRC" "$mnt"
+	diag "whole tree: $((SECONDS - t1)) s"
+	t_is "every chunk fetched exactly once" "$(metric skiff_fetched_chunks_total)" "$chunks"
+	req=$(metric_sum skiff_backend_requests_total)
+	diag "HTTP requests in all (index, manifest, bootstrap, chunk table, data): $req for $chunks chunks"
+	t_ok "... in $req HTTP requests in all (under a quarter of $chunks)" test "$((req * 4))" -lt "$chunks"
+	t_is "no failed attempts, retries, failed fetches or bad chunks" \
+		"$(metric_sum skiff_backend_errors_total)/$(metric_sum skiff_backend_retries_total)/$(metric skiff_fetch_errors_total)/$(metric skiff_verify_errors_total)" 0/0/0/0
+	t_ok "nginx answered range requests" grep -q "GET /layout/blobs/sha256/.* 206 bytes=" "$T/web/access.log"
+	t_is "nginx logged as many requests as skiffd counted" "$(wc -l <"$T/web/access.log")" "$req"
+
+	stop_pid "$NGINX_PID"
+	t_fails "nginx is stopped" curl -s -o /dev/null "$url/index.json"
+	events=$(metric skiff_events_total)
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	t1=$SECONDS
+	t_ok "after dropping caches, with nginx gone, the tree reads right (all cached)" \
+		timeout 600 "$TREECMP" "$SRC" "$mnt"
+	diag "whole tree again: $((SECONDS - t1)) s"
+	t_is "... with no READ and no HTTP request" \
+		"$(metric skiff_events_total)/$(metric_sum skiff_backend_requests_total)" "$events/$req"
+	t_ok "skiff umount" skiff_umount "$mnt"
+	diag "HTTP source section: $((SECONDS - t0)) s"
+}
+http_source
 
 stop_skiffd
 done_testing

@@ -26,6 +26,9 @@
 #   --smp N             guest CPUs (default 2)
 #   --disk-size SIZE    the ext4 cache disk, sparse (default 1G)
 #   --env NAME=VALUE    set in the script's environment (repeatable)
+#   --keep DIR          keep DIR (of this machine) visible in the guest
+#                       when it lies below one of the tmpfs mounts above,
+#                       like the script's directory (repeatable)
 #   --log FILE          also write the raw console (kernel messages too)
 #   --kernel BZIMAGE    boot this kernel instead of the cached test kernel
 #                       (also: $SKIFF_KERNEL)
@@ -41,7 +44,7 @@ die() { printf '%s: %s\n' "$prog" "$*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 timeout_s=600 mem=2048 smp=2 disk_size=1G log='' kernel=${SKIFF_KERNEL:-}
-envs=()
+envs=() keeps=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--timeout) timeout_s=${2:?}; shift 2 ;;
@@ -51,6 +54,9 @@ while [ $# -gt 0 ]; do
 	--env)
 		[[ ${2:-} =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env wants NAME=VALUE"
 		envs+=("$2"); shift 2 ;;
+	--keep)
+		keeps+=("$(realpath -e -- "${2:?}")") || die "no such directory: $2"
+		shift 2 ;;
 	--log) log=${2:?}; shift 2 ;;
 	--kernel) kernel=${2:?}; shift 2 ;;
 	-h | --help) usage ;;
@@ -111,7 +117,7 @@ cp $BUSYBOX "$R/bin/busybox"
 	echo
 } >"$R/guest/run.sh"
 # directories that must stay visible when a tmpfs covers their parent
-printf '%s\n' "$(dirname "$script")" "$ROOT" "$PWD" >"$R/guest/keep"
+printf '%s\n' "$(dirname "$script")" "$ROOT" "$PWD" ${keeps[@]+"${keeps[@]}"} >"$R/guest/keep"
 
 cat >"$R/init" <<'EOF'
 #!/bin/busybox sh

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tap-guest.sh GUEST_SCRIPT [ARGS...]: the host half of a guest test.
+# tap-guest.sh [--host SCRIPT] GUEST_SCRIPT [ARGS...]: the host half of a
+# guest test.
 #
 # A `kernel-tests/NAME.t` is one line, `exec "$(dirname "$0")/tap-guest.sh"
 # guest-NAME.sh`: this skips with a printed reason when the guest cannot
@@ -14,6 +15,14 @@
 # SKIFF_* one (but SKIFF_KERNEL* and SKIFF_GUEST*). SKIFF_GUEST_TIMEOUT
 # bounds the guest (seconds, default 900); SKIFF_SKIP_KERNEL_TESTS=1
 # skips.
+#
+# --host SCRIPT (relative to kernel-tests/): what the guest needs made on
+# this machine first (the guest cannot run the host's servers' setup, and
+# is several times slower). `SCRIPT DIR` runs after the skips, before the
+# boot, with SKIFF and TREECMP set; DIR is a fresh directory the guest
+# sees at the same path (read-only, over 9p), named to the guest script
+# by SKIFF_HOST_DIR, and removed afterwards. A failing SCRIPT is the
+# test's one `not ok`, with the tail of its output.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -22,11 +31,18 @@ TREECMP=${TREECMP:-$ROOT/build/treecmp}
 
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 
-[ $# -ge 1 ] || { echo "usage: $0 GUEST_SCRIPT [ARGS...]" >&2; exit 2; }
+host=''
+if [ "${1:-}" = --host ]; then
+	host=${2:?--host wants a script}
+	shift 2
+	[[ $host == /* ]] || host=$HERE/$host
+fi
+[ $# -ge 1 ] || { echo "usage: $0 [--host SCRIPT] GUEST_SCRIPT [ARGS...]" >&2; exit 2; }
 guest=$1
 shift
 [[ $guest == /* ]] || guest=$HERE/$guest
 [ -r "$guest" ] || { echo "1..1"; echo "not ok 1 - no guest script $guest"; exit 1; }
+[ -z "$host" ] || [ -x "$host" ] || { echo "1..1"; echo "not ok 1 - no host script $host"; exit 1; }
 
 [ "${SKIFF_SKIP_KERNEL_TESTS:-0}" = 1 ] && skip_all "SKIFF_SKIP_KERNEL_TESTS=1"
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (QEMU guest, kernel cache in /var/cache)"
@@ -63,6 +79,24 @@ while IFS='=' read -r name _; do
 	esac
 done < <(env)
 
+# the host half: its directory under $W, which the guest would see
+# covered by its tmpfs on /var/tmp (or /tmp) without --keep
+keep=()
+if [ -n "$host" ]; then
+	mkdir "$W/host"
+	t0=$SECONDS
+	if ! SKIFF=$SKIFF TREECMP=$TREECMP "$host" "$W/host" >"$W/host.log" 2>&1; then
+		echo "1..1"
+		echo "not ok 1 - host half $(basename "$host")"
+		tail -n 30 "$W/host.log" | sed 's/^/#   /'
+		exit 1
+	fi
+	echo "# host half $(basename "$host"): $((SECONDS - t0)) s"
+	hdir=$(realpath "$W/host")
+	keep=(--keep "$hdir")
+	envs+=(--env "SKIFF_HOST_DIR=$hdir")
+fi
+
 t0=$SECONDS
 n=0 plan='' failed=0
 while IFS= read -r line; do
@@ -80,7 +114,7 @@ while IFS= read -r line; do
 	esac
 done < <(
 	"$HERE/run-guest.sh" --timeout "${SKIFF_GUEST_TIMEOUT:-900}" --kernel "$kernel" \
-		"${envs[@]}" "$guest" "$@" 2>&1
+		"${envs[@]}" ${keep[@]+"${keep[@]}"} "$guest" "$@" 2>&1
 	echo "run-guest exit $?"
 )
 echo "# guest run (boot included): $((SECONDS - t0)) s"
