@@ -16,7 +16,7 @@ TREE=${SKIFF_BENCH_TREE:-/var/tmp/skiff-bench/tree}
 RUNS=${SKIFF_BENCH_RUNS:-3}
 OUT=${SKIFF_BENCH_OUT:-/var/tmp/skiff-bench/fanotify}
 MNT=$OUT/mnt
-pid=
+. "$ROOT/bench/lib.sh"
 loops=()
 
 die() { echo "fanotify-bench: $*" >&2; exit 1; }
@@ -26,7 +26,7 @@ note() { echo "fanotify-bench: $*" >&2; }
 
 cleanup() {
 	mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	bench_stop_skiffd
 	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
 	rm -rf "$OUT"
 }
@@ -43,7 +43,7 @@ note "building the image of $TREE"
 "$SKIFF" build -q "$TREE" "$OUT/store"
 stored=$("$SKIFF" inspect --json "$OUT/store" | jq '[.blobs[].stored_size] | add')
 
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+drop() { bench_drop_caches; }
 read_all() { # prints seconds
 	local t0 t1
 	drop
@@ -52,21 +52,12 @@ read_all() { # prints seconds
 	t1=$(date +%s.%N)
 	echo "$t1 - $t0" | bc
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { bench_median; }
 metrics() { curl -s --unix-socket "$OUT/sock" http://skiffd/metrics; }
 metric() { metrics | awk -v n="$1" '$1 == n { print $2 }'; }
 
-start() {
-	rm -f "$OUT/ready"
-	mkfifo "$OUT/ready"
-	"$SKIFFD" --frontend fanotify --cache-dir "$OUT/cache" --work-dir "$OUT/work" \
-		--socket "$OUT/sock" --ready-fd 3 "$@" 3>"$OUT/ready" 2>>"$OUT/skiffd.log" &
-	pid=$!
-	local line=
-	read -r -t 30 line <"$OUT/ready" || true
-	[ "$line" = READY ] || die "skiffd did not start: $(tail -n 3 "$OUT/skiffd.log")"
-}
-stop() { kill "$pid"; wait "$pid" || true; pid=; }
+start() { bench_start_skiffd "$OUT" "$@" || die "skiffd did not start"; }
+stop() { bench_stop_skiffd; }
 lazy_mount() { SKIFF_SOCKET=$OUT/sock "$SKIFF" mount "$OUT/store" "$MNT" >/dev/null; }
 lazy_umount() { SKIFF_SOCKET=$OUT/sock "$SKIFF" umount "$MNT" >/dev/null; }
 

@@ -30,7 +30,7 @@ EXTRA=${SKIFF_BENCH_SKIFFD_ARGS:-}	# more skiffd options, split on spaces
 OUT=${SKIFF_BENCH_OUT:-/var/tmp/skiff-bench/prefetch}
 PROG=(/usr/bin/python3 -c 'import json; print(json.dumps({"ok": 1}))')
 MNT=$OUT/mnt
-pid=
+. "$ROOT/bench/lib.sh"
 
 die() { echo "prefetch-bench: $*" >&2; exit 1; }
 note() { echo "prefetch-bench: $*" >&2; }
@@ -41,7 +41,7 @@ note() { echo "prefetch-bench: $*" >&2; }
 
 cleanup() {
 	mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	bench_stop_skiffd
 	rm -rf "$OUT"
 }
 trap cleanup EXIT
@@ -56,25 +56,18 @@ note "building the image of $rootfs"
 stored=$("$SKIFF" inspect --json "$OUT/store:plain" | jq '[.blobs[].stored_size] | add')
 
 export SKIFF_SOCKET=$OUT/sock
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+drop() { bench_drop_caches; }
 metric() {
 	curl -s --unix-socket "$OUT/sock" http://skiffd/metrics |
 		awk -v n="$1" '$1 == n { print $2 }'
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { bench_median; }
 start() { # an empty cache, a throttled store
-	rm -rf "$OUT/cache" "$OUT/work" "$OUT/ready"
-	mkfifo "$OUT/ready"
-	SKIFF_TEST_FETCH_BPS=$BPS "$SKIFFD" --frontend fanotify --cache-dir "$OUT/cache" \
-		--work-dir "$OUT/work" --socket "$OUT/sock" --ready-fd 3 $EXTRA "$@" \
-		3>"$OUT/ready" 2>>"$OUT/skiffd.log" &
-	pid=$!
-	local line=
-	read -r -t 30 line <"$OUT/ready" || true
-	[ "$line" = READY ] || die "skiffd did not start: $(tail -n 3 "$OUT/skiffd.log")"
+	# shellcheck disable=SC2086
+	SKIFF_TEST_FETCH_BPS=$BPS bench_start_skiffd "$OUT" $EXTRA "$@" || die "skiffd did not start"
 	drop
 }
-stop() { kill "$pid"; wait "$pid" || true; pid=; }
+stop() { bench_stop_skiffd; }
 run_prog() {
 	[ "$(chroot "$MNT" "${PROG[@]}")" = '{"ok": 1}' ] || die "the program failed in the image"
 }
