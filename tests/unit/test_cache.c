@@ -384,6 +384,25 @@ static uint64_t marked_chunk(struct ld_cache *c)
 	return i;
 }
 
+/* A cache with background read-ahead on: windows of 256K at most, 64K
+ * of read-ahead per miss, up to 1M in flight. 0 when it opened. */
+static int open_ra(struct ld_cache *c, struct image *im, struct be_source *src,
+		   struct sk_pool *pool, struct sk_pool *bg, int fd)
+{
+	struct sk_err e = { { 0 } };
+
+	if (!ok(ld_cache_open(c, &im->bs.blobs[0], src, 256u << 10, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return -1;
+	c->pool = pool;
+	c->bufs = g_bufs;
+	c->bg_fd = fd;
+	c->bg_pool = bg;
+	c->readahead = 64u << 10;
+	c->ahead = 1u << 20;
+	return 0;
+}
+
 /* Read-ahead ramps up as a reader reaches windows, and a random miss
  * ends the stream. */
 static void test_ramp(struct image *im, struct be_source *src,
@@ -398,15 +417,8 @@ static void test_ramp(struct image *im, struct be_source *src,
 
 	if (sk_pool_create(&bg, 2))
 		bail_out("pool");
-	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 256u << 10, &e) == 0,
-		"ld_cache_open: %s", e.msg))
+	if (open_ra(&c, im, src, pool, bg, fd))
 		return;
-	c.pool = pool;
-	c.bufs = g_bufs;
-	c.bg_fd = fd;
-	c.bg_pool = bg;
-	c.readahead = 64u << 10;
-	c.ahead = 1u << 20;
 	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "a read at the start");
 	is_int(c.ra_cur, expect, "starts at twice the miss's read-ahead");
 	for (int step = 0; step < 5; step++) {
@@ -446,15 +458,8 @@ static void test_proof(struct image *im, struct be_source *src,
 
 	if (sk_pool_create(&bg, 2))
 		bail_out("pool");
-	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 256u << 10, &e) == 0,
-		"ld_cache_open: %s", e.msg))
+	if (open_ra(&c, im, src, pool, bg, fd))
 		return;
-	c.pool = pool;
-	c.bufs = g_bufs;
-	c.bg_fd = fd;
-	c.bg_pool = bg;
-	c.readahead = 64u << 10;
-	c.ahead = 1u << 20;
 	c.sees_reads = true;
 	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "a read at the start");
 	is_int((long long)atomic_load(&c.own.ra_windows), 0, "starts no window");
