@@ -10,8 +10,10 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
+#include "../format/ondisk.h"
 #include "../loader/http.h"
 
 #define DEFAULT_SOCKET "/run/skiff/skiffd.sock"
@@ -24,7 +26,9 @@ static const char mount_usage[] =
 "when first read. IMAGE is an OCI layout DIR[:TAG], a layout on a web\n"
 "server http(s)://HOST[:PORT]/PATH[#TAG], or a registry image\n"
 "docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX] (skiffd fetches it; its\n"
-"network settings are skiffd.json's \"backend\").\n"
+"network settings are skiffd.json's \"backend\"). The same image may be\n"
+"mounted at several mount points, each registered on its own (the\n"
+"default id gets -2, -3, ...); `skiff umount MNT` takes only MNT's.\n"
 "\n"
 "  --fsid ID      name to register the image under, the EROFS fsid in\n"
 "                cachefiles mode (default from its digest; --id is the same)\n"
@@ -152,6 +156,17 @@ static int absolute_ref(const char *ref, char *out, size_t outlen)
 	return 0;
 }
 
+static int find_by_mount(const char *sock, const char *mnt, char *id, size_t idlen);
+
+/* Whether an EROFS is mounted at mnt (a skiff mount, for the caller that
+ * found an image registered there). */
+static bool erofs_at(const char *mnt)
+{
+	struct statfs sf;
+
+	return statfs(mnt, &sf) == 0 && (uint32_t)sf.f_type == EROFS_MAGIC;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	const char *sock, *id = NULL, *domain = NULL;
@@ -174,6 +189,18 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (!realpath(argv[optind + 1], mnt)) {
 		cli_err("%s: %s", argv[optind + 1], strerror(errno));
+		return 1;
+	}
+	/* a mount on top of a live one would share its registration, and
+	 * the first `skiff umount` would take it from the one below */
+	char have[200];
+
+	ret = find_by_mount(sock, mnt, have, sizeof(have));
+	if (ret && ret != -ENOENT)
+		return 1;
+	if (!ret && erofs_at(mnt)) {
+		cli_err("%s: image %s is mounted there already (skiff umount it first)",
+			mnt, have);
 		return 1;
 	}
 	body = json_pack("{s:s, s:s}", "ref", ref, "mountpoint", mnt);

@@ -123,8 +123,10 @@ int sk_write_file_atomic(const char *path, const void *buf, size_t len)
 	char tmp[PATH_MAX];
 	int fd, ret;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
-	    (int)sizeof(tmp))
+	/* one temporary name per thread: threads writing the same path at
+	 * once (the same content, by its digest) must not share one */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%d", path, (int)getpid(),
+		     (int)gettid()) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)

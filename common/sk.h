@@ -35,8 +35,9 @@ int sk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int sk_write_full(int fd, const void *buf, size_t len);
 /* Reads a whole regular file of at most max bytes into a malloc'd buffer. */
 int sk_read_file(const char *path, size_t max, void **out, size_t *len);
-/* Writes a file via a temporary name and rename(2), so readers never see a
- * half-written file. */
+/* Writes a file via a temporary name (PATH.tmp.PID.TID) and rename(2), so
+ * readers never see a half-written file, also when threads write it at
+ * once. */
 int sk_write_file_atomic(const char *path, const void *buf, size_t len);
 int sk_mkdir_p(const char *path, mode_t mode);
 /* out = a "/" b; -ENAMETOOLONG when it does not fit. */

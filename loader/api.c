@@ -157,6 +157,7 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 	json_t *j = json_loadb(req->body, req->body_len, 0, &je), *devs, *out;
 	const char *ref, *id, *mnt, *dom;
 	struct ld_image *im;
+	struct ld_image_new *n;
 	struct sk_err e = { { 0 } };
 	int ret;
 
@@ -174,7 +175,16 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 		json_decref(j);
 		return;
 	}
-	ret = ld_image_register(d, ref, id, dom, mnt, &im, &e);
+	/* the network work holds no lock: a slow source delays this call
+	 * alone, not reads, status or other images' calls */
+	ret = ld_image_fetch(d, ref, id, dom, mnt, &n, &e);
+	if (!ret) {
+		/* from here until the answer, nobody unregisters im */
+		pthread_mutex_lock(&d->api_lock);
+		ret = ld_image_add(d, n, &im, &e);
+		if (ret)
+			pthread_mutex_unlock(&d->api_lock);
+	}
 	if (!ret)
 		ld_log(d, LD_LOG_INFO, "registered %s as %s", ref, im->id);
 	json_decref(j);
@@ -185,12 +195,15 @@ static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
 	}
 	pthread_mutex_lock(&d->lock);
 	devs = json_array();
-	for (unsigned int i = 0; i < im->nblobs; i++)
-		json_array_append_new(devs, json_string(im->blobs[i]->path));
+	/* cachefiles images hold no blob files here: no devices to list */
+	for (unsigned int i = 0; im->blobs && i < im->nblobs; i++)
+		if (im->blobs[i])
+			json_array_append_new(devs, json_string(im->blobs[i]->path));
 	out = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", im->id, "domain", im->domain,
 			"frontend", d->fe->ops->name, "bootstrap", im->bootstrap_path,
 			"devices", devs);
 	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->api_lock);
 	reply(resp, 200, out);
 }
 
@@ -549,9 +562,7 @@ static void handler(void *ctx, const struct ld_http_req *req,
 	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "GET")) {
 		get_images(d, resp);
 	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "POST")) {
-		pthread_mutex_lock(&d->api_lock);
-		post_image(d, req, resp);
-		pthread_mutex_unlock(&d->api_lock);
+		post_image(d, req, resp);	/* takes api_lock after fetching */
 	} else if (!strncmp(p, "/v1/images/", 11) && !strcmp(req->method, "POST")) {
 		pthread_mutex_lock(&d->api_lock);
 		image_action(d, p + 11, req, resp);

@@ -314,7 +314,6 @@ static void file_put(struct ld_daemon *d, struct ld_blob_file *f)
 	free(f);
 }
 
-/* Gets (or creates) the sparse cache file of blob `ref`. */
 const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,
 			  size_t outlen)
 {
@@ -324,8 +323,56 @@ const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,
 	return sk_path_join(out, outlen, d->cfg.cache_dir, rel) ? NULL : out;
 }
 
+/*
+ * The network half of a blob's cache file, done holding no lock: a file
+ * linked nowhere yet, with its chunk table read and verified (from
+ * cache_dir/tables when kept there, else from the source, then kept).
+ * file_get() links it, or drops it when the blob is linked already.
+ */
+static int file_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
+			struct be_source *src, struct ld_blob_file **out,
+			struct sk_err *e)
+{
+	char rel[16 + SK_HEX_LEN], tpath[PATH_MAX];
+	struct ld_blob_file *f = calloc(1, sizeof(*f));
+	int ret;
+
+	if (!f)
+		return -ENOMEM;
+	f->fd = -1;
+	f->src = src;
+	snprintf(rel, sizeof(rel), "blobs/%s", ref->hex);
+	ret = sk_path_join(f->path, sizeof(f->path), d->cfg.cache_dir, rel);
+	if (ret)
+		sk_err_set(e, "%s: path too long", d->cfg.cache_dir);
+	else
+		ret = ld_cache_open_kept(&f->cache, ref, src, d->cfg.merge_limit,
+					 ld_table_path(d, ref->hex, tpath, sizeof(tpath)), e);
+	if (ret) {
+		free(f);
+		return ret;
+	}
+	*out = f;
+	return 0;
+}
+
+/* Drops a prepared file that was never linked (NULL: nothing). */
+static void file_discard(struct ld_blob_file *f)
+{
+	if (!f)
+		return;
+	ld_cache_close(&f->cache);
+	free(f);
+}
+
+/*
+ * Takes a reference on blob `ref`'s linked cache file, dropping `prep`,
+ * or else links `prep` (from file_prepare()): opens the sparse file,
+ * finds what it holds, watches it. Local work only, under d->lock; takes
+ * `prep` over in every case.
+ */
 static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
-		    struct be_source *src, struct ld_blob_file **out,
+		    struct ld_blob_file *prep, struct ld_blob_file **out,
 		    struct sk_err *e)
 {
 	struct ld_blob_file *f;
@@ -336,32 +383,14 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 		if (!strcmp(f->cache.hex, ref->hex)) {
 			f->refs++;
 			*out = f;
+			file_discard(prep);
 			return 0;
 		}
-	char tpath[PATH_MAX];
-
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		return -ENOMEM;
-	f->fd = -1;
-	char rel[16 + SK_HEX_LEN];
-
-	snprintf(rel, sizeof(rel), "blobs/%s", ref->hex);
-	ret = sk_path_join(f->path, sizeof(f->path), d->cfg.cache_dir, rel);
-	if (ret) {
-		sk_err_set(e, "%s: path too long", d->cfg.cache_dir);
-		free(f);
-		return ret;
-	}
-	ret = ld_cache_open_kept(&f->cache, ref, src, d->cfg.merge_limit,
-				 ld_table_path(d, ref->hex, tpath, sizeof(tpath)), e);
-	if (ret)
-		goto fail;
+	f = prep;
 	f->cache.rings = d->rings;
 	f->cache.bufs = d->bufs;
 	f->cache.pool = d->pool;
 	f->cache.readahead = d->cfg.readahead;
-	f->src = src;
 	f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (f->fd < 0 || fstat(f->fd, &st) < 0) {
 		ret = -errno;
@@ -486,13 +515,122 @@ static void auto_prefetch(struct ld_daemon *d, struct ld_image *im)
 		ld_log(d, LD_LOG_WARN, "prefetch of %s: %s", im->id, e.msg);
 }
 
-int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
-		      const char *domain, const char *mountpoint,
-		      struct ld_image **out, struct sk_err *e)
+static bool same_image(const struct ld_image *im, const char *manifest,
+		       const char *domain)
+{
+	return !strcmp(im->manifest, manifest) && !strcmp(im->domain, domain);
+}
+
+/* Whether registering im again for mnt (NULL or "": no mount point) may
+ * return im: a registration serves one mount point, so one mounted
+ * elsewhere may not (its `skiff umount` would no longer find it). */
+static bool free_for(const struct ld_image *im, const char *mnt)
+{
+	return !mnt || !*mnt || !im->mountpoint[0] || !strcmp(im->mountpoint, mnt);
+}
+
+/*
+ * An image registered without an id is named after its manifest,
+ * skiff-<16 hex>, and each further mount point of the same image gets a
+ * registration of its own, skiff-<16 hex>-2, -3, ...: `skiff umount MNT`
+ * unregisters exactly the one at MNT, and in cachefiles mode an fsid
+ * mounts once. The cache files stay shared (file_get counts the users).
+ * Returns the registration to give again (the one at mnt, else one
+ * mounted nowhere), or NULL with the first free name in id.
+ */
+static struct ld_image *pick_generated(struct ld_daemon *d, const char *manifest,
+				       const char *domain, const char *mnt,
+				       char *id, size_t idlen)
+{
+	struct ld_image *reuse = NULL;
+	char base[32];
+	size_t blen = (size_t)snprintf(base, sizeof(base), "skiff-%.16s", manifest);
+
+	for (struct ld_image *im = d->images; im; im = im->next) {
+		if (strncmp(im->id, base, blen) ||
+		    (im->id[blen] && im->id[blen] != '-') ||
+		    !same_image(im, manifest, domain) || !free_for(im, mnt))
+			continue;
+		if (mnt && *mnt && !strcmp(im->mountpoint, mnt))
+			return im;
+		if (!reuse)
+			reuse = im;
+	}
+	if (reuse)
+		return reuse;
+	/* ends: a name is taken by at most one of the finitely many images */
+	for (unsigned int n = 1;; n++) {
+		if (n == 1)
+			snprintf(id, idlen, "%s", base);
+		else
+			snprintf(id, idlen, "%s-%u", base, n);
+		if (!ld_image_find(d, id))
+			return NULL;
+	}
+}
+
+/*
+ * Whether im (not registered) is registered already (under d->lock):
+ * *old is the registration to give again, or NULL when im is new; with
+ * a generated id, im->id gets the first free name. -EEXIST when im's id
+ * is taken by another image or mounted elsewhere.
+ */
+static int find_registered(struct ld_daemon *d, struct ld_image *im, bool gen_id,
+			   struct ld_image **old, struct sk_err *e)
+{
+	if (gen_id) {
+		*old = pick_generated(d, im->manifest, im->domain, im->mountpoint,
+				      im->id, sizeof(im->id));
+		return 0;
+	}
+	*old = ld_image_find(d, im->id);
+	if (*old && !same_image(*old, im->manifest, im->domain)) {
+		sk_err_set(e, "id %s is registered for another image", im->id);
+		return -EEXIST;
+	}
+	if (*old && !free_for(*old, im->mountpoint)) {
+		sk_err_set(e, "id %s is mounted at %s: unmount it there first, "
+			   "or give this mount another id", im->id, (*old)->mountpoint);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* An image read from its source, not registered yet (ld_image_fetch). */
+struct ld_image_new {
+	struct ld_image *im;		/* owned, linked nowhere, no blob file yet */
+	bool gen_id;			/* im->id is named in ld_image_add() */
+	unsigned int count;		/* blobs */
+	/* owned, per blob: its cache file from file_prepare() (fanotify
+	 * mode; NULL in cachefiles mode, where the kernel has the files) */
+	struct ld_blob_file **prep;
+};
+
+static void image_new_free(struct ld_image_new *n)
+{
+	if (!n)
+		return;
+	for (unsigned int i = 0; n->prep && i < n->count; i++)
+		file_discard(n->prep[i]);
+	free(n->prep);
+	if (n->im) {
+		free(n->im->icnt);
+		free(n->im->blobs);
+		free(n->im->refs);
+		free(n->im->bs_buf);
+		free(n->im);
+	}
+	free(n);
+}
+
+int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
+		   const char *domain, const char *mountpoint,
+		   struct ld_image_new **out, struct sk_err *e)
 {
 	struct be_ref r;
 	struct be_image bi;
-	struct ld_image *im = NULL, *old, *fresh = NULL;
+	struct ld_image_new *n = NULL;
+	struct ld_image *im, *old;
 	struct fmt_bs bs;
 	struct be_source *src;
 	void *bsbuf = NULL;
@@ -502,20 +640,23 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 	ret = be_ref_parse(ref, &r, e);
 	if (ret)
 		return ret;
+	/* a source, once listed, stays for the daemon's life: it is used
+	 * below without the lock */
 	pthread_mutex_lock(&d->lock);
 	src = get_source(d, &r, e);
-	if (!src) {
-		ret = -EINVAL;
-		goto unlock;
-	}
+	pthread_mutex_unlock(&d->lock);
+	if (!src)
+		return -EINVAL;
 	ret = src->ops->resolve(src, r.digest[0] ? r.digest : r.tag, &bi, e);
 	if (ret)
-		goto unlock;
-	im = calloc(1, sizeof(*im));
+		return ret;
+	n = calloc(1, sizeof(*n));
+	im = n ? calloc(1, sizeof(*im)) : NULL;
 	if (!im) {
 		ret = -ENOMEM;
 		goto out;
 	}
+	n->im = im;
 	if (id && *id) {
 		if (!valid_id(id)) {
 			sk_err_set(e, "id \"%s\": use 1 to 120 of A-Z a-z 0-9 . _ -", id);
@@ -523,9 +664,8 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 			goto out;
 		}
 		snprintf(im->id, sizeof(im->id), "%s", id);
-	} else {
-		snprintf(im->id, sizeof(im->id), "skiff-%.16s", bi.manifest_hex);
 	}
+	n->gen_id = !im->id[0];
 	if (domain && *domain) {
 		if (!valid_id(domain)) {
 			sk_err_set(e, "domain \"%s\": use 1 to 120 of A-Z a-z 0-9 . _ -", domain);
@@ -534,28 +674,19 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 		}
 		snprintf(im->domain, sizeof(im->domain), "%s", domain);
 	}
-	old = ld_image_find(d, im->id);
-	if (old) {
-		if (!strcmp(old->manifest, bi.manifest_hex) &&
-		    !strcmp(old->domain, im->domain)) {
-			/* the same image again: registering is idempotent */
-			if (mountpoint)
-				snprintf(old->mountpoint, sizeof(old->mountpoint), "%s",
-					 mountpoint);
-			*out = old;
-			free(im);
-			im = NULL;
-			ret = 0;
-			goto out;
-		}
-		sk_err_set(e, "id %s is registered for another image", im->id);
-		ret = -EEXIST;
-		goto out;
-	}
 	snprintf(im->ref, sizeof(im->ref), "%s", ref);
 	if (mountpoint)
 		snprintf(im->mountpoint, sizeof(im->mountpoint), "%s", mountpoint);
 	memcpy(im->manifest, bi.manifest_hex, sizeof(im->manifest));
+	if (!n->gen_id) {
+		/* a taken id fails before the downloads (ld_image_add
+		 * decides for good) */
+		pthread_mutex_lock(&d->lock);
+		ret = find_registered(d, im, false, &old, e);
+		pthread_mutex_unlock(&d->lock);
+		if (ret)
+			goto out;
+	}
 	ret = load_bootstrap(d, src, &bi, im, &bsbuf, &bslen, e);
 	if (ret)
 		goto out;
@@ -575,10 +706,12 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 	im->blobs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->blobs));
 	im->refs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->refs));
 	im->icnt = calloc(1, sizeof(*im->icnt));
-	if (!im->blobs || !im->refs || !im->icnt) {
+	n->prep = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*n->prep));
+	if (!im->blobs || !im->refs || !im->icnt || !n->prep) {
 		ret = -ENOMEM;
 		goto out;
 	}
+	n->count = bs.nblobs;
 	im->icnt->refs = 1;
 	for (unsigned int i = 0; i < bs.nblobs; i++) {
 		if (strcmp(bi.blobs[i].hex, bs.blobs[i].hex)) {
@@ -587,44 +720,89 @@ int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 			goto out;
 		}
 		im->refs[i] = bs.blobs[i];
-		if (d->fe->ops->owns_cache_files) {
-			ret = file_get(d, &bs.blobs[i], src, &im->blobs[i], e);
-			if (ret)
-				goto out;
+		/* every chunk table now: in cachefiles mode too, where it is
+		 * only kept (cache_dir/tables) for the kernel's OPEN to find,
+		 * so that OPEN, on the frontend's one thread, never waits on
+		 * the network */
+		ret = file_prepare(d, &bs.blobs[i], src, &n->prep[i], e);
+		if (ret)
+			goto out;
+		if (!d->fe->ops->owns_cache_files) {
+			file_discard(n->prep[i]);
+			n->prep[i] = NULL;
 		}
-		im->nblobs++;
 	}
 	/* the kernel reads the bootstrap through us in cachefiles mode */
 	im->bs_buf = bsbuf;
 	bsbuf = NULL;
-	im->next = d->images;
-	d->images = im;
-	*out = im;
-	fresh = im;
-	im = NULL;
-	ret = 0;
+	*out = n;
+	n = NULL;
 out:
-	if (im) {
-		for (unsigned int i = 0; im->blobs && i < im->nblobs; i++)
-			if (im->blobs[i])
-				file_put(d, im->blobs[i]);
-		free(im->icnt);
-		free(im->blobs);
-		free(im->refs);
-		free(im->bs_buf);
-		free(im);
-	}
+	image_new_free(n);
 	if (bs_open)
 		fmt_bs_close(&bs);
 	free(bsbuf);
 	be_image_free(&bi);
+	return ret;
+}
+
+int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
+		 struct ld_image **out, struct sk_err *e)
+{
+	struct ld_image *im = n->im, *old, *fresh = NULL;
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	/* decided here, whatever the fetch saw: registrations of the same
+	 * image or id may have come (or gone) while it waited */
+	ret = find_registered(d, im, n->gen_id, &old, e);
+	if (ret)
+		goto unlock;
+	if (old) {
+		/* the same image again: registering is idempotent */
+		if (im->mountpoint[0])
+			snprintf(old->mountpoint, sizeof(old->mountpoint), "%s", im->mountpoint);
+		*out = old;
+		goto unlock;
+	}
+	for (unsigned int i = 0; i < n->count; i++) {
+		if (n->prep[i]) {
+			ret = file_get(d, &im->refs[i], n->prep[i], &im->blobs[i], e);
+			n->prep[i] = NULL;	/* taken over */
+			if (ret)
+				break;
+		}
+		im->nblobs++;
+	}
+	if (ret) {
+		for (unsigned int i = 0; i < im->nblobs; i++)
+			if (im->blobs[i])
+				file_put(d, im->blobs[i]);
+		goto unlock;
+	}
+	im->next = d->images;
+	d->images = im;
+	*out = im;
+	fresh = im;
+	n->im = NULL;
 unlock:
 	pthread_mutex_unlock(&d->lock);
+	image_new_free(n);
 	if (!ret)
 		ld_state_save(d);
 	if (!ret && fresh)
 		auto_prefetch(d, fresh);
 	return ret;
+}
+
+int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
+		      const char *domain, const char *mountpoint,
+		      struct ld_image **out, struct sk_err *e)
+{
+	struct ld_image_new *n;
+	int ret = ld_image_fetch(d, ref, id, domain, mountpoint, &n, e);
+
+	return ret ? ret : ld_image_add(d, n, out, e);
 }
 
 int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)

@@ -106,9 +106,15 @@ struct ld_trace;
 
 struct ld_daemon {
 	struct ld_config cfg;
-	pthread_mutex_t lock;		/* images, blob files, sources */
-	/* serialises the control API's image calls (register, unregister,
-	 * prefetch, trace), so one never frees an image another still uses */
+	/* images, blob files, sources. The fanotify frontend takes it on
+	 * every event, status and /metrics on every call: registration
+	 * never holds it across network I/O (ld_image_fetch) */
+	pthread_mutex_t lock;
+	/* serialises the control API's image calls (registering, unregister,
+	 * prefetch, trace), so one never frees an image another still uses.
+	 * Reads, status and /metrics never take it; a registration takes it
+	 * only after its network work (ld_image_add), so it too is never
+	 * held while a source answers slowly. */
 	pthread_mutex_t api_lock;
 	struct ld_image *images;
 	struct ld_blob_file *files;
@@ -135,10 +141,28 @@ struct ld_daemon {
 void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Registers IMAGE under id (generated from the manifest when empty). */
+/* Registers IMAGE under id (generated from the manifest when empty):
+ * ld_image_fetch(), then ld_image_add(). */
 int ld_image_register(struct ld_daemon *d, const char *ref, const char *id,
 		      const char *domain, const char *mountpoint,
 		      struct ld_image **out, struct sk_err *e);
+/*
+ * Registration in two steps, so that no lock is held while a source
+ * answers slowly. ld_image_fetch() does all the network work (manifest,
+ * bootstrap, every chunk table) holding no lock but d->lock for moments;
+ * ld_image_add() then registers the result under d->lock doing local
+ * work only, and decides there whether the id is free or the same image
+ * is registered already: of two fetches of one image, the second gets the
+ * first's registration. ld_image_add() always frees n; on success *out is
+ * the image, which the caller may use only while no unregistration can
+ * run (the API's api_lock).
+ */
+struct ld_image_new;
+int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
+		   const char *domain, const char *mountpoint,
+		   struct ld_image_new **out, struct sk_err *e);
+int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
+		 struct ld_image **out, struct sk_err *e);
 int ld_image_unregister(struct ld_daemon *d, const char *id,
 			struct sk_err *e);
 struct ld_image *ld_image_find(struct ld_daemon *d, const char *id);

@@ -5,7 +5,9 @@
 # where the data can be had (5xx, 429 + Retry-After, truncated and short
 # bodies, wrong ranges, resets, stalls, redirects) and fails with EIO in
 # bounded time where it cannot; wrong bytes never reach a cache file; a
-# serving process killed restores the image pinned to its manifest.
+# serving process killed restores the image pinned to its manifest; an
+# image whose server holds its answers delays neither reads of another
+# image nor status, metrics or unmounting (part 3).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/netlib.sh"
 need_net_tools nginx curl jq
@@ -186,4 +188,134 @@ t_ok "the cache file equals the exported one: no wrong byte in it" \
 	cmp "$T/cache/blobs/$blob" "$T/exp/$blob"
 t_ok "skiff umount" skiff_umount "$MNT"
 stop_skiffd
+
+# 3. a registration waiting on the network holds up nobody else. Image A
+# is mounted and read through skiffd; image B, on a second server, is
+# being mounted while that server holds one of its answers (the manifest
+# index, the bootstrap, the chunk table): reads of A's files (fetched
+# then), skiff status, /metrics and unmounting A all answer within
+# seconds, and B's mount completes once the server answers, or fails with
+# a message naming the server once it is gone. Commands run under
+# `timeout 10`: a daemon lock held across the wait fails the test rather
+# than hanging it.
+rm -rf "$T/cache" "$T/work"
+G=$T/gsrc
+mkdir -p "$G"
+for i in 1 2 3 4; do
+	head -c $((100 * 1024 + i)) /dev/urandom >"$G/g$i"
+done
+t_ok "build image B" "$SKIFF" build -q --chunk-size 64K "$G" "$T/gwww/l:b" || done_testing
+bs_b=$("$SKIFF" inspect --json "$T/gwww/l:b" | jq -r .bootstrap)
+blob_b=$("$SKIFF" inspect --json "$T/gwww/l:b" | jq -r '.blobs[0].id')
+gport=$(free_port)
+"$PY" "$ROOT/tests/servers/faulty_http.py" "$T/gwww" "$gport" 2>>"$T/faulty.log" &
+gpid=$!
+_n_pids+=("$gpid")
+t_ok "B's server listens on 127.0.0.1:$gport" wait_port "$gport" || done_testing
+GURL=http://127.0.0.1:$gport/l
+# a held answer is waited for (60 s), not abandoned after a second
+cat >"$T/skiffd-wait.json" <<EOF
+{"backend": {"max_attempts": 2, "backoff_ms": 50, "connect_timeout_ms": 2000,
+	"low_speed_time": 60}}
+EOF
+t_ok "skiffd starts, waiting long on slow answers" \
+	start_skiffd --frontend fanotify --config "$T/skiffd-wait.json" --readahead 0 --ahead 0 ||
+	done_testing
+t_ok "image A mounts" skiff_mount "$FURL#a" "$MNT" || done_testing
+t_ok "... and reads right" timeout 10 cmp "$MNT/f01" "$F/f01"
+MNTB=$T/mntb
+mkdir -p "$MNTB"
+gctl() { curl -s -X POST ${2:+-d "$2"} "http://127.0.0.1:$gport/$1" >/dev/null; }
+# held [N]: until B's server holds N requests (default 1; 10 s)
+held() {
+	local i
+	for i in $(seq 1 100); do
+		[ "$(curl -s "http://127.0.0.1:$gport/_log" | grep -c '"fault": "hold"')" -ge "${1:-1}" ] &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+# ends PID SECONDS: PID's exit status once it ends, 124 if it runs longer
+ends() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$1" 2>/dev/null || { wait "$1"; return; }
+		sleep 0.1
+	done
+	return 124
+}
+# mount_b_held WHAT MATCH: starts mounting B, its server holding the
+# request whose path contains MATCH; sets mpid
+mount_b_held() {
+	gctl _reset
+	gctl _fault "{\"kind\": \"hold\", \"count\": 1, \"match\": \"$2\"}"
+	timeout 60 "$SKIFF" mount "$GURL#b" "$MNTB" >"$T/mountb.out" 2>&1 &
+	mpid=$!
+	_t_mounts+=("$MNTB")
+	t_ok "mounting B waits on its server holding $1" held
+}
+k=1
+for phase in "the manifest index:index.json" "the bootstrap:blobs/sha256/$bs_b" \
+	"the chunk table:blobs/sha256/$blob_b"; do
+	mount_b_held "${phase%%:*}" "${phase#*:}"
+	k=$((k + 1))
+	f=f$(printf '%02d' "$k")
+	t_ok "... meanwhile A's $f (fetched now) reads right" timeout 10 cmp "$MNT/$f" "$F/$f"
+	t_ok "... skiff status answers" timeout 10 "$SKIFF" status
+	timeout 10 "$SKIFF" status --json >"$T/st.json" 2>&1
+	t_is "... listing A alone" "$(jq -r '[.images[].ref] | join(" ")' "$T/st.json" 2>&1)" "$FURL#a"
+	timeout 10 curl -s --unix-socket "$SKIFF_SOCKET" http://skiffd/metrics >"$T/m.txt"
+	t_grep "... /metrics answers" "^skiff_images 1$" "$T/m.txt"
+	t_ok "... unmounting A works" timeout 10 "$SKIFF" umount "$MNT"
+	t_ok "... while B still waits" kill -0 "$mpid"
+	gctl _release
+	t_ok "once the server answers, B's mount completes" ends "$mpid" 30 ||
+		diag "$(cat "$T/mountb.out")"
+	t_ok "... and B reads right" timeout 10 cmp "$MNTB/g$((k - 1))" "$G/g$((k - 1))"
+	t_ok "... and unmounts" timeout 10 "$SKIFF" umount "$MNTB"
+	# so that the next mount fetches bootstrap and chunk table again
+	rm -f "$T/cache/bootstraps/$bs_b" "$T/cache/tables/$blob_b"
+	t_ok "A mounts again" skiff_mount "$FURL#a" "$MNT" || done_testing
+done
+# two registrations of B at once (through the API, no mount point), both
+# waiting on B's server, and an unregistration racing them: B ends up
+# registered once, under one id
+api() { # METHOD PATH [BODY]: prints the HTTP status, the body in $T/api.out
+	timeout 60 curl -s -o "$T/api.out" -w '%{http_code}' --unix-socket "$SKIFF_SOCKET" \
+		-X "$1" ${3:+-d "$3"} "http://skiffd$2"
+}
+refs() { # the registered images' references, sorted
+	timeout 10 "$SKIFF" status --json | jq -r '[.images[].ref] | sort | join(" ")'
+}
+gctl _reset
+gctl _fault '{"kind": "hold", "count": 2, "match": "index.json"}'
+idb=skiff-$(manifest_of "$T/gwww/l:b" | cut -c1-16)
+for r in 1 2; do
+	timeout 60 curl -s --unix-socket "$SKIFF_SOCKET" -X POST -d "{\"ref\": \"$GURL#b\"}" \
+		http://skiffd/v1/images >"$T/reg$r.json" &
+	eval "rpid$r=\$!"
+done
+t_ok "two registrations of B wait on its server" held 2
+t_is "... unregistering B meanwhile finds nothing" "$(api DELETE "/v1/images/$idb")" 404
+t_is "... and leaves A" "$(refs)" "$FURL#a"
+gctl _release
+t_ok "once the server answers, both registrations complete" ends "$rpid1" 30
+t_ok "... (the second too)" ends "$rpid2" 30
+t_is "... giving the same id" "$(jq -r .id "$T/reg1.json") $(jq -r .id "$T/reg2.json")" "$idb $idb"
+t_is "... B is registered once" "$(refs)" "$(printf '%s\n' "$FURL#a" "$GURL#b" | sort | paste -sd ' ')"
+t_is "... and unregisters" "$(api DELETE "/v1/images/$idb")" 200
+t_is "... leaving A" "$(refs)" "$FURL#a"
+
+mount_b_held "the manifest index" index.json
+stop_pid "$gpid"
+t_fails "B's server gone: B's mount fails" ends "$mpid" 30
+t_grep "... saying which server" "skiffd: .*127\.0\.0\.1:$gport/l/index\.json" "$T/mountb.out"
+t_is "... and B is not registered" \
+	"$(timeout 10 "$SKIFF" status --json | jq -r '[.images[].ref] | join(" ")')" "$FURL#a"
+k=$((k + 1))
+f=f$(printf '%02d' "$k")
+t_ok "A's $f reads right" timeout 10 cmp "$MNT/$f" "$F/$f"
+t_ok "skiff umount A" skiff_umount "$MNT"
+t_ok "skiffd stops cleanly" stop_skiffd
 done_testing

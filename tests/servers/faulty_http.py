@@ -14,10 +14,13 @@ makes the next N GETs whose path contains `match` fail in way K:
     wrong         right headers and length, every byte flipped
     reset         the connection is closed (RST) without an answer
     stall         nothing is sent for `seconds` (default 30), then close
+    hold          nothing is sent until POST /_release (or `seconds`,
+                  default 120, pass), then the request is served normally
     redirect      302 to the same path on `to` (a base URL), see below
 GET /_log answers the requests seen so far as JSON lines
     {"t": time, "path": p, "range": r, "fault": k or null, "auth": a}
-POST /_reset forgets faults and the log.
+POST /_release lets held requests go on and forgets the hold faults.
+POST /_reset forgets faults and the log (releasing held requests).
 
 Listens on 127.0.0.1 only. Usage: faulty_http.py ROOT PORT
 """
@@ -45,6 +48,15 @@ def take_fault(path):
     return None
 
 
+def release(keep):
+    """Wakes every held request; drops the faults `keep` refuses."""
+    with LOCK:
+        for f in FAULTS:
+            if "held" in f:
+                f["held"].set()
+        FAULTS[:] = [f for f in FAULTS if keep(f)]
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     root = "."
@@ -66,12 +78,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_fault":
             f = json.loads(body)
             f.setdefault("count", 1)
+            if f.get("kind") == "hold":
+                f["held"] = threading.Event()
             with LOCK:
                 FAULTS.append(f)
             return self.send_json(200, {"ok": True})
+        if self.path == "/_release":
+            release(lambda f: f.get("kind") != "hold")
+            return self.send_json(200, {"ok": True})
         if self.path == "/_reset":
+            release(lambda f: False)
             with LOCK:
-                FAULTS.clear()
                 LOG.clear()
             return self.send_json(200, {"ok": True})
         self.send_json(404, {"error": "no such control"})
@@ -99,6 +116,9 @@ class Handler(BaseHTTPRequestHandler):
                         "fault": fault["kind"] if fault else None,
                         "auth": self.headers.get("Authorization")})
         kind = fault["kind"] if fault else None
+        if kind == "hold":
+            fault["held"].wait(float(fault.get("seconds", 120)))
+            kind = None
         if kind in ("500", "503", "429"):
             body = b"fault\n"
             self.send_response(int(kind))

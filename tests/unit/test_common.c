@@ -248,7 +248,7 @@ static void test_files(const char *tmp)
 	is_int(sk_write_file_atomic(p, "x", 1), 0, "sk_write_file_atomic replaces it");
 	ok(stat(p, &st) == 0 && st.st_size == 1 && (st.st_mode & 07777) == 0644,
 	   "... with the new size and mode 0644");
-	fmtpath(q, "%s.tmp.%d", p, (int)getpid());
+	fmtpath(q, "%s.tmp.%d.%d", p, (int)getpid(), (int)gettid());
 	ok(access(q, F_OK) < 0 && errno == ENOENT, "no temporary file left behind");
 	is_int(sk_read_file(p, 0, &buf, &len), -EFBIG, "sk_read_file honours max");
 	fmtpath(q, "%s/a", tmp);
@@ -262,7 +262,7 @@ static void test_files(const char *tmp)
 	       "sk_write_file_atomic into a missing directory is -ENOENT");
 	fmtpath(q, "%s/a", tmp);
 	ok(sk_write_file_atomic(q, "x", 1) < 0, "sk_write_file_atomic over a directory fails");
-	fmtpath(q, "%s/a.tmp.%d", tmp, (int)getpid());
+	fmtpath(q, "%s/a.tmp.%d.%d", tmp, (int)getpid(), (int)gettid());
 	ok(access(q, F_OK) < 0, "... and removes its temporary file");
 	fmtpath(q, "%s/empty", tmp);
 	is_int(sk_write_file_atomic(q, NULL, 0), 0, "sk_write_file_atomic of 0 bytes");
