@@ -357,8 +357,9 @@ static json_t *sources_json(struct ld_daemon *d)
 	return arr;
 }
 
-/* A loader counter's total over the cache files gone, those in use and
- * the images (arg: the daemon, locked). */
+/* A loader counter's total over the cache files gone, those in use,
+ * those being closed and the images (arg: the daemon, locked): every
+ * file is in exactly one of these, so the total never goes down. */
 static void total_sample(char **buf, size_t *len, size_t *cap,
 			 const struct counter_def *c, void *arg)
 {
@@ -366,6 +367,8 @@ static void total_sample(char **buf, size_t *len, size_t *cap,
 	unsigned long long total = counter_at(&d->retired, c->off);
 
 	for (struct ld_blob_file *f = d->files; f; f = f->next)
+		total += counter_at(f->cache.cnt, c->off);
+	for (struct ld_blob_file *f = d->closing; f; f = f->next)
 		total += counter_at(f->cache.cnt, c->off);
 	for (struct ld_image *im = d->images; im; im = im->next)
 		total += counter_at(&im->icnt->c, c->off);

@@ -295,21 +295,53 @@ static struct be_source *get_source(struct ld_daemon *d, const struct be_ref *r,
 	return s->src;
 }
 
-static void file_put(struct ld_daemon *d, struct ld_blob_file *f)
+static void file_unlist(struct ld_blob_file **head, struct ld_blob_file *f)
 {
-	struct ld_blob_file **pp;
-
-	if (--f->refs)
-		return;
-	if (f->marked && d->fe)
-		d->fe->ops->unwatch(d->fe, f);
-	for (pp = &d->files; *pp; pp = &(*pp)->next)
+	for (struct ld_blob_file **pp = head; *pp; pp = &(*pp)->next)
 		if (*pp == f) {
 			*pp = f->next;
-			break;
+			return;
 		}
+}
+
+/*
+ * Drops an image's reference on f, under d->lock. The last one takes the
+ * file out of use there: unwatches it first (no new event names it; one
+ * already queued finds no file by its inode and is denied), then moves it
+ * from d->files to d->closing, and returns it: the caller must hand it to
+ * file_close() once it has let go of d->lock. NULL while others use it.
+ */
+static struct ld_blob_file *file_put(struct ld_daemon *d, struct ld_blob_file *f)
+{
+	if (--f->refs)
+		return NULL;
+	if (f->marked && d->fe)
+		d->fe->ops->unwatch(d->fe, f);
+	file_unlist(&d->files, f);
+	f->next = d->closing;
+	d->closing = f;
+	return f;
+}
+
+/*
+ * Finishes what file_put() started; called without d->lock (NULL: no-op).
+ * Closing waits for the blob's read-ahead windows, each a backend fetch
+ * that a stalled source may hold until the transport gives up: under
+ * d->lock, which every fanotify event, status and /metrics take, that
+ * would stall every other image's reads. The windows still count into
+ * f's counters meanwhile, and /metrics sums d->closing, so the file is
+ * counted all along; its counters move to d->retired in the same d->lock
+ * section that unlists it, so no sample sees them twice or not at all.
+ */
+static void file_close(struct ld_daemon *d, struct ld_blob_file *f)
+{
+	if (!f)
+		return;
 	ld_cache_close(&f->cache);	/* waits for read-ahead windows */
+	pthread_mutex_lock(&d->lock);
+	file_unlist(&d->closing, f);
 	ld_counters_add(&d->retired, f->cache.cnt);
+	pthread_mutex_unlock(&d->lock);
 	close(f->fd);
 	free(f);
 }
@@ -385,6 +417,16 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 			*out = f;
 			file_discard(prep);
 			return 0;
+		}
+	for (f = d->closing; f; f = f->next)
+		if (!strcmp(f->cache.hex, ref->hex)) {
+			/* its windows may still write the file: a second cache
+			 * of it would scan half-written chunks. The API's
+			 * api_lock spans a whole unregistration, so this is a
+			 * guard, not a path */
+			sk_err_set(e, "blob %s is still being closed: try again", ref->hex);
+			file_discard(prep);
+			return -EBUSY;
 		}
 	f = prep;
 	f->cache.rings = d->rings;
@@ -775,9 +817,10 @@ int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
 		im->nblobs++;
 	}
 	if (ret) {
+		/* im->blobs[i] becomes the file to close, or NULL */
 		for (unsigned int i = 0; i < im->nblobs; i++)
 			if (im->blobs[i])
-				file_put(d, im->blobs[i]);
+				im->blobs[i] = file_put(d, im->blobs[i]);
 		goto unlock;
 	}
 	im->next = d->images;
@@ -787,6 +830,9 @@ int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
 	n->im = NULL;
 unlock:
 	pthread_mutex_unlock(&d->lock);
+	if (ret)
+		for (unsigned int i = 0; i < im->nblobs; i++)
+			file_close(d, im->blobs[i]);
 	image_new_free(n);
 	if (!ret)
 		ld_state_save(d);
@@ -826,13 +872,18 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 	 * (and may take d->lock to unmark a complete blob) */
 	ld_pf_cancel(d, im);
 	pthread_mutex_lock(&d->lock);
+	/* im->blobs[i] becomes the file to close, or NULL */
 	for (unsigned int i = 0; i < im->nblobs; i++)
 		if (im->blobs[i])
-			file_put(d, im->blobs[i]);
+			im->blobs[i] = file_put(d, im->blobs[i]);
 	if (im->trace)
 		atomic_fetch_sub(&d->tracing, 1);
 	ld_trace_free(im);
 	pthread_mutex_unlock(&d->lock);
+	/* outside d->lock: closing waits for read-ahead windows, which a
+	 * stalled source holds (file_close) */
+	for (unsigned int i = 0; i < im->nblobs; i++)
+		file_close(d, im->blobs[i]);
 	ld_img_counters_put(d, im->icnt);
 	free(im->blobs);
 	free(im->refs);

@@ -118,6 +118,10 @@ struct ld_daemon {
 	pthread_mutex_t api_lock;
 	struct ld_image *images;
 	struct ld_blob_file *files;
+	/* unused cache files being closed outside d->lock (waiting for their
+	 * read-ahead windows): listed so that /metrics still counts them
+	 * until their counters move to `retired` */
+	struct ld_blob_file *closing;
 	struct ld_source_ent *sources;
 	struct sk_pool *pool;		/* request workers */
 	struct sk_pool *ra_pool;	/* background read-ahead windows */
@@ -133,7 +137,7 @@ struct ld_daemon {
 	_Atomic unsigned int tracing;	/* images recording a trace */
 	double start_time;
 	_Atomic uint64_t events, events_fast, events_denied, opens, closes;
-	struct ld_counters retired;	/* of cache files no longer in use */
+	struct ld_counters retired;	/* of cache files closed */
 	/* event received to answered: already filled, and fetched first */
 	struct ld_hist lat_cached, lat_fetched;
 };

@@ -7,7 +7,8 @@
 # bounded time where it cannot; wrong bytes never reach a cache file; a
 # serving process killed restores the image pinned to its manifest; an
 # image whose server holds its answers delays neither reads of another
-# image nor status, metrics or unmounting (part 3).
+# image nor status, metrics or unmounting (part 3), nor does unmounting
+# an image whose read-ahead windows that server holds (part 4).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/netlib.sh"
 need_net_tools nginx curl jq
@@ -316,6 +317,96 @@ t_is "... and B is not registered" \
 k=$((k + 1))
 f=f$(printf '%02d' "$k")
 t_ok "A's $f reads right" timeout 10 cmp "$MNT/$f" "$F/$f"
+t_ok "skiff umount A" skiff_umount "$MNT"
+t_ok "skiffd stops cleanly" stop_skiffd
+
+# 4. unmounting an image whose read-ahead windows wait on a held server
+# holds up nobody else. skiffd runs with --ahead 8M (windows of at most
+# 1 MiB: merge_limit); a sequential read of the first 4 MiB of image H's
+# big file starts windows past it, and the server holds every request of
+# H's blob from 6 MiB on: those are windows alone (the reader has ended;
+# a fetch of its own held would have failed its read).
+# Unregistering H waits for them; meanwhile, under `timeout 10`, image A's
+# files (fetched then) read right and skiff status and /metrics answer,
+# with no counter of /metrics going down (H's cache file still counts
+# while it closes, and then as retired).
+rm -rf "$T/cache" "$T/work"
+HS=$T/hsrc
+mkdir -p "$HS"
+head -c $((32 << 20)) /dev/urandom >"$HS/big"
+t_ok "build image H: one file of 32 MiB" \
+	"$SKIFF" build -q --chunk-size 256K "$HS" "$T/fwww/h:h" || done_testing
+blob_h=$("$SKIFF" inspect --json "$T/fwww/h:h" | jq -r '.blobs[0].id')
+HURL=http://127.0.0.1:$fport/h
+cat >"$T/skiffd-ra.json" <<EOF2
+{"merge_limit": 1048576,
+ "backend": {"max_attempts": 2, "backoff_ms": 50, "connect_timeout_ms": 2000,
+	"low_speed_time": 60}}
+EOF2
+t_ok "skiffd starts with --ahead 8M, waiting long on slow answers" \
+	start_skiffd --frontend fanotify --config "$T/skiffd-ra.json" --ahead 8M ||
+	done_testing
+t_ok "image A mounts" skiff_mount "$FURL#a" "$MNT" || done_testing
+MNTH=$T/mnth
+mkdir -p "$MNTH"
+t_ok "image H mounts" skiff_mount "$HURL#h" "$MNTH" || done_testing
+fctl() { curl -s -X POST ${2:+-d "$2"} "http://127.0.0.1:$fport/$1" >/dev/null; }
+# fheld: until the server holds a request (10 s)
+fheld() {
+	local i
+	for i in $(seq 1 100); do
+		curl -s "http://127.0.0.1:$fport/_log" | grep -q '"fault": "hold"' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# counters FILE: the unlabelled counters of a /metrics answer, "name value"
+counters() { awk '/^skiff_[a-z_]*_total / { print $1, $2 }' "$1"; }
+# no_decrease A B: every counter of /metrics answer A is in answer B, and
+# not smaller there
+no_decrease() {
+	join -a 1 -e gone -o 0,1.2,2.2 <(counters "$1" | sort) <(counters "$2" | sort) |
+		awk '$3 == "gone" || $3 < $2 { print "went down:", $0; bad = 1 }
+		     END { exit NR == 0 || bad }'
+}
+getm() { timeout 10 curl -s --unix-socket "$SKIFF_SOCKET" http://skiffd/metrics >"$1"; }
+fctl _reset
+fctl _fault "{\"kind\": \"hold\", \"count\": 1000, \"match\": \"/blobs/sha256/$blob_h\", \"from\": $((6 << 20))}"
+t_ok "H's first 4 MiB read right sequentially" timeout 30 cmp -n $((4 << 20)) "$MNTH/big" "$HS/big"
+t_ok "... starting read-ahead windows that the server holds" fheld
+getm "$T/m0.txt"
+t_ok "... windows counted" test "$(awk '$1 == "skiff_readahead_windows_total" { print $2 }' "$T/m0.txt")" -gt 0
+timeout 120 "$SKIFF" umount "$MNTH" >"$T/umounth.out" 2>&1 &
+upid=$!
+# unregistering: until skiffd lists H no more (or, holding its lock while
+# it waits, answers nothing)
+unregistering() {
+	local i out
+	for i in $(seq 1 100); do
+		out=$(timeout 2 "$SKIFF" status --json 2>/dev/null) || return 0
+		jq -e --arg r "$HURL#h" 'all(.images[]; .ref != $r)' <<<"$out" >/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+t_ok "unmounting H: skiffd unregisters it" unregistering
+t_ok "... meanwhile A's f01 (fetched now) reads right" timeout 10 cmp "$MNT/f01" "$F/f01"
+t_ok "... skiff status answers" timeout 10 "$SKIFF" status
+getm "$T/m1.txt"
+t_grep "... /metrics answers" "^skiff_images 1$" "$T/m1.txt"
+t_ok "... no counter went down: H's cache file still counts" no_decrease "$T/m0.txt" "$T/m1.txt"
+t_ok "... while the unregistration waits for H's windows" kill -0 "$upid"
+fctl _release
+t_ok "once the server answers, H's unmount completes" ends "$upid" 60 ||
+	diag "$(cat "$T/umounth.out")"
+getm "$T/m2.txt"
+t_ok "... no counter went down" no_decrease "$T/m1.txt" "$T/m2.txt"
+c1=$(awk '$1 == "skiff_fetched_chunks_total" { print $2 }' "$T/m1.txt")
+c2=$(awk '$1 == "skiff_fetched_chunks_total" { print $2 }' "$T/m2.txt")
+t_ok "... and the held windows' chunks count once fetched ($c1 -> $c2)" test "$c2" -gt "$c1"
+t_is "... H is unregistered, A stays" \
+	"$(timeout 10 "$SKIFF" status --json | jq -r '[.images[].ref] | join(" ")')" "$FURL#a"
+t_ok "A's f02 reads right" timeout 10 cmp "$MNT/f02" "$F/f02"
 t_ok "skiff umount A" skiff_umount "$MNT"
 t_ok "skiffd stops cleanly" stop_skiffd
 done_testing

@@ -4,7 +4,8 @@
 Serves files under ROOT with single byte ranges, like any web server,
 until told otherwise: POST /_fault with a JSON object
     {"kind": K, "count": N, "match": "blobs/", ...}
-makes the next N GETs whose path contains `match` fail in way K:
+makes the next N GETs whose path contains `match` (and, with "from": B,
+whose Range starts at byte B or later) fail in way K:
     500, 503      that status (503 with "retry_after" sends Retry-After)
     429           Too Many Requests, Retry-After: retry_after (default 1)
     truncate      right headers, half the body, then the connection closes
@@ -39,10 +40,17 @@ FAULTS = []
 LOG = []
 
 
-def take_fault(path):
+def range_start(rng):
+    """The first byte a Range header asks for (0 without one)."""
+    m = re.match(r"bytes=(\d+)-", rng or "")
+    return int(m.group(1)) if m else 0
+
+
+def take_fault(path, rng):
     with LOCK:
         for f in FAULTS:
-            if f.get("match", "") in path and f["count"] > 0:
+            if (f.get("match", "") in path and f["count"] > 0 and
+                    range_start(rng) >= int(f.get("from", 0))):
                 f["count"] -= 1
                 return f
     return None
@@ -110,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
     def serve(self, head):
         path = self.path.split("?", 1)[0]
         rng = self.headers.get("Range")
-        fault = take_fault(path)
+        fault = take_fault(path, rng)
         with LOCK:
             LOG.append({"t": time.time(), "path": path, "range": rng,
                         "fault": fault["kind"] if fault else None,
