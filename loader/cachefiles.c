@@ -13,17 +13,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/cachefiles.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "evloop.h"
 #include "prefetch.h"
 #include "trace.h"
 
@@ -44,9 +43,7 @@ struct cf_fe {
 	struct ld_frontend base;
 	struct ld_daemon *d;
 	int dev;		/* /dev/cachefiles, bound */
-	int stopfd;
-	pthread_t thread;
-	bool running;
+	struct ld_ev ev;	/* the event thread: waits on dev */
 	pthread_mutex_t lock;	/* objects */
 	struct cf_object *objects;
 };
@@ -332,8 +329,7 @@ static void read_job(struct sk_job *job)
 	}
 	/* completed on every path: an uncompleted READ hangs the reader */
 	complete(j->fe, o, j->msg_id);
-	atomic_store(&j->fe->d->ondemand_last, sk_now_ns());
-	atomic_fetch_sub(&j->fe->d->ondemand, 1);
+	ld_ev_done(j->fe->d);
 	obj_put(j->fe, o);
 	free(j);
 }
@@ -371,9 +367,7 @@ static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m)
 	j->len = rd.len;
 	j->job.fn = read_job;
 	j->job.detached = true;	/* read_job frees j */
-	atomic_fetch_add(&fe->d->ondemand, 1);
-	atomic_store(&fe->d->ondemand_last, sk_now_ns());
-	sk_pool_submit(fe->d->pool, &j->job);
+	ld_ev_submit(fe->d, &j->job);
 }
 
 static void handle_close(struct cf_fe *fe, const struct cachefiles_msg *m)
@@ -465,52 +459,40 @@ static int cf_prefetch(struct ld_frontend *base, struct ld_image *im,
 	return ret;
 }
 
-static void *event_loop(void *arg)
+/* The device is readable: take every pending request. */
+static int on_requests(struct ld_ev *ev, void *buf, size_t bufsz)
 {
-	struct cf_fe *fe = arg;
-	char buf[CACHEFILES_MSG_MAX_SIZE] __attribute__((aligned(8)));
+	struct cf_fe *fe = ev->arg;
 
+	/* read() hands out one message, 0 when none is pending */
 	for (;;) {
-		struct pollfd p[2] = { { fe->dev, POLLIN, 0 }, { fe->stopfd, POLLIN, 0 } };
+		ssize_t n = read(fe->dev, buf, bufsz);
+		struct cachefiles_msg m;
 
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			ld_log(fe->d, LD_LOG_ERROR, "cachefiles poll: %s", strerror(errno));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			break;
-		}
-		if (p[1].revents)
+		if ((size_t)n < sizeof(m))
+			continue;
+		memcpy(&m, buf, sizeof(m));
+		if (m.len != (uint32_t)n)
+			continue;
+		switch (m.opcode) {
+		case CACHEFILES_OP_OPEN:
+			handle_open(fe, buf);
 			break;
-		/* read() hands out one message, 0 when none is pending */
-		for (;;) {
-			ssize_t n = read(fe->dev, buf, sizeof(buf));
-			struct cachefiles_msg m;
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			if ((size_t)n < sizeof(m))
-				continue;
-			memcpy(&m, buf, sizeof(m));
-			if (m.len != (uint32_t)n)
-				continue;
-			switch (m.opcode) {
-			case CACHEFILES_OP_OPEN:
-				handle_open(fe, (struct cachefiles_msg *)buf);
-				break;
-			case CACHEFILES_OP_READ:
-				handle_read(fe, (struct cachefiles_msg *)buf);
-				break;
-			case CACHEFILES_OP_CLOSE:
-				handle_close(fe, (struct cachefiles_msg *)buf);
-				break;
-			default:
-				ld_log(fe->d, LD_LOG_WARN, "cachefiles: opcode %u", m.opcode);
-			}
+		case CACHEFILES_OP_READ:
+			handle_read(fe, buf);
+			break;
+		case CACHEFILES_OP_CLOSE:
+			handle_close(fe, buf);
+			break;
+		default:
+			ld_log(fe->d, LD_LOG_WARN, "cachefiles: opcode %u", m.opcode);
 		}
 	}
-	return NULL;
+	return 0;
 }
 
 static int cf_start(struct ld_daemon *d, struct ld_frontend **out, struct sk_err *e)
@@ -529,10 +511,9 @@ static int cf_start(struct ld_daemon *d, struct ld_frontend **out, struct sk_err
 		free(fe);
 		return ret;
 	}
-	fe->stopfd = eventfd(0, EFD_CLOEXEC);
-	if (fe->stopfd < 0) {
-		ret = -errno;
-		sk_err_set(e, "cachefiles frontend: %s", strerror(errno));
+	ret = ld_ev_init(&fe->ev, d, "cachefiles", fe->dev, CACHEFILES_MSG_MAX_SIZE,
+			 on_requests, fe, e);
+	if (ret) {
 		close(fe->dev);
 		free(fe);
 		return ret;
@@ -546,11 +527,8 @@ static int cf_start(struct ld_daemon *d, struct ld_frontend **out, struct sk_err
 static int cf_serve(struct ld_frontend *base)
 {
 	struct cf_fe *fe = (struct cf_fe *)base;
-	int ret = -pthread_create(&fe->thread, NULL, event_loop, fe);
 
-	if (!ret)
-		fe->running = true;
-	return ret;
+	return ld_ev_start(&fe->ev);
 }
 
 static int cf_watch(struct ld_frontend *fe, struct ld_blob_file *f)
@@ -569,14 +547,8 @@ static void cf_unwatch(struct ld_frontend *fe, struct ld_blob_file *f)
 static void cf_stop(struct ld_frontend *base)
 {
 	struct cf_fe *fe = (struct cf_fe *)base;
-	uint64_t one = 1;
 
-	if (!fe->running)
-		return;
-	if (write(fe->stopfd, &one, sizeof(one)) < 0)
-		ld_log(fe->d, LD_LOG_WARN, "cachefiles stop: %s", strerror(errno));
-	pthread_join(fe->thread, NULL);
-	fe->running = false;
+	ld_ev_stop(&fe->ev);
 }
 
 static void cf_destroy(struct ld_frontend *base)
@@ -590,7 +562,7 @@ static void cf_destroy(struct ld_frontend *base)
 		fe->objects = o->next;
 		obj_put(fe, o);
 	}
-	close(fe->stopfd);
+	ld_ev_destroy(&fe->ev);
 	/* closing the device withdraws the cache: live mounts lose it */
 	close(fe->dev);
 	free(fe);

@@ -12,17 +12,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "evloop.h"
 #include "holder.h"
 #include "trace.h"
 
@@ -49,9 +48,7 @@ struct fan_fe {
 	struct ld_daemon *d;
 	int fan;		/* the fanotify group (the holder's, when held) */
 	int hsock;		/* events from the holder, -1: read fan ourselves */
-	int stopfd;		/* eventfd that ends the event loop */
-	pthread_t thread;
-	bool running;
+	struct ld_ev ev;	/* the event thread: waits on hsock, else fan */
 	pid_t self;		/* events we cause ourselves are allowed */
 };
 
@@ -135,8 +132,7 @@ static void fill_job(struct sk_job *job)
 		respond(j->fe, j->fd, j->hfd, FAN_ALLOW);
 	}
 	ld_hist_observe(&j->fe->d->lat_fetched, sk_now() - j->t0);
-	atomic_store(&j->fe->d->ondemand_last, sk_now_ns());
-	atomic_fetch_sub(&j->fe->d->ondemand, 1);
+	ld_ev_done(j->fe->d);
 	maybe_unmark(j->fe, j->f);
 	free(j);
 }
@@ -193,9 +189,7 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	j->t0 = t0;
 	j->job.fn = fill_job;
 	j->job.detached = true;	/* fill_job frees j */
-	atomic_fetch_add(&d->ondemand, 1);
-	atomic_store(&d->ondemand_last, sk_now_ns());
-	sk_pool_submit(d->pool, &j->job);
+	ld_ev_submit(d, &j->job);
 }
 
 static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m)
@@ -257,59 +251,43 @@ static int take_held(struct fan_fe *fe)
 	}
 }
 
-static void *event_loop(void *arg)
+/* The group (or the holder's socket) is readable: take what is there. */
+static int on_events(struct ld_ev *ev, void *buf, size_t bufsz)
 {
-	struct fan_fe *fe = arg;
-	size_t bufsz = 64 * 1024;
-	char *buf = aligned_alloc(8, bufsz);
+	struct fan_fe *fe = ev->arg;
+	ssize_t n;
 
-	if (!buf) {
-		ld_log(fe->d, LD_LOG_ERROR, "fanotify: out of memory");
-		return NULL;
-	}
-	for (;;) {
-		struct pollfd p[2] = { { fe->hsock >= 0 ? fe->hsock : fe->fan, POLLIN, 0 },
-				       { fe->stopfd, POLLIN, 0 } };
-		ssize_t n;
-
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			ld_log(fe->d, LD_LOG_ERROR, "fanotify poll: %s", strerror(errno));
-			break;
+	if (fe->hsock >= 0) {
+		if (take_held(fe) == -EPIPE) {
+			/* the holder died: our copy of the group is all
+			 * that is left; read it ourselves */
+			ld_log(fe->d, LD_LOG_ERROR, "the holder is gone: reading events directly");
+			close(fe->hsock);
+			fe->hsock = -1;
+			ev->fd = fe->fan;
 		}
-		if (p[1].revents)
-			break;
-		if (fe->hsock >= 0) {
-			if (take_held(fe) == -EPIPE) {
-				/* the holder died: our copy of the group is all
-				 * that is left; read it ourselves */
-				ld_log(fe->d, LD_LOG_ERROR, "the holder is gone: reading events directly");
-				close(fe->hsock);
-				fe->hsock = -1;
-			}
+		return 0;
+	}
+	n = read(fe->fan, buf, bufsz);
+	if (n < 0) {
+		int err = errno;
+
+		if (err == EINTR || err == EAGAIN)
+			return 0;
+		ld_log(fe->d, LD_LOG_ERROR, "fanotify read: %s", strerror(err));
+		return -err;
+	}
+	for (struct fanotify_event_metadata *m = buf;
+	     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+		if (m->vers != FANOTIFY_METADATA_VERSION) {
+			ld_log(fe->d, LD_LOG_ERROR, "fanotify: metadata version %u", m->vers);
+			if (m->fd >= 0)
+				respond(fe, m->fd, m->fd, FAN_DENY_ERRNO(EIO));
 			continue;
 		}
-		n = read(fe->fan, buf, bufsz);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			ld_log(fe->d, LD_LOG_ERROR, "fanotify read: %s", strerror(errno));
-			break;
-		}
-		for (struct fanotify_event_metadata *m = (void *)buf;
-		     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-			if (m->vers != FANOTIFY_METADATA_VERSION) {
-				ld_log(fe->d, LD_LOG_ERROR, "fanotify: metadata version %u", m->vers);
-				if (m->fd >= 0)
-					respond(fe, m->fd, m->fd, FAN_DENY_ERRNO(EIO));
-				continue;
-			}
-			handle_event(fe, m);
-		}
+		handle_event(fe, m);
 	}
-	free(buf);
-	return NULL;
+	return 0;
 }
 
 static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
@@ -323,7 +301,6 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 	fe->base.ops = &ld_fanotify_ops;
 	fe->d = d;
 	fe->self = getpid();
-	fe->stopfd = -1;
 	fe->hsock = d->hold_sock;
 	fe->fan = d->hold_group >= 0 ? d->hold_group :
 		fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
@@ -334,10 +311,9 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 		free(fe);
 		return ret;
 	}
-	fe->stopfd = eventfd(0, EFD_CLOEXEC);
-	if (fe->stopfd < 0) {
-		ret = -errno;
-		sk_err_set(e, "fanotify frontend: %s", strerror(errno));
+	ret = ld_ev_init(&fe->ev, d, "fanotify", fe->hsock >= 0 ? fe->hsock : fe->fan,
+			 64 * 1024, on_events, fe, e);
+	if (ret) {
 		close(fe->fan);
 		free(fe);
 		return ret;
@@ -351,11 +327,8 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 static int fan_serve(struct ld_frontend *base)
 {
 	struct fan_fe *fe = (struct fan_fe *)base;
-	int ret = -pthread_create(&fe->thread, NULL, event_loop, fe);
 
-	if (!ret)
-		fe->running = true;
-	return ret;
+	return ld_ev_start(&fe->ev);
 }
 
 static int fan_watch(struct ld_frontend *base, struct ld_blob_file *f)
@@ -382,22 +355,15 @@ static void fan_unwatch(struct ld_frontend *base, struct ld_blob_file *f)
 static void fan_stop(struct ld_frontend *base)
 {
 	struct fan_fe *fe = (struct fan_fe *)base;
-	uint64_t one = 1;
 
-	if (fe->running) {
-		if (write(fe->stopfd, &one, sizeof(one)) < 0)
-			ld_log(fe->d, LD_LOG_WARN, "fanotify stop: %s", strerror(errno));
-		pthread_join(fe->thread, NULL);
-		fe->running = false;
-	}
+	ld_ev_stop(&fe->ev);
 }
 
 static void fan_destroy(struct ld_frontend *base)
 {
 	struct fan_fe *fe = (struct fan_fe *)base;
 
-	fan_stop(base);
-	close(fe->stopfd);
+	ld_ev_destroy(&fe->ev);
 	close(fe->fan);
 	if (fe->hsock >= 0)
 		close(fe->hsock);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # skiffd's fanotify frontend on the host kernel: lazy mounts that equal
 # their source, fetch only what is read, survive a restart warm, share
-# cache files between images, stand concurrent readers, and fail bad data
-# with EIO, never with wrong bytes or a hang.
+# cache files between images, stand concurrent readers, outlive the
+# holder process, and fail bad data with EIO, never with wrong bytes or a
+# hang.
 . "$(dirname "$0")/lib.sh"
 need_root
 command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
@@ -165,5 +166,30 @@ t_ok "a new server ($new) serves" test "$new" -gt 0 -a "$new" != "$server"
 t_ok "the whole tree is right afterwards" timeout 300 "$TREECMP" "$SRC" "$MNT"
 skiff_umount "$MNT"
 stop_skiffd
+
+# 8. the holder killed: the server keeps its copy of the group, and its
+#    event thread moves from the holder's socket to the group itself
+rm -rf "$T/cache" "$T/work"
+t_ok "skiffd starts (no read-ahead)" start_skiffd --frontend fanotify --readahead 0 --ahead 0
+t_ok "mount" skiff_mount "$IMG:a" "$MNT"
+server=$("$SKIFF" status --json | jq .pid)
+kill -KILL "$SKIFFD_PID"
+wait "$SKIFFD_PID" 2>/dev/null
+SKIFFD_PID=$server	# what the cleanup stops from here on
+t_ok "the server ($server) outlives the holder" kill -0 "$server"
+t_ok "a file reads right with the holder gone" timeout 60 cmp "$MNT/$f" "$SRC/$f"
+t_ok "the whole tree is right" timeout 300 "$TREECMP" "$SRC" "$MNT"
+t_is "... every chunk fetched once, by the server alone" \
+	"$(metric skiff_fetched_chunks_total)" "$chunks"
+t_grep "the server says it reads the group itself" \
+	"the holder is gone: reading events directly" "$T/skiffd.log"
+t_ok "skiff umount" skiff_umount "$MNT"
+kill -TERM "$server"
+for _ in $(seq 1 100); do
+	kill -0 "$server" 2>/dev/null || break
+	sleep 0.1
+done
+t_fails "the server stops on SIGTERM" kill -0 "$server"
+SKIFFD_PID=
 
 done_testing
