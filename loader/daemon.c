@@ -249,6 +249,7 @@ struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino)
 	for (struct ld_blob_file *f = d->files; f; f = f->next)
 		if (f->dev == dev && f->ino == ino) {
 			found = f;
+			f->refs++;	/* an unmount meanwhile must not free it */
 			break;
 		}
 	pthread_mutex_unlock(&d->lock);
@@ -305,7 +306,8 @@ static void file_unlist(struct ld_blob_file **head, struct ld_blob_file *f)
 }
 
 /*
- * Drops an image's reference on f, under d->lock. The last one takes the
+ * Drops a reference on f (an image's, or a read's being served), under
+ * d->lock. The last one takes the
  * file out of use there: unwatches it first (no new event names it; one
  * already queued finds no file by its inode and is denied), then moves it
  * from d->files to d->closing, and returns it: the caller must hand it to
@@ -344,6 +346,45 @@ static void file_close(struct ld_daemon *d, struct ld_blob_file *f)
 	pthread_mutex_unlock(&d->lock);
 	close(f->fd);
 	free(f);
+}
+
+struct close_job {
+	struct sk_job job;
+	struct ld_daemon *d;
+	struct ld_blob_file *f;
+};
+
+static void close_job_fn(struct sk_job *job)
+{
+	struct close_job *c = (struct close_job *)job;
+
+	file_close(c->d, c->f);
+	free(c);
+}
+
+void ld_file_release(struct ld_daemon *d, struct ld_blob_file *f)
+{
+	struct ld_blob_file *last;
+	struct close_job *c;
+
+	pthread_mutex_lock(&d->lock);
+	last = file_put(d, f);
+	pthread_mutex_unlock(&d->lock);
+	if (!last)
+		return;
+	/* the image went while the read was served. Closing waits for
+	 * read-ahead windows: never on the caller, which may be the
+	 * frontend's event thread */
+	c = calloc(1, sizeof(*c));
+	if (!c || !d->pool) {
+		free(c);
+		file_close(d, last);
+		return;
+	}
+	*c = (struct close_job){ .d = d, .f = last };
+	c->job.fn = close_job_fn;
+	c->job.detached = true;	/* close_job_fn frees c */
+	sk_pool_submit(d->pool, &c->job);
 }
 
 const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,

@@ -178,8 +178,11 @@ int ld_state_restore(struct ld_daemon *d);
  * so that restoring images needs no network for it; NULL if too long. */
 const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,
 			  size_t outlen);
-/* Looks a cache file up by the identity of an fd the kernel handed us. */
+/* Looks a cache file up by the identity of an fd the kernel handed us,
+ * taking a reference the caller gives back with ld_file_release() once
+ * done with the file: an unmount meanwhile must not free it. */
 struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino);
+void ld_file_release(struct ld_daemon *d, struct ld_blob_file *f);
 
 /* Frontend: the kernel side. */
 struct ld_frontend_ops {

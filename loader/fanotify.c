@@ -134,6 +134,7 @@ static void fill_job(struct sk_job *job)
 	ld_hist_observe(&j->fe->d->lat_fetched, sk_now() - j->t0);
 	ld_ev_done(j->fe->d);
 	maybe_unmark(j->fe, j->f);
+	ld_file_release(j->fe->d, j->f);	/* dispatch()'s reference */
 	free(j);
 }
 
@@ -173,11 +174,13 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 		atomic_fetch_add(&d->events_fast, 1);
 		respond(fe, fd, hfd, FAN_ALLOW);
 		ld_hist_observe(&d->lat_cached, sk_now() - t0);
+		ld_file_release(d, f);
 		return;
 	}
 	j = calloc(1, sizeof(*j));
 	if (!j) {
 		respond(fe, fd, hfd, FAN_DENY_ERRNO(EIO));
+		ld_file_release(d, f);
 		return;
 	}
 	j->fe = fe;

@@ -192,4 +192,42 @@ done
 t_fails "the server stops on SIGTERM" kill -0 "$server"
 SKIFFD_PID=
 
+# 9. an image unregistered while a read of it waits on a fetch: the read
+#    holds a reference on the cache file, so it ends with the right bytes
+#    and the file is closed after it, not under it
+rm -rf "$T/cache" "$T/work"
+export SKIFF_TEST_FETCH_DELAY_MS=2000
+t_ok "skiffd starts with a slow store" start_skiffd --frontend fanotify
+unset SKIFF_TEST_FETCH_DELAY_MS
+t_ok "mount" skiff_mount "$IMG:a" "$MNT"
+server=$("$SKIFF" status --json | jq .pid)
+id=$("$SKIFF" status --json | jq -r '.images[0].id')
+f=files/size65537
+cat "$MNT/$f" >"$T/unreg.out" 2>"$T/unreg.err" &
+reader=$!
+for _ in $(seq 1 200); do
+	[ "$(metric skiff_reads_total)" -ge 1 ] 2>/dev/null && break
+	sleep 0.05
+done
+t_ok "the reader waits on a fetch in flight" test "$(metric skiff_reads_total)" -ge 1
+t_is "the image is unregistered meanwhile" "$(curl -s -o /dev/null -w '%{http_code}' \
+	--unix-socket "$SKIFF_SOCKET" -X DELETE "http://skiffd/v1/images/$id")" 200
+( sleep 60; kill "$reader" 2>/dev/null ) &
+watchdog=$!
+wait "$reader"
+st=$?
+kill "$watchdog" 2>/dev/null
+t_is "the reader finished without error" "$st" 0
+t_ok "... with the right bytes" cmp "$T/unreg.out" "$SRC/$f"
+t_is "the server never died" "$("$SKIFF" status --json | jq .pid)" "$server"
+t_is "no image is registered" "$("$SKIFF" status --json | jq '.images | length')" 0
+open_blobs() { find "/proc/$server/fd" -lname "$T/cache/blobs/*" 2>/dev/null | wc -l; }
+for _ in $(seq 1 100); do
+	[ "$(open_blobs)" -eq 0 ] && break
+	sleep 0.05
+done
+t_is "... and the server closed the cache file after the read" "$(open_blobs)" 0
+umount "$MNT"
+stop_skiffd
+
 done_testing
