@@ -618,7 +618,7 @@ int ld_cache_fill_flags(struct ld_cache *c, int wfd, uint64_t off,
 			struct sk_err *e)
 {
 	bool prefetch = flags & LD_FILL_PREFETCH, marked = false;
-	uint64_t ext = UINT64_MAX;	/* first chunk of the read-ahead */
+	uint64_t ext = UINT64_MAX;	/* first chunk past what was asked */
 	struct ra_job *raj = NULL;
 	uint64_t hits = 0;
 	uint64_t end, first, i;
@@ -679,14 +679,14 @@ again:
 		}
 		runs[nruns++] = (struct run){ i, 1, 0 };
 	}
+	if (nruns)
+		ext = runs[nruns - 1].first + runs[nruns - 1].n;
 	/* read ahead: extend the last run past the request with the missing
 	 * chunks stored right after it, if the request itself missed */
 	if (c->readahead && nruns && attempts == 0 && !prefetch) {
 		struct run *last = &runs[nruns - 1];
 		const struct fmt_chunk *f = &c->table.chunks[last->first];
 		uint64_t extra = 0;
-
-		ext = last->first + last->n;
 
 		for (i = last->first + last->n;
 		     i < c->table.count && c->state[i] == LD_MISSING; i++) {
@@ -712,13 +712,13 @@ again:
 		uint64_t from = nruns ? runs[nruns - 1].first + runs[nruns - 1].n : i;
 
 		ra_adjust(c, marked ? RA_REACHED : RA_SEQUENTIAL);
-		/* a frontend that sees every read waits for proof: the mark
-		 * on the read-ahead past the request starts windows if the
-		 * reader gets there (a program reading small files one
-		 * after another rarely does) */
+		/* a frontend that sees every read waits for proof: a mark on
+		 * the chunk past the request (read ahead with it, or not)
+		 * starts windows if the reader gets there (a program reading
+		 * small files one after another rarely does) */
 		if (marked || !c->sees_reads)
 			ra_window(c, from, &raj);
-		else if (ext < c->table.count && c->state[ext] == LD_INFLIGHT)
+		else if (ext < c->table.count)
 			c->ra[ext] = 1;
 	} else if (!prefetch && attempts == 0 && nruns) {
 		ra_adjust(c, RA_RANDOM);

@@ -472,6 +472,23 @@ static void test_proof(struct image *im, struct be_source *src,
 	ok(atomic_load(&c.own.ra_windows) > 0, "windows start (%llu)",
 	   (unsigned long long)atomic_load(&c.own.ra_windows));
 	ld_cache_close(&c);
+	close(fd);
+
+	/* without read-ahead per miss the mark sits on the missing chunk
+	 * past the request: reading on misses it, and that starts them */
+	fd = new_cache_file("proof0.cache");
+	if (open_ra(&c, im, src, pool, bg, fd))
+		return;
+	c.readahead = 0;
+	c.sees_reads = true;
+	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "no read-ahead: a read at the start");
+	ok(c.state[1] == LD_MISSING && c.ra[1], "marks the missing chunk after it");
+	is_int((long long)atomic_load(&c.own.ra_windows), 0, "starts no window");
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[1].uoff, 4096, &e), 0,
+	       "the reader goes on");
+	ok(atomic_load(&c.own.ra_windows) > 0, "windows start (%llu)",
+	   (unsigned long long)atomic_load(&c.own.ra_windows));
+	ld_cache_close(&c);
 	sk_pool_destroy(bg);
 	close(fd);
 }
