@@ -10,6 +10,13 @@
  * included) and file bytes. Holes present in both trees are skipped via
  * SEEK_DATA, so multi-GiB sparse files stay cheap.
  *
+ * The link count a non-directory must have in B is the number of names
+ * its inode has inside tree A, not A's st_nlink: links from outside tree
+ * A (say a cache elsewhere hard-linking the same binaries) cannot be part
+ * of an image of A. Names B lacks count too; names below a directory B
+ * lacks do not, as the walk does not descend there. Link counts are
+ * reported at the end of the walk.
+ *
  * Usage: treecmp [-q] [--no-root-meta] [--skip-nlink-dirs] A B
  * Exit status: 0 identical, 1 different, 2 error.
  *
@@ -57,13 +64,18 @@ struct inokey {
 
 struct inoent {
 	bool used;
+	bool paired; /* other, nlink_a and nlink_b are set */
 	struct inokey key;
 	struct inokey other;
-	char *path;
+	nlink_t nlink_a;
+	nlink_t nlink_b;
+	/* a2b only: names this A inode has in tree A (so far in the walk). */
+	unsigned long long names;
+	char *path; /* owned */
 };
 
 /* Open-addressing hash map from an inode in one tree to its peer in the
- * other tree, plus the first path it was seen under (for messages). */
+ * other tree, plus the path it was paired under (for messages). */
 struct inomap {
 	struct inoent *tab;
 	size_t cap; /* power of two or 0 */
@@ -235,9 +247,10 @@ static int inomap_grow(struct inomap *m)
 	return 0;
 }
 
-/* Key must not be present yet. Takes a copy of path. */
+/* Key must not be present yet. Takes a copy of path. The new entry is
+ * unpaired; *out stays valid until the next put into m. */
 static int inomap_put(struct inomap *m, const struct inokey *k,
-		      const struct inokey *other, const char *path)
+		      const char *path, struct inoent **out)
 {
 	size_t i;
 	char *p;
@@ -254,11 +267,12 @@ static int inomap_put(struct inomap *m, const struct inokey *k,
 		return -ENOMEM;
 	for (i = ino_hash(k) & (m->cap - 1); m->tab[i].used; i = (i + 1) & (m->cap - 1))
 		;
+	memset(&m->tab[i], 0, sizeof(m->tab[i]));
 	m->tab[i].used = true;
 	m->tab[i].key = *k;
-	m->tab[i].other = *other;
 	m->tab[i].path = p;
 	m->len++;
+	*out = &m->tab[i];
 	return 0;
 }
 
@@ -273,37 +287,67 @@ static void inomap_free(struct inomap *m)
 }
 
 /*
- * Hard links: the A-inode -> B-inode relation must be a bijection. Only
- * entries with nlink > 1 on some side are recorded; nlink == 1 on both
- * sides cannot share anything. *seen is set when this exact inode pair was
- * compared before under another name, so content need not be read again.
+ * Hard links of non-directories, called for every name of tree A: sb is
+ * the stat of the same name in B, or NULL when B has no such name (or one
+ * of another type).
+ *
+ * The A-inode -> B-inode relation must be a bijection. Only entries with
+ * nlink != 1 on some side are recorded; nlink == 1 on both sides cannot
+ * share anything and is already the right count. *seen is set when this
+ * exact inode pair was compared before under another name, so content need
+ * not be read again.
+ *
+ * Link counts are checked after the walk (check_nlinks): an inode of A may
+ * have names outside tree A (another tree hard-linking the same files),
+ * which an image of tree A cannot hold, so what B must have is the number
+ * of names the inode has inside tree A, counted here.
  */
 static int check_links(struct ctx *c, const char *path,
 		       const struct stat *sa, const struct stat *sb, bool *seen)
 {
 	struct inokey ka = { sa->st_dev, sa->st_ino };
-	struct inokey kb = { sb->st_dev, sb->st_ino };
+	struct inokey kb;
 	struct inoent *ea, *eb;
 	int r;
 
 	*seen = false;
-	if (sa->st_nlink <= 1 && sb->st_nlink <= 1)
+	if (sa->st_nlink == 1 && (!sb || sb->st_nlink == 1))
 		return 0;
 
 	ea = inomap_find(&c->a2b, &ka);
-	if (ea) {
-		if (ino_eq(&ea->other, &kb)) {
-			*seen = true;
-		} else {
-			char p[ESC_SZ];
-
-			esc_buf(p, ea->path, strlen(ea->path));
-			report(c, path, "hard link differs (A: same inode as %s, B: not)", p);
-		}
-	} else {
-		r = inomap_put(&c->a2b, &ka, &kb, path);
+	if (!ea) {
+		r = inomap_put(&c->a2b, &ka, path, &ea);
 		if (r < 0)
 			return fail(path, "inode map", r);
+	}
+	ea->names++;
+	if (!sb)
+		return 0;
+
+	kb.dev = sb->st_dev;
+	kb.ino = sb->st_ino;
+	if (!ea->paired) {
+		/* Seen before only as a name missing from B: the messages
+		 * should name a path that B has. */
+		if (strcmp(ea->path, path)) {
+			char *p = strdup(path);
+
+			if (!p)
+				return fail(path, "inode map", -ENOMEM);
+			free(ea->path);
+			ea->path = p;
+		}
+		ea->paired = true;
+		ea->other = kb;
+		ea->nlink_a = sa->st_nlink;
+		ea->nlink_b = sb->st_nlink;
+	} else if (ino_eq(&ea->other, &kb)) {
+		*seen = true;
+	} else {
+		char p[ESC_SZ];
+
+		esc_buf(p, ea->path, strlen(ea->path));
+		report(c, path, "hard link differs (A: same inode as %s, B: not)", p);
 	}
 
 	eb = inomap_find(&c->b2a, &kb);
@@ -315,10 +359,61 @@ static int check_links(struct ctx *c, const char *path,
 			report(c, path, "hard link differs (B: same inode as %s, A: not)", p);
 		}
 	} else {
-		r = inomap_put(&c->b2a, &kb, &ka, path);
+		r = inomap_put(&c->b2a, &kb, path, &eb);
 		if (r < 0)
 			return fail(path, "inode map", r);
+		eb->paired = true;
+		eb->other = ka;
 	}
+	return 0;
+}
+
+static int cmp_ent_path(const void *a, const void *b)
+{
+	return strcmp((*(struct inoent *const *)a)->path,
+		      (*(struct inoent *const *)b)->path);
+}
+
+/*
+ * After the walk: every recorded A inode must have, in B, as many links as
+ * it has names in tree A. Extra links of A outside the tree are expected
+ * and not reported. Reports come sorted by path so output is stable.
+ */
+static int check_nlinks(struct ctx *c)
+{
+	struct inoent **bad;
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < c->a2b.cap; i++) {
+		struct inoent *e = &c->a2b.tab[i];
+
+		if (e->used && e->paired && e->nlink_b != e->names)
+			n++;
+	}
+	if (!n)
+		return 0;
+	bad = calloc(n, sizeof(*bad));
+	if (!bad)
+		return fail(".", "nlink check", -ENOMEM);
+	for (size_t i = 0; i < c->a2b.cap; i++) {
+		struct inoent *e = &c->a2b.tab[i];
+
+		if (e->used && e->paired && e->nlink_b != e->names)
+			bad[k++] = e;
+	}
+	qsort(bad, n, sizeof(*bad), cmp_ent_path);
+	for (k = 0; k < n; k++) {
+		const struct inoent *e = bad[k];
+
+		if (e->nlink_a == e->names)
+			report(c, e->path, "nlink differs (A=%ju B=%ju)",
+			       (uintmax_t)e->nlink_a, (uintmax_t)e->nlink_b);
+		else
+			report(c, e->path,
+			       "nlink differs (A=%ju, %llu of them in the tree; B=%ju)",
+			       (uintmax_t)e->nlink_a, e->names, (uintmax_t)e->nlink_b);
+	}
+	free(bad);
 	return 0;
 }
 
@@ -876,7 +971,8 @@ static void compare_meta(struct ctx *c, const char *path,
 		report(c, path, "mtime differs (A=%jd.%09ld B=%jd.%09ld)",
 		       (intmax_t)a->st_mtim.tv_sec, (long)a->st_mtim.tv_nsec,
 		       (intmax_t)b->st_mtim.tv_sec, (long)b->st_mtim.tv_nsec);
-	if (a->st_nlink != b->st_nlink && !(t == S_IFDIR && c->skip_nlink_dirs))
+	/* Other types: check_links() and check_nlinks(). */
+	if (t == S_IFDIR && !c->skip_nlink_dirs && a->st_nlink != b->st_nlink)
 		report(c, path, "nlink differs (A=%ju B=%ju)",
 		       (uintmax_t)a->st_nlink, (uintmax_t)b->st_nlink);
 	/* Directory sizes are an artefact of the on-disk format. */
@@ -927,6 +1023,9 @@ static int compare_entry(struct ctx *c, int dir_a, int dir_b, const char *name,
 	if (t != (sb.st_mode & S_IFMT)) {
 		report(c, path, "type differs (A=%s B=%s)",
 		       type_name(sa.st_mode), type_name(sb.st_mode));
+		/* Still a name of A's inode, for its expected link count. */
+		if (t != S_IFDIR)
+			return check_links(c, path, &sa, NULL, &seen);
 		return 0;
 	}
 
@@ -974,14 +1073,21 @@ static int compare_entry(struct ctx *c, int dir_a, int dir_b, const char *name,
 }
 
 static int report_only(struct ctx *c, int dirfd, const char *name,
-		       const char *path, const char *side)
+		       const char *path, bool is_a)
 {
+	const char *side = is_a ? "A" : "B";
 	struct stat st;
 
 	c->entries++;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return fail(path, "stat", -errno);
 	report(c, path, "only in %s (%s)", side, type_name(st.st_mode));
+	/* Still a name of A's inode, for its expected link count. */
+	if (is_a && !S_ISDIR(st.st_mode)) {
+		bool seen;
+
+		return check_links(c, path, &st, NULL, &seen);
+	}
 	return 0;
 }
 
@@ -1019,10 +1125,10 @@ static int compare_dir(struct ctx *c, int dir_a, int dir_b, const char *path)
 			break;
 		}
 		if (d < 0) {
-			r = report_only(c, dir_a, nm, child, "A");
+			r = report_only(c, dir_a, nm, child, true);
 			i++;
 		} else if (d > 0) {
-			r = report_only(c, dir_b, nm, child, "B");
+			r = report_only(c, dir_b, nm, child, false);
 			j++;
 		} else {
 			r = compare_entry(c, dir_a, dir_b, nm, child);
@@ -1117,6 +1223,8 @@ int main(int argc, char **argv)
 		r = -ENOMEM;
 	} else {
 		r = compare_entry(&c, fa, fb, NULL, ".");
+		if (r >= 0)
+			r = check_nlinks(&c);
 	}
 
 	close(fa);
