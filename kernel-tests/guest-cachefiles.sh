@@ -4,7 +4,8 @@
 # by fsid equal their source, fetch only what is read, and a remount
 # reads everything from the kernel's own cache with zero READs. Section 10
 # serves an image from nginx on the guest's loopback (the layout comes from
-# host-cachefiles.sh, through tap-guest.sh --host).
+# host-cachefiles.sh, through tap-guest.sh --host). Section 11
+# unregisters a mounted image while a read of it waits on a fetch.
 . "$(dirname "$0")/../tests/lib.sh"
 . "$(dirname "$0")/../tests/netlib.sh"
 
@@ -202,6 +203,78 @@ http_source() {
 	diag "HTTP source section: $((SECONDS - t0)) s"
 }
 http_source
+
+# right_or_eio STATUS OUT ERR EXPECTED: a reader's result is the right
+# bytes, or EIO with at most a right prefix read before it
+right_or_eio() {
+	if [ "$1" = 0 ]; then
+		cmp "$2" "$4"
+	else
+		grep -q "Input/output error" "$3" && cmp -n "$(stat -c %s "$2")" "$2" "$4"
+	fi
+}
+
+# 11. an image unregistered through the API (DELETE, no umount) while a
+#     read of it waits on a slow fetch. Its mount stays, so the kernel's
+#     objects stay open, and they name the image: the read ends with the
+#     right bytes (or EIO, never wrong ones), the server lives on, the
+#     mount still reads, and the other image of the domain, whose blob
+#     object the unregistered one opened, still finds that object (it
+#     looks at the object's image; MALLOC_PERTURB_ fills freed memory, so
+#     a look at a freed image finds nothing instead of stale bytes).
+unregister_during_read() {
+	local f=files/size65537 server opens0 reads0 reader st watchdog got t0=$SECONDS
+	stop_skiffd
+	export SKIFF_TEST_FETCH_DELAY_MS=2000 MALLOC_PERTURB_=165
+	t_ok "skiffd restarts with a slow store (2 s a fetch)" \
+		start_skiffd --frontend cachefiles --readahead 0 --ahead 0
+	unset SKIFF_TEST_FETCH_DELAY_MS MALLOC_PERTURB_
+	[ -n "$SKIFFD_PID" ] || return
+	opens0=$(metric skiff_opens_total)
+	t_ok "mount image a in domain du" skiff_mount "$IMG:a" "$T/mu1" --id u1 --domain du || return
+	# the blob's one OPEN in the domain comes while only u1 is registered:
+	# the object names u1
+	for _ in $(seq 1 100); do
+		[ "$(($(metric skiff_opens_total) - opens0))" -ge 2 ] && break
+		sleep 0.05
+	done
+	t_is "the kernel opened u1's bootstrap and the blob" "$(($(metric skiff_opens_total) - opens0))" 2
+	t_ok "mount image b in domain du (shares a's blob object)" \
+		skiff_mount "$IMG:b" "$T/mu2" --id u2 --domain du || return
+	server=$("$SKIFF" status --json | jq .pid)
+	reads0=$(metric skiff_reads_total)
+	cat "$T/mu1/$f" >"$T/unreg.out" 2>"$T/unreg.err" &
+	reader=$!
+	for _ in $(seq 1 200); do
+		[ "$(metric skiff_reads_total)" -gt "$reads0" ] 2>/dev/null && break
+		sleep 0.05
+	done
+	t_ok "the reader waits on a fetch in flight" test "$(metric skiff_reads_total)" -gt "$reads0"
+	t_is "image u1 is unregistered meanwhile" "$(curl -s -o /dev/null -w '%{http_code}' \
+		--unix-socket "$SKIFF_SOCKET" -X DELETE "http://skiffd/v1/images/u1")" 200
+	( sleep 60; kill "$reader" 2>/dev/null ) &
+	watchdog=$!
+	wait "$reader"
+	st=$?
+	kill "$watchdog" 2>/dev/null
+	got=$(stat -c %s "$T/unreg.out")
+	diag "reader: status $st, $got bytes, $(cat "$T/unreg.err")"
+	t_ok "the reader got the right bytes or a clean EIO, never wrong bytes" \
+		right_or_eio "$st" "$T/unreg.out" "$T/unreg.err" "$SRC/$f"
+	t_is "the server never died" "$("$SKIFF" status --json | jq .pid)" "$server"
+	t_is "u1 is no longer registered" \
+		"$("$SKIFF" status --json | jq '[.images[] | select(.id == "u1")] | length')" 0
+	t_ok "u1's mount still reads right" cmp "$T/mu1/files/small5" "$SRC/files/small5"
+	t_ok "u2 still finds the shared blob object: skiff status shows its fill" \
+		test "$("$SKIFF" status --json |
+			jq '.images[] | select(.id == "u2") | .blobs[0].ready_bytes // 0')" -gt 0
+	t_ok "skiffd serves u2" cmp "$T/mu2/files/size4097" "$T/src2/files/size4097"
+	t_ok "u1 unmounts (the kernel closes objects naming the unregistered image)" umount "$T/mu1"
+	t_ok "skiff umount u2" skiff_umount "$T/mu2"
+	t_is "the server lives on after the CLOSEs" "$("$SKIFF" status --json | jq .pid)" "$server"
+	diag "unregister section: $((SECONDS - t0)) s"
+}
+unregister_during_read
 
 stop_skiffd
 done_testing

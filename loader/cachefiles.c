@@ -33,7 +33,10 @@ struct cf_object {
 	int fd;			/* the anon fd, ours */
 	int kind;
 	unsigned int refs;	/* the object list + each running job */
-	struct ld_image *im;	/* borrowed: unregistered only after umount */
+	/* a reference (ld_image_hold): the API may unregister the image
+	 * while it is mounted, and the kernel keeps its objects open until
+	 * umount; their READs, status and prefetch still read im */
+	struct ld_image *im;
 	struct ld_img_counters *icnt;	/* a reference: counts per image */
 	struct ld_cache cache;	/* blobs */
 	struct cf_object *next;
@@ -119,6 +122,7 @@ static void obj_put(struct cf_fe *fe, struct cf_object *o)
 	if (o->kind == CF_BLOB)
 		ld_cache_close(&o->cache);
 	ld_img_counters_put(fe->d, o->icnt);
+	ld_image_put(fe->d, o->im);
 	close(o->fd);
 	free(o);
 }
@@ -241,6 +245,9 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 	o->object_id = m->object_id;
 	o->fd = (int)op.fd;
 	o->kind = kind;
+	/* taken under d->lock: the chunk table is read below without it, and
+	 * an unregistration meanwhile must not free im (nor im->icnt) */
+	ld_image_hold(im);
 	o->im = im;
 	o->refs = 1;
 	if (kind == CF_BOOTSTRAP) {
@@ -280,6 +287,8 @@ reply:
 	if (dev_cmd(fe->dev, "copen %u,%lld", m->msg_id, ret ? (long long)ret : size))
 		ld_log(d, LD_LOG_ERROR, "cachefiles: copen %u: %s", m->msg_id, strerror(errno));
 	if (ret) {
+		if (o)
+			ld_image_put(d, o->im);
 		free(o);
 		close((int)op.fd);
 		return;

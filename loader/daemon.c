@@ -241,6 +241,24 @@ void ld_img_counters_put(struct ld_daemon *d, struct ld_img_counters *ic)
 	}
 }
 
+void ld_image_hold(struct ld_image *im)
+{
+	atomic_fetch_add(&im->users, 1);
+}
+
+void ld_image_put(struct ld_daemon *d, struct ld_image *im)
+{
+	if (!im || atomic_fetch_sub(&im->users, 1) != 1)
+		return;
+	/* the counters too: an object opening a blob takes its reference
+	 * on them from an image it holds, unregistered meanwhile or not */
+	ld_img_counters_put(d, im->icnt);
+	free(im->blobs);
+	free(im->refs);
+	free(im->bs_buf);
+	free(im);
+}
+
 struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino)
 {
 	struct ld_blob_file *found = NULL;
@@ -740,6 +758,7 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 		goto out;
 	}
 	n->im = im;
+	im->users = 1;	/* the registration's */
 	if (id && *id) {
 		if (!valid_id(id)) {
 			sk_err_set(e, "id \"%s\": use 1 to 120 of A-Z a-z 0-9 . _ -", id);
@@ -925,11 +944,10 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 	 * stalled source holds (file_close) */
 	for (unsigned int i = 0; i < im->nblobs; i++)
 		file_close(d, im->blobs[i]);
-	ld_img_counters_put(d, im->icnt);
-	free(im->blobs);
-	free(im->refs);
-	free(im->bs_buf);
-	free(im);
+	free(im->blobs);	/* closed files: nobody may look at them */
+	im->blobs = NULL;
+	/* cachefiles objects of a mount still up hold it until they close */
+	ld_image_put(d, im);
 	ld_state_save(d);
 	return 0;
 }

@@ -80,6 +80,10 @@ struct ld_image {
 	struct ld_blob_file **blobs;
 	struct ld_img_counters *icnt;	/* cachefiles mode counters */
 	struct ld_trace *trace;		/* owned: reads being recorded, or NULL */
+	/* the registration + each cachefiles object naming the image: the
+	 * kernel keeps a mount's objects open after an unregistration, and
+	 * they read bs_buf, refs, domain (ld_image_hold/ld_image_put) */
+	_Atomic unsigned int users;
 	struct ld_image *next;
 };
 
@@ -171,6 +175,10 @@ int ld_image_unregister(struct ld_daemon *d, const char *id,
 			struct sk_err *e);
 struct ld_image *ld_image_find(struct ld_daemon *d, const char *id);
 void ld_img_counters_put(struct ld_daemon *d, struct ld_img_counters *ic);
+/* A reference on a registered image (take it under d->lock, where the
+ * image is found); the last put frees it, unregistered by then. */
+void ld_image_hold(struct ld_image *im);
+void ld_image_put(struct ld_daemon *d, struct ld_image *im);
 /* Writes the registered images to work_dir/images.json. */
 int ld_state_save(struct ld_daemon *d);
 int ld_state_restore(struct ld_daemon *d);
