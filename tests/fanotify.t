@@ -145,18 +145,10 @@ t_ok "a holder process ($SKIFFD_PID) runs the server ($server)" \
 f=files/size65537
 cat "$MNT/$f" >"$T/killed.out" 2>"$T/killed.err" &
 reader=$!
-# wait (bounded) until the server is fetching for the reader
-for _ in $(seq 1 200); do
-	[ "$(metric skiff_reads_total)" -ge 1 ] 2>/dev/null && break
-	sleep 0.05
-done
-t_ok "the reader waits on a fetch in flight" test "$(metric skiff_reads_total)" -ge 1
+t_ok "the reader waits on a fetch in flight" metric_above skiff_reads_total 0
 kill -KILL "$server"
-( sleep 60; kill "$reader" 2>/dev/null ) &
-watchdog=$!
-wait "$reader"
-st=$?
-kill "$watchdog" 2>/dev/null
+st=0
+reaped "$reader" || st=$?
 t_is "the reader finished without error" "$st" 0
 t_ok "... and read the right bytes (not zeros)" cmp "$T/killed.out" "$SRC/$f"
 t_grep "the holder saw the server die" "died \\(signal 9\\)" "$T/skiffd.log"
@@ -205,18 +197,11 @@ id=$("$SKIFF" status --json | jq -r '.images[0].id')
 f=files/size65537
 cat "$MNT/$f" >"$T/unreg.out" 2>"$T/unreg.err" &
 reader=$!
-for _ in $(seq 1 200); do
-	[ "$(metric skiff_reads_total)" -ge 1 ] 2>/dev/null && break
-	sleep 0.05
-done
-t_ok "the reader waits on a fetch in flight" test "$(metric skiff_reads_total)" -ge 1
+t_ok "the reader waits on a fetch in flight" metric_above skiff_reads_total 0
 t_is "the image is unregistered meanwhile" "$(curl -s -o /dev/null -w '%{http_code}' \
 	--unix-socket "$SKIFF_SOCKET" -X DELETE "http://skiffd/v1/images/$id")" 200
-( sleep 60; kill "$reader" 2>/dev/null ) &
-watchdog=$!
-wait "$reader"
-st=$?
-kill "$watchdog" 2>/dev/null
+st=0
+reaped "$reader" || st=$?
 t_is "the reader finished without error" "$st" 0
 t_ok "... with the right bytes" cmp "$T/unreg.out" "$SRC/$f"
 t_is "the server never died" "$("$SKIFF" status --json | jq .pid)" "$server"

@@ -201,6 +201,39 @@ need_fanotify_skiffd() {
 	rm -rf "$T/cache" "$T/work" "$T/skiffd.log"
 }
 
+# ends PID SECONDS: PID's exit status once it ends, 124 if it runs longer
+ends() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$1" 2>/dev/null || { wait "$1"; return; }
+		sleep 0.1
+	done
+	return 124
+}
+
+# reaped PID [SECONDS]: like ends (default 60 s), but a PID still running
+# then is killed and reaped, so that no reader outlives its test
+reaped() {
+	local st=0
+	ends "$1" "${2:-60}" || st=$?
+	if [ "$st" = 124 ] && kill -0 "$1" 2>/dev/null; then
+		kill "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+	fi
+	return "$st"
+}
+
+# metric_above NAME N: waits (10 s at most) until counter NAME exceeds N;
+# 0 once it does, 1 if it never did
+metric_above() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[ "$(metric "$1")" -gt "$2" ] 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # metric NAME: a counter from skiffd's /metrics
 metric() {
 	curl -s --unix-socket "$SKIFF_SOCKET" http://skiffd/metrics |

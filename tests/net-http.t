@@ -237,15 +237,6 @@ held() {
 	done
 	return 1
 }
-# ends PID SECONDS: PID's exit status once it ends, 124 if it runs longer
-ends() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		kill -0 "$1" 2>/dev/null || { wait "$1"; return; }
-		sleep 0.1
-	done
-	return 124
-}
 # mount_b_held WHAT MATCH: starts mounting B, its server holding the
 # request whose path contains MATCH; sets mpid
 mount_b_held() {
