@@ -110,8 +110,10 @@ int ld_cachefiles_bind(const char *cache_dir, struct sk_err *e)
 	return dev;
 }
 
-static void obj_free(struct ld_daemon *d, struct cf_object *o)
+static void obj_free(struct ld_daemon *d, void *arg)
 {
+	struct cf_object *o = arg;
+
 	if (o->kind == CF_BLOB)
 		ld_cache_close(&o->cache);	/* waits for read-ahead windows */
 	ld_img_counters_put(d, o->icnt);
@@ -120,31 +122,15 @@ static void obj_free(struct ld_daemon *d, struct cf_object *o)
 	free(o);
 }
 
-struct obj_free_job {
-	struct sk_job job;
-	struct ld_daemon *d;
-	struct cf_object *o;
-};
-
-static void obj_free_fn(struct sk_job *job)
-{
-	struct obj_free_job *j = (struct obj_free_job *)job;
-
-	obj_free(j->d, j->o);
-	free(j);
-}
-
 /*
  * Drops a reference on o; the last one frees it. With `async` (the event
  * thread) a blob object is freed on a pool thread: closing its cache
  * waits for its read-ahead windows, backend fetches a stalled source may
  * hold until the transport gives up, and meanwhile no other request of
- * any mount would be read. The pool outlives the event thread (main stops
- * the frontend, then drains the pool).
+ * any mount would be read.
  */
 static void obj_put_how(struct cf_fe *fe, struct cf_object *o, bool async)
 {
-	struct obj_free_job *j;
 	bool last;
 
 	pthread_mutex_lock(&fe->lock);
@@ -152,15 +138,10 @@ static void obj_put_how(struct cf_fe *fe, struct cf_object *o, bool async)
 	pthread_mutex_unlock(&fe->lock);
 	if (!last)
 		return;
-	if (async && o->kind == CF_BLOB && fe->d->pool &&
-	    (j = calloc(1, sizeof(*j)))) {
-		*j = (struct obj_free_job){ .d = fe->d, .o = o };
-		j->job.fn = obj_free_fn;
-		j->job.detached = true;	/* obj_free_fn frees j */
-		sk_pool_submit(fe->d->pool, &j->job);
-		return;
-	}
-	obj_free(fe->d, o);
+	if (async && o->kind == CF_BLOB)
+		ld_run_later(fe->d, obj_free, o);
+	else
+		obj_free(fe->d, o);
 }
 
 static void obj_put(struct cf_fe *fe, struct cf_object *o)

@@ -366,43 +366,53 @@ static void file_close(struct ld_daemon *d, struct ld_blob_file *f)
 	free(f);
 }
 
-struct close_job {
+struct later_job {
 	struct sk_job job;
 	struct ld_daemon *d;
-	struct ld_blob_file *f;
+	void (*fn)(struct ld_daemon *d, void *arg);
+	void *arg;
 };
 
-static void close_job_fn(struct sk_job *job)
+static void later_fn(struct sk_job *job)
 {
-	struct close_job *c = (struct close_job *)job;
+	struct later_job *l = (struct later_job *)job;
 
-	file_close(c->d, c->f);
-	free(c);
+	l->fn(l->d, l->arg);
+	free(l);
+}
+
+void ld_run_later(struct ld_daemon *d, void (*fn)(struct ld_daemon *d, void *arg),
+		  void *arg)
+{
+	struct later_job *l = d->pool ? calloc(1, sizeof(*l)) : NULL;
+
+	if (!l) {
+		fn(d, arg);
+		return;
+	}
+	*l = (struct later_job){ .d = d, .fn = fn, .arg = arg };
+	l->job.fn = later_fn;
+	l->job.detached = true;	/* later_fn frees l */
+	sk_pool_submit(d->pool, &l->job);
+}
+
+static void file_close_later(struct ld_daemon *d, void *f)
+{
+	file_close(d, f);
 }
 
 void ld_file_release(struct ld_daemon *d, struct ld_blob_file *f)
 {
 	struct ld_blob_file *last;
-	struct close_job *c;
 
 	pthread_mutex_lock(&d->lock);
 	last = file_put(d, f);
 	pthread_mutex_unlock(&d->lock);
-	if (!last)
-		return;
 	/* the image went while the read was served. Closing waits for
 	 * read-ahead windows: never on the caller, which may be the
 	 * frontend's event thread */
-	c = calloc(1, sizeof(*c));
-	if (!c || !d->pool) {
-		free(c);
-		file_close(d, last);
-		return;
-	}
-	*c = (struct close_job){ .d = d, .f = last };
-	c->job.fn = close_job_fn;
-	c->job.detached = true;	/* close_job_fn frees c */
-	sk_pool_submit(d->pool, &c->job);
+	if (last)
+		ld_run_later(d, file_close_later, last);
 }
 
 const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,

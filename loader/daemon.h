@@ -191,6 +191,13 @@ const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,
  * done with the file: an unmount meanwhile must not free it. */
 struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino);
 void ld_file_release(struct ld_daemon *d, struct ld_blob_file *f);
+/* Runs fn(d, arg) on the request pool, detached: for work that may wait
+ * on a backend (closing a cache waits for its read-ahead windows) and
+ * must not on the caller's thread, a frontend's event thread. Inline when
+ * there is no pool or no memory. Main drains the pool after the frontend
+ * stops, so the work runs before skiffd exits. */
+void ld_run_later(struct ld_daemon *d, void (*fn)(struct ld_daemon *d, void *arg),
+		  void *arg);
 
 /* Frontend: the kernel side. */
 struct ld_frontend_ops {
