@@ -565,6 +565,21 @@ static void ra_submit(struct ld_cache *c, struct ra_job *j)
 	}
 }
 
+/*
+ * Under c->lock: a read (not a prefetch) reached chunk i. A chunk prefetch
+ * made ready and nobody read yet counts a hit; a window's mark tells the
+ * caller to start the next windows. Both marks are taken. (A missing
+ * chunk has no prefetch mark: prefetch sets it only as it makes a chunk
+ * ready, and ready chunks stay ready.)
+ */
+static void reached(struct ld_cache *c, uint64_t i, uint64_t *hits, bool *marked)
+{
+	*hits += c->pf[i];
+	c->pf[i] = 0;
+	*marked |= c->ra[i] != 0;
+	c->ra[i] = 0;
+}
+
 bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 {
 	uint64_t end = off + len, i = fmt_blob_lower_bound(&c->table, off);
@@ -578,10 +593,7 @@ bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 			ready = false;
 			break;
 		}
-		hits += c->pf[i];
-		c->pf[i] = 0;
-		marked |= c->ra[i];
-		c->ra[i] = 0;
+		reached(c, i, &hits, &marked);
 	}
 	/* a reader reached a window: start the next one */
 	if (ready && marked) {
@@ -643,17 +655,10 @@ again:
 		const struct fmt_chunk *ch = &c->table.chunks[i];
 		struct run *last = nruns ? &runs[nruns - 1] : NULL;
 
-		if (!prefetch && c->ra[i]) {
-			marked = true;
-			c->ra[i] = 0;
-		}
-		if (c->state[i] != LD_MISSING) {
-			if (!prefetch && c->pf[i]) {
-				hits++;
-				c->pf[i] = 0;
-			}
+		if (!prefetch)
+			reached(c, i, &hits, &marked);
+		if (c->state[i] != LD_MISSING)
 			continue;
-		}
 		c->state[i] = LD_INFLIGHT;
 		if (last && last->first + last->n == i) {
 			const struct fmt_chunk *p = &c->table.chunks[i - 1];
