@@ -2,7 +2,9 @@
 # Bounded libFuzzer runs of every tests/fuzz target. Seeds come from real
 # images built here with build/skiff: bootstraps for fuzz_bootstrap, and
 # for fuzz_chunktable a blob's footer + chunk table (+ its first chunks),
-# the layout that target expects. The corpus lives in
+# the layout that target expects; and for every target the inputs kept in
+# tests/fuzz/corpus/<target>/ (what reviews and earlier crashes found:
+# a bounded run starts from them). The working corpus lives in
 # build/fuzz-corpus/<target>/ and grows from run to run.
 #
 # Run from the repository root (prove --exec bash tests/fuzz.t) after
@@ -11,7 +13,11 @@ set -u
 
 B=${B:-build}
 SECS=${FUZZ_SECONDS:-30}
-TARGETS=(fuzz_bootstrap fuzz_chunktable fuzz_http fuzz_remote fuzz_tar)
+# every tests/fuzz/fuzz_*.c is a target
+TARGETS=()
+for f in tests/fuzz/fuzz_*.c; do
+	TARGETS+=("$(basename "$f" .c)")
+done
 
 skip_all() {
 	echo "1..0 # SKIP $*"
@@ -32,6 +38,9 @@ LOGS=$B/fuzz-logs
 mkdir -p "$LOGS" "$B/fuzz-artifacts"
 for t in "${TARGETS[@]}"; do
 	mkdir -p "$CORPUS/$t"
+	if [ -d "tests/fuzz/corpus/$t" ]; then
+		cp -f tests/fuzz/corpus/"$t"/* "$CORPUS/$t/" 2>/dev/null
+	fi
 	if [ "$t" = fuzz_remote ]; then
 		# selector 8: a credential helper's answer; 9: helper names
 		printf '\10{"ServerURL":"h","Username":"u","Secret":"s"}' >"$CORPUS/$t/seed-helper"
