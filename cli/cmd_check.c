@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../format/walk.h"
+#include "../format/check.h"
 
 static const char check_usage[] =
 "usage: skiff check IMAGE\n"
@@ -22,10 +22,7 @@ static const char check_usage[] =
 
 struct check {
 	struct cli_image *ci;
-	uint32_t *refs;		/* names per nid */
-	uint32_t *subdirs;	/* subdirectories per directory nid */
-	uint64_t nslots;
-	uint64_t inodes, problems, chunks_checked;
+	uint64_t problems, chunks_checked;
 };
 
 static void problem(struct check *c, const char *fmt, ...)
@@ -95,109 +92,20 @@ static void check_digest(struct check *c, const char *what, const char *hex)
 			what, p, got);
 }
 
-static int xattr_ok(void *ctx, const struct fmt_xattr *x)
+static void bs_problem(void *ctx, const char *msg)
 {
-	(void)ctx;
-	(void)x;
-	return 0;
+	problem(ctx, "%s", msg);
 }
 
-static void put_path(char *out, size_t outlen, const char *path, size_t plen)
-{
-	FILE *f = fmemopen(out, outlen, "w");
-
-	if (!f) {
-		snprintf(out, outlen, "?");
-		return;
-	}
-	cli_put_name(f, path, plen);
-	fclose(f);
-}
-
-static int inode_cb(void *ctx, const char *path, size_t plen,
-		    const struct fmt_inode *ino)
+static int bs_table(void *ctx, unsigned int blob, const struct fmt_blob_table **t,
+		    struct sk_err *e)
 {
 	struct check *c = ctx;
-	struct fmt_bs *bs = &c->ci->bs;
-	char name[1024];
-	int ret;
+	int ret = fmt_reader_table(&c->ci->rd, blob, t);
 
-	if (ino->nid >= c->nslots)	/* fmt_bs_inode bounds nids */
-		return -EFSCORRUPTED;
-	if (c->refs[ino->nid]++)
-		return 0;	/* another name of a checked inode */
-	c->inodes++;
-	put_path(name, sizeof(name), path, plen);
-	ret = fmt_bs_xattrs(bs, ino, xattr_ok, NULL);
 	if (ret)
-		problem(c, "%s: %s", name, bs->err.msg);
-	if (S_ISLNK(ino->mode)) {
-		char target[EROFS_BLKSIZ];
-
-		if (fmt_bs_read_flat(bs, ino, 0, target, ino->size) ||
-		    memchr(target, '\0', ino->size))
-			problem(c, "%s: unreadable symlink target", name);
-	}
-	for (uint64_t i = 0; S_ISREG(ino->mode) && i < ino->chunk_count; i++) {
-		const struct fmt_chunk *ch;
-		unsigned int blob;
-
-		ret = fmt_reader_map(&c->ci->rd, ino, i, &blob, &ch);
-		if (ret) {
-			problem(c, "%s: %s", name, c->ci->rd.err.msg);
-			break;
-		}
-	}
-	return 0;
-}
-
-/* Second pass: directories' link counts need every subdirectory seen. */
-static int nlink_cb(void *ctx, const char *path, size_t plen,
-		    const struct fmt_inode *ino)
-{
-	struct check *c = ctx;
-	char name[1024];
-	uint32_t want;
-
-	if (S_ISDIR(ino->mode)) {
-		want = 2 + c->subdirs[ino->nid];
-	} else {
-		want = c->refs[ino->nid];
-	}
-	if (ino->nlink != want) {
-		put_path(name, sizeof(name), path, plen);
-		problem(c, "%s: link count %u, the tree has %u", name,
-			ino->nlink, want);
-	}
-	return 0;
-}
-
-struct subdir_ctx {
-	struct check *c;
-	uint64_t dir;
-};
-
-static int count_subdirs(void *ctx, const struct fmt_dirent *de)
-{
-	struct subdir_ctx *s = ctx;
-
-	if (de->type == EROFS_FT_DIR &&
-	    !(de->namelen == 1 && de->name[0] == '.') &&
-	    !(de->namelen == 2 && !memcmp(de->name, "..", 2)))
-		s->c->subdirs[s->dir]++;
-	return 0;
-}
-
-static int subdir_cb(void *ctx, const char *path, size_t plen,
-		     const struct fmt_inode *ino)
-{
-	struct subdir_ctx s = { ctx, ino->nid };
-
-	(void)path;
-	(void)plen;
-	if (!S_ISDIR(ino->mode))
-		return 0;
-	return fmt_bs_readdir(&s.c->ci->bs, ino, count_subdirs, &s);
+		*e = c->ci->rd.err;
+	return ret;
 }
 
 static void check_blobs(struct check *c)
@@ -234,6 +142,7 @@ int cmd_check(int argc, char **argv)
 {
 	struct cli_image ci;
 	struct check c = { .ci = &ci };
+	struct fmt_check bsck = { 0 };
 	struct sk_err e = { { 0 } };
 	int ret;
 
@@ -254,42 +163,27 @@ int cmd_check(int argc, char **argv)
 		check_digest(&c, "blob", ci.img.blobs[i].hex);
 	check_blobs(&c);
 
-	c.nslots = (ci.bs.size >> EROFS_ISLOTBITS) + 1;
-	c.refs = calloc(c.nslots, sizeof(*c.refs));
-	c.subdirs = calloc(c.nslots, sizeof(*c.subdirs));
-	if (!c.refs || !c.subdirs) {
+	/* the same structural check skiffd runs before it registers */
+	bsck.table = bs_table;
+	bsck.problem = bs_problem;
+	bsck.ctx = &c;
+	if (fmt_bs_check(&ci.bs, &bsck) == -ENOMEM) {
 		cli_err("out of memory");
 		ret = 1;
 		goto out;
 	}
-	ret = fmt_bs_walk(&ci.bs, inode_cb, &c);
-	if (!ret)
-		ret = fmt_bs_walk(&ci.bs, subdir_cb, &c);
-	if (!ret) {
-		/* refs now count names; the nlink pass must not add more */
-		ret = fmt_bs_walk(&ci.bs, nlink_cb, &c);
-	}
-	if (ret)
-		problem(&c, "bootstrap: %s",
-			ci.bs.err.msg[0] ? ci.bs.err.msg : strerror(-ret));
-	else if (c.inodes != ci.bs.inos)
-		problem(&c, "bootstrap: superblock counts %llu inodes, the tree has %llu",
-			(unsigned long long)ci.bs.inos,
-			(unsigned long long)c.inodes);
 	if (c.problems) {
 		cli_err("check: %s: %llu problem%s found", argv[1],
 			(unsigned long long)c.problems, c.problems > 1 ? "s" : "");
 		ret = 1;
 	} else {
 		printf("%s: ok: %llu inodes, %u blob%s, %llu chunks verified\n",
-		       argv[1], (unsigned long long)c.inodes, ci.bs.nblobs,
+		       argv[1], (unsigned long long)bsck.inodes, ci.bs.nblobs,
 		       ci.bs.nblobs == 1 ? "" : "s",
 		       (unsigned long long)c.chunks_checked);
 		ret = 0;
 	}
 out:
-	free(c.refs);
-	free(c.subdirs);
 	cli_image_close(&ci);
 	return ret;
 }

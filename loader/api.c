@@ -316,6 +316,7 @@ static void source_metrics(struct ld_daemon *d, char **buf, size_t *len, size_t 
 	};
 	char label[600];
 
+	pthread_mutex_lock(&d->src_lock);
 	counter_table(buf, len, cap, cs, SK_ARRAY_SIZE(cs), source_samples, d);
 	metric(buf, len, cap, "# HELP skiff_backend_errors_total Failed HTTP attempts by kind\n# TYPE skiff_backend_errors_total counter\n");
 	for (struct ld_source_ent *s = d->sources; s; s = s->next) {
@@ -328,6 +329,7 @@ static void source_metrics(struct ld_daemon *d, char **buf, size_t *len, size_t 
 			       label, be_http_errkind_names[k],
 			       (unsigned long long)LOAD(st->errors[k]));
 	}
+	pthread_mutex_unlock(&d->src_lock);
 }
 
 /* The same counters as JSON, for skiff status. */
@@ -335,6 +337,7 @@ static json_t *sources_json(struct ld_daemon *d)
 {
 	json_t *arr = json_array();
 
+	pthread_mutex_lock(&d->src_lock);
 	for (struct ld_source_ent *s = d->sources; s; s = s->next) {
 		struct be_http_stats *st = s->src->ops->stats ? s->src->ops->stats(s->src) : NULL;
 		json_t *o = json_pack("{s:s}", "source", s->src->desc), *errs;
@@ -354,6 +357,7 @@ static json_t *sources_json(struct ld_daemon *d)
 		}
 		json_array_append_new(arr, o);
 	}
+	pthread_mutex_unlock(&d->src_lock);
 	return arr;
 }
 

@@ -3,6 +3,8 @@
 #include "prefetch.h"
 #include "trace.h"
 
+#include "../format/check.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +35,9 @@ void ld_config_defaults(struct ld_config *c)
 	c->ready_fd = -1;
 	c->prefetch_threads = 2;
 	c->prefetch_on_mount = true;
+	/* a bootstrap holds ~100-300 bytes per file: room for a million
+	 * files, and a bound on what a manifest can make skiffd store */
+	c->max_bootstrap_size = 256ull << 20;
 	be_config_defaults(&c->backend);
 }
 
@@ -173,6 +179,22 @@ int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e)
 				sk_err_set(e, "\"frontend\" must be auto, fanotify or cachefiles");
 				ret = -EINVAL;
 			}
+		} else if (!strcmp(key, "max_bootstrap_size")) {
+			uint64_t sz;
+
+			if (json_is_integer(v) && json_integer_value(v) >= 0) {
+				sz = (uint64_t)json_integer_value(v);
+			} else if (!json_is_string(v) ||
+				   sk_parse_size(json_string_value(v), &sz)) {
+				sz = 0;
+			}
+			if (sz < 4096 || sz > (4ull << 30)) {
+				sk_err_set(e, "\"max_bootstrap_size\" must be 4096 bytes to 4 GiB, "
+					   "a number or a string like \"512M\"");
+				ret = -EINVAL;
+			} else {
+				c->max_bootstrap_size = sz;
+			}
 		} else if (!strcmp(key, "prefetch")) {
 			ret = prefetch_config(c, v, e);
 		} else if (!strcmp(key, "backend")) {
@@ -241,6 +263,19 @@ void ld_img_counters_put(struct ld_daemon *d, struct ld_img_counters *ic)
 	}
 }
 
+static void source_put(struct ld_daemon *d, struct be_source *src);
+
+/* What an image owns, once nothing uses it (its counters aside). */
+static void image_free(struct ld_daemon *d, struct ld_image *im)
+{
+	free(im->blobs);
+	free(im->refs);
+	if (im->bs_buf)
+		munmap(im->bs_buf, im->bootstrap_size);
+	source_put(d, im->src);
+	free(im);
+}
+
 void ld_image_hold(struct ld_image *im)
 {
 	atomic_fetch_add(&im->users, 1);
@@ -253,10 +288,7 @@ void ld_image_put(struct ld_daemon *d, struct ld_image *im)
 	/* the counters too: an object opening a blob takes its reference
 	 * on them from an image it holds, unregistered meanwhile or not */
 	ld_img_counters_put(d, im->icnt);
-	free(im->blobs);
-	free(im->refs);
-	free(im->bs_buf);
-	free(im);
+	image_free(d, im);
 }
 
 struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino)
@@ -286,14 +318,26 @@ static int valid_id(const char *id)
 	return id[0] != '.';
 }
 
-static struct be_source *get_source(struct ld_daemon *d, const struct be_ref *r,
+/*
+ * The source of reference r's location with a reference taken for the
+ * caller (source_put() gives it back): the daemon's one for that location,
+ * or a new one. Every image and every cache file holds one on the source
+ * it reads from; the last put closes the source and its transport's
+ * threads, so failed registrations and unmounted images leave nothing.
+ */
+static struct be_source *source_get(struct ld_daemon *d, const struct be_ref *r,
 				    struct sk_err *e)
 {
 	struct ld_source_ent *s;
+	struct be_source *src = NULL;
 
+	pthread_mutex_lock(&d->src_lock);
 	for (s = d->sources; s; s = s->next)
-		if (!strcmp(s->dir, r->loc))
-			return s->src;
+		if (!strcmp(s->dir, r->loc)) {
+			s->refs++;
+			src = s->src;
+			goto out;
+		}
 	/* network sources keep the manifests they fetch here */
 	if (!d->cfg.backend.manifest_dir[0] &&
 	    sk_path_join(d->cfg.backend.manifest_dir, sizeof(d->cfg.backend.manifest_dir),
@@ -302,16 +346,54 @@ static struct be_source *get_source(struct ld_daemon *d, const struct be_ref *r,
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		sk_err_set(e, "out of memory");
-		return NULL;
+		goto out;
 	}
 	snprintf(s->dir, sizeof(s->dir), "%s", r->loc);
 	if (be_source_open(r, &d->cfg.backend, &s->src, e)) {
 		free(s);
-		return NULL;
+		goto out;
 	}
+	s->refs = 1;
 	s->next = d->sources;
 	d->sources = s;
-	return s->src;
+	src = s->src;
+out:
+	pthread_mutex_unlock(&d->src_lock);
+	return src;
+}
+
+/* Another reference on src, which the caller holds one on already. */
+static struct be_source *source_hold(struct ld_daemon *d, struct be_source *src)
+{
+	pthread_mutex_lock(&d->src_lock);
+	for (struct ld_source_ent *s = d->sources; s; s = s->next)
+		if (s->src == src)
+			s->refs++;
+	pthread_mutex_unlock(&d->src_lock);
+	return src;
+}
+
+static void source_put(struct ld_daemon *d, struct be_source *src)
+{
+	struct ld_source_ent **pp, *s = NULL;
+
+	if (!src)
+		return;
+	pthread_mutex_lock(&d->src_lock);
+	for (pp = &d->sources; *pp; pp = &(*pp)->next)
+		if ((*pp)->src == src) {
+			if (--(*pp)->refs == 0) {
+				s = *pp;
+				*pp = s->next;
+			}
+			break;
+		}
+	pthread_mutex_unlock(&d->src_lock);
+	/* no reference left, so no read is inside it */
+	if (s) {
+		be_source_destroy(s->src);
+		free(s);
+	}
 }
 
 static void file_unlist(struct ld_blob_file **head, struct ld_blob_file *f)
@@ -363,6 +445,7 @@ static void file_close(struct ld_daemon *d, struct ld_blob_file *f)
 	ld_counters_add(&d->retired, f->cache.cnt);
 	pthread_mutex_unlock(&d->lock);
 	close(f->fd);
+	source_put(d, f->src);
 	free(f);
 }
 
@@ -441,7 +524,7 @@ static int file_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	if (!f)
 		return -ENOMEM;
 	f->fd = -1;
-	f->src = src;
+	f->src = source_hold(d, src);
 	snprintf(rel, sizeof(rel), "blobs/%s", ref->hex);
 	ret = sk_path_join(f->path, sizeof(f->path), d->cfg.cache_dir, rel);
 	if (ret)
@@ -450,6 +533,7 @@ static int file_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 		ret = ld_cache_open_kept(&f->cache, ref, src, d->cfg.merge_limit,
 					 ld_table_path(d, ref->hex, tpath, sizeof(tpath)), e);
 	if (ret) {
+		source_put(d, f->src);
 		free(f);
 		return ret;
 	}
@@ -458,11 +542,12 @@ static int file_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 }
 
 /* Drops a prepared file that was never linked (NULL: nothing). */
-static void file_discard(struct ld_blob_file *f)
+static void file_discard(struct ld_daemon *d, struct ld_blob_file *f)
 {
 	if (!f)
 		return;
 	ld_cache_close(&f->cache);
+	source_put(d, f->src);
 	free(f);
 }
 
@@ -484,7 +569,7 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 		if (!strcmp(f->cache.hex, ref->hex)) {
 			f->refs++;
 			*out = f;
-			file_discard(prep);
+			file_discard(d, prep);
 			return 0;
 		}
 	for (f = d->closing; f; f = f->next)
@@ -494,7 +579,7 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 			 * api_lock spans a whole unregistration, so this is a
 			 * guard, not a path */
 			sk_err_set(e, "blob %s is still being closed: try again", ref->hex);
-			file_discard(prep);
+			file_discard(d, prep);
 			return -EBUSY;
 		}
 	f = prep;
@@ -546,71 +631,180 @@ fail:
 	return ret;
 }
 
-/* Reads the bootstrap from the image's source (or the verified copy a
- * previous registration left), verifies it against the manifest and keeps
- * a copy in the cache directory for the kernel to mount. */
-static int load_bootstrap(struct ld_daemon *d, struct be_source *src,
-			  struct be_image *bi, struct ld_image *im,
-			  void **buf, size_t *len, struct sk_err *e)
+/* Stored bytes of the bootstrap read from a source at once: the memory a
+ * registration needs whatever size a manifest claims. Most bootstraps fit
+ * in one piece, one range request. */
+#define BS_PIECE (8u << 20)
+
+/*
+ * Maps `path` read-only if it holds exactly `size` bytes whose SHA-256 is
+ * `hex`. -ENOENT: no such file; -EBADMSG: another content.
+ */
+static int bs_map_verified(const char *path, uint64_t size, const char *hex,
+			   void **out)
 {
-	char hex[SK_HEX_LEN + 1], rel[16 + SK_HEX_LEN];
+	char got[SK_HEX_LEN + 1];
 	uint8_t dg[SK_SHA256_LEN];
-	bool have_copy = false;
+	struct stat st;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		ret = -errno;
+	else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size || !size)
+		ret = -EBADMSG;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+	ret = p == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (ret)
+		return ret;
+	sk_sha256(p, (size_t)size, dg);
+	sk_hex(dg, sizeof(dg), got);
+	if (strcmp(got, hex)) {
+		munmap(p, (size_t)size);
+		return -EBADMSG;
+	}
+	*out = p;
+	return 0;
+}
+
+/*
+ * Streams the bootstrap from src into `path` in BS_PIECE pieces, hashing
+ * on the way; the file appears under its name only once the digest
+ * matches the manifest, so a half-read or lying bootstrap never lands.
+ */
+static int bs_fetch(struct be_source *src, const struct be_image *bi,
+		    const char *path, struct sk_err *e)
+{
+	const char *hex = bi->bootstrap.hex;
+	uint64_t size = bi->bootstrap.size;
+	size_t plen = (size_t)SK_MIN((uint64_t)BS_PIECE, size);
+	char tmp[PATH_MAX] = "", got[SK_HEX_LEN + 1];
+	uint8_t dg[SK_SHA256_LEN];
+	struct sk_sha256_ctx h = { 0 };
+	uint8_t *piece = malloc(plen ? plen : 1);
+	int fd = -1, ret;
+
+	if (!piece)
+		return -ENOMEM;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%d", path, (int)getpid(),
+		     (int)gettid()) >= (int)sizeof(tmp)) {
+		tmp[0] = '\0';
+		sk_err_set(e, "%s: path too long", path);
+		ret = -ENAMETOOLONG;
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		ret = -errno;
+		sk_err_set(e, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	ret = sk_sha256_init(&h);
+	for (uint64_t off = 0; !ret && off < size; off += plen) {
+		size_t n = (size_t)SK_MIN((uint64_t)plen, size - off);
+
+		ret = be_source_read(src, hex, off, piece, n);
+		if (ret) {
+			sk_err_set(e, "bootstrap %s from %s: %s", hex, src->desc,
+				   strerror(-ret));
+			break;
+		}
+		sk_sha256_update(&h, piece, n);
+		ret = sk_write_full(fd, piece, n);
+		if (ret)
+			sk_err_set(e, "%s: %s", tmp, strerror(-ret));
+	}
+	if (h.md) {
+		sk_sha256_final(&h, dg);
+		sk_sha256_free(&h);
+		sk_hex(dg, sizeof(dg), got);
+		if (!ret && strcmp(got, hex)) {
+			sk_err_set(e, "bootstrap %s from %s: digest does not match the manifest",
+				   hex, src->desc);
+			ret = -EBADMSG;
+		}
+	}
+	if (!ret && fsync(fd) < 0) {
+		ret = -errno;
+		sk_err_set(e, "%s: %s", tmp, strerror(errno));
+	}
+	if (close(fd) < 0 && !ret) {
+		ret = -errno;
+		sk_err_set(e, "%s: %s", tmp, strerror(errno));
+	}
+	fd = -1;
+	if (!ret && rename(tmp, path) < 0) {
+		ret = -errno;
+		sk_err_set(e, "%s: %s", path, strerror(errno));
+	}
+out:
+	if (ret && tmp[0])
+		unlink(tmp);
+	if (fd >= 0)
+		close(fd);
+	free(piece);
+	return ret;
+}
+
+/*
+ * The image's bootstrap, verified against the manifest: a read-only
+ * mapping of its copy in cache_dir/bootstraps (what the kernel mounts in
+ * fanotify mode; cachefiles mode copies it into the kernel's cache file
+ * from the mapping). A copy a previous registration left costs no network
+ * round trip once it verifies. On success *map (im->bootstrap_size bytes)
+ * is the caller's to munmap; on failure nothing is left to free.
+ */
+static int load_bootstrap(struct ld_daemon *d, struct be_source *src,
+			  const struct be_image *bi, struct ld_image *im,
+			  void **map, struct sk_err *e)
+{
+	char rel[16 + SK_HEX_LEN];
+	const char *hex = bi->bootstrap.hex;
+	uint64_t size = bi->bootstrap.size;
 	int ret;
 
-	snprintf(rel, sizeof(rel), "bootstraps/%s", bi->bootstrap.hex);
+	*map = NULL;
+	snprintf(rel, sizeof(rel), "bootstraps/%s", hex);
 	ret = sk_path_join(im->bootstrap_path, sizeof(im->bootstrap_path),
 			   d->cfg.cache_dir, rel);
 	if (ret) {
 		sk_err_set(e, "%s: path too long", d->cfg.cache_dir);
 		return ret;
 	}
-	if (bi->bootstrap.size > (1ull << 32)) {
-		sk_err_set(e, "bootstrap of %llu bytes: too large",
-			   (unsigned long long)bi->bootstrap.size);
+	/* a manifest's claim, checked before a byte is read or a file
+	 * grows: the size is the digest's, so it cannot change later */
+	if (size > d->cfg.max_bootstrap_size || size > SIZE_MAX) {
+		sk_err_set(e, "bootstrap %s: the manifest says %llu bytes, over "
+			   "max_bootstrap_size (%llu bytes; skiffd.json)", hex,
+			   (unsigned long long)size,
+			   (unsigned long long)d->cfg.max_bootstrap_size);
 		return -EFBIG;
 	}
-	/* a copy checked below costs no network round trip */
-	if (sk_read_file(im->bootstrap_path, 1ull << 32, buf, len) == 0)
-		have_copy = true;
-	if (have_copy) {
-		sk_sha256(*buf, *len, dg);
-		sk_hex(dg, sizeof(dg), hex);
-		if (strcmp(hex, bi->bootstrap.hex) || *len != bi->bootstrap.size) {
-			free(*buf);
-			have_copy = false;
-		}
+	if (!size) {
+		sk_err_set(e, "bootstrap %s: the manifest says 0 bytes", hex);
+		return -EBADMSG;
 	}
-	if (!have_copy) {
-		*len = bi->bootstrap.size;
-		*buf = malloc(*len ? *len : 1);
-		if (!*buf)
-			return -ENOMEM;
-		ret = be_source_read(src, bi->bootstrap.hex, 0, *buf, *len);
-		if (ret) {
-			sk_err_set(e, "bootstrap %s from %s: %s", bi->bootstrap.hex, src->desc,
-				   strerror(-ret));
-			free(*buf);
-			return ret;
-		}
-		sk_sha256(*buf, *len, dg);
-		sk_hex(dg, sizeof(dg), hex);
-		if (strcmp(hex, bi->bootstrap.hex)) {
-			sk_err_set(e, "bootstrap %s from %s: digest does not match the manifest",
-				   bi->bootstrap.hex, src->desc);
-			free(*buf);
-			return -EBADMSG;
-		}
-	}
-	im->bootstrap_size = *len;
-	if (have_copy)
-		return 0;
-	ret = sk_write_file_atomic(im->bootstrap_path, *buf, *len);
+	if (bs_map_verified(im->bootstrap_path, size, hex, map) == 0)
+		goto done;
+	ret = bs_fetch(src, bi, im->bootstrap_path, e);
+	if (ret)
+		return ret;
+	ret = bs_map_verified(im->bootstrap_path, size, hex, map);
 	if (ret) {
-		sk_err_set(e, "%s: %s", im->bootstrap_path, strerror(-ret));
-		free(*buf);
+		sk_err_set(e, "%s: changed under skiffd: %s", im->bootstrap_path,
+			   strerror(-ret));
+		return ret;
 	}
-	return ret;
+done:
+	im->bootstrap_size = size;
+	return 0;
 }
 
 /* A newly mounted image starts fetching its prefetch list at once. */
@@ -717,21 +911,59 @@ struct ld_image_new {
 	struct ld_blob_file **prep;
 };
 
-static void image_new_free(struct ld_image_new *n)
+static void image_new_free(struct ld_daemon *d, struct ld_image_new *n)
 {
 	if (!n)
 		return;
 	for (unsigned int i = 0; n->prep && i < n->count; i++)
-		file_discard(n->prep[i]);
+		file_discard(d, n->prep[i]);
 	free(n->prep);
 	if (n->im) {
 		free(n->im->icnt);
-		free(n->im->blobs);
-		free(n->im->refs);
-		free(n->im->bs_buf);
-		free(n->im);
+		image_free(d, n->im);
 	}
 	free(n);
+}
+
+struct bs_check_ctx {
+	struct ld_image_new *n;
+	char first[256];	/* the first problem found */
+};
+
+static int bs_check_table(void *ctx, unsigned int blob, const struct fmt_blob_table **t,
+			  struct sk_err *e)
+{
+	struct bs_check_ctx *c = ctx;
+
+	(void)e;	/* every table of the image was read and verified */
+	*t = &c->n->prep[blob]->cache.table;
+	return 0;
+}
+
+static void bs_check_problem(void *ctx, const char *msg)
+{
+	struct bs_check_ctx *c = ctx;
+
+	if (!c->first[0])
+		snprintf(c->first, sizeof(c->first), "%s", msg);
+}
+
+/* fmt_bs_check() with the chunk tables file_prepare() read. */
+static int check_bootstrap(struct fmt_bs *bs, struct ld_image_new *n,
+			   const char *ref, struct sk_err *e)
+{
+	struct bs_check_ctx c = { .n = n };
+	struct fmt_check ck = { .table = bs_check_table, .problem = bs_check_problem,
+				.ctx = &c };
+	int ret = fmt_bs_check(bs, &ck);
+
+	if (ret == -EFSCORRUPTED)
+		sk_err_set(e, "bootstrap of %s is damaged (%llu problem%s; skiff check "
+			   "names them all): %s", ref, (unsigned long long)ck.problems,
+			   ck.problems > 1 ? "s" : "", c.first);
+	else if (ret)
+		sk_err_set(e, "checking the bootstrap of %s: %s", ref, strerror(-ret));
+	return ret;
 }
 
 int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
@@ -744,30 +976,30 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 	struct ld_image *im, *old;
 	struct fmt_bs bs;
 	struct be_source *src;
-	void *bsbuf = NULL;
-	size_t bslen;
 	int ret, bs_open = 0;
 
 	ret = be_ref_parse(ref, &r, e);
 	if (ret)
 		return ret;
-	/* a source, once listed, stays for the daemon's life: it is used
-	 * below without the lock */
-	pthread_mutex_lock(&d->lock);
-	src = get_source(d, &r, e);
-	pthread_mutex_unlock(&d->lock);
+	/* our reference keeps it while we use it without a lock */
+	src = source_get(d, &r, e);
 	if (!src)
 		return -EINVAL;
 	ret = src->ops->resolve(src, r.digest[0] ? r.digest : r.tag, &bi, e);
-	if (ret)
+	if (ret) {
+		source_put(d, src);
 		return ret;
+	}
 	n = calloc(1, sizeof(*n));
 	im = n ? calloc(1, sizeof(*im)) : NULL;
 	if (!im) {
-		ret = -ENOMEM;
-		goto out;
+		source_put(d, src);
+		free(n);
+		be_image_free(&bi);
+		return -ENOMEM;
 	}
 	n->im = im;
+	im->src = src;	/* the image's reference now */
 	im->users = 1;	/* the registration's */
 	if (id && *id) {
 		if (!valid_id(id)) {
@@ -799,10 +1031,10 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 		if (ret)
 			goto out;
 	}
-	ret = load_bootstrap(d, src, &bi, im, &bsbuf, &bslen, e);
+	ret = load_bootstrap(d, src, &bi, im, &im->bs_buf, e);
 	if (ret)
 		goto out;
-	ret = fmt_bs_open(&bs, bsbuf, bslen);
+	ret = fmt_bs_open(&bs, im->bs_buf, im->bootstrap_size);
 	if (ret) {
 		sk_err_set(e, "bootstrap of %s: %s", ref, bs.err.msg);
 		goto out;
@@ -814,7 +1046,6 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 		ret = -EBADMSG;
 		goto out;
 	}
-	im->src = src;
 	im->blobs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->blobs));
 	im->refs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->refs));
 	im->icnt = calloc(1, sizeof(*im->icnt));
@@ -839,21 +1070,23 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 		ret = file_prepare(d, &bs.blobs[i], src, &n->prep[i], e);
 		if (ret)
 			goto out;
+	}
+	/* the bootstrap's bytes are the manifest's, but the manifest is a
+	 * source's word: judge the structure before the kernel parses it */
+	ret = check_bootstrap(&bs, n, ref, e);
+	if (ret)
+		goto out;
+	for (unsigned int i = 0; i < bs.nblobs; i++)
 		if (!d->fe->ops->owns_cache_files) {
-			file_discard(n->prep[i]);
+			file_discard(d, n->prep[i]);
 			n->prep[i] = NULL;
 		}
-	}
-	/* the kernel reads the bootstrap through us in cachefiles mode */
-	im->bs_buf = bsbuf;
-	bsbuf = NULL;
 	*out = n;
 	n = NULL;
 out:
-	image_new_free(n);
+	image_new_free(d, n);
 	if (bs_open)
 		fmt_bs_close(&bs);
-	free(bsbuf);
 	be_image_free(&bi);
 	return ret;
 }
@@ -903,7 +1136,7 @@ unlock:
 	if (ret)
 		for (unsigned int i = 0; i < im->nblobs; i++)
 			file_close(d, im->blobs[i]);
-	image_new_free(n);
+	image_new_free(d, n);
 	if (!ret)
 		ld_state_save(d);
 	if (!ret && fresh)

@@ -36,6 +36,9 @@ struct ld_config {
 	unsigned int prefetch_threads;	/* prefetch's own threads */
 	uint64_t prefetch_bandwidth;	/* bytes/s prefetch may fetch, 0: any */
 	bool prefetch_on_mount;	/* run an image's prefetch list at mount */
+	/* bytes a manifest may claim for a bootstrap: more is refused
+	 * before anything is read */
+	uint64_t max_bootstrap_size;
 	struct be_config backend;	/* HTTP and registry sources; owns hosts */
 };
 
@@ -51,7 +54,7 @@ struct ld_blob_file {
 	dev_t dev;
 	ino_t ino;
 	struct ld_cache cache;
-	struct be_source *src;	/* borrowed from the daemon's source list */
+	struct be_source *src;	/* a reference on a source of d->sources */
 	unsigned int refs;	/* images using it */
 	bool marked;		/* has a FAN_PRE_ACCESS mark */
 	struct ld_blob_file *next;
@@ -72,10 +75,12 @@ struct ld_image {
 	char manifest[SK_HEX_LEN + 1];
 	char bootstrap_path[PATH_MAX];
 	uint64_t bootstrap_size;
-	void *bs_buf;			/* owned: the verified bootstrap */
+	/* owned: the verified bootstrap, mapped read-only from its copy at
+	 * bootstrap_path (bootstrap_size bytes) */
+	void *bs_buf;
 	unsigned int nblobs;
 	struct fmt_blob_ref *refs;	/* owned, device-table order */
-	struct be_source *src;		/* borrowed from the daemon */
+	struct be_source *src;		/* a reference on a source of d->sources */
 	/* fanotify mode only: the shared cache files, device-table order */
 	struct ld_blob_file **blobs;
 	struct ld_img_counters *icnt;	/* cachefiles mode counters */
@@ -87,9 +92,11 @@ struct ld_image {
 	struct ld_image *next;
 };
 
+/* A source in d->sources (under d->src_lock). */
 struct ld_source_ent {
 	char dir[PATH_MAX];	/* the reference's location (be_ref.loc) */
-	struct be_source *src;
+	struct be_source *src;	/* owned */
+	unsigned int refs;	/* images, cache files, registrations under way */
 	struct ld_source_ent *next;
 };
 
@@ -126,6 +133,10 @@ struct ld_daemon {
 	 * read-ahead windows): listed so that /metrics still counts them
 	 * until their counters move to `retired` */
 	struct ld_blob_file *closing;
+	/* the sources images read from, counted (source_get/source_put in
+	 * daemon.c). Its own lock, taken after d->lock when both are: a
+	 * source is let go of with and without d->lock held */
+	pthread_mutex_t src_lock;
 	struct ld_source_ent *sources;
 	struct sk_pool *pool;		/* request workers */
 	struct sk_pool *ra_pool;	/* background read-ahead windows */

@@ -281,6 +281,7 @@ int main(int argc, char **argv)
 		return ret;
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_mutex_init(&d.api_lock, NULL);
+	pthread_mutex_init(&d.src_lock, NULL);
 	d.start_time = sk_now();
 	/* every thread inherits the mask; only main takes signals */
 	sigemptyset(&set);
