@@ -82,6 +82,9 @@ $(BA)/libskiff.a: $(ASAN_LIB_OBJS)
 	$(AR) rcs $@ $^
 $(BA)/tests/%: $(BA)/tests/unit/%.o $(BA)/libskiff.a
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+# the daemon too: tests/asan/*.t run the integration suites against it
+$(BA)/skiffd: $(BA)/loader/main.o $(BA)/libskiff.a
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 # libFuzzer targets (clang), sanitized
 $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SETUP_STAMP)
@@ -92,13 +95,13 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SETUP_STAMP)
 demo: all
 	@./scripts/demo.sh
 
-check: all $(UNIT_BINS) $(ASAN_UNIT_BINS) $(FUZZ_BINS)
+check: all $(UNIT_BINS) $(ASAN_UNIT_BINS) $(BA)/skiffd $(FUZZ_BINS)
 	@./tests/run-all.sh
 
 check-unit: $(UNIT_BINS)
 	@prove --exec '' $(UNIT_BINS)
-check-asan: $(ASAN_UNIT_BINS)
-	@prove --exec '' $(ASAN_UNIT_BINS)
+check-asan: all $(ASAN_UNIT_BINS) $(BA)/skiffd
+	@prove --exec '' $(ASAN_UNIT_BINS) tests/asan/*.t
 check-host: all
 	@prove --exec '' tests/*.t
 check-kernel: all

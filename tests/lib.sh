@@ -105,7 +105,24 @@ t_grep() {
 
 t_skip() { _t_n=$((_t_n + 1)); echo "ok $_t_n # SKIP $*"; }
 
+# sanitizer_clean: no ASan/UBSan/LSan report from any skiffd of the test
+sanitizer_clean() {
+	local f bad=0
+	for f in "$T"/sanitizer.*; do
+		[ -e "$f" ] || continue
+		bad=1
+		diag "$f:"
+		head -n 40 "$f" | sed 's/^/#   /'
+	done
+	return "$bad"
+}
+
 done_testing() {
+	if [ "${SKIFF_SANITIZED:-0}" = 1 ]; then
+		# reports of a daemon still running come at its exit (leaks)
+		stop_skiffd
+		_t_result "$(sanitizer_clean >&2; echo $?)" "skiffd (ASan+UBSan) reported nothing"
+	fi
 	[ -n "$_t_planned" ] || echo "1..$_t_n"
 	[ "$_t_failed" -eq 0 ]
 	exit $?
@@ -155,7 +172,13 @@ manifest_of() {
 	"$SKIFF" inspect --json "$1" | sed -n 's/.*"manifest": "\([0-9a-f]*\)".*/\1/p'
 }
 
-SKIFFD=${SKIFFD:-$ROOT/build/skiffd}
+# SKIFF_SANITIZED=1 (tests/asan/*.t): skiffd built with ASan+UBSan, whose
+# reports go to $T/sanitizer.* and fail the test in done_testing
+if [ "${SKIFF_SANITIZED:-0}" = 1 ]; then
+	SKIFFD=${SKIFFD:-$ROOT/build-asan/skiffd}
+else
+	SKIFFD=${SKIFFD:-$ROOT/build/skiffd}
+fi
 SKIFFD_PID=
 
 # start_skiffd [ARGS...]: runs skiffd with its cache (or
@@ -166,6 +189,8 @@ start_skiffd() {
 	rm -f "$T/ready"
 	mkfifo "$T/ready"
 	export SKIFF_SOCKET=$T/skiffd.sock
+	ASAN_OPTIONS=${SKIFF_ASAN_OPTIONS:-log_path=$T/sanitizer:abort_on_error=1:detect_leaks=1} \
+	UBSAN_OPTIONS=${SKIFF_UBSAN_OPTIONS:-log_path=$T/sanitizer:print_stacktrace=1:halt_on_error=1} \
 	"$SKIFFD" --cache-dir "${SKIFF_TEST_CACHE:-$T/cache}" --work-dir "$T/work" --socket "$SKIFF_SOCKET" \
 		--ready-fd 3 "$@" 3>"$T/ready" >>"$T/skiffd.log" 2>&1 &
 	SKIFFD_PID=$!
