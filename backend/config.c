@@ -23,6 +23,12 @@ void be_config_defaults(struct be_config *c)
 	c->mirror_skip_ms = 30000;
 	c->mirror_attempts = 2;
 	c->cred_helper_timeout_ms = 10000;
+	c->read_deadline_ms = 30000;
+}
+
+double be_read_deadline(const struct be_config *c)
+{
+	return c->read_deadline_ms ? sk_now() + c->read_deadline_ms / 1000.0 : 0;
 }
 
 void be_config_free(struct be_config *c)
@@ -41,6 +47,29 @@ const struct be_host_cfg *be_config_host(const struct be_config *c,
 		if (!strcasecmp(c->hosts[i].host, host))
 			return &c->hosts[i];
 	return NULL;
+}
+
+bool be_config_insecure(const void *cfg, const char *url)
+{
+	const struct be_config *c = cfg;
+	const struct be_host_cfg *hc;
+	char hp[300], mhp[300];
+
+	if (!c || be_url_hostport(url, hp, sizeof(hp)))
+		return false;
+	hc = be_config_host(c, hp);
+	if (hc && hc->insecure)
+		return true;
+	/* a mirror is configured by its URL, not as a host */
+	for (unsigned int i = 0; i < c->nhosts; i++)
+		for (unsigned int k = 0; k < c->hosts[i].nmirrors; k++) {
+			const struct be_mirror *m = &c->hosts[i].mirrors[k];
+
+			if (m->insecure && !be_url_hostport(m->url, mhp, sizeof(mhp)) &&
+			    !strcasecmp(hp, mhp))
+				return true;
+		}
+	return false;
 }
 
 static int get_uint(json_t *v, const char *key, unsigned int lo,
@@ -167,6 +196,24 @@ static int parse_host(const char *name, json_t *j, struct be_host_cfg *h,
 					break;
 				h->nmirrors++;
 			}
+		} else if (!strcmp(key, "token_realms")) {
+			if (!json_is_array(v) || json_array_size(v) > BE_TOKEN_REALMS) {
+				sk_err_set(e, "\"token_realms\" must be an array of at most %d URLs",
+					   BE_TOKEN_REALMS);
+				return -EINVAL;
+			}
+			for (size_t i = 0; !ret && i < json_array_size(v); i++) {
+				char *u = h->token_realms[h->ntoken_realms];
+
+				ret = get_str(json_array_get(v, i), "token_realms", u,
+					      sizeof(h->token_realms[0]), e);
+				if (!ret && strncmp(u, "https://", 8) && strncmp(u, "http://", 7)) {
+					sk_err_set(e, "\"token_realms\": \"%s\" is not an http(s) URL", u);
+					ret = -EINVAL;
+				}
+				if (!ret)
+					h->ntoken_realms++;
+			}
 		} else {
 			sk_err_set(e, "registry \"%s\": unknown key \"%s\"", name, key);
 			ret = -EINVAL;
@@ -223,6 +270,8 @@ int be_config_parse(struct json_t *obj, struct be_config *c, struct sk_err *e)
 			ret = get_uint(v, key, 0, 86400000, &c->mirror_skip_ms, e);
 		else if (!strcmp(key, "mirror_attempts"))
 			ret = get_uint(v, key, 1, 100, &c->mirror_attempts, e);
+		else if (!strcmp(key, "read_deadline_ms"))
+			ret = get_uint(v, key, 100, 86400000, &c->read_deadline_ms, e);
 		else if (!strcmp(key, "registries")) {
 			const char *hk;
 			json_t *hv;

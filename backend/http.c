@@ -50,6 +50,7 @@ struct xfer {
 	size_t dlen, dcap, dmax;
 	char side[SIDE_MAX + 1];
 	size_t side_len;
+	uint64_t timeout_ms;		/* this attempt's share of the deadline */
 	CURLcode res;
 	bool done;
 	pthread_cond_t cond;
@@ -362,20 +363,51 @@ static bool same_origin(const char *a, const char *b)
 	return same;
 }
 
-/* A Location value made absolute against the URL it came from. */
-static int resolve_location(const char *base, const char *loc, char *out,
-			   size_t outlen)
+int be_resolve_location(const char *base, const char *loc, char *out,
+			size_t outlen)
 {
 	CURLU *u = curl_url();
 	char *abs = NULL;
 	int ret = -EINVAL;
 
+	if (outlen)
+		out[0] = '\0';
 	if (u && !curl_url_set(u, CURLUPART_URL, base, 0) &&
 	    !curl_url_set(u, CURLUPART_URL, loc, 0) &&
 	    !curl_url_get(u, CURLUPART_URL, &abs, 0)) {
-		ret = snprintf(out, outlen, "%s", abs) < (int)outlen ? 0 : -ENAMETOOLONG;
+		/* a redirect may only lead to what the transport speaks: a
+		 * target of another scheme fails here, with its reason,
+		 * rather than as an unsupported protocol later */
+		if (strncasecmp(abs, "http://", 7) && strncasecmp(abs, "https://", 8))
+			ret = -EINVAL;
+		else if (snprintf(out, outlen, "%s", abs) < (int)outlen)
+			ret = 0;
+		else
+			ret = -ENAMETOOLONG;
 		curl_free(abs);
 	}
+	curl_url_cleanup(u);
+	if (ret && outlen)
+		out[0] = '\0';
+	return ret;
+}
+
+int be_url_hostport(const char *url, char *out, size_t outlen)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *port = NULL;
+	int ret = -EINVAL;
+
+	if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
+	    !curl_url_get(u, CURLUPART_HOST, &host, 0)) {
+		/* no CURLU_DEFAULT_PORT: a port only when the URL names one,
+		 * as "registries" keys spell hosts */
+		curl_url_get(u, CURLUPART_PORT, &port, 0);
+		ret = snprintf(out, outlen, "%s%s%s", host, port ? ":" : "", port ? port : "") <
+		      (int)outlen ? 0 : -ENAMETOOLONG;
+	}
+	curl_free(host);
+	curl_free(port);
 	curl_url_cleanup(u);
 	return ret;
 }
@@ -419,7 +451,11 @@ static int prepare(struct be_http *h, struct xfer *x, const char *url,
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)h->o.low_speed_limit);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)h->o.low_speed_time_s);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	if (rq->insecure) {
+	if (x->timeout_ms)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)x->timeout_ms);
+	/* decided for this very URL: a redirect to another host gets that
+	 * host's setting, not the first one's */
+	if (rq->insecure && rq->insecure(rq->insecure_arg, url)) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else if (h->o.ca_file[0]) {
@@ -621,7 +657,7 @@ static void answer(struct be_http *h, struct xfer *x, const char *url,
 	memcpy(resp->content_type, x->content_type, sizeof(resp->content_type));
 	resp->content_length = x->content_length;
 	if (x->location[0] &&
-	    resolve_location(url, x->location, resp->location, sizeof(resp->location)))
+	    be_resolve_location(url, x->location, resp->location, sizeof(resp->location)))
 		resp->location[0] = '\0';
 	if (!x->rq->ranged) {
 		resp->body = x->dyn;
@@ -664,6 +700,26 @@ static int attempt(struct be_http *h, struct xfer *x, const char *url,
 	return 0;
 }
 
+/* Milliseconds left before rq's deadline (0: passed; UINT64_MAX: none). */
+static uint64_t left_ms(const struct be_http_req *rq)
+{
+	double l;
+
+	if (!rq->deadline)
+		return UINT64_MAX;
+	l = (rq->deadline - sk_now()) * 1000.0;
+	return l < 1.0 ? 0 : (uint64_t)l;
+}
+
+/* Appends what ended the call to the last attempt's message. */
+static void msg_suffix(struct sk_err *e, const char *fmt, unsigned int tries)
+{
+	char msg[sizeof(e->msg)];
+
+	memcpy(msg, e->msg, sizeof(msg));
+	sk_err_set(e, fmt, msg, tries);
+}
+
 int be_http_do(struct be_http *h, const struct be_http_req *rq,
 	       struct be_http_resp *resp, struct sk_err *e)
 {
@@ -691,9 +747,21 @@ int be_http_do(struct be_http *h, const struct be_http_req *rq,
 	x->rq = rq;
 	for (;;) {
 		enum be_http_errkind kind = BE_HE_OTHER;
-		uint64_t delay = 0;
+		uint64_t delay = 0, left = left_ms(rq);
 		bool retry = false;
 
+		if (!left) {
+			/* spent on earlier endpoints, redirects or retries */
+			if (tries)
+				msg_suffix(e, "%s (%u attempts, then the deadline passed)", tries);
+			else
+				sk_err_set(e, "%s %s: the deadline passed before an answer", m, url);
+			ret = -ETIMEDOUT;
+			break;
+		}
+		/* the attempt ends at the deadline, whatever curl's own
+		 * connect and low-speed limits would allow */
+		x->timeout_ms = left == UINT64_MAX ? 0 : left;
 		ret = attempt(h, x, url, drop_auth, tries > 0);
 		if (ret)
 			break;
@@ -712,7 +780,7 @@ int be_http_do(struct be_http *h, const struct be_http_req *rq,
 				break;
 			}
 			atomic_fetch_add(&h->st.redirects, 1);
-			if (resolve_location(url, x->location, next, sizeof(next))) {
+			if (be_resolve_location(url, x->location, next, sizeof(next))) {
 				sk_err_set(e, "%s %s: bad redirect target", m, url);
 				ret = -EPROTO;
 				break;
@@ -732,15 +800,21 @@ int be_http_do(struct be_http *h, const struct be_http_req *rq,
 		resp->status = x->status;
 		xfer_release(h, x);
 		if (!retry || tries >= max) {
-			if (retry) {
-				char msg[sizeof(e->msg)];
-
-				memcpy(msg, e->msg, sizeof(msg));
-				sk_err_set(e, "%s (%u attempts)", msg, tries);
-			}
+			if (retry)
+				msg_suffix(e, "%s (%u attempts)", tries);
 			break;
 		}
-		sleep_ms(delay ? delay : backoff_ms(h, tries, &seed));
+		if (!delay)
+			delay = backoff_ms(h, tries, &seed);
+		left = left_ms(rq);
+		if (left <= delay) {
+			/* no time for another attempt: say so now rather than
+			 * sleep to the deadline first */
+			msg_suffix(e, "%s (%u attempts, then the deadline passed)", tries);
+			ret = -ETIMEDOUT;
+			break;
+		}
+		sleep_ms(delay);
 	}
 	xfer_release(h, x);
 	pthread_cond_destroy(&x->cond);

@@ -9,7 +9,7 @@
  * are bounded, so every call ends in bounded time.
  *
  * Header parsers used by the transport and the registry client are pure
- * functions on strings (fuzzed by tests/fuzz/fuzz_backend.c).
+ * functions on strings (fuzzed by tests/fuzz/fuzz_remote.c).
  */
 #ifndef SKIFF_BACKEND_HTTP_H
 #define SKIFF_BACKEND_HTTP_H
@@ -79,7 +79,11 @@ struct be_http_req {
 	 * redirect leads to another host (or scheme or port) */
 	const char *headers[BE_HTTP_MAX_HEADERS];
 	unsigned int nheaders;
-	bool insecure;			/* no TLS verification for this one */
+	/* whether TLS to url goes unverified: asked for every URL actually
+	 * requested, redirect targets included, so a host's setting never
+	 * follows a redirect to another host (NULL: always verified) */
+	bool (*insecure)(const void *arg, const char *url);
+	const void *insecure_arg;
 	bool no_redirect;		/* hand 3xx back to the caller */
 	/* ranged: [off, off+len) into buf, exact: 206 with that
 	 * Content-Range, or 200 only when off is 0 and the object is len
@@ -95,6 +99,10 @@ struct be_http_req {
 	const void *body;
 	size_t body_len;
 	unsigned int max_attempts;	/* 0: the transport's */
+	/* sk_now() by which the call ends, all attempts, backoffs and
+	 * redirects included: no attempt starts after it, a running one is
+	 * cut at it, a backoff never sleeps past it (0: none) */
+	double deadline;
 };
 
 struct be_http_resp {
@@ -115,8 +123,9 @@ void be_http_resp_free(struct be_http_resp *r);
  * Runs a request, with redirects and retries. Returns 0 with resp->status
  * set when an HTTP answer was final (any status: the caller judges 401,
  * 404...), a ranged read returning 0 has status 200/206 and buf filled.
- * Errors: -ETIMEDOUT, -ECONNREFUSED, -EPROTO (answers that never matched),
- * -EIO (5xx/429 to the last attempt), -EMSGSIZE (body over max_body).
+ * Errors: -ETIMEDOUT (also the deadline passed), -ECONNREFUSED, -EPROTO
+ * (answers that never matched, TLS), -EIO (5xx/429 to the last attempt),
+ * -EMSGSIZE (body over max_body).
  */
 int be_http_do(struct be_http *h, const struct be_http_req *rq,
 	       struct be_http_resp *resp, struct sk_err *e);
@@ -139,5 +148,14 @@ struct be_challenge {
 };
 /* The first challenge of a WWW-Authenticate value. */
 int be_parse_www_auth(const char *v, struct be_challenge *c);
+
+/* A redirect's Location made absolute against the URL it came from: 0
+ * with an http:// or https:// URL in out (NUL-terminated), -EINVAL when
+ * it is not one, -ENAMETOOLONG when it does not fit. */
+int be_resolve_location(const char *base, const char *loc, char *out,
+			size_t outlen);
+/* The host part of an http(s) URL, as configuration keys spell it:
+ * HOST, or HOST:PORT when the URL names a port. */
+int be_url_hostport(const char *url, char *out, size_t outlen);
 
 #endif

@@ -17,13 +17,13 @@ struct web_source {
 	struct be_source base;
 	struct be_http *http;		/* owned */
 	char url[PATH_MAX];		/* layout base, no trailing slash */
-	bool insecure;
-	const struct be_config *cfg;	/* borrowed: the manifest cache */
+	/* borrowed: the manifest cache, hosts' TLS settings, deadlines */
+	const struct be_config *cfg;
 };
 
 static int web_get(struct web_source *w, const char *rel, bool ranged,
-		   uint64_t off, void *buf, size_t len, struct be_http_resp *rs,
-		   struct sk_err *e)
+		   uint64_t off, void *buf, size_t len, double deadline,
+		   struct be_http_resp *rs, struct sk_err *e)
 {
 	struct be_http_req rq = { 0 };
 	char url[PATH_MAX + 128];
@@ -32,7 +32,10 @@ static int web_get(struct web_source *w, const char *rel, bool ranged,
 	if (snprintf(url, sizeof(url), "%s/%s", w->url, rel) >= (int)sizeof(url))
 		return -ENAMETOOLONG;
 	rq.url = url;
-	rq.insecure = w->insecure;
+	/* per URL: a redirect elsewhere gets that host's setting */
+	rq.insecure = be_config_insecure;
+	rq.insecure_arg = w->cfg;
+	rq.deadline = deadline;
 	rq.ranged = ranged;
 	rq.off = off;
 	rq.len = len;
@@ -66,7 +69,7 @@ static int web_read(struct be_source *s, const char *hex, uint64_t off,
 	if (strlen(hex) != SK_HEX_LEN)
 		return -EINVAL;
 	snprintf(rel, sizeof(rel), "blobs/sha256/%s", hex);
-	ret = web_get(w, rel, true, off, buf, len, &rs, &e);
+	ret = web_get(w, rel, true, off, buf, len, be_read_deadline(w->cfg), &rs, &e);
 	if (!ret)
 		be_http_resp_free(&rs);
 	return ret;
@@ -85,7 +88,7 @@ static int web_manifest(struct web_source *w, const struct be_desc *d,
 	if (be_manifest_cache_get(w->cfg->manifest_dir, d->hex, buf, len) == 0)
 		return 0;
 	snprintf(rel, sizeof(rel), "blobs/sha256/%s", d->hex);
-	ret = web_get(w, rel, false, 0, NULL, 0, &man, e);
+	ret = web_get(w, rel, false, 0, NULL, 0, 0, &man, e);
 	if (ret)
 		return ret;
 	sk_sha256(man.body ? man.body : "", man.body_len, dg);
@@ -118,7 +121,7 @@ static int web_resolve(struct be_source *s, const char *tag,
 		/* pinned: no index needed */
 		memcpy(d.hex, tag + 7, sizeof(d.hex));
 	} else {
-		ret = web_get(w, "index.json", false, 0, NULL, 0, &idx, e);
+		ret = web_get(w, "index.json", false, 0, NULL, 0, 0, &idx, e);
 		if (ret)
 			return ret;
 		ret = be_index_pick(idx.body ? idx.body : "", idx.body_len, tag, NULL, &d, e);
@@ -218,7 +221,6 @@ static const struct be_source_ops reg_ops = {
 int be_source_open(const struct be_ref *r, const struct be_config *cfg,
 		   struct be_source **out, struct sk_err *e)
 {
-	const struct be_host_cfg *hc;
 	int ret;
 
 	switch (r->kind) {
@@ -235,8 +237,6 @@ int be_source_open(const struct be_ref *r, const struct be_config *cfg,
 			return ret;
 		}
 		snprintf(w->url, sizeof(w->url), "%s", r->loc);
-		hc = be_config_host(cfg, r->host);
-		w->insecure = hc && hc->insecure;
 		w->cfg = cfg;
 		w->base.ops = &web_ops;
 		snprintf(w->base.desc, sizeof(w->base.desc), "%.255s", r->loc);

@@ -109,7 +109,6 @@ int be_reg_open(const struct be_config *cfg, const char *host,
 		snprintf(ep->base, sizeof(ep->base), "%s", hc->mirrors[i].url);
 		memcpy(ep->headers, hc->mirrors[i].headers, sizeof(ep->headers));
 		ep->nheaders = hc->mirrors[i].nheaders;
-		ep->insecure = hc->mirrors[i].insecure;
 		ep->mirror = true;
 	}
 	/* Docker Hub's API lives on another name than its references */
@@ -236,41 +235,141 @@ static int token_url(struct be_reg *r, const struct be_challenge *c, char *out,
 	return ret;
 }
 
-/* Whether TLS to url's host is to be verified, per the configuration. */
-static bool host_insecure(const struct be_reg *r, const char *url)
+/* The origin endpoint: pushes never go through mirrors. */
+static struct endpoint *origin(struct be_reg *r)
 {
-	const char *h = strstr(url, "://");
-	char host[256];
-	size_t n;
-
-	if (!h)
-		return false;
-	h += 3;
-	n = strcspn(h, "/?#");
-	if (n >= sizeof(host))
-		return false;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	const struct be_host_cfg *hc = be_config_host(r->cfg, host);
-
-	return hc && hc->insecure;
+	return &r->eps[r->neps - 1];
 }
 
-/* Called with r->lock held: a fresh bearer token for the challenge. */
+/*
+ * be_http_req.insecure of every request: TLS to the URL actually
+ * requested goes unverified when the configuration says so for its host
+ * (the origin's own setting covers the name its API lives on, Docker
+ * Hub's registry-1.docker.io), so a redirect to another host is verified.
+ */
+static bool reg_insecure(const void *arg, const char *url)
+{
+	struct be_reg *r = (struct be_reg *)arg;
+	const struct endpoint *o = origin(r);
+	char a[300], b[300];
+
+	if (o->insecure && !be_url_hostport(url, a, sizeof(a)) &&
+	    !be_url_hostport(o->base, b, sizeof(b)) && !strcasecmp(a, b))
+		return true;
+	return be_config_insecure(r->cfg, url);
+}
+
+/* The host name (no port) of an http(s) URL, and whether it is https. */
+static int url_host(const char *url, char *host, size_t len, bool *https)
+{
+	CURLU *u = curl_url();
+	char *h = NULL, *sch = NULL;
+	int ret = -EINVAL;
+
+	if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
+	    !curl_url_get(u, CURLUPART_HOST, &h, 0) &&
+	    !curl_url_get(u, CURLUPART_SCHEME, &sch, 0) &&
+	    (!strcasecmp(sch, "https") || !strcasecmp(sch, "http"))) {
+		*https = !strcasecmp(sch, "https");
+		ret = snprintf(host, len, "%s", h) < (int)len ? 0 : -ENAMETOOLONG;
+	}
+	curl_free(h);
+	curl_free(sch);
+	curl_url_cleanup(u);
+	return ret;
+}
+
+/* Whether realm is entry, or entry followed by a query. */
+static bool realm_is(const char *realm, const char *entry)
+{
+	size_t n = strlen(entry);
+
+	return n && !strncmp(realm, entry, n) && (realm[n] == '\0' || realm[n] == '?');
+}
+
+bool be_realm_trusted(const char *registry, const char *host,
+		      const struct be_host_cfg *hc, const char *realm)
+{
+	char rh[256], gh[256];
+	bool rs, gs;
+
+	for (unsigned int i = 0; hc && i < hc->ntoken_realms && i < BE_TOKEN_REALMS; i++)
+		if (realm_is(realm, hc->token_realms[i]))
+			return true;
+	/* Docker Hub's token service lives on a name of its own */
+	if (!strcasecmp(host, "docker.io") && realm_is(realm, "https://auth.docker.io/token"))
+		return true;
+	if (url_host(realm, rh, sizeof(rh), &rs) || url_host(registry, gh, sizeof(gh), &gs))
+		return false;
+	/* the registry's host, any port (a token service often runs next
+	 * to it), never plain http when the registry speaks https */
+	return !strcasecmp(rh, gh) && (rs || !gs);
+}
+
+int be_parse_token(const void *buf, size_t len, char *tok, size_t toklen,
+		   int64_t *ttl)
+{
+	json_t *j = json_loadb(buf, len, 0, NULL), *v;
+	const char *t;
+	size_t n;
+	int ret = -EPROTO;
+
+	if (toklen)
+		tok[0] = '\0';
+	*ttl = 60;
+	if (!json_is_object(j))
+		goto out;
+	t = json_string_value(json_object_get(j, "token"));
+	if (!t || !*t)
+		t = json_string_value(json_object_get(j, "access_token"));
+	if (!t || !*t || (n = strlen(t)) >= toklen)
+		goto out;
+	/* it becomes a header value: printable ASCII only */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] < 0x21 || (unsigned char)t[i] > 0x7e)
+			goto out;
+	v = json_object_get(j, "expires_in");
+	if (json_is_integer(v))
+		*ttl = json_integer_value(v);
+	/* too short to be meant (the spec's floor is 60); a day at most, a
+	 * 401 asks again anyway */
+	*ttl = SK_MAX(SK_MIN(*ttl, (int64_t)86400), (int64_t)10);
+	memcpy(tok, t, n + 1);
+	ret = 0;
+out:
+	json_decref(j);
+	return ret;
+}
+
+/*
+ * Called with r->lock held: a fresh bearer token for the challenge, by
+ * deadline (0: the configured read deadline from now, so that a token
+ * fetch never holds the lock, and the readers waiting on it, longer).
+ */
 static int fetch_token(struct be_reg *r, const struct be_challenge *c,
-		       struct sk_err *e)
+		       double deadline, struct sk_err *e)
 {
 	struct be_http_req rq = { 0 };
 	struct be_http_resp rs;
-	char url[2048], basic[TOKEN_MAX];
-	json_t *j = NULL;
-	const char *tok;
-	json_int_t ttl = 60;
+	char url[2048], basic[TOKEN_MAX], tok[TOKEN_MAX + 1];
+	int64_t ttl;
 	int ret;
 
 	if (strncmp(c->realm, "https://", 8) && strncmp(c->realm, "http://", 7)) {
 		sk_err_set(e, "%s: token realm \"%.200s\" is not an http(s) URL", r->host, c->realm);
 		return -EPROTO;
+	}
+	/* the user's credentials go only where they are meant to: a realm
+	 * elsewhere, named by a registry, a mirror or whoever sits on a
+	 * plain-http path, may have an anonymous token at most */
+	if (r->creds && !be_realm_trusted(origin(r)->base, r->host,
+					  be_config_host(r->cfg, r->host), c->realm)) {
+		sk_err_set(e, "%s: credentials not sent to token realm \"%.200s\" (%s); if that service is meant to have them, list it in \"token_realms\" of registry \"%s\" (skiffd.json \"backend\", \"registries\")",
+			   r->host, c->realm,
+			   !strncmp(c->realm, "http://", 7) && !strncmp(origin(r)->base, "https://", 8) ?
+			   "plain http from an https registry" : "not the registry's host",
+			   r->host);
+		return -EACCES;
 	}
 	ret = token_url(r, c, url, sizeof(url));
 	if (ret) {
@@ -278,8 +377,10 @@ static int fetch_token(struct be_reg *r, const struct be_challenge *c,
 		return ret;
 	}
 	rq.url = url;
-	rq.insecure = host_insecure(r, url);
+	rq.insecure = reg_insecure;
+	rq.insecure_arg = r;
 	rq.max_body = 1u << 20;
+	rq.deadline = deadline ? deadline : be_read_deadline(r->cfg);
 	if (r->creds) {
 		if (basic_header(r, basic, sizeof(basic))) {
 			sk_err_set(e, "%s: credentials too long", r->host);
@@ -288,6 +389,7 @@ static int fetch_token(struct be_reg *r, const struct be_challenge *c,
 		rq.headers[rq.nheaders++] = basic;
 	}
 	ret = be_http_do(r->http, &rq, &rs, e);
+	explicit_bzero(basic, sizeof(basic));
 	if (ret) {
 		msg_prefix(e, "%s: token service: %s", r->host);
 		return ret;
@@ -299,26 +401,17 @@ static int fetch_token(struct be_reg *r, const struct be_challenge *c,
 		ret = rs.status == 401 || rs.status == 403 ? -EACCES : -EPROTO;
 		goto out;
 	}
-	j = json_loadb(rs.body ? rs.body : "", rs.body_len, 0, NULL);
-	tok = json_string_value(json_object_get(j, "token"));
-	if (!tok || !*tok)
-		tok = json_string_value(json_object_get(j, "access_token"));
-	if (json_is_integer(json_object_get(j, "expires_in")))
-		ttl = json_integer_value(json_object_get(j, "expires_in"));
-	if (!tok || !*tok || strlen(tok) > TOKEN_MAX || strpbrk(tok, "\r\n")) {
+	ret = be_parse_token(rs.body ? rs.body : "", rs.body_len, tok, sizeof(tok), &ttl);
+	if (ret) {
 		sk_err_set(e, "%s: the token service's answer has no usable token", r->host);
-		ret = -EPROTO;
 		goto out;
 	}
-	if (ttl < 10)
-		ttl = 10;	/* too short to be meant: the spec's floor is 60 */
 	snprintf(r->authz, sizeof(r->authz), "Authorization: Bearer %s", tok);
+	explicit_bzero(tok, sizeof(tok));
 	/* renew a little early: a request may take time to arrive */
 	r->authz_expiry = sk_now() + (double)ttl - SK_MIN((double)ttl / 10, 10.0);
 	r->authz_gen++;
-	ret = 0;
 out:
-	json_decref(j);
 	be_http_resp_free(&rs);
 	return ret;
 }
@@ -361,7 +454,7 @@ static int helper_creds(struct be_reg *r, struct sk_err *e)
 
 /* After a 401: answers the challenge unless another thread already did. */
 static int authenticate(struct be_reg *r, const char *www_auth, uint64_t gen,
-			struct sk_err *e)
+			double deadline, struct sk_err *e)
 {
 	struct be_challenge c;
 	int ret = 0;
@@ -388,7 +481,7 @@ static int authenticate(struct be_reg *r, const char *www_auth, uint64_t gen,
 		r->authz_gen++;
 	} else if (!strcmp(c.scheme, "bearer")) {
 		r->chal = c;
-		ret = fetch_token(r, &c, e);
+		ret = fetch_token(r, &c, deadline, e);
 	} else {
 		sk_err_set(e, "%s: unsupported auth scheme %s", r->host, c.scheme);
 		ret = -EACCES;
@@ -418,7 +511,8 @@ static int reg_do(struct be_reg *r, const struct endpoint *ep, const char *path,
 		return -ENAMETOOLONG;	/* an absolute upload location */
 	}
 	rq->url = url;
-	rq->insecure = ep->insecure;
+	rq->insecure = reg_insecure;
+	rq->insecure_arg = r;
 	for (unsigned int i = 0; i < ep->nheaders && rq->nheaders < BE_HTTP_MAX_HEADERS - 1; i++)
 		rq->headers[rq->nheaders++] = ep->headers[i];
 	for (int round = 0;; round++) {
@@ -431,7 +525,7 @@ static int reg_do(struct be_reg *r, const struct endpoint *ep, const char *path,
 			struct sk_err te;
 
 			/* expired: renew before sending rather than after a 401 */
-			if (fetch_token(r, &r->chal, &te))
+			if (fetch_token(r, &r->chal, rq->deadline, &te))
 				r->authz[0] = '\0';
 		}
 		gen = r->authz_gen;
@@ -446,7 +540,7 @@ static int reg_do(struct be_reg *r, const struct endpoint *ep, const char *path,
 		rq->nheaders = n;
 		if (ret || rs->status != 401 || round == 1)
 			break;
-		ret = authenticate(r, rs->www_auth, gen, e);
+		ret = authenticate(r, rs->www_auth, gen, rq->deadline, e);
 		be_http_resp_free(rs);
 		if (ret)
 			break;
@@ -664,6 +758,8 @@ int be_reg_blob_read(struct be_reg *r, const char *hex, uint64_t off,
 	rq.off = off;
 	rq.len = len;
 	rq.buf = buf;
+	/* one deadline over mirrors, origin, tokens, retries, redirects */
+	rq.deadline = be_read_deadline(r->cfg);
 	ret = reg_read(r, path, bad_overlap(r, hex, off, len), &rq, &rs, e);
 	if (!ret && rs.status != 200 && rs.status != 206)
 		ret = status_err(r, &rs, hex, e);
@@ -697,12 +793,6 @@ int be_reg_blob_get(struct be_reg *r, const char *hex, size_t max,
 	}
 	be_http_resp_free(&rs);
 	return ret;
-}
-
-/* The origin endpoint: pushes never go through mirrors. */
-static struct endpoint *origin(struct be_reg *r)
-{
-	return &r->eps[r->neps - 1];
 }
 
 int be_reg_blob_exists(struct be_reg *r, const char *hex, uint64_t *size,

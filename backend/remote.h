@@ -54,12 +54,19 @@ struct be_mirror {
 	bool insecure;
 };
 
+#define BE_TOKEN_REALMS 8
+
 struct be_host_cfg {
 	char host[256];		/* HOST[:PORT] as references spell it */
 	bool plain_http;	/* registry over http:// */
 	bool insecure;		/* https without certificate verification */
 	struct be_mirror *mirrors;	/* owned, tried in order before the host */
 	unsigned int nmirrors;
+	/* token services trusted with the user's credentials besides those
+	 * on the registry's own host over its own scheme (see
+	 * be_realm_trusted) */
+	char token_realms[BE_TOKEN_REALMS][512];
+	unsigned int ntoken_realms;
 };
 
 struct be_config {
@@ -70,6 +77,10 @@ struct be_config {
 	unsigned int cred_helper_timeout_ms;	/* 10000 */
 	unsigned int mirror_skip_ms;	/* a failed mirror rests this long */
 	unsigned int mirror_attempts;	/* tries per request at a mirror */
+	/* a source's blob read ends by then, all endpoints, attempts,
+	 * backoffs and redirects included: a stalled server costs a reader
+	 * this, not max_attempts times the transport's timeouts */
+	unsigned int read_deadline_ms;	/* 30000 */
 	struct be_host_cfg *hosts;	/* owned */
 	unsigned int nhosts;
 	/* manifests fetched are kept here by digest, and one asked for by
@@ -86,6 +97,11 @@ void be_config_free(struct be_config *c);
 /* The settings of host, or NULL. */
 const struct be_host_cfg *be_config_host(const struct be_config *c,
 					 const char *host);
+/* Whether TLS to url goes unverified: its host's "insecure", or that of
+ * a mirror on its origin. Fits be_http_req.insecure (arg: the config). */
+bool be_config_insecure(const void *cfg, const char *url);
+/* The absolute deadline of a blob read starting now (0: none). */
+double be_read_deadline(const struct be_config *c);
 
 /* ---- manifests and indexes (untrusted JSON) ---- */
 
@@ -179,6 +195,24 @@ int be_cred_helper_get(const char *name, const char *server,
 		       char *secret, size_t slen, struct sk_err *e);
 
 /* ---- the registry client ---- */
+
+/*
+ * Whether a token realm may be sent the user's credentials: one on the
+ * registry's own host (any port) over the registry's scheme or https,
+ * or one the configuration trusts (hc->token_realms, an entry matching
+ * the realm up to its query; Docker Hub's auth.docker.io by default for
+ * docker.io). registry: the URL the registry was reached at. Pure.
+ */
+bool be_realm_trusted(const char *registry, const char *host,
+		      const struct be_host_cfg *hc, const char *realm);
+/*
+ * A token service's JSON answer: "token" (else "access_token"), at most
+ * toklen - 1 bytes without line breaks, and "expires_in" seconds (60
+ * when absent, at least 10). 0, or -EPROTO when there is no usable
+ * token. Pure.
+ */
+int be_parse_token(const void *buf, size_t len, char *tok, size_t toklen,
+		   int64_t *ttl);
 
 struct be_reg;
 

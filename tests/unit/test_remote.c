@@ -5,8 +5,10 @@
  * Docker config, the "backend" configuration) and for the HTTP transport
  * against a scripted server on 127.0.0.1: exact ranges, what is not data,
  * bounded retries, Retry-After, redirects that drop credentials, many
- * requests at once. Docker credential helpers are shell scripts this test
- * writes into a directory it puts first in PATH.
+ * requests at once, read deadlines on stalled servers, token realms that
+ * get no credentials, TLS settings that do not follow a redirect (to an
+ * `openssl s_server` this test starts). Docker credential helpers are
+ * shell scripts this test writes into a directory it puts first in PATH.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,9 +22,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../backend/remote.h"
+#include "../../backend/source.h"
 #include "tap.h"
 
 static void test_content_range(void)
@@ -530,9 +536,22 @@ struct srv {
 	_Atomic int token_fetches, blob_gets, saw_header;
 	char token_query[512];
 	char token_auth[256];	/* Authorization of the last token request */
+	char realm_host[64];	/* the host the 401s name ("": 127.0.0.1) */
+	_Atomic int stall;	/* registry blob requests get no answer */
+	int tls_port;		/* where /tlsredir/... sends to, over https */
 };
 
+/* A request this server never answers: the connection stays silent until
+ * the test ends (or 30 s), as a stalled server's does. */
+static void stall_conn(struct srv *s)
+{
+	for (int i = 0; i < 300 && !atomic_load(&s->stop); i++)
+		usleep(100 * 1000);
+}
+
 static const unsigned char blob[16] = "0123456789abcdef";
+/* a blob id the scripted registry serves blob as */
+static const char hex[] = "0000000000000000000000000000000000000000000000000000000000000000";
 
 static void *conn_main(void *arg)
 {
@@ -584,6 +603,10 @@ static void *conn_main(void *arg)
 			char want[64];
 
 			atomic_fetch_add(&s->blob_gets, 1);
+			if (atomic_load(&s->stall)) {
+				stall_conn(s);
+				goto out;
+			}
 			if (strstr(req, "X-Mirror-Header: yes"))
 				atomic_store(&s->saw_header, 1);
 			snprintf(want, sizeof(want), "Authorization: Bearer t%d", atomic_load(&s->gen));
@@ -591,8 +614,8 @@ static void *conn_main(void *arg)
 				n = snprintf(resp, sizeof(resp), "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
 			} else if (atomic_load(&s->auth_required) && (!auth || strncmp(auth, want, strlen(want)) ||
 						 (auth[strlen(want)] != '\r' && auth[strlen(want)] != '\0'))) {
-				n = snprintf(resp, sizeof(resp), "HTTP/1.1 401 No\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\",service=\"svc\",scope=\"repository:r:pull\"\r\nContent-Length: 0\r\n\r\n",
-					     s->port);
+				n = snprintf(resp, sizeof(resp), "HTTP/1.1 401 No\r\nWWW-Authenticate: Bearer realm=\"http://%s:%d/token\",service=\"svc\",scope=\"repository:r:pull\"\r\nContent-Length: 0\r\n\r\n",
+					     s->realm_host[0] ? s->realm_host : "127.0.0.1", s->port);
 			} else if (hasrange && b < 16 && a <= b) {
 				n = snprintf(resp, sizeof(resp), "HTTP/1.1 206 Partial\r\nContent-Range: bytes %lu-%lu/16\r\nContent-Length: %lu\r\n\r\n",
 					     a, b, b - a + 1);
@@ -620,6 +643,13 @@ static void *conn_main(void *arg)
 		} else if (!strcmp(path, "/redirect-away")) {
 			n = snprintf(resp, sizeof(resp), "HTTP/1.1 307 Moved\r\nLocation: http://127.0.0.1:%d/other\r\nContent-Length: 0\r\n\r\n",
 				     s->port2);
+		} else if (!strncmp(path, "/stall/", 7)) {
+			stall_conn(s);
+			goto out;
+		} else if (!strncmp(path, "/tlsredir/", 10)) {
+			/* to the TLS server, under another host name */
+			n = snprintf(resp, sizeof(resp), "HTTP/1.1 302 Found\r\nLocation: https://localhost:%d/%s\r\nContent-Length: 0\r\n\r\n",
+				     s->tls_port, path + 10);
 		} else if (!strcmp(path, "/loop")) {
 			n = snprintf(resp, sizeof(resp), "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n");
 		} else {
@@ -705,7 +735,6 @@ static void *par_main(void *arg)
  * bearer tokens and a mirror that can break. */
 static void test_registry(struct srv *s, struct srv *m)
 {
-	static const char hex[] = "0000000000000000000000000000000000000000000000000000000000000000";
 	struct be_config cfg;
 	struct be_host_cfg hc;
 	struct be_mirror mir;
@@ -788,7 +817,6 @@ static void test_registry(struct srv *s, struct srv *m)
  * names: run once, when the registry first asks, their answer kept. */
 static void test_registry_helper(struct srv *s)
 {
-	static const char hex[] = "0000000000000000000000000000000000000000000000000000000000000000";
 	struct be_config cfg;
 	struct be_host_cfg hc;
 	struct be_reg *r;
@@ -865,6 +893,298 @@ static void test_registry_helper(struct srv *s)
 	fclose(f);
 	ok(be_reg_open(&cfg, hc.host, "r", false, NULL, NULL, &r, &e) == -EINVAL &&
 	   strstr(e.msg, "config.json"), "a helper name with '/' fails at open (%s)", e.msg);
+}
+
+/* cfg and hc for a client of the plain-http registry s, no Docker config */
+static void reg_cfg(struct srv *s, struct be_config *cfg, struct be_host_cfg *hc)
+{
+	be_config_defaults(cfg);
+	snprintf(cfg->docker_config, sizeof(cfg->docker_config), "/nonexistent/config.json");
+	memset(hc, 0, sizeof(*hc));
+	snprintf(hc->host, sizeof(hc->host), "127.0.0.1:%d", s->port);
+	hc->plain_http = true;
+	cfg->hosts = hc;
+	cfg->nhosts = 1;
+}
+
+/* Which token realms get the user's credentials (be_realm_trusted), and
+ * the registry client refusing to send them elsewhere. */
+static void test_realms(struct srv *s)
+{
+	struct be_host_cfg hc;
+	struct be_config cfg;
+	struct be_reg *r;
+	struct sk_err e = { { 0 } };
+	unsigned char b[16];
+	char realm[128];
+	int ret, fetches;
+
+	memset(&hc, 0, sizeof(hc));
+	ok(be_realm_trusted("https://r.example:5000", "r.example:5000", NULL,
+			    "https://r.example:5001/token?x=1") &&
+	   be_realm_trusted("http://r.example:5000", "r.example:5000", NULL, "http://R.example/token"),
+	   "a realm on the registry's host, any port, is trusted");
+	ok(!be_realm_trusted("https://r.example", "r.example", NULL, "http://r.example/token"),
+	   "... not over plain http from an https registry");
+	ok(!be_realm_trusted("https://r.example", "r.example", NULL, "https://auth.example/token") &&
+	   !be_realm_trusted("https://127.0.0.1:5000", "127.0.0.1:5000", NULL, "https://localhost:5000/t") &&
+	   !be_realm_trusted("https://r.example", "r.example", NULL, "https://r.example.evil/token") &&
+	   !be_realm_trusted("https://r.example", "r.example", NULL, "https://r.example@evil/token") &&
+	   !be_realm_trusted("https://r.example", "r.example", NULL, "ftp://r.example/token"),
+	   "... nor one on another host");
+	ok(be_realm_trusted("https://registry-1.docker.io", "docker.io", NULL,
+			    "https://auth.docker.io/token") &&
+	   !be_realm_trusted("https://registry-1.docker.io", "docker.io", NULL,
+			     "https://auth.docker.io/tokens") &&
+	   !be_realm_trusted("https://other", "other", NULL, "https://auth.docker.io/token"),
+	   "Docker Hub's token service is trusted for docker.io only");
+	snprintf(hc.token_realms[0], sizeof(hc.token_realms[0]), "https://auth.example/token");
+	snprintf(hc.token_realms[1], sizeof(hc.token_realms[1]), "http://r.example/token");
+	hc.ntoken_realms = 2;
+	ok(be_realm_trusted("https://r.example", "r.example", &hc, "https://auth.example/token?a=b") &&
+	   be_realm_trusted("https://r.example", "r.example", &hc, "http://r.example/token") &&
+	   !be_realm_trusted("https://r.example", "r.example", &hc, "https://auth.example/token2") &&
+	   !be_realm_trusted("https://r.example", "r.example", &hc, "https://auth.example/"),
+	   "configured token_realms are trusted, as given up to a query");
+
+	reg_cfg(s, &cfg, &hc);
+	cfg.http.backoff_ms = 5;
+	cfg.http.max_attempts = 2;
+	atomic_store(&s->auth_required, 1);
+	atomic_store(&s->broken, 0);
+	/* the registry names a token service on another host name */
+	snprintf(s->realm_host, sizeof(s->realm_host), "localhost");
+	snprintf(realm, sizeof(realm), "http://localhost:%d/token", s->port);
+	atomic_fetch_add(&s->gen, 1);
+	fetches = atomic_load(&s->token_fetches);
+	if (!ok(be_reg_open(&cfg, hc.host, "r", false, "u", "p", &r, &e) == 0,
+		"client with credentials opens (%s)", e.msg)) {
+		skip(4, "no client");
+		goto out;
+	}
+	e.msg[0] = '\0';
+	ret = be_reg_blob_read(r, hex, 0, b, 4, &e);
+	ok(ret == -EACCES && strstr(e.msg, "token_realms") && strstr(e.msg, realm) &&
+	   strstr(e.msg, hc.host), "a realm on another host: refused, naming the key to set (%d: %s)",
+	   ret, e.msg);
+	ok(atomic_load(&s->token_fetches) == fetches, "... the token service was not asked at all");
+	be_reg_close(r);
+
+	/* anonymous: nothing to give away, the token is asked for */
+	e.msg[0] = '\0';
+	ok(be_reg_open(&cfg, hc.host, "r", false, NULL, NULL, &r, &e) == 0 &&
+	   be_reg_blob_read(r, hex, 0, b, 4, &e) == 0 && !memcmp(b, "0123", 4) &&
+	   atomic_load(&s->token_fetches) == fetches + 1 && !strcmp(s->token_auth, "none"),
+	   "... an anonymous token comes from it, without credentials (%s, %s)", e.msg, s->token_auth);
+	be_reg_close(r);
+
+	/* configured: the credentials go there */
+	snprintf(hc.token_realms[0], sizeof(hc.token_realms[0]), "%s", realm);
+	hc.ntoken_realms = 1;
+	atomic_fetch_add(&s->gen, 1);
+	e.msg[0] = '\0';
+	ok(be_reg_open(&cfg, hc.host, "r", false, "u", "p", &r, &e) == 0 &&
+	   be_reg_blob_read(r, hex, 4, b, 4, &e) == 0 && !memcmp(b, "4567", 4) &&
+	   !strcmp(s->token_auth, "Authorization: Basic dTpw"),
+	   "... listed in token_realms, it gets them (%s, %s)", e.msg, s->token_auth);
+	be_reg_close(r);
+out:
+	s->realm_host[0] = '\0';
+}
+
+/* A registry client of host reads 4 bytes of a blob: what it returned,
+ * and in *el how long it took. */
+static int timed_reg_read(const struct be_config *cfg, const char *host,
+			  struct sk_err *e, double *el)
+{
+	double t0 = sk_now();
+	unsigned char b[4];
+	struct be_reg *r;
+	int ret;
+
+	e->msg[0] = '\0';
+	ret = be_reg_open(cfg, host, "r", false, NULL, NULL, &r, e);
+	if (ret == 0) {
+		ret = be_reg_blob_read(r, hex, 0, b, sizeof(b), e);
+		be_reg_close(r);
+	}
+	*el = sk_now() - t0;
+	return ret;
+}
+
+/* A stalled server costs a read the deadline, not max_attempts times the
+ * transport's timeouts and backoffs. */
+static void test_deadline(struct srv *s)
+{
+	struct be_config cfg;
+	struct be_host_cfg hc;
+	struct be_source *src;
+	struct be_ref ref;
+	struct sk_err e = { { 0 } };
+	unsigned char b[16];
+	char url[128];
+	double t0, el;
+	int ret;
+
+	reg_cfg(s, &cfg, &hc);	/* 5 attempts, 15 s low-speed time each */
+	cfg.read_deadline_ms = 1500;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/stall", s->port);
+	if (!ok(be_ref_parse(url, &ref, &e) == 0 && be_source_open(&ref, &cfg, &src, &e) == 0,
+		"a web source on a stalled server (%s)", e.msg)) {
+		skip(3, "no source");
+		return;
+	}
+	t0 = sk_now();
+	ret = be_source_read(src, hex, 0, b, 4);
+	el = sk_now() - t0;
+	ok(ret == -ETIMEDOUT, "a read from it fails with ETIMEDOUT (%d)", ret);
+	ok(el < 10, "... at the deadline, not after the transport's retries (%.1f s)", el);
+	be_source_destroy(src);
+
+	/* the registry client: one deadline over every endpoint and try;
+	 * a server that answers 503 forever, backoffs of a second */
+	cfg.http.max_attempts = 100;
+	cfg.http.backoff_ms = 1000;
+	atomic_store(&s->auth_required, 0);
+	atomic_store(&s->broken, 1);
+	ret = timed_reg_read(&cfg, hc.host, &e, &el);
+	ok(ret == -ETIMEDOUT && strstr(e.msg, "deadline") && strstr(e.msg, "HTTP 503") && el < 10,
+	   "a registry answering 503 with long backoffs: ETIMEDOUT by the deadline (%.1f s: %s)",
+	   el, e.msg);
+	atomic_store(&s->broken, 0);
+	atomic_store(&s->stall, 1);
+	ret = timed_reg_read(&cfg, hc.host, &e, &el);
+	ok(ret == -ETIMEDOUT && strstr(e.msg, "deadline") && el < 10,
+	   "a stalled registry: ETIMEDOUT by the deadline (%.1f s: %s)", el, e.msg);
+	atomic_store(&s->stall, 0);
+}
+
+/* openssl s_server -WWW on 127.0.0.1:port serving dir with a
+ * self-signed (so untrusted) certificate for localhost: its pid, or -1. */
+static pid_t tls_server(const char *dir, int port)
+{
+	char cmd[1024], acc[32];
+	pid_t pid;
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+		 "-subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout key.pem -out cert.pem "
+		 ">/dev/null 2>&1", dir);
+	if (system(cmd))
+		return -1;
+	snprintf(acc, sizeof(acc), "127.0.0.1:%d", port);
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		if (chdir(dir))
+			_exit(127);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("openssl", "openssl", "s_server", "-quiet", "-WWW", "-accept", acc,
+		       "-cert", "cert.pem", "-key", "key.pem", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; pid > 0 && i < 100; i++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int c;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		c = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close(fd);
+		if (c == 0)
+			return pid;
+		usleep(100 * 1000);
+	}
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+	return -1;
+}
+
+/* A host configured insecure redirects to another host whose certificate
+ * does not verify: the redirect target is verified all the same. */
+static void test_tls_redirect(struct srv *s)
+{
+	struct be_config cfg;
+	struct be_host_cfg hc[2];
+	struct be_source *src;
+	struct be_ref ref;
+	struct sk_err e = { { 0 } };
+	unsigned char b[16];
+	char dir[] = "/tmp/skiff-tls-XXXXXX", path[256], url[128], id[SK_HEX_LEN + 1];
+	uint8_t d[SK_SHA256_LEN];
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	pid_t pid = -1;
+	int fd, ret;
+	FILE *f;
+
+	sk_sha256(blob, sizeof(blob), d);
+	sk_hex(d, sizeof(d), id);
+	/* a port nothing listens on now */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    !getsockname(fd, (struct sockaddr *)&sa, &sl))
+		s->tls_port = ntohs(sa.sin_port);
+	close(fd);
+	if (mkdtemp(dir)) {
+		snprintf(path, sizeof(path), "%s/blobs/sha256", dir);
+		if (!sk_mkdir_p(path, 0755)) {
+			snprintf(path, sizeof(path), "%s/blobs/sha256/%s", dir, id);
+			f = fopen(path, "w");
+			if (f) {
+				fwrite(blob, 1, sizeof(blob), f);
+				fclose(f);
+			}
+		}
+		if (s->tls_port)
+			pid = tls_server(dir, s->tls_port);
+	}
+	if (pid < 0) {
+		skip(3, "no openssl s_server");
+		goto out;
+	}
+	be_config_defaults(&cfg);
+	cfg.http.max_attempts = 1;
+	memset(hc, 0, sizeof(hc));
+	snprintf(hc[0].host, sizeof(hc[0].host), "127.0.0.1:%d", s->port);
+	hc[0].insecure = true;
+	snprintf(hc[1].host, sizeof(hc[1].host), "localhost:%d", s->tls_port);
+	hc[1].insecure = true;
+	cfg.hosts = hc;
+	cfg.nhosts = 1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/tlsredir", s->port);
+	ret = be_ref_parse(url, &ref, &e) ?: be_source_open(&ref, &cfg, &src, &e);
+	if (!ok(ret == 0, "a web source on an insecure host (%s)", e.msg)) {
+		skip(2, "no source");
+		goto out;
+	}
+	ret = be_source_read(src, id, 0, b, sizeof(blob));
+	ok(ret == -EPROTO && atomic_load(&src->ops->stats(src)->errors[BE_HE_TLS]) == 1,
+	   "its redirect to another host with an untrusted certificate fails verification (%d)", ret);
+	be_source_destroy(src);
+	/* that host configured insecure too: its own setting serves */
+	cfg.nhosts = 2;
+	ret = be_source_open(&ref, &cfg, &src, &e);
+	if (!ret)
+		ret = be_source_read(src, id, 0, b, sizeof(blob));
+	ok(ret == 0 && !memcmp(b, blob, sizeof(blob)),
+	   "... and works once that host is configured insecure (%d)", ret);
+	if (!ret)
+		be_source_destroy(src);
+out:
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	if (system(path))
+		diag("cannot remove %s", dir);
 }
 
 static void test_transport(void)
@@ -959,6 +1279,9 @@ static void test_transport(void)
 		test_registry_helper(&s);
 	else
 		skip(8, "no helper directory");
+	test_realms(&s);
+	test_deadline(&s);
+	test_tls_redirect(&s);
 	atomic_store(&s.stop, 1);
 	atomic_store(&s2.stop, 1);
 	shutdown(s.fd, SHUT_RDWR);
