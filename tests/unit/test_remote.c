@@ -515,6 +515,27 @@ static void test_config(void)
 	ok(be_config_parse(j, &c, &e) == -EINVAL, "mirror URL scheme");
 	be_config_free(&c);
 	json_decref(j);
+	be_config_defaults(&c);
+	ok(c.read_deadline_ms == 30000, "read deadline: 30 s by default");
+	j = json_loads("{\"read_deadline_ms\": 2000, \"registries\": {\"r\": {\"insecure\": true,"
+		       "\"token_realms\": [\"https://auth.example/token\"],"
+		       "\"mirrors\": [{\"url\": \"https://m:1/p\", \"insecure\": true}]}}}", 0, NULL);
+	ok(be_config_parse(j, &c, &e) == 0 && c.read_deadline_ms == 2000 &&
+	   c.hosts[0].ntoken_realms == 1 &&
+	   !strcmp(c.hosts[0].token_realms[0], "https://auth.example/token"),
+	   "read_deadline_ms and token_realms (%s)", e.msg);
+	ok(be_config_insecure(&c, "https://r/v2/") && be_config_insecure(&c, "https://m:1/p/v2/x") &&
+	   !be_config_insecure(&c, "https://r:443/v2/") && !be_config_insecure(&c, "https://m/p") &&
+	   !be_config_insecure(&c, "https://other/r") && !be_config_insecure(&c, "https://r.evil/"),
+	   "insecure by the URL's HOST[:PORT]: the host's setting, a mirror's");
+	be_config_free(&c);
+	json_decref(j);
+	j = json_loads("{\"registries\": {\"r\": {\"token_realms\": [\"auth.example\"]}}}", 0, NULL);
+	be_config_defaults(&c);
+	ok(be_config_parse(j, &c, &e) == -EINVAL && strstr(e.msg, "token_realms"),
+	   "a token realm must be an http(s) URL (%s)", e.msg);
+	be_config_free(&c);
+	json_decref(j);
 }
 
 /* ---- a scripted server: each connection answers one canned response
