@@ -2,8 +2,12 @@
 #include "cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -32,9 +36,13 @@ static int table_from_kept(struct ld_cache *c, const char *kept)
 	return ret;
 }
 
-int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
-		       struct be_source *src, uint32_t merge_limit,
-		       const char *kept, struct sk_err *e)
+/*
+ * The table from `kept` when a copy there verifies; else, with `net`, from
+ * the source (one range read), verified and then kept.
+ */
+static int open_table(struct ld_cache *c, const struct fmt_blob_ref *ref,
+		      struct be_source *src, uint32_t merge_limit,
+		      const char *kept, bool net, struct sk_err *e)
 {
 	void *buf;
 	int ret;
@@ -43,6 +51,7 @@ int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
 	memcpy(c->hex, ref->hex, sizeof(c->hex));
 	c->src = src;
 	c->cnt = &c->own;
+	c->rec_fd = -1;
 	c->merge_limit = merge_limit ? merge_limit : (4u << 20);
 	c->table.stored_size = ref->stored_size;
 	c->table.usize = ref->usize;
@@ -56,6 +65,11 @@ int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
 	}
 	if (table_from_kept(c, kept) == 0)
 		goto parsed;
+	if (!net) {
+		sk_err_set(e, "blob %s: no verified chunk table kept at %s", ref->hex,
+			   kept ? kept : "(none)");
+		return -ENOENT;
+	}
 	buf = malloc(ref->table_size ? ref->table_size : 1);
 	if (!buf)
 		return -ENOMEM;
@@ -75,26 +89,49 @@ int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		sk_err_set(e, "blob %s: %s", ref->hex, m);
 		return ret;
 	}
-	/* verified: keep it, so that a restart needs no network for it (a
-	 * copy that cannot be written only costs that) */
-	if (kept)
-		sk_write_file_atomic(kept, buf, ref->table_size);
+	/* verified: keep it, so that a restart needs no network for it and
+	 * the cachefiles OPEN finds it. A cache directory that refuses it is
+	 * said now, not found out at a later OPEN or restart */
+	ret = kept ? sk_write_file_atomic(kept, buf, ref->table_size) : 0;
 	free(buf);
+	if (ret) {
+		sk_err_set(e, "blob %s: keeping its chunk table at %s: %s", ref->hex,
+			   kept, strerror(-ret));
+		fmt_blob_table_free(&c->table);
+		return ret;
+	}
 parsed:
 	c->state = calloc(c->table.count ? c->table.count : 1, 1);
 	c->pf = calloc(c->table.count ? c->table.count : 1, 1);
 	c->ra = calloc(c->table.count ? c->table.count : 1, 1);
+	c->stale = calloc(c->table.count ? c->table.count : 1, 1);
 	c->bg_fd = -1;
-	if (!c->state || !c->pf || !c->ra) {
+	if (!c->state || !c->pf || !c->ra || !c->stale) {
 		free(c->state);
 		free(c->pf);
 		free(c->ra);
+		free(c->stale);
+		c->state = NULL;
 		fmt_blob_table_free(&c->table);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	return 0;
+}
+
+int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
+		       struct be_source *src, uint32_t merge_limit,
+		       const char *kept, struct sk_err *e)
+{
+	return open_table(c, ref, src, merge_limit, kept, true, e);
+}
+
+int ld_cache_open_local(struct ld_cache *c, const struct fmt_blob_ref *ref,
+			struct be_source *src, uint32_t merge_limit,
+			const char *kept, struct sk_err *e)
+{
+	return open_table(c, ref, src, merge_limit, kept, false, e);
 }
 
 void ld_cache_close(struct ld_cache *c)
@@ -111,32 +148,195 @@ void ld_cache_close(struct ld_cache *c)
 	free(c->state);
 	free(c->pf);
 	free(c->ra);
+	free(c->stale);
+	free(c->rec);
+	if (c->rec_fd >= 0)
+		close(c->rec_fd);
+	c->rec_fd = -1;
+	c->rec = NULL;
 	c->state = NULL;
 	c->pf = NULL;
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 }
 
+/*
+ * The record of verified chunks: a 16-byte header (magic, chunk count,
+ * little-endian) and one bit per chunk, bit i % 8 of byte i / 8. A fill
+ * sets its chunks' bits with one pwrite of the bytes that changed, after
+ * the chunks' bytes are written and before they are marked ready, and
+ * never syncs (loader/README.md says why a crash cannot make it lie).
+ */
+#define REC_MAGIC "skiffvr1"
+#define REC_HDR 16u
+
+static uint64_t rec_len(const struct ld_cache *c)
+{
+	return (c->table.count + 7) / 8;
+}
+
+static bool rec_bit(const struct ld_cache *c, uint64_t i)
+{
+	return c->rec && (c->rec[i / 8] >> (i % 8) & 1);
+}
+
+/* Under c->lock: sets (or clears) the bits of chunks [first, first + n)
+ * and writes the bytes that hold them. A record that cannot be written
+ * only costs a refetch after a restart. */
+static void rec_set(struct ld_cache *c, uint64_t first, uint64_t n, bool on)
+{
+	if (!c->rec || !n)
+		return;
+	for (uint64_t i = first; i < first + n; i++) {
+		if (on)
+			c->rec[i / 8] |= (uint8_t)(1u << (i % 8));
+		else
+			c->rec[i / 8] &= (uint8_t)~(1u << (i % 8));
+	}
+	if (c->rec_fd >= 0)
+		sk_pwrite_full(c->rec_fd, c->rec + first / 8,
+			       (first + n - 1) / 8 - first / 8 + 1, REC_HDR + first / 8);
+}
+
+int ld_cache_record_path(char *out, size_t outlen, const char *cache_dir,
+			 const char *volume, const char *hex)
+{
+	int n = volume ? snprintf(out, outlen, "%s/verified/erofs,%s/%s", cache_dir,
+				  volume, hex)
+		       : snprintf(out, outlen, "%s/verified/%s", cache_dir, hex);
+
+	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+int ld_cache_record_open(struct ld_cache *c, const char *cache_dir,
+			 const char *volume, struct sk_err *e)
+{
+	char path[PATH_MAX], *slash;
+	uint8_t hdr[REC_HDR];
+	uint64_t len = rec_len(c), count = c->table.count;
+	struct stat st;
+	int fd, ret;
+
+	if (c->rec_fd >= 0)
+		return 0;
+	ret = ld_cache_record_path(path, sizeof(path), cache_dir, volume, c->hex);
+	if (ret) {
+		sk_err_set(e, "%s: path too long", cache_dir);
+		return ret;
+	}
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	ret = sk_mkdir_p(path, 0700);
+	*slash = '/';
+	if (ret) {
+		sk_err_set(e, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	c->rec = calloc(len ? len : 1, 1);
+	if (!c->rec)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	memcpy(hdr, REC_MAGIC, 8);
+	for (int k = 0; k < 8; k++)
+		hdr[8 + k] = (uint8_t)(count >> (8 * k));
+	/* one that is not this table's (or torn) starts empty: never trusted */
+	if ((uint64_t)st.st_size == REC_HDR + len) {
+		uint8_t got[REC_HDR];
+
+		if (sk_pread_full(fd, got, sizeof(got), 0) == 0 &&
+		    !memcmp(got, hdr, sizeof(got)) &&
+		    sk_pread_full(fd, c->rec, len, REC_HDR) == 0)
+			goto done;
+		memset(c->rec, 0, len);
+	}
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)(REC_HDR + len)) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = sk_pwrite_full(fd, hdr, sizeof(hdr), 0);
+	if (ret)
+		goto fail;
+done:
+	c->rec_fd = fd;
+	return 0;
+fail:
+	sk_err_set(e, "%s: %s", path, strerror(-ret));
+	if (fd >= 0)
+		close(fd);
+	free(c->rec);
+	c->rec = NULL;
+	return ret;
+}
+
 int ld_cache_scan(struct ld_cache *c, int fd)
 {
+	int stale = 0;
+
 	pthread_mutex_lock(&c->lock);
 	for (uint64_t i = 0; i < c->table.count; i++) {
 		const struct fmt_chunk *ch = &c->table.chunks[i];
-		off_t d = lseek(fd, (off_t)ch->uoff, SEEK_DATA);
-		off_t h;
+		off_t d, h = -1;
+		bool whole;
 
-		if (d < 0 || (uint64_t)d != ch->uoff)
+		if (c->state[i] != LD_MISSING)
 			continue;
-		h = lseek(fd, (off_t)ch->uoff, SEEK_HOLE);
-		if (h < 0 || (uint64_t)h < ch->uoff + ALIGN4K(ch->usize))
-			continue;
-		if (c->state[i] != LD_READY) {
+		d = lseek(fd, (off_t)ch->uoff, SEEK_DATA);
+		if (d < 0 && errno != ENXIO) {
+			stale = -errno;
+			break;
+		}
+		if (d >= 0 && (uint64_t)d == ch->uoff)
+			h = lseek(fd, (off_t)ch->uoff, SEEK_HOLE);
+		whole = h >= 0 && (uint64_t)h >= ch->uoff + ALIGN4K(ch->usize);
+		if (whole && rec_bit(c, i)) {
 			c->state[i] = LD_READY;
 			c->ready++;
+		} else if (whole || (d >= 0 && (uint64_t)d < ch->uoff + ALIGN4K(ch->usize))) {
+			/* bytes nobody recorded as verified: a read fetches
+			 * and overwrites them before anybody is let see them */
+			c->stale[i] = 1;
+			stale++;
+			rec_set(c, i, 1, false);
+		} else if (rec_bit(c, i)) {
+			/* recorded, gone from the file (a new cache file, or
+			 * the kernel dropped it): whatever lands there later
+			 * is not what was verified */
+			rec_set(c, i, 1, false);
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
-	return 0;
+	return stale;
+}
+
+int ld_cache_repair(struct ld_cache *c, int wfd, struct sk_err *e)
+{
+	uint64_t i = 0;
+	int ret = 0;
+
+	for (;;) {
+		uint64_t j;
+
+		pthread_mutex_lock(&c->lock);
+		while (i < c->table.count && !(c->stale[i] && c->state[i] == LD_MISSING))
+			i++;
+		for (j = i; j < c->table.count && c->stale[j] && c->state[j] == LD_MISSING; j++)
+			;
+		pthread_mutex_unlock(&c->lock);
+		if (i >= c->table.count)
+			return ret;
+		/* chunks are in uoff order: the range touches [i, j) alone */
+		ret = ld_cache_fill_flags(c, wfd, c->table.chunks[i].uoff,
+					  c->table.chunks[j - 1].uoff +
+					  c->table.chunks[j - 1].usize - c->table.chunks[i].uoff,
+					  LD_FILL_PREFETCH, NULL, e);
+		if (ret)
+			return ret;
+		i = j;
+	}
 }
 
 void ld_counters_add(struct ld_counters *to, struct ld_counters *from)
@@ -410,12 +610,23 @@ refetch:
 		goto out;
 	}
 	atomic_fetch_add(&c->cnt->write_bytes, ulen);
+	/* bytes written over a stale chunk's (in place, no new blocks) reach
+	 * the disk in no order with the record's bit: sync them first. Rare:
+	 * only after a crash or a foreign write; fresh fills fill holes */
+	for (uint64_t i = r->first; i < r->first + r->n; i++)
+		if (c->stale[i]) {
+			fdatasync(wfd);	/* EINVAL on the cachefiles anon fd:
+					 * it writes with O_DIRECT */
+			break;
+		}
 	pthread_mutex_lock(&c->lock);
 	for (uint64_t i = r->first; i < r->first + r->n; i++) {
 		c->state[i] = LD_READY;
 		c->pf[i] = (flags & LD_FILL_PREFETCH) != 0;
+		c->stale[i] = 0;
 		c->ready++;
 	}
+	rec_set(c, r->first, r->n, true);
 	c->ra_bytes -= r->ra_bytes;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);

@@ -95,6 +95,19 @@ struct ld_cache {
 	unsigned int bg_jobs;		/* windows in progress; close waits */
 	uint64_t ra_bytes;		/* stored bytes of those windows */
 	bool closing;			/* no more windows */
+	/*
+	 * The record of verified chunks (ld_cache_record_open): a file with
+	 * one bit per chunk, set once the chunk's verified bytes are written
+	 * to the cache file. A restart trusts a chunk only when it is both
+	 * in the cache file and recorded (ld_cache_scan). rec_fd -1: no
+	 * record, nothing is trusted on a scan.
+	 */
+	int rec_fd;
+	uint8_t *rec;			/* owned: the bits, as in the file */
+	/* owned, one per chunk: found in the cache file unrecorded by the
+	 * scan; its refill is synced before it is recorded (an overwrite in
+	 * place has no ordering with the record's write) */
+	uint8_t *stale;
 	/* where this cache counts: its own, or one shared (cachefiles
 	 * objects count per image) */
 	struct ld_counters *cnt;
@@ -108,14 +121,49 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		  struct sk_err *e);
 /* The same, keeping the verified chunk table at `kept` (NULL: not kept)
  * and taking it from there when a copy that verifies is there already: a
- * restart then restores the image with its source unreachable. */
+ * restart then restores the image with its source unreachable. A table
+ * read from the source that cannot be kept fails the open, naming the
+ * path and the error. */
 int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		       struct be_source *src, uint32_t merge_limit,
 		       const char *kept, struct sk_err *e);
+/* The same from the kept copy alone, never reading the source for the
+ * table (src still serves the chunks): for a caller that must not wait on
+ * the network (the cachefiles OPEN, on the event thread). -ENOENT when no
+ * kept copy verifies. */
+int ld_cache_open_local(struct ld_cache *c, const struct fmt_blob_ref *ref,
+			struct be_source *src, uint32_t merge_limit,
+			const char *kept, struct sk_err *e);
 void ld_cache_close(struct ld_cache *c);
-/* Marks ready every chunk whose whole range holds data in fd (a cache file
- * filled by an earlier run): what SEEK_DATA finds is what we have. */
+/*
+ * Where the record of verified chunks of blob `hex` lives: in
+ * cache_dir/verified/<hex> for skiffd's own cache file (volume NULL), in
+ * cache_dir/verified/erofs,<volume>/<hex> for the kernel's cache file of
+ * the blob in a cachefiles volume (an fsid or a domain). 0 or
+ * -ENAMETOOLONG.
+ */
+int ld_cache_record_path(char *out, size_t outlen, const char *cache_dir,
+			 const char *volume, const char *hex);
+/* Opens (creating it and its directory) the record of verified chunks of
+ * this cache at its ld_cache_record_path(). A record that does not match
+ * the chunk table starts empty. */
+int ld_cache_record_open(struct ld_cache *c, const char *cache_dir,
+			 const char *volume, struct sk_err *e);
+/*
+ * Rebuilds the state from a cache file filled by an earlier run: a chunk
+ * is ready when its whole range holds data in fd and the record says it
+ * was verified. A chunk with data but not recorded (a crash between the
+ * write and the record, bytes written by anything else) stays missing and
+ * is marked stale: the next fill overwrites it. A recorded chunk that is
+ * not (wholly) in the file loses its bit. Only missing chunks change.
+ * Returns the number of stale chunks, or -errno from lseek (-ENOBUFS:
+ * the cachefiles anon fd before the kernel opened its file).
+ */
 int ld_cache_scan(struct ld_cache *c, int fd);
+/* Fetches and writes through wfd every stale chunk still missing: for a
+ * cache file the kernel reads without asking where it holds data
+ * (cachefiles). Counted as prefetch. */
+int ld_cache_repair(struct ld_cache *c, int wfd, struct sk_err *e);
 /* Makes [off, off+len) of the cache file whole, writing through wfd. */
 int ld_cache_fill(struct ld_cache *c, int wfd, uint64_t off, uint64_t len,
 		  struct sk_err *e);

@@ -193,6 +193,19 @@ void ld_image_put(struct ld_daemon *d, struct ld_image *im);
 /* Writes the registered images to work_dir/images.json. */
 int ld_state_save(struct ld_daemon *d);
 int ld_state_restore(struct ld_daemon *d);
+/* One entry of images.json, as ld_state_parse() found it: strings point
+ * into the parsed document; `bad` when id or ref is missing or a field
+ * is longer than registration can hold. */
+struct ld_state_ent {
+	size_t index;
+	const char *id, *ref, *domain, *mountpoint, *pinned;
+	bool bad;
+};
+/* Parses images.json (untrusted: a damaged disk, an older skiffd, a
+ * hand edit), calling cb for each entry; cb's non-zero stops it. */
+int ld_state_parse(const char *text, size_t len,
+		   int (*cb)(void *ctx, const struct ld_state_ent *ent), void *ctx,
+		   struct sk_err *e);
 /* Where a blob's verified chunk table is kept (cache_dir/tables/<hex>),
  * so that restoring images needs no network for it; NULL if too long. */
 const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,

@@ -3,7 +3,7 @@
 # their source, fetch only what is read, survive a restart warm, share
 # cache files between images, stand concurrent readers, outlive the
 # holder process, and fail bad data with EIO, never with wrong bytes or a
-# hang.
+# hang; a restart trusts only chunks recorded as verified.
 . "$(dirname "$0")/lib.sh"
 need_root
 command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
@@ -213,6 +213,78 @@ for _ in $(seq 1 100); do
 done
 t_is "... and the server closed the cache file after the read" "$(open_blobs)" 0
 umount "$MNT"
+stop_skiffd
+
+# 10. a restart trusts only chunks recorded as verified (cache_dir/verified):
+#     garbage in the ranges of chunks never fetched (allocated, unrecorded)
+#     is fetched again and overwritten before anybody reads it. A fetched
+#     chunk altered on disk afterwards keeps its record and is served as
+#     it is: the record guards against unverified writes (a crash between
+#     write and record, a foreign write), not against later tampering.
+rm -rf "$T/cache" "$T/work"
+t_ok "skiffd starts (no read-ahead)" start_skiffd --frontend fanotify --readahead 0 --ahead 0
+t_ok "mount" skiff_mount "$IMG:a" "$MNT"
+t_ok "small file reads right" cmp "$MNT/files/small5" "$SRC/files/small5"
+t_is "... one chunk fetched" "$(metric skiff_fetched_chunks_total)" 1
+skiff_umount "$MNT"
+t_ok "skiffd stops" stop_skiffd
+cf=$T/cache/blobs/$blob
+# data extents of the cache file: START END per line
+extents() {
+	python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+end, pos = os.fstat(fd).st_size, 0
+while pos < end:
+    try:
+        d = os.lseek(fd, pos, os.SEEK_DATA)
+    except OSError:
+        break
+    h = os.lseek(fd, d, os.SEEK_HOLE)
+    print(d, h)
+    pos = h' "$1"
+}
+read -r x0 x1 <<<"$(extents "$cf")"
+t_is "the cache file holds one extent" "$(extents "$cf" | wc -l)" 1
+size=$(stat -c %s "$cf")
+# the fetched chunk altered, its record left; garbage everywhere else
+printf 'ZZZZ' | dd of="$cf" bs=1 seek="$x0" conv=notrunc status=none
+head -c "$x0" /dev/urandom | dd of="$cf" conv=notrunc status=none
+head -c "$((size - x1))" /dev/urandom | dd of="$cf" bs=64K seek="$x1" oflag=seek_bytes conv=notrunc status=none
+t_is "the whole cache file is allocated now" "$(extents "$cf")" "0 $size"
+t_ok "skiffd restarts on that cache" start_skiffd --frontend fanotify --readahead 0 --ahead 0
+t_ok "mount again" skiff_mount "$IMG:a" "$MNT"
+sync
+echo 3 >/proc/sys/vm/drop_caches
+bad=0 wrong=
+while IFS= read -r -d '' f; do
+	rel=${f#"$SRC"/}
+	cmp -s "$SRC/files/small5" "$f" && continue	# served from the altered chunk
+	cmp -s "$MNT/$rel" "$f" || { bad=$((bad + 1)); wrong="$wrong $rel"; }
+done < <(find "$SRC" -type f -print0)
+t_is "every file over the garbage reads exactly its source bytes" "$bad${wrong:+:$wrong}" 0
+t_is "... every unrecorded chunk fetched again, the recorded one not" \
+	"$(metric skiff_fetched_chunks_total)" "$((chunks - 1))"
+t_fails "the altered chunk, recorded as verified, is served as it is on disk" \
+	cmp "$MNT/files/small5" "$SRC/files/small5"
+skiff_umount "$MNT"
+stop_skiffd
+
+# 11. a chunk table that cannot be kept in cache_dir/tables fails the
+#     registration, naming the path and the error
+rm -rf "$T/cache" "$T/work"
+t_ok "skiffd starts on an empty cache" start_skiffd --frontend fanotify
+if chattr +i "$T/cache/tables" 2>/dev/null; then
+	t_fails "a mount with the tables directory immutable fails" "$SKIFF" mount "$IMG:a" "$MNT"
+	t_grep "... naming the table's path and the error" \
+		"tables/$blob: Operation not permitted" "$T/.out"
+	chattr -i "$T/cache/tables"
+	t_ok "with it writable again the mount succeeds" skiff_mount "$IMG:a" "$MNT"
+	t_ok "... and reads right" cmp "$MNT/files/small5" "$SRC/files/small5"
+	skiff_umount "$MNT"
+else
+	t_skip "chattr +i does not work on $T"
+fi
 stop_skiffd
 
 done_testing

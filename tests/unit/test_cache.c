@@ -303,6 +303,8 @@ static void test_readahead(struct image *im, struct be_source *src,
 	c.bg_fd = fd;
 	c.bg_pool = bg;
 	c.ahead = 512u << 10;
+	if (ld_cache_record_open(&c, g_tmp, "ahead", &e))
+		bail_out("record: %s", e.msg);
 	for (uint64_t off = 0; off < c.table.usize; off += 64u << 10) {
 		failed += ld_cache_fill(&c, fd, off, 64u << 10, &e) != 0;
 		fills++;
@@ -320,12 +322,135 @@ static void test_readahead(struct image *im, struct be_source *src,
 	   (unsigned long long)atomic_load(&c.own.fetches));
 	ld_cache_close(&c);	/* waits for windows still running */
 	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) == 0) {
+		if (ld_cache_record_open(&c, g_tmp, "ahead", &e))
+			bail_out("record: %s", e.msg);
 		ld_cache_scan(&c, fd);
 		ok(ld_cache_complete(&c) && good_chunks(&c, fd) == c.table.count,
 		   "every chunk in the cache file, right");
 		ld_cache_close(&c);
 	}
 	sk_pool_destroy(bg);
+	close(fd);
+}
+
+static enum { UNTOUCHED, READY_, MISSING_ } chunk_state(struct ld_cache *c, uint64_t i)
+{
+	int st;
+
+	pthread_mutex_lock(&c->lock);
+	st = c->state[i];
+	pthread_mutex_unlock(&c->lock);
+	return st == LD_READY ? READY_ : st == LD_MISSING ? MISSING_ : UNTOUCHED;
+}
+
+static void scribble(int fd, const struct fmt_chunk *ch, uint8_t b)
+{
+	size_t n = SK_ALIGN_UP((size_t)ch->usize, (size_t)4096);
+	uint8_t *g = malloc(n);
+
+	if (!g)
+		bail_out("malloc");
+	memset(g, b, n);
+	if (sk_pwrite_full(fd, g, n, ch->uoff))
+		bail_out("writing over a chunk");
+	free(g);
+}
+
+/*
+ * A restart trusts only what was recorded as verified: bytes that came
+ * into the cache file any other way (a crash between write and record, a
+ * foreign write) stay missing, and the next fill overwrites them.
+ */
+static void test_record(struct image *im, struct be_source *src,
+			struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	char dir[PATH_MAX], rec[PATH_MAX];
+	int fd = new_cache_file("rec.cache");
+	struct fmt_chunk c0, c1;
+	uint64_t k, done;
+
+	fmtpath(dir, "%s/rec", g_tmp);
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	if (ftruncate(fd, (off_t)c.table.usize))
+		bail_out("ftruncate");
+	is_int(ld_cache_record_open(&c, dir, NULL, &e), 0, "a record opens: %s", e.msg);
+	ok(ld_cache_record_path(rec, sizeof(rec), dir, NULL, c.hex) == 0 &&
+	   access(rec, F_OK) == 0, "at cache_dir/verified/<blob>");
+	done = c.table.count / 4;
+	is_int(ld_cache_fill(&c, fd, 0, c.table.chunks[done].uoff, &e), 0,
+	       "fill the first quarter (%llu chunks)", (unsigned long long)done);
+	ld_cache_close(&c);
+	/* garbage in a chunk never fetched, and a fetched one overwritten */
+	k = c.table.count / 2;
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e))
+		bail_out("reopen: %s", e.msg);
+	scribble(fd, &c.table.chunks[k], 0xab);
+	scribble(fd, &c.table.chunks[1], 0xcd);
+	c.pool = pool;
+	is_int(ld_cache_record_open(&c, dir, NULL, &e), 0, "the record opens again");
+	is_int(ld_cache_scan(&c, fd), 1, "the scan finds one stale chunk");
+	is_int(chunk_state(&c, k), MISSING_, "garbage where nothing was recorded stays missing");
+	is_int(chunk_state(&c, 0), READY_, "a recorded chunk is ready");
+	is_int(chunk_state(&c, 1), READY_,
+	       "a recorded chunk overwritten later is ready too: the record is trusted, "
+	       "it protects against unverified writes, not later tampering");
+	is_int((long long)c.ready, (long long)done, "exactly the recorded chunks are ready");
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[k].uoff, 1, &e), 0,
+	       "a read of the stale chunk fills it");
+	ok(good_chunks(&c, fd) == done, "its garbage was overwritten with verified bytes "
+	   "(%llu of %llu right)", (unsigned long long)good_chunks(&c, fd),
+	   (unsigned long long)done);
+	c1 = c.table.chunks[1];
+	c0 = c.table.chunks[0];
+	ld_cache_close(&c);
+	scribble(fd, &c1, 0);	/* back to a hole's zeros: not a right chunk */
+
+	/* a cache file without a record (an older skiffd's) is trusted in
+	 * nothing */
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e))
+		bail_out("reopen: %s", e.msg);
+	is_int(ld_cache_scan(&c, fd), (long long)done + 1,
+	       "no record: every chunk with data is stale");
+	is_int((long long)c.ready, 0, "... and none is ready");
+	ld_cache_close(&c);
+
+	/* a record of another table, or torn, starts empty */
+	if (truncate(rec, 20))
+		bail_out("truncate %s", rec);
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e))
+		bail_out("reopen: %s", e.msg);
+	is_int(ld_cache_record_open(&c, dir, NULL, &e), 0, "a torn record opens");
+	ld_cache_scan(&c, fd);
+	is_int((long long)c.ready, 0, "... empty: nothing is ready");
+	ld_cache_close(&c);
+
+	/* a recorded chunk punched out of the file loses its bit */
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) ||
+	    ld_cache_record_open(&c, dir, NULL, &e))
+		bail_out("reopen: %s", e.msg);
+	c.pool = pool;
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0, "a whole fill");
+	ok(good_chunks(&c, fd) == c.table.count, "every chunk right");
+	ld_cache_close(&c);
+	if (ftruncate(fd, 0) || ftruncate(fd, (off_t)c.table.usize))
+		bail_out("ftruncate");
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) ||
+	    ld_cache_record_open(&c, dir, NULL, &e))
+		bail_out("reopen: %s", e.msg);
+	is_int(ld_cache_scan(&c, fd), 0, "an emptied cache file: nothing stale");
+	ld_cache_close(&c);
+	scribble(fd, &c0, 0x11);
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) ||
+	    ld_cache_record_open(&c, dir, NULL, &e))
+		bail_out("reopen: %s", e.msg);
+	is_int(ld_cache_scan(&c, fd), 1, "bytes landing there later are not trusted");
+	is_int((long long)c.ready, 0, "... the bits went with the data");
+	ld_cache_close(&c);
 	close(fd);
 }
 
@@ -612,6 +737,7 @@ int main(void)
 	test_ramp(&im, src, pool);
 	test_proof(&im, src, pool);
 	test_refetch(&im, src, pool);
+	test_record(&im, src, pool);
 	test_in_place(pool);
 	ld_bufs_free(g_bufs);
 
