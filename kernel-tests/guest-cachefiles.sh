@@ -5,7 +5,8 @@
 # reads everything from the kernel's own cache with zero READs. Section 10
 # serves an image from nginx on the guest's loopback (the layout comes from
 # host-cachefiles.sh, through tap-guest.sh --host). Section 11
-# unregisters a mounted image while a read of it waits on a fetch.
+# unregisters a mounted image while a read of it waits on a fetch. Section
+# 12: a chunk table that cannot be kept, or is gone at the kernel's OPEN.
 . "$(dirname "$0")/../tests/lib.sh"
 . "$(dirname "$0")/../tests/netlib.sh"
 
@@ -268,6 +269,46 @@ unregister_during_read() {
 	diag "unregister section: $((SECONDS - t0)) s"
 }
 unregister_during_read
+
+# 12. the chunk table a blob OPEN needs, kept in cache_dir/tables by the
+#     registration: a registration that cannot keep it fails, naming the
+#     path and the error; an OPEN that finds it gone fails that blob (its
+#     reads EIO) with a logged error, and never reads the source on the
+#     event thread, which serves on
+kept_tables() {
+	local src3=$T/src3 blob3 t0=$SECONDS
+	mkdir -p "$src3"
+	head -c 200000 /dev/urandom >"$src3/data"
+	echo small >"$src3/small"
+	t_ok "build a third image (its table not kept yet)" \
+		"$SKIFF" build -q --chunk-size 64K "$src3" "$IMG:c" || return
+	blob3=$("$SKIFF" inspect --json "$IMG:c" | jq -r '.blobs[0].id')
+	t_ok "the tables directory made immutable" chattr +i "$SKIFF_TEST_CACHE/tables" || return
+	t_fails "a mount that cannot keep the blob's table fails" \
+		"$SKIFF" mount "$IMG:c" "$T/mc" --id kt1
+	t_grep "... naming the path and the error" \
+		"tables/$blob3: Operation not permitted" "$T/.out"
+	chattr -i "$SKIFF_TEST_CACHE/tables"
+	t_ok "skiffd is still up" kill -0 "$SKIFFD_PID"
+	# registered (the table kept), then the kept table removed before
+	# the kernel's OPEN: a plain mount by fsid, as skiff mount does
+	t_is "image c registers without a mount" "$(curl -s -o /dev/null -w '%{http_code}' \
+		--unix-socket "$SKIFF_SOCKET" -X POST -d "{\"ref\": \"$IMG:c\", \"id\": \"kt2\"}" \
+		http://skiffd/v1/images)" 200
+	rm -f "$SKIFF_TEST_CACHE/tables/$blob3"
+	mkdir -p "$T/mk"
+	t_ok "the kernel mounts it (the bootstrap OPEN succeeds)" mount -t erofs -o fsid=kt2 none "$T/mk" &&
+		_t_mounts+=("$T/mk")
+	t_fails "reading its data fails" timeout 60 cat "$T/mk/data"
+	t_grep "... with EIO, not a hang" "Input/output error" "$T/.out"
+	t_grep "skiffd logged the blob OPEN without its table" \
+		"OPEN: blob $blob3: no verified chunk table kept" "$T/skiffd.log"
+	t_ok "skiffd still answers" "$SKIFF" status
+	umount "$T/mk"
+	curl -s -o /dev/null --unix-socket "$SKIFF_SOCKET" -X DELETE http://skiffd/v1/images/kt2
+	diag "kept-table section: $((SECONDS - t0)) s"
+}
+kept_tables
 
 stop_skiffd
 done_testing

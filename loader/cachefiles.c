@@ -15,18 +15,22 @@
 #include <linux/cachefiles.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "cachefiles.h"
 #include "daemon.h"
 #include "evloop.h"
 #include "prefetch.h"
 #include "trace.h"
 
 enum { CF_BOOTSTRAP, CF_BLOB };
+
+struct cf_fe;
 
 struct cf_object {
 	uint32_t object_id;
@@ -39,6 +43,7 @@ struct cf_object {
 	struct ld_image *im;
 	struct ld_img_counters *icnt;	/* a reference: counts per image */
 	struct ld_cache cache;	/* blobs */
+	struct cf_fe *fe;
 	struct cf_object *next;
 };
 
@@ -220,7 +225,51 @@ static int fill_bootstrap(struct cf_object *o, uint64_t off, uint64_t len)
 	return ret;
 }
 
-static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
+/* Answers an OPEN: its size, or -errno to fail it. */
+static void copen(struct cf_fe *fe, uint32_t msg_id, long long size)
+{
+	int ret = dev_cmd(fe->dev, "copen %u,%lld", msg_id, size);
+
+	if (ret)
+		ld_log(fe->d, LD_LOG_ERROR, "cachefiles: copen %u: %s", msg_id, strerror(-ret));
+}
+
+/*
+ * After copen: what the kernel's cache file already holds. Its anon fd
+ * has no file behind it until the kernel opened the cache file (lseek
+ * gives ENOBUFS), which it does right after our copen. Recorded chunks
+ * become ready; chunks it holds that were never recorded as verified are
+ * read by the kernel without asking us (it sends READs for holes only),
+ * so they are fetched and written over at once (ld_cache_repair).
+ */
+static void scan_later(struct ld_daemon *d, void *arg)
+{
+	struct cf_object *o = arg;
+	struct cf_fe *fe = o->fe;
+	struct sk_err e = { { 0 } };
+	int stale = -ENOBUFS, ret;
+
+	for (int tries = 0; tries < 2000 && stale == -ENOBUFS; tries++) {
+		stale = ld_cache_scan(&o->cache, o->fd);
+		if (stale == -ENOBUFS)
+			usleep(1000);
+	}
+	if (stale < 0) {
+		ld_log(d, LD_LOG_WARN, "cachefiles: what blob %s holds: %s", o->cache.hex,
+		       strerror(-stale));
+	} else if (stale > 0) {
+		ld_log(d, LD_LOG_WARN, "cachefiles: blob %s: %d chunks in the kernel's "
+		       "cache file were never recorded as verified: fetching them again",
+		       o->cache.hex, stale);
+		ret = ld_cache_repair(&o->cache, o->fd, &e);
+		if (ret)
+			ld_log(d, LD_LOG_ERROR, "cachefiles: blob %s: rewriting unrecorded chunks: %s",
+			       o->cache.hex, e.msg);
+	}
+	obj_put(fe, o);
+}
+
+static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t n)
 {
 	struct ld_daemon *d = fe->d;
 	struct cachefiles_open op;
@@ -232,15 +281,25 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 	int kind = 0, ret = -ENOENT;
 	long long size = 0;
 
-	if (m->len < sizeof(*m) + sizeof(op))
-		return;
 	atomic_fetch_add(&d->opens, 1);
+	if (m->len != n || n < sizeof(*m) + sizeof(op)) {
+		/* the kernel waits for an answer to every OPEN, and the fd
+		 * it carries (when the bytes reach it) is ours to close */
+		ld_log(d, LD_LOG_ERROR, "cachefiles: malformed OPEN %u (%zu bytes)", m->msg_id, n);
+		if (n >= sizeof(*m) + offsetof(struct cachefiles_open, fd) + sizeof(op.fd)) {
+			memcpy(&op.fd, m->data + offsetof(struct cachefiles_open, fd),
+			       sizeof(op.fd));
+			close((int)op.fd);
+		}
+		copen(fe, m->msg_id, -EINVAL);
+		return;
+	}
 	memcpy(&op, m->data, sizeof(op));
 	/* the fd is ours now whatever happens: close-on-exec first */
 	fcntl((int)op.fd, F_SETFD, FD_CLOEXEC);
 	if (op.volume_key_size == 0 || op.volume_key_size >= sizeof(vkey) ||
 	    op.cookie_key_size >= sizeof(ckey) ||
-	    sizeof(*m) + sizeof(op) + op.volume_key_size + op.cookie_key_size > m->len) {
+	    sizeof(*m) + sizeof(op) + (uint64_t)op.volume_key_size + op.cookie_key_size > n) {
 		ld_log(d, LD_LOG_ERROR, "cachefiles: malformed OPEN");
 		ret = -EINVAL;
 		goto reply;
@@ -267,6 +326,7 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 	o->object_id = m->object_id;
 	o->fd = (int)op.fd;
 	o->kind = kind;
+	o->fe = fe;
 	/* taken under d->lock: the chunk table is read below without it, and
 	 * an unregistration meanwhile must not free im (nor im->icnt) */
 	ld_image_hold(im);
@@ -281,13 +341,18 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 		struct be_source *src = im->src;
 
 		pthread_mutex_unlock(&d->lock);
-		/* one range read of the chunk table, verified */
-		ret = ld_cache_open_kept(&o->cache, &ref, src, d->cfg.merge_limit,
-					 ld_table_path(d, ref.hex, tpath, sizeof(tpath)), &e);
+		/* the table registration kept (ld_image_fetch), verified again;
+		 * never the network: this is the one event thread, and a
+		 * slow source would hold up every mount's requests */
+		ret = ld_cache_open_local(&o->cache, &ref, src, d->cfg.merge_limit,
+					  ld_table_path(d, ref.hex, tpath, sizeof(tpath)), &e);
+		if (!ret && ld_cache_record_open(&o->cache, d->cfg.cache_dir, vkey + 6, &e))
+			ld_log(d, LD_LOG_WARN, "cachefiles: blob %s: no record of verified "
+			       "chunks, what it fetches is fetched again after a restart: %s",
+			       ref.hex, e.msg);
 		pthread_mutex_lock(&d->lock);
 		if (ret) {
-			ld_log(d, LD_LOG_ERROR, "cachefiles: OPEN of blob %s: %s",
-			       ref.hex, e.msg);
+			ld_log(d, LD_LOG_ERROR, "cachefiles: OPEN: %s", e.msg);
 		} else {
 			o->cache.cnt = &im->icnt->c;
 			o->cache.rings = d->rings;
@@ -299,15 +364,12 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m)
 			o->cache.ahead = d->cfg.ahead;
 			o->icnt = im->icnt;
 			atomic_fetch_add(&o->icnt->refs, 1);
-			/* what the kernel's cache file already holds */
-			ld_cache_scan(&o->cache, o->fd);
 			size = (long long)ref.usize;
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
 reply:
-	if (dev_cmd(fe->dev, "copen %u,%lld", m->msg_id, ret ? (long long)ret : size))
-		ld_log(d, LD_LOG_ERROR, "cachefiles: copen %u: %s", m->msg_id, strerror(errno));
+	copen(fe, m->msg_id, ret ? (long long)ret : size);
 	if (ret) {
 		if (o)
 			ld_image_put(d, o->im);
@@ -318,6 +380,8 @@ reply:
 	pthread_mutex_lock(&fe->lock);
 	o->next = fe->objects;
 	fe->objects = o;
+	if (kind == CF_BLOB)
+		o->refs++;	/* scan_later's */
 	pthread_mutex_unlock(&fe->lock);
 	ld_log(d, LD_LOG_DEBUG, "cachefiles: OPEN %s/%s as object %u, %lld bytes",
 	       vkey, ckey, o->object_id, size);
@@ -327,9 +391,11 @@ reply:
 	    (ret = fill_bootstrap(o, 0, (uint64_t)size)))
 		ld_log(d, LD_LOG_WARN, "cachefiles: pre-filling bootstrap of %s: %s",
 		       o->im->id, strerror(-ret));
-	/* a prefetch may be waiting for this cache file to exist */
-	if (kind == CF_BLOB)
+	if (kind == CF_BLOB) {
+		ld_run_later(d, scan_later, o);
+		/* a prefetch may be waiting for this cache file to exist */
 		ld_pf_kick(d);
+	}
 }
 
 static void complete(struct cf_fe *fe, struct cf_object *o, uint32_t msg_id)
@@ -365,7 +431,7 @@ static void read_job(struct sk_job *job)
 	free(j);
 }
 
-static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m)
+static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m, size_t n)
 {
 	struct cachefiles_read rd;
 	struct cf_object *o = obj_get(fe, m->object_id);
@@ -373,11 +439,19 @@ static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m)
 
 	atomic_fetch_add(&fe->d->events, 1);
 	if (!o) {
-		ld_log(fe->d, LD_LOG_ERROR, "cachefiles: READ for unknown object %u",
-		       m->object_id);
-		return;	/* no fd to complete it on: the kernel reopens */
+		/* a READ is answered on its object's anon fd, and we have
+		 * none: the kernel sends READs only for objects it opened
+		 * through us, and reopens one whose fd went */
+		atomic_fetch_add(&fe->d->events_denied, 1);
+		ld_log(fe->d, LD_LOG_ERROR, "cachefiles: READ %u for unknown object %u",
+		       m->msg_id, m->object_id);
+		return;
 	}
-	if (m->len < sizeof(*m) + sizeof(rd)) {
+	if (m->len != n || n < sizeof(*m) + sizeof(rd)) {
+		/* completed without data: the reader gets EIO */
+		atomic_fetch_add(&fe->d->events_denied, 1);
+		ld_log(fe->d, LD_LOG_ERROR, "cachefiles: malformed READ %u (%zu bytes)",
+		       m->msg_id, n);
 		complete(fe, o, m->msg_id);
 		obj_put(fe, o);
 		return;
@@ -490,6 +564,37 @@ static int cf_prefetch(struct ld_frontend *base, struct ld_image *im,
 	return ret;
 }
 
+/*
+ * One message from the device, n bytes. Every OPEN gets its copen and its
+ * fd closed on every path, every READ of an object we know is completed,
+ * malformed ones included; a message too short for a header names nothing
+ * to answer.
+ */
+static void handle_msg(struct cf_fe *fe, const void *buf, size_t n)
+{
+	struct cachefiles_msg m;
+
+	if (n < sizeof(m)) {
+		ld_log(fe->d, LD_LOG_ERROR, "cachefiles: a message of %zu bytes", n);
+		return;
+	}
+	memcpy(&m, buf, sizeof(m));
+	switch (m.opcode) {
+	case CACHEFILES_OP_OPEN:
+		handle_open(fe, buf, n);
+		break;
+	case CACHEFILES_OP_READ:
+		handle_read(fe, buf, n);
+		break;
+	case CACHEFILES_OP_CLOSE:
+		/* no payload: the object id in the header is all it needs */
+		handle_close(fe, buf);
+		break;
+	default:
+		ld_log(fe->d, LD_LOG_WARN, "cachefiles: opcode %u", m.opcode);
+	}
+}
+
 /* The device is readable: take every pending request. */
 static int on_requests(struct ld_ev *ev, void *buf, size_t bufsz)
 {
@@ -498,30 +603,12 @@ static int on_requests(struct ld_ev *ev, void *buf, size_t bufsz)
 	/* read() hands out one message, 0 when none is pending */
 	for (;;) {
 		ssize_t n = read(fe->dev, buf, bufsz);
-		struct cachefiles_msg m;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		if ((size_t)n < sizeof(m))
-			continue;
-		memcpy(&m, buf, sizeof(m));
-		if (m.len != (uint32_t)n)
-			continue;
-		switch (m.opcode) {
-		case CACHEFILES_OP_OPEN:
-			handle_open(fe, buf);
-			break;
-		case CACHEFILES_OP_READ:
-			handle_read(fe, buf);
-			break;
-		case CACHEFILES_OP_CLOSE:
-			handle_close(fe, buf);
-			break;
-		default:
-			ld_log(fe->d, LD_LOG_WARN, "cachefiles: opcode %u", m.opcode);
-		}
+		handle_msg(fe, buf, (size_t)n);
 	}
 	return 0;
 }
@@ -551,6 +638,33 @@ static int cf_start(struct ld_daemon *d, struct ld_frontend **out, struct sk_err
 	}
 	*out = &fe->base;
 	return 0;
+}
+
+int ld_cachefiles_fake(struct ld_daemon *d, int dev, struct ld_frontend **out)
+{
+	struct cf_fe *fe = calloc(1, sizeof(*fe));
+	struct sk_err e;
+	int ret;
+
+	if (!fe)
+		return -ENOMEM;
+	fe->base.ops = &ld_cachefiles_ops;
+	fe->d = d;
+	fe->dev = dev;
+	pthread_mutex_init(&fe->lock, NULL);
+	ret = ld_ev_init(&fe->ev, d, "cachefiles", dev, CACHEFILES_MSG_MAX_SIZE,
+			 on_requests, fe, &e);
+	if (ret) {
+		free(fe);
+		return ret;
+	}
+	*out = &fe->base;
+	return 0;
+}
+
+void ld_cachefiles_handle(struct ld_frontend *base, const void *msg, size_t len)
+{
+	handle_msg((struct cf_fe *)base, msg, len);
 }
 
 /* Requests are taken once registered images are back: an OPEN for an
