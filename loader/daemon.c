@@ -610,6 +610,10 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	f->cache.bg_pool = d->ra_pool;
 	f->cache.ahead = d->cfg.ahead;
 	f->cache.sees_reads = true;	/* fanotify: every read raises an event */
+	/* a restart trusts only chunks recorded as verified (cache.h) */
+	ret = ld_cache_record_open(&f->cache, d->cfg.cache_dir, NULL, e);
+	if (ret)
+		goto fail;
 	ld_cache_scan(&f->cache, f->fd);
 	f->refs = 1;
 	if (!ld_cache_complete(&f->cache) && d->fe) {
