@@ -363,6 +363,15 @@ static bool same_origin(const char *a, const char *b)
 	return same;
 }
 
+/* Whether s is printable ASCII without spaces, as URLs are. */
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
 int be_resolve_location(const char *base, const char *loc, char *out,
 			size_t outlen)
 {
@@ -379,6 +388,10 @@ int be_resolve_location(const char *base, const char *loc, char *out,
 		 * target of another scheme fails here, with its reason,
 		 * rather than as an unsupported protocol later */
 		if (strncasecmp(abs, "http://", 7) && strncasecmp(abs, "https://", 8))
+			ret = -EINVAL;
+		/* URLs are ASCII: a space, a control or a high byte curl lets
+		 * through would go on the request line as it is */
+		else if (!printable(abs))
 			ret = -EINVAL;
 		else if (snprintf(out, outlen, "%s", abs) < (int)outlen)
 			ret = 0;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <curl/curl.h>
 
 #define MAX_ENDPOINTS 17
@@ -262,10 +263,14 @@ static bool reg_insecure(const void *arg, const char *url)
 /* The host name (no port) of an http(s) URL, and whether it is https. */
 static int url_host(const char *url, char *host, size_t len, bool *https)
 {
-	CURLU *u = curl_url();
+	CURLU *u;
 	char *h = NULL, *sch = NULL;
 	int ret = -EINVAL;
 
+	/* spelled out: curl would also read "https:/h" or "https:h" */
+	if (strncasecmp(url, "https://", 8) && strncasecmp(url, "http://", 7))
+		return -EINVAL;
+	u = curl_url();
 	if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
 	    !curl_url_get(u, CURLUPART_HOST, &h, 0) &&
 	    !curl_url_get(u, CURLUPART_SCHEME, &sch, 0) &&

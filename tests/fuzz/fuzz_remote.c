@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libFuzzer target for the network backend's parsers of untrusted input.
- * The first byte picks one: Content-Range, Retry-After, WWW-Authenticate,
- * image references, manifests, indexes (by tag and by platform), Docker
- * config credentials, the "backend" configuration, a credential helper's
- * answer, the Docker config's credential helper names. Besides the
+ * The first byte picks one: 0 Content-Range, 1 Retry-After, 2
+ * WWW-Authenticate (and whether its realm is trusted with credentials),
+ * 3 image references, 4 manifests, 5 indexes (by tag and by platform), 6
+ * Docker config credentials, 7 the "backend" configuration, 8 a
+ * credential helper's answer, 9 the Docker config's credential helper
+ * names, 10 a token service's JSON answer, 11 a redirect's Location
+ * resolved against a base URL (base, a newline, the Location; without a
+ * newline the whole input is the Location on a fixed base). Besides the
  * sanitizers it checks what callers rely on: results are 0 or a
  * negative errno, parsed strings are NUL-terminated within their fields,
  * a parsed range is ordered and inside its total, a parsed manifest's
- * digests are 64 hex digits.
+ * digests are 64 hex digits, a token is printable ASCII that fits and
+ * its lifetime 10 s to a day, a resolved Location is an http(s) URL
+ * that fits its buffer and has a host.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -16,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../../backend/remote.h"
 
@@ -33,6 +40,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static bool terminated(const char *s, size_t len)
 {
 	return memchr(s, '\0', len) != NULL;
+}
+
+/* Every byte printable ASCII, no space: what may go into a header. */
+static bool header_safe(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
 }
 
 static bool hex64(const char *h)
@@ -58,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';	/* header values and references are C strings */
-	switch (data[0] % 10) {
+	switch (data[0] % 12) {
 	case 0: {
 		uint64_t a, b, t;
 
@@ -82,6 +98,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      terminated(c.realm, sizeof(c.realm)) &&
 			      terminated(c.service, sizeof(c.service)) &&
 			      terminated(c.scope, sizeof(c.scope)) && c.scheme[0]);
+		/* a realm anyone names: trusted only on the registry's host
+		 * and never over plain http from an https registry */
+		if (!ret && be_realm_trusted("https://r.example:5000", "r.example:5000", NULL, c.realm))
+			CHECK(!strncasecmp(c.realm, "https://", 8));
 		break;
 	}
 	case 3: {
@@ -167,6 +187,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ret = be_docker_helper(data + 1, size - 1, "docker.io", n, sizeof(n), &e);
 		if (!ret)
 			CHECK(terminated(n, sizeof(n)) && n[0] && !strchr(n, '/'));
+		break;
+	}
+	case 10: {
+		char tok[256];
+		int64_t ttl;
+
+		ret = be_parse_token(data + 1, size - 1, tok, sizeof(tok), &ttl);
+		if (!ret)
+			CHECK(terminated(tok, sizeof(tok)) && tok[0] && header_safe(tok) &&
+			      ttl >= 10 && ttl <= 86400);
+		break;
+	}
+	case 11: {
+		char *nl = strchr(s, '\n'), out[2048], small[64], hp[300];
+		const char *base = "https://r.example:5000/v2/a/blobs/sha256:00", *loc = s;
+
+		if (nl) {
+			*nl = '\0';
+			base = s;
+			loc = nl + 1;
+		}
+		ret = be_resolve_location(base, loc, out, sizeof(out));
+		CHECK(terminated(out, sizeof(out)));
+		if (!ret) {
+			CHECK(!strncasecmp(out, "http://", 7) || !strncasecmp(out, "https://", 8));
+			CHECK(header_safe(out));
+			/* what decides TLS settings and credentials needs a host */
+			CHECK(be_url_hostport(out, hp, sizeof(hp)) == 0 && hp[0]);
+		} else {
+			CHECK(!out[0]);
+		}
+		/* too small a buffer: an error, never a cut URL */
+		ret = be_resolve_location(base, loc, small, sizeof(small));
+		CHECK(terminated(small, sizeof(small)) && (ret || strlen(small) < sizeof(small)));
 		break;
 	}
 	}

@@ -916,6 +916,41 @@ static void test_registry_helper(struct srv *s)
 	   strstr(e.msg, "config.json"), "a helper name with '/' fails at open (%s)", e.msg);
 }
 
+/* The pure pieces the registry client and the transport rely on: token
+ * answers and redirect targets. */
+static void test_token_location(void)
+{
+	char tok[64], out[256], small[24];
+	int64_t ttl;
+
+#define TOK(j) be_parse_token(j, strlen(j), tok, sizeof(tok), &ttl)
+	ok(TOK("{\"token\":\"a.b.c\",\"expires_in\":300}") == 0 && !strcmp(tok, "a.b.c") &&
+	   ttl == 300, "token and expires_in");
+	ok(TOK("{\"token\":\"\",\"access_token\":\"x\"}") == 0 && !strcmp(tok, "x") && ttl == 60,
+	   "access_token when token is empty; 60 s without expires_in");
+	ok(TOK("{\"token\":\"x\",\"expires_in\":1}") == 0 && ttl == 10 &&
+	   TOK("{\"token\":\"x\",\"expires_in\":99999999999}") == 0 && ttl == 86400,
+	   "expires_in kept within 10 s and a day");
+	ok(TOK("{\"token\":\"a\\r\\nX: y\"}") == -EPROTO && TOK("{\"token\":\"a b\"}") == -EPROTO &&
+	   TOK("{\"token\":7}") == -EPROTO && TOK("[]") == -EPROTO && TOK("{") == -EPROTO &&
+	   TOK("{\"token\":\"0123456789012345678901234567890123456789012345678901234567890123\"}") == -EPROTO,
+	   "no token from line breaks, spaces, other types, bad JSON, one too long");
+#undef TOK
+	ok(be_resolve_location("https://r:5000/v2/a/blobs/x", "/b?x=1", out, sizeof(out)) == 0 &&
+	   !strcmp(out, "https://r:5000/b?x=1") &&
+	   be_resolve_location("https://r/a/b/c", "../d", out, sizeof(out)) == 0 &&
+	   !strcmp(out, "https://r/a/d") &&
+	   be_resolve_location("https://r/a", "//s:1/p", out, sizeof(out)) == 0 &&
+	   !strcmp(out, "https://s:1/p") &&
+	   be_resolve_location("https://r/a", "http://s/p", out, sizeof(out)) == 0 &&
+	   !strcmp(out, "http://s/p"), "Location: relative, dot segments, scheme-relative, absolute");
+	ok(be_resolve_location("https://r/a", "ftp://s/p", out, sizeof(out)) == -EINVAL && !out[0] &&
+	   be_resolve_location("https://r/a", "https://s/p\x92q", out, sizeof(out)) == -EINVAL && !out[0] &&
+	   be_resolve_location("https://r/a", "https://s/0123456789012345678901234", small,
+			       sizeof(small)) == -ENAMETOOLONG && !small[0],
+	   "... not to another scheme, not with high bytes, never cut");
+}
+
 /* cfg and hc for a client of the plain-http registry s, no Docker config */
 static void reg_cfg(struct srv *s, struct be_config *cfg, struct be_host_cfg *hc)
 {
@@ -1330,6 +1365,7 @@ int main(void)
 		skip(13, "cannot write fake credential helpers in /tmp");
 	}
 	test_config();
+	test_token_location();
 	test_transport();
 	ch_cleanup();
 	return done_testing();
