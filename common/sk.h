@@ -14,10 +14,25 @@
 #include <sys/types.h>
 
 #define SK_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* For sizes the program itself made; a size read from untrusted bytes
+ * goes through sk_align_up(), which cannot wrap. */
 #define SK_ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
-#define SK_DIV_ROUND_UP(x, d) (((x) + (d) - 1) / (d))
+/* Never overflows (no x + d - 1), so it takes any untrusted x. */
+#define SK_DIV_ROUND_UP(x, d) ((x) / (d) + ((x) % (d) != 0))
 #define SK_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SK_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* x rounded up to a multiple of a (a power of two) into *out: false,
+ * and *out untouched, when that does not fit in 64 bits. */
+static inline bool sk_align_up(uint64_t x, uint64_t a, uint64_t *out)
+{
+	uint64_t r;
+
+	if (__builtin_add_overflow(x, a - 1, &r))
+		return false;
+	*out = r & ~(a - 1);
+	return true;
+}
 
 #define SK_SHA256_LEN 32
 #define SK_HEX_LEN 64	/* hex of a SHA-256, without NUL */

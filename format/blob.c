@@ -111,14 +111,15 @@ int fmt_blob_table_parse(struct fmt_blob_table *t, const void *buf, size_t len,
 		    (c->comp != SKIFF_COMP_NONE && c->comp != SKIFF_COMP_ZSTD) ||
 		    (c->comp == SKIFF_COMP_NONE && c->ssize != c->usize) ||
 		    (c->comp == SKIFF_COMP_ZSTD &&
-		     c->ssize > ZSTD_compressBound(c->usize))) {
+		     c->ssize > ZSTD_compressBound(c->usize)) ||
+		    /* uoff + usize <= t->usize (above): the sum cannot wrap,
+		     * its rounding is checked */
+		    !sk_align_up(c->uoff + c->usize, EROFS_BLKSIZ, &next_uoff)) {
 			sk_err_set(e, "chunk table entry %llu is invalid",
 				   (unsigned long long)i);
 			free(chunks);
 			return -EINVAL;
 		}
-		next_uoff = c->uoff + SK_ALIGN_UP((uint64_t)c->usize,
-						  EROFS_BLKSIZ);
 		soff_end = c->soff + c->ssize;
 	}
 	t->chunks = chunks;

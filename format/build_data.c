@@ -364,7 +364,16 @@ static int file_begin(struct bld_data *c, struct bld_node *n)
 {
 	uint64_t csize = 1ull << c->o->chunk_bits;
 
+	/* a size from a tar header may be anything: its chunk indexes must
+	 * fit in a bootstrap (16 TiB) */
 	n->nchunks = SK_DIV_ROUND_UP(n->size, csize);
+	if (n->nchunks > ((uint64_t)UINT32_MAX << EROFS_BLKBITS) /
+			 sizeof(*n->chunks)) {
+		sk_err_set(c->t->err, "%s: %llu bytes need more chunk indexes than a bootstrap holds",
+			   n->path ? n->path : "a file",
+			   (unsigned long long)n->size);
+		return -EFBIG;
+	}
 	free(n->chunks);
 	n->chunks = calloc(n->nchunks, sizeof(*n->chunks));
 	if (!n->chunks)

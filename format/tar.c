@@ -295,6 +295,16 @@ static int header_num(struct fmt_tar *t, const uint8_t *h, size_t off,
 	return 0;
 }
 
+/* A member's size rounded up to whole tar blocks. Sizes are range-checked
+ * when parsed, but rounding a header's number never trusts that. */
+static int padded(struct fmt_tar *t, uint64_t size, uint64_t *out)
+{
+	if (!sk_align_up(size, TAR_BLK, out))
+		return fail(t, -EINVAL, "tar header: size %llu too large",
+			    (unsigned long long)size);
+	return 0;
+}
+
 static char *field_str(const uint8_t *f, size_t len)
 {
 	return strndup((const char *)f, strnlen((const char *)f, len));
@@ -593,7 +603,7 @@ static int pax_record(struct fmt_tar *t, const char *k, size_t kl,
 	if (key_is(k, kl, "linkpath"))
 		return vl ? set_str(&t->x_link, v, vl) : 0;
 	if (key_is(k, kl, "size")) {
-		if (dec_u64(v, vl, &t->x_size) || t->x_size > INT64_MAX)
+		if (dec_u64(v, vl, &t->x_size) || t->x_size > FMT_TAR_SIZE_MAX)
 			return fail(t, -EINVAL, "PAX header: bad size");
 		t->x_has_size = true;
 		return 0;
@@ -711,7 +721,7 @@ static int read_blob(struct fmt_tar *t, uint64_t size, uint64_t max,
 	if (!b)
 		return -ENOMEM;
 	ret = pull(t, b, size);
-	if (!ret)
+	if (!ret)	/* size <= max: no wrap */
 		ret = pull(t, NULL, SK_ALIGN_UP(size, (uint64_t)TAR_BLK) - size);
 	if (ret) {
 		free(b);
@@ -945,7 +955,9 @@ static int member(struct fmt_tar *t, const uint8_t *h, char type, bool posix,
 	if (!t->path[0])
 		return fail(t, -EINVAL, "tar member with an empty name");
 	t->data_left = size;
-	t->pad = SK_ALIGN_UP(size, (uint64_t)TAR_BLK) - size;
+	if ((ret = padded(t, size, &t->pad)))
+		return ret;
+	t->pad -= size;
 
 	switch (type) {
 	case '0': case '\0': case '7':
@@ -1014,6 +1026,13 @@ static int member(struct fmt_tar *t, const uint8_t *h, char type, bool posix,
 		}
 		e->sparse = true;
 	}
+	/* One cap on the file size, whichever field told it (ustar or PAX
+	 * size, GNU.sparse.size or realsize, the old GNU real size): what
+	 * callers compute from it (chunk counts, offset + length) cannot
+	 * wrap. */
+	if (real > FMT_TAR_SIZE_MAX)
+		return fail(t, -EINVAL, "%s: file size %llu is too large", t->path,
+			    (unsigned long long)real);
 	if (e->sparse) {
 		if ((ret = check_segs(t, real, t->data_left)))
 			return ret;
@@ -1073,8 +1092,8 @@ int fmt_tar_next(struct fmt_tar *t, const struct fmt_tar_entry **ent)
 			if ((ret = header_num(t, h, 124, 12, "size", INT64_MAX, &size)))
 				return ret;
 			if (type == 'g') {
-				ret = pull(t, NULL, SK_ALIGN_UP(size, (uint64_t)TAR_BLK));
-				if (ret)
+				if ((ret = padded(t, size, &size)) ||
+				    (ret = pull(t, NULL, size)))
 					return ret;
 				continue;
 			}
@@ -1102,7 +1121,8 @@ int fmt_tar_next(struct fmt_tar *t, const struct fmt_tar_entry **ent)
 			uint64_t size = 0;
 
 			if ((ret = header_num(t, h, 124, 12, "size", INT64_MAX, &size)) ||
-			    (ret = pull(t, NULL, SK_ALIGN_UP(size, (uint64_t)TAR_BLK))))
+			    (ret = padded(t, size, &size)) ||
+			    (ret = pull(t, NULL, size)))
 				return ret;
 			clear_ext(t);
 			ext = false;

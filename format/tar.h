@@ -37,6 +37,9 @@ struct fmt_tar_xattr {
 	size_t vlen;
 };
 
+/* The largest file size (and member data size) the reader passes on. */
+#define FMT_TAR_SIZE_MAX ((uint64_t)INT64_MAX)
+
 /* A data segment of a (sparse) file: logical offset and length. */
 struct fmt_tar_seg {
 	uint64_t off, len;
@@ -62,7 +65,7 @@ struct fmt_tar_entry {
 	uint32_t uid, gid;
 	int64_t mtime;
 	uint32_t mtime_nsec;
-	uint64_t size;		/* regular files: logical size */
+	uint64_t size;		/* regular files: logical size, <= FMT_TAR_SIZE_MAX */
 	uint32_t devmajor, devminor;
 	const struct fmt_tar_xattr *xattrs;	/* in archive order */
 	unsigned int nxattrs;

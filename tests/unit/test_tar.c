@@ -358,6 +358,9 @@ static void test_compressed(void)
 	free(a.buf);
 }
 
+static int merge(struct ar *layers, int n, void **bs, size_t *bslen, char *err,
+		 size_t errlen);
+
 static void test_sparse(void)
 {
 	struct ar a = { 0 };
@@ -422,6 +425,40 @@ static void test_sparse(void)
 	end(&a);
 	expect_error(&a, "sparse map not matching the data", "mapped");
 	free(a.buf);
+
+	/* a real size near 2^64, told by each PAX sparse keyword: capped
+	 * like every other size, so nothing computed from it wraps (a
+	 * chunk count of 0 for a file of 2^64 - 7 bytes) */
+	for (int k = 0; k < 2; k++) {
+		char err[512];
+		void *bs = NULL;
+		size_t bslen;
+
+		memset(&a, 0, sizeof(a));
+		recs[0] = 0;
+		rec(recs, "GNU.sparse.map=0,5");
+		rec(recs, k ? "GNU.sparse.size=18446744073709551609"
+			    : "GNU.sparse.realsize=18446744073709551609");
+		pax(&a, recs);
+		member(&a, "huge", '0', "01234", 5, NULL);
+		end(&a);
+		/* the member alone: reading 2^64 bytes of holes takes forever */
+		m = (struct mem){ a.buf, a.len, 0, 0 };
+		if (fmt_tar_open(&t, &s, &e) == 0) {
+			int r = fmt_tar_next(t, &ent);
+
+			snprintf(err, sizeof(err), "%s", fmt_tar_error(t));
+			ok(r == -EINVAL && strstr(err, "huge: file size 18446744073709551609 is too large"),
+			   "GNU.sparse.%s of 2^64 - 7: rejected (%s)", k ? "size" : "realsize", err);
+			fmt_tar_close(t);
+		} else {
+			ok(0, "open");
+		}
+		ok(merge(&a, 1, &bs, &bslen, err, sizeof(err)) < 0 && !bs &&
+		   strstr(err, "too large"), "... and the merge fails, no bootstrap (%s)", err);
+		free(bs);
+		free(a.buf);
+	}
 }
 
 static void test_rejects(void)
