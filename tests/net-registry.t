@@ -8,7 +8,8 @@
 # the origin once it is down, on anonymous tokens and on basic auth; an
 # OCI index picks the platform's manifest. Credentials also come from
 # Docker credential helpers alone (credsStore for skiff push, credHelpers
-# for skiffd), scripts written here and put in PATH.
+# for skiffd), scripts written here and put in PATH. A registry naming a
+# token service over plain http gets no credentials sent there.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/netlib.sh"
 need_net_tools docker-registry nginx htpasswd openssl curl jq
@@ -65,6 +66,28 @@ t_grep "... by the registry (a pull-only token)" "HTTP 401" "$T/.out"
 t_fails "push without the test CA fails TLS verification" "$SKIFF" push \
 	--docker-config "$T/docker/config.json" "$T/img:a" "docker://$B/skiff/edge:v2"
 t_grep "... saying so" "certificate|SSL" "$T/.out"
+
+# a registry over https naming a token service over plain http: the
+# user's credentials are not sent there (a server logging every request
+# stands in for the token service)
+hport=$(free_port)
+"$PY" "$ROOT/tests/servers/faulty_http.py" "$T" "$hport" 2>>"$T/faulty.log" &
+_n_pids+=($!)
+t_ok "a plain-http stand-in token service on 127.0.0.1:$hport" wait_port "$hport"
+dport=$(free_port)
+t_ok "a registry naming it as its token realm on 127.0.0.1:$dport" \
+	start_registry down "$dport" "$CA" "auth:
+  token:
+    realm: http://127.0.0.1:$hport/token
+    service: skiff-registry
+    issuer: skiff-issuer
+    rootcertbundle: $CA/token.crt"
+printf '{"auths": {"127.0.0.1:%s": {"auth": "%s"}}}\n' "$dport" "$auth" >"$T/down.json"
+t_fails "push to it with credentials fails" "$SKIFF" push --ca-file "$CA/ca.crt" \
+	--docker-config "$T/down.json" "$T/img:a" "docker://127.0.0.1:$dport/skiff/edge:v1"
+t_grep "... naming the realm, why, and the key that would trust it" \
+	"credentials not sent to token realm \"http://127.0.0.1:$hport/token\" \(plain http from an https registry\).*token_realms" "$T/.out"
+t_is "... the realm saw no request" "$(curl -s "http://127.0.0.1:$hport/_log" | wc -l)" 0
 
 # an OCI index of two platforms: linux/amd64 is image a, linux/arm64 image b
 cp -a "$SRC" "$T/src2"
