@@ -2,6 +2,7 @@
 /* The builder options skiff build and skiff convert share. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,8 +50,35 @@ int cli_build_opt(int c, const char *arg, struct fmt_build_opts *o)
 		}
 		o->threads = (unsigned int)n;
 		return 1;
+	case CLI_OPT_MAX_EXPANSION: {
+		unsigned long long r;
+
+		if (!strcmp(arg, "off")) {
+			o->claim_min = FMT_CLAIM_NONE;
+			return 1;
+		}
+		errno = 0;
+		r = *arg >= '1' && *arg <= '9' ? strtoull(arg, &end, 10) : 0;
+		if (!r || errno || r > 1000000 || (*end && *end != ',') ||
+		    (*end == ',' && (sk_parse_size(end + 1, &v) || !v ||
+				     v == FMT_CLAIM_NONE))) {
+			cli_err("--max-expansion %s: need RATIO[,SIZE] (1 to 1000000, a size such as 64G) or off",
+				arg);
+			return -1;
+		}
+		o->claim_ratio = r;
+		if (*end == ',')
+			o->claim_min = v;
+		return 1;
+	}
 	}
 	return 0;
+}
+
+const char *cli_build_hint(int ret)
+{
+	return ret == -EDQUOT ?
+	       " (--max-expansion RATIO[,SIZE] raises the limit, if the image is trusted)" : "";
 }
 
 int cli_prefetch_list_load(const char *path, struct fmt_prefetch_list *pl,

@@ -31,9 +31,19 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct fmt_build_opts;
 /* The builder options of build and convert: c (--chunk-size), C
- * (--compress), l (--level), j (--threads). 1: c was one and o took its
- * value; 0: c is another option; -1: a bad value (said on stderr). */
+ * (--compress), l (--level), j (--threads), CLI_OPT_MAX_EXPANSION
+ * (--max-expansion). 1: c was one and o took its value; 0: c is another
+ * option; -1: a bad value (said on stderr). */
+#define CLI_OPT_MAX_EXPANSION 0x300
+#define CLI_BUILD_OPT_MAX_EXPANSION \
+	{ "max-expansion", required_argument, NULL, CLI_OPT_MAX_EXPANSION }
+#define CLI_BUILD_USAGE_MAX_EXPANSION \
+"      --max-expansion RATIO[,SIZE]  files may total (holes count) at most\n" \
+"                         RATIO times the bytes stored (per layer), or SIZE\n" \
+"                         if more (default 16,16G); off: no limit\n"
 int cli_build_opt(int c, const char *arg, struct fmt_build_opts *o);
+/* After a build failed with ret: a hint for the user, "" if none. */
+const char *cli_build_hint(int ret);
 struct fmt_prefetch_list;
 /* Reads a --prefetch-list file into pl and points o at it (pl owns the
  * paths: fmt_prefetch_list_free). 0, or -errno said on stderr. */

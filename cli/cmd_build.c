@@ -25,6 +25,7 @@ static const char build_usage[] =
 "      --prefetch-list FILE  files read first, one path a line (or a trace from\n"
 "                         `skiff trace stop`): stored first in the blob and\n"
 "                         listed in the bootstrap for skiffd to prefetch\n"
+CLI_BUILD_USAGE_MAX_EXPANSION
 "  -q, --quiet            no progress or summary\n"
 "  -h, --help             this help\n";
 
@@ -89,6 +90,7 @@ int cmd_build(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'j' },
 		{ "uuid", required_argument, NULL, 'u' },
 		{ "prefetch-list", required_argument, NULL, 'P' },
+		CLI_BUILD_OPT_MAX_EXPANSION,
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -165,7 +167,8 @@ int cmd_build(int argc, char **argv)
 	fmt_prefetch_list_free(&pl);
 	if (ret) {
 		unlink(tmp);
-		cli_err("build failed: %s", e.msg[0] ? e.msg : strerror(-ret));
+		cli_err("build failed: %s%s", e.msg[0] ? e.msg : strerror(-ret),
+			cli_build_hint(ret));
 		return 1;
 	}
 	if (res.has_blob) {

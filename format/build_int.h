@@ -72,7 +72,13 @@ struct bld_tree {
 	 * of borrowed nodes */
 	struct bld_node **prefetch;
 	size_t nprefetch;
+	uint64_t stored;	/* directory build: allocated file bytes */
 };
+
+/* 0, or -EDQUOT with a message naming `what` when claimed (apparent
+ * bytes) is over the limit o->claim_* sets for stored bytes. */
+int bld_claim_check(const struct fmt_build_opts *o, uint64_t claimed,
+		    uint64_t stored, const char *what, struct sk_err *e);
 
 /* Resolves o->prefetch against the tree into t->prefetch. */
 int bld_prefetch_resolve(struct bld_tree *t, const struct fmt_build_opts *o);

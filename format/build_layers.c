@@ -52,6 +52,7 @@ struct fmt_layers {
 					 * prefetch blob copies chunks from it */
 	unsigned int nblobs, cap_blobs, ndict;
 	uint32_t layer;			/* layers applied so far */
+	uint64_t claimed;		/* this layer's regular files' sizes */
 	bool merged;			/* merge(): no more layers */
 	const char *where;		/* member path, for messages */
 };
@@ -398,13 +399,33 @@ static int make_node(struct fmt_layers *l, struct fmt_tar *tar,
 	if ((ret = set_meta(l, n, ent)))
 		return ret;
 	switch (ent->type) {
-	case FMT_TAR_REG:
+	case FMT_TAR_REG: {
+		/* stored: the archive so far and the data this member says
+		 * follows (a stream that ends early fails anyway) */
+		uint64_t data = 0, stored;
+
+		for (size_t i = 0; i < ent->nsegs; i++)
+			data += ent->segs[i].len;	/* the tar reader checked the sum */
+		if (__builtin_add_overflow(fmt_tar_archive_bytes(tar), data, &stored))
+			stored = UINT64_MAX;
+		if (__builtin_add_overflow(l->claimed, ent->size, &l->claimed))
+			l->claimed = UINT64_MAX;
+		if ((ret = bld_claim_check(&l->o, l->claimed, stored,
+					   "the layer's files", l->err))) {
+			/* name the member that went over */
+			char m[sizeof(l->err->msg)];
+
+			snprintf(m, sizeof(m), "%s", l->err->msg);
+			sk_err_set(l->err, "%s: %s", ent->path, m);
+			return ret;
+		}
 		n->size = ent->size;
 		l->stats.files++;
 		l->stats.file_bytes += n->size;
 		if (n->size)
 			return bld_data_tar_file(l->data, n, tar, ent);
 		return 0;
+	}
 	case FMT_TAR_SYMLINK: {
 		size_t len = strlen(ent->link);
 
@@ -639,6 +660,7 @@ int fmt_layers_apply(struct fmt_layers *l, struct fmt_tar *tar, int blob_fd,
 		return -EINVAL;
 	}
 	l->layer++;
+	l->claimed = 0;
 	ret = bld_data_begin_blob(l->data, l->nblobs, blob_fd);
 	if (ret)
 		return ret;

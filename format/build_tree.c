@@ -262,6 +262,7 @@ static int fill_node(struct walker *w, struct bld_node *n, const struct stat *st
 	case S_IFREG:
 		n->size = (uint64_t)st->st_size;
 		n->sparse = (uint64_t)st->st_blocks * 512 < n->size;
+		w->t->stored += SK_MIN((uint64_t)st->st_blocks * 512, n->size);
 		n->path = strdup(w->path);
 		if (!n->path)
 			return -ENOMEM;

@@ -6,6 +6,29 @@
 
 #include "build_int.h"
 
+int bld_claim_check(const struct fmt_build_opts *o, uint64_t claimed,
+		    uint64_t stored, const char *what, struct sk_err *e)
+{
+	uint64_t min = o->claim_min ? o->claim_min : FMT_CLAIM_MIN_DEFAULT;
+	uint64_t ratio = o->claim_ratio ? o->claim_ratio : FMT_CLAIM_RATIO_DEFAULT;
+	uint64_t limit;
+	char c[32], s[32], m[32];
+
+	if (min == FMT_CLAIM_NONE)
+		return 0;
+	if (__builtin_mul_overflow(stored, ratio, &limit))
+		limit = UINT64_MAX;
+	if (claimed <= SK_MAX(limit, min))
+		return 0;
+	sk_human_size(claimed, c, sizeof(c));
+	sk_human_size(stored, s, sizeof(s));
+	sk_human_size(min, m, sizeof(m));
+	sk_err_set(e, "%s claim %s (%llu bytes) of file size for %s stored: over the limit of %llu times what is stored, at least %s",
+		   what, c, (unsigned long long)claimed, s,
+		   (unsigned long long)ratio, m);
+	return -EDQUOT;
+}
+
 int fmt_build(const char *srcdir, const struct fmt_build_opts *o, int blob_fd,
 	      struct fmt_build_result *res, struct sk_err *e)
 {
@@ -21,6 +44,9 @@ int fmt_build(const char *srcdir, const struct fmt_build_opts *o, int blob_fd,
 	t.stats = &res->stats;
 	t.err = e;
 	ret = bld_walk(&t, srcdir);
+	if (!ret)
+		ret = bld_claim_check(o, res->stats.file_bytes, t.stored,
+				      "the tree's files", e);
 	if (!ret)
 		ret = bld_prefetch_resolve(&t, o);
 	if (!ret)

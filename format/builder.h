@@ -27,6 +27,11 @@ struct fmt_build_stats {
 	uint64_t prefetch_files;	/* list entries found as regular files */
 };
 
+/* Claim limits (fmt_build_opts.claim_*): defaults and "no limit". */
+#define FMT_CLAIM_MIN_DEFAULT	(16ull << 30)
+#define FMT_CLAIM_RATIO_DEFAULT	16u
+#define FMT_CLAIM_NONE		UINT64_MAX
+
 struct fmt_build_opts {
 	unsigned int chunk_bits;	/* 12..26 */
 	int compress;			/* SKIFF_COMP_NONE or SKIFF_COMP_ZSTD */
@@ -39,6 +44,17 @@ struct fmt_build_opts {
 	 * are missing or not regular files are skipped. */
 	const char *const *prefetch;
 	size_t nprefetch;
+	/*
+	 * What files may claim beyond what is stored: a hole costs nothing
+	 * to send but a chunk index in the bootstrap. The regular files of
+	 * one tar layer (of the whole tree for fmt_build) may claim at most
+	 * max(claim_min, claim_ratio x stored) bytes of apparent size
+	 * together; stored is the layer's tar bytes (the tree's allocated
+	 * file bytes). More fails with -EDQUOT. 0: FMT_CLAIM_*_DEFAULT;
+	 * claim_min FMT_CLAIM_NONE: no limit.
+	 */
+	uint64_t claim_min;
+	uint64_t claim_ratio;
 	/* Called from the building thread now and then, and once at the end. */
 	void (*progress)(void *ctx, const struct fmt_build_stats *s, int final);
 	void *progress_ctx;

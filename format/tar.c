@@ -46,7 +46,7 @@ struct fmt_tar {
 	bool oeof;
 	struct sk_sha256_ctx hin, hout;
 	bool hashing;
-	uint64_t in_bytes;
+	uint64_t in_bytes, out_bytes;	/* from the source, from fill_out */
 
 	/* extended header state for the next member */
 	char *x_path, *x_link;		/* PAX path/linkpath or GNU L/K */
@@ -215,6 +215,7 @@ static int fill_out(struct fmt_tar *t)
 	}
 	if (t->olen)
 		sk_sha256_update(&t->hout, t->out, t->olen);
+	t->out_bytes += t->olen;
 	return 0;
 }
 
@@ -1288,6 +1289,11 @@ enum fmt_tar_comp fmt_tar_compression(const struct fmt_tar *t)
 uint64_t fmt_tar_stream_bytes(const struct fmt_tar *t)
 {
 	return t->in_bytes;
+}
+
+uint64_t fmt_tar_archive_bytes(const struct fmt_tar *t)
+{
+	return t->out_bytes - (t->olen - t->opos);
 }
 
 const char *fmt_tar_error(const struct fmt_tar *t)

@@ -101,6 +101,9 @@ void fmt_tar_digests(struct fmt_tar *t, uint8_t stream[SK_SHA256_LEN],
 enum fmt_tar_comp fmt_tar_compression(const struct fmt_tar *t);
 /* Bytes read from the source so far (for progress). */
 uint64_t fmt_tar_stream_bytes(const struct fmt_tar *t);
+/* Bytes of the (uncompressed) archive parsed so far: after
+ * fmt_tar_next(), up to the end of the member's header. */
+uint64_t fmt_tar_archive_bytes(const struct fmt_tar *t);
 const char *fmt_tar_error(const struct fmt_tar *t);
 void fmt_tar_close(struct fmt_tar *t);
 

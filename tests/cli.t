@@ -69,4 +69,20 @@ t_ok "an empty tree builds (no blob at all)" "$SKIFF" build -q "$T/empty" "$T/ei
 t_ok "... and checks ok" "$SKIFF" check "$T/eimg"
 t_is "... with zero blobs" "$("$SKIFF" inspect --json "$T/eimg" | jq '.blobs | length')" 0
 
+# a tree whose files claim far more than they hold: 4 KiB of data in a
+# 1 TiB sparse file
+mkdir -p "$T/holes"
+printf 'data' >"$T/holes/big"
+truncate -s 1T "$T/holes/big"
+t_fails "a tree with a 1 TiB sparse file holding 4 KiB is refused" \
+	"$SKIFF" build -q -c 64M "$T/holes" "$T/himg"
+t_grep "... saying what it claims and which option raises the limit" \
+	"the tree's files claim 1\.0 TiB .* over the limit .*\(--max-expansion RATIO\[,SIZE\] raises" "$T/.out"
+t_fails "... and a bad --max-expansion is named" \
+	"$SKIFF" build -q --max-expansion 16,x "$T/holes" "$T/himg"
+t_grep "... with what it takes" "--max-expansion 16,x: need RATIO\[,SIZE\]" "$T/.out"
+t_ok "--max-expansion 1,2T builds it" "$SKIFF" build -q -c 64M --max-expansion 1,2T "$T/holes" "$T/himg"
+t_ok "... and so does --max-expansion off" "$SKIFF" build -q -c 64M --max-expansion off "$T/holes" "$T/himg"
+t_ok "... an image skiff check verifies" "$SKIFF" check "$T/himg"
+
 done_testing

@@ -520,12 +520,11 @@ static void test_rejects(void)
 
 /* ---------------- layer merge ---------------- */
 
-/* Applies the archives as layers and returns the bootstrap. */
-static int merge(struct ar *layers, int n, void **bs, size_t *bslen, char *err,
-		 size_t errlen)
+/* Applies the archives as layers with options o and returns the
+ * bootstrap. */
+static int merge_opts(const struct fmt_build_opts *o, struct ar *layers, int n,
+		      void **bs, size_t *bslen, char *err, size_t errlen)
 {
-	struct fmt_build_opts o = { .chunk_bits = 12, .compress = SKIFF_COMP_NONE,
-				    .threads = 1 };
 	struct fmt_layers *l;
 	struct fmt_build_result res;
 	struct fmt_layers_slot *slots;
@@ -533,7 +532,7 @@ static int merge(struct ar *layers, int n, void **bs, size_t *bslen, char *err,
 	struct sk_err e = { { 0 } };
 	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC), ret;
 
-	ret = fmt_layers_new(&l, &o, &e);
+	ret = fmt_layers_new(&l, o, &e);
 	for (int i = 0; !ret && i < n; i++) {
 		struct mem m = { layers[i].buf, layers[i].len, 0, 0 };
 		struct fmt_tar_src s = { mem_read, &m };
@@ -556,6 +555,15 @@ static int merge(struct ar *layers, int n, void **bs, size_t *bslen, char *err,
 	fmt_layers_free(l);
 	close(fd);
 	return ret;
+}
+
+static int merge(struct ar *layers, int n, void **bs, size_t *bslen, char *err,
+		 size_t errlen)
+{
+	struct fmt_build_opts o = { .chunk_bits = 12, .compress = SKIFF_COMP_NONE,
+				    .threads = 1 };
+
+	return merge_opts(&o, layers, n, bs, bslen, err, errlen);
 }
 
 static int exists(struct fmt_bs *bs, const char *path, uint32_t fmt)
@@ -636,6 +644,113 @@ static void test_merge(void)
 	free(buf);
 	for (int i = 0; i < 3; i++)
 		free(l[i].buf);
+}
+
+/* ---------------- claimed sizes ---------------- */
+
+/* A layer of one PAX 0.1 sparse file: 10 KiB of data at 0, real size
+ * `real`; then (count - 1) more like it. */
+static void sparse_layer(struct ar *a, uint64_t real, int count)
+{
+	static uint8_t data[10240];
+	char recs[256], kv[64];
+
+	memset(a, 0, sizeof(*a));
+	memset(data, 'x', sizeof(data));
+	for (int i = 0; i < count; i++) {
+		char name[16];
+
+		recs[0] = 0;
+		rec(recs, "GNU.sparse.map=0,10240");
+		snprintf(kv, sizeof(kv), "GNU.sparse.realsize=%llu", (unsigned long long)real);
+		rec(recs, kv);
+		pax(a, recs);
+		snprintf(name, sizeof(name), "big%d", i);
+		member(a, name, '0', data, sizeof(data), NULL);
+	}
+	end(a);
+}
+
+static void test_claims(void)
+{
+	struct fmt_build_opts o = { .chunk_bits = 26, .compress = SKIFF_COMP_NONE,
+				    .threads = 1 };
+	struct fmt_bs bs;
+	struct fmt_inode ino;
+	struct ar a;
+	void *buf = NULL;
+	size_t len;
+	char err[512];
+	int ret;
+
+	/* a 12 KiB layer claiming 1 TiB: refused before a chunk index is
+	 * made (at 4 KiB chunks that would be 2 GiB of them) */
+	sparse_layer(&a, 1ull << 40, 1);
+	o.chunk_bits = 12;
+	ret = merge_opts(&o, &a, 1, &buf, &len, err, sizeof(err));
+	ok(ret == -EDQUOT && !buf &&
+	   strstr(err, "big0: the layer's files claim 1.0 TiB (1099511627776 bytes) of file size for 11.5 KiB stored: over the limit of 16 times what is stored, at least 16.0 GiB"),
+	   "a 12 KiB layer claiming 1 TiB is refused by default (%s)", err);
+	free(buf);
+	buf = NULL;
+	/* allowed when the limit is raised (64 MiB chunks: 16384 indexes) */
+	o.chunk_bits = 26;
+	o.claim_min = 2ull << 40;
+	ret = merge_opts(&o, &a, 1, &buf, &len, err, sizeof(err));
+	if (ret == 0 && !fmt_bs_open(&bs, buf, len)) {
+		ok(!fmt_bs_resolve(&bs, "/big0", &ino) && ino.size == 1ull << 40,
+		   "... allowed with the limit raised to 2 TiB");
+		fmt_bs_close(&bs);
+	} else {
+		ok(0, "... allowed with the limit raised to 2 TiB (%s)", err);
+	}
+	free(buf);
+	buf = NULL;
+	o.claim_min = FMT_CLAIM_NONE;
+	ret = merge_opts(&o, &a, 1, &buf, &len, err, sizeof(err));
+	ok(ret == 0, "... and with no limit (%s)", err);
+	free(buf);
+	buf = NULL;
+	free(a.buf);
+
+	/* a sparse 1 GiB file is within the default limit, however little
+	 * the layer stores */
+	o.claim_min = 0;
+	sparse_layer(&a, 1ull << 30, 1);
+	ret = merge_opts(&o, &a, 1, &buf, &len, err, sizeof(err));
+	ok(ret == 0, "a 12 KiB layer with a sparse 1 GiB file passes by default (%s)", err);
+	free(buf);
+	buf = NULL;
+	free(a.buf);
+
+	/* the ratio: each file stores 11.5 KiB of tar (headers and data);
+	 * with a 256 KiB floor and 16 times, files of 150 KiB pass, files
+	 * of 200 KiB pass the floor once and then go over, and the error
+	 * names the file that did */
+	o.claim_min = 256 << 10;
+	o.claim_ratio = 16;
+	sparse_layer(&a, 150 << 10, 3);
+	ret = merge_opts(&o, &a, 1, &buf, &len, err, sizeof(err));
+	ok(ret == 0, "3 x 150 KiB claimed in 3 x 11.5 KiB of tar: within 16 times (%s)", err);
+	free(buf);
+	buf = NULL;
+	free(a.buf);
+	sparse_layer(&a, 200 << 10, 3);
+	ret = merge_opts(&o, &a, 1, &buf, &len, err, sizeof(err));
+	ok(ret == -EDQUOT && strstr(err, "big1: the layer's files claim 400.0 KiB (409600 bytes) of file size for 23.0 KiB stored"),
+	   "3 x 200 KiB claimed: the second file goes over 16 times (%s)", err);
+	free(buf);
+	buf = NULL;
+	/* the limit is per layer: each layer is judged by its own bytes */
+	o.claim_ratio = 20;
+	{
+		struct ar two[2] = { a, a };
+
+		ret = merge_opts(&o, two, 2, &buf, &len, err, sizeof(err));
+		ok(ret == 0, "... within 20 times, two such layers pass (%s)", err);
+	}
+	free(buf);
+	free(a.buf);
 }
 
 /* ---------------- the prefetch blob ---------------- */
@@ -781,6 +896,7 @@ int main(void)
 	test_sparse();
 	test_rejects();
 	test_merge();
+	test_claims();
 	test_prefetch_blob();
 	return done_testing();
 }
