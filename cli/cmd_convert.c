@@ -44,6 +44,7 @@ static const char convert_usage[] =
 "                         one path a line (or a trace from `skiff trace stop`);\n"
 "                         their chunks are copied, in list order, into one\n"
 "                         more blob, read first\n"
+CLI_BUILD_USAGE_MAX_EXPANSION
 "  -q, --quiet            no progress or summary\n"
 "  -h, --help             this help\n"
 "\n"
@@ -399,6 +400,7 @@ static int parse_opts(int argc, char **argv, struct conv_opts *o)
 		{ "chunk-dict", required_argument, NULL, 'D' },
 		{ "tag", required_argument, NULL, 'T' },
 		{ "prefetch-list", required_argument, NULL, 'F' },
+		CLI_BUILD_OPT_MAX_EXPANSION,
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_REG_OPTIONS,
@@ -567,7 +569,8 @@ int cmd_convert(int argc, char **argv)
 	if (pc.tty && !o.quiet)
 		fputs("\r\033[K", stderr);
 	if (ret) {
-		cli_err("convert %s: %s", argv[optind], e.msg[0] ? e.msg : strerror(-ret));
+		cli_err("convert %s: %s%s", argv[optind], e.msg[0] ? e.msg : strerror(-ret),
+			cli_build_hint(ret));
 	} else if (!o.quiet) {
 		const struct fmt_build_stats *s = &res.stats;
 		char a[32], b[32], c[32], d[32];
@@ -590,6 +593,8 @@ int cmd_convert(int argc, char **argv)
 	for (unsigned int i = 0; lbs && i <= m.nlayers; i++)	/* + prefetch blob */
 		if (lbs[i].handle)
 			dst->ops->blob_abort(dst, lbs[i].handle);
+	if (ret && dst && dst->ops->discard)
+		dst->ops->discard(dst);
 	free(lbs);
 	free(slots);
 	free(res.bootstrap);

@@ -85,6 +85,9 @@ struct cli_conv_dst_ops {
 	int (*add_image)(struct cli_conv_dst *d, const struct be_image *img,
 			 const char *config_json, const char *annotations,
 			 struct sk_err *e);
+	/* Optional, after a failed conversion (before destroy): removes what
+	 * the target made that nothing else can use. */
+	void (*discard)(struct cli_conv_dst *d);
 	void (*destroy)(struct cli_conv_dst *d);
 };
 
@@ -98,8 +101,10 @@ struct cli_conv_dst {
 /* oci:DIR[:TAG] (or DIR[:TAG]) as a source: an OCI image layout. */
 int cli_conv_oci_src(const char *ref, struct cli_conv_src **out,
 		     struct sk_err *e);
-/* oci:DIR[:TAG] as a target, the layout created when missing; tag, when
- * not NULL, overrides the reference's. */
+/* oci:DIR[:TAG] as a target, the layout created when missing (and
+ * removed by discard, with the directories made for it, as long as no
+ * image was added to it meanwhile); tag, when not NULL, overrides the
+ * reference's. */
 int cli_conv_oci_dst(const char *ref, const char *tag,
 		     struct cli_conv_dst **out, struct sk_err *e);
 

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "../backend/remote.h"
 
 /* "oci:DIR[:TAG]" or "DIR[:TAG]" */
@@ -185,7 +187,33 @@ int cli_conv_oci_src(const char *ref, struct cli_conv_src **out,
 struct oci_dst {
 	struct cli_conv_dst base;
 	struct be_store store;
+	/* the layout did not exist: discard removes it; made is the
+	 * topmost directory created for it ("" when the directory was
+	 * there, empty or not a layout) */
+	bool fresh;
+	char made[PATH_MAX];
+	/* blobs this conversion put in place (fresh layouts only) */
+	char (*blobs)[SK_HEX_LEN + 1];
+	size_t nblobs, capblobs;
 };
+
+/* Notes a blob put in a fresh layout, for discard. A failure to note
+ * it only means discard leaves it (and so the layout) behind. */
+static void note_blob(struct oci_dst *d, const char *hex)
+{
+	if (!d->fresh)
+		return;
+	if (d->nblobs == d->capblobs) {
+		size_t nc = d->capblobs ? d->capblobs * 2 : 16;
+		char (*nb)[SK_HEX_LEN + 1] = realloc(d->blobs, nc * sizeof(*nb));
+
+		if (!nb)
+			return;
+		d->blobs = nb;
+		d->capblobs = nc;
+	}
+	snprintf(d->blobs[d->nblobs++], SK_HEX_LEN + 1, "%s", hex);
+}
 
 struct oci_tmp {
 	int fd;
@@ -227,6 +255,8 @@ static int dst_blob_commit(struct cli_conv_dst *cd, void *handle,
 	if (ret) {
 		sk_err_set(e, "%s: writing blob %s: %s", d->store.root, hex, strerror(-ret));
 		unlink(t->path);
+	} else {
+		note_blob(d, hex);
 	}
 	free(t);
 	return ret;
@@ -279,8 +309,10 @@ static int dst_have_blob(struct cli_conv_dst *cd, const char *hex,
 	be_store_blob_path(&d->store, hex, p, sizeof(p));
 	if (stat(p, &st) == 0 && (uint64_t)st.st_size == size)
 		return 0;
-	if (link(local_path, p) == 0)
+	if (link(local_path, p) == 0) {
+		note_blob(d, hex);
 		return 0;
+	}
 	if (errno != EXDEV && errno != EPERM && errno != EEXIST) {
 		ret = -errno;
 		sk_err_set(e, "%s: linking %s: %s", d->store.root, local_path, strerror(errno));
@@ -299,6 +331,8 @@ static int dst_have_blob(struct cli_conv_dst *cd, const char *hex,
 	if (ret) {
 		unlink(tmp);
 		sk_err_set(e, "%s: copying %s: %s", d->store.root, local_path, strerror(-ret));
+	} else {
+		note_blob(d, hex);
 	}
 	return ret;
 }
@@ -311,6 +345,8 @@ static int dst_put(struct cli_conv_dst *cd, const void *buf, size_t len,
 
 	if (ret)
 		sk_err_set(e, "%s: writing a blob: %s", d->store.root, strerror(-ret));
+	else
+		note_blob(d, hex);
 	return ret;
 }
 
@@ -325,8 +361,90 @@ static int dst_add_image(struct cli_conv_dst *cd, const struct be_image *img,
 	return be_store_add_image_config(&d->store, &i, config_json, annotations, e);
 }
 
+/* Drops p's trailing slashes and, with up, its last component: false
+ * when nothing (or only "/") is left. */
+static bool trim_parent(char *p, bool up)
+{
+	size_t n = strlen(p);
+
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	if (up) {
+		while (n > 0 && p[n - 1] != '/')
+			p[--n] = '\0';
+		while (n > 1 && p[n - 1] == '/')
+			p[--n] = '\0';
+	}
+	return n > 0 && strcmp(p, "/");
+}
+
+/* Whether the layout's index.json still lists no image: nothing else
+ * has been added to the layout since it was made. */
+static bool index_empty(const struct oci_dst *d)
+{
+	char p[PATH_MAX];
+	void *buf;
+	size_t len;
+	json_t *j, *m;
+	bool empty;
+
+	if (sk_path_join(p, sizeof(p), d->store.root, "index.json") ||
+	    sk_read_file(p, CLI_CONV_JSON_MAX, &buf, &len))
+		return false;
+	j = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	m = json_object_get(j, "manifests");
+	empty = json_is_array(m) && json_array_size(m) == 0;
+	json_decref(j);
+	return empty;
+}
+
+static void rm_in(const struct oci_dst *d, const char *rel, bool dir)
+{
+	char p[PATH_MAX];
+
+	if (!sk_path_join(p, sizeof(p), d->store.root, rel))
+		(void)(dir ? rmdir(p) : unlink(p));
+}
+
+/*
+ * A failed conversion into a layout it made: the blobs it put there, the
+ * layout's files, and the directories made for it go. Only rmdir(2)
+ * removes directories, so whatever someone else put there meanwhile
+ * stays (and with it the directories holding it); a layout that lists
+ * an image by now is someone else's too and is left whole.
+ */
+static void dst_discard(struct cli_conv_dst *cd)
+{
+	struct oci_dst *d = (struct oci_dst *)cd;
+	char p[PATH_MAX];
+
+	if (!d->fresh || !index_empty(d))
+		return;
+	for (size_t i = 0; i < d->nblobs; i++) {
+		be_store_blob_path(&d->store, d->blobs[i], p, sizeof(p));
+		unlink(p);
+	}
+	rm_in(d, "oci-layout", false);
+	rm_in(d, "index.json", false);
+	rm_in(d, "blobs/sha256", true);
+	rm_in(d, "blobs", true);
+	if (!d->made[0])
+		return;
+	/* the layout's directory, then its parents up to the first one made */
+	snprintf(p, sizeof(p), "%s", d->store.root);
+	while (trim_parent(p, false)) {
+		bool top = !strcmp(p, d->made);
+
+		if (rmdir(p) < 0 || top)
+			break;
+		trim_parent(p, true);
+	}
+}
+
 static void dst_destroy(struct cli_conv_dst *cd)
 {
+	free(((struct oci_dst *)cd)->blobs);
 	free(cd);
 }
 
@@ -337,8 +455,29 @@ static const struct cli_conv_dst_ops oci_dst_ops = {
 	.have_blob = dst_have_blob,
 	.put = dst_put,
 	.add_image = dst_add_image,
+	.discard = dst_discard,
 	.destroy = dst_destroy,
 };
+
+/* Before the layout is opened: whether it exists, and which directory
+ * opening it will make first (the topmost missing one of dir's path). */
+static void find_made(struct oci_dst *d, const char *dir)
+{
+	char p[PATH_MAX], oci[PATH_MAX];
+	struct stat st;
+
+	d->fresh = !(sk_path_join(oci, sizeof(oci), dir, "oci-layout") == 0 &&
+		     stat(oci, &st) == 0);
+	d->made[0] = '\0';
+	if (!d->fresh || strlen(dir) >= sizeof(p))
+		return;
+	snprintf(p, sizeof(p), "%s", dir);
+	while (trim_parent(p, false) && stat(p, &st) < 0 && errno == ENOENT) {
+		snprintf(d->made, sizeof(d->made), "%s", p);
+		if (!trim_parent(p, true))
+			break;
+	}
+}
 
 int cli_conv_oci_dst(const char *ref, const char *tag,
 		     struct cli_conv_dst **out, struct sk_err *e)
@@ -353,6 +492,8 @@ int cli_conv_oci_dst(const char *ref, const char *tag,
 	ret = split_ref(ref, dir, sizeof(dir), d->base.tag, sizeof(d->base.tag), e);
 	if (!ret && tag)
 		snprintf(d->base.tag, sizeof(d->base.tag), "%s", tag);
+	if (!ret)
+		find_made(d, dir);
 	if (!ret)
 		ret = be_store_open(&d->store, dir, 1, e);
 	if (ret) {

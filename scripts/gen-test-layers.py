@@ -13,7 +13,9 @@ layouts holding the same image:
   OUTDIR/ref  every layer gzip-compressed (for a reference unpacker)
   OUTDIR/mix  layers plain, gzip and zstd, OCI and Docker media types
 
-OUTDIR/many: 30 layers of one file each; OUTDIR/multi: tag "multi", a Docker manifest list naming mix's image for
+OUTDIR/many: 30 layers of one file each; OUTDIR/huge and OUTDIR/claim:
+layers no conversion may take as they are (a PAX sparse file of 2^64 - 7
+bytes; 10 KiB of tar claiming a 1 TiB sparse file); OUTDIR/multi: tag "multi", a Docker manifest list naming mix's image for
 linux/amd64 and extra's for linux/arm64; and OUTDIR/extra (a Docker
 schema 2 manifest): what common unpackers do not take, checked on its own:
 a layer that leaves out parent directories and carries a
@@ -192,6 +194,16 @@ def extra_layer():
     l.write()
 
 
+def sparse_claim(name, real, stored=10240):
+    """A PAX 0.1 sparse file of real bytes whose stored data is the first
+    `stored` bytes: a layer of about stored + 2 KiB of tar."""
+    l = Layer(name, tarfile.PAX_FORMAT)
+    l.add("claim", data=data(stored, 7), pax={
+        "GNU.sparse.map": "0,%d" % stored,
+        "GNU.sparse.realsize": str(real)})
+    l.write()
+
+
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 
@@ -307,6 +319,10 @@ def main():
         l.write()
         many.append(l.name)
     write_layout(os.path.join(OUT, "many"), many, ["gzip"] * len(many))
+    sparse_claim("hostile-huge.tar", (1 << 64) - 7, stored=5)
+    write_layout(os.path.join(OUT, "huge"), ["hostile-huge.tar"], ["tar"])
+    sparse_claim("hostile-claim.tar", 1 << 40)
+    write_layout(os.path.join(OUT, "claim"), ["hostile-claim.tar"], ["gzip"])
 
 
 main()

@@ -204,10 +204,38 @@ printf '\x00' | dd of="$bad/blobs/sha256/$lay" bs=1 seek=40 conv=notrunc status=
 t_fails "a damaged gzip layer fails" "$SKIFF" convert -q "oci:$bad:test" "oci:$T/o-bad:x"
 t_grep "... saying which layer" "layer 2" "$T/.out"
 t_fails "... and tags nothing" "$SKIFF" inspect "$T/o-bad:x"
+t_ok "... and leaves no layout behind" test ! -e "$T/o-bad"
 t_fails "a missing tag fails" "$SKIFF" convert -q "oci:$G/mix:nope" "oci:$T/o-bad:x"
 t_grep "... saying so" "no image tagged nope" "$T/.out"
 t_fails "a skiff image is no source" "$SKIFF" convert -q "oci:$OUT:mix" "oci:$T/o-bad:x"
 t_grep "... saying so" "not a tar layer .already a skiff image" "$T/.out"
 t_fails "docker:// is not yet a source" "$SKIFF" convert -q "docker://127.0.0.1:1/x:y" "oci:$T/o-bad:x"
+
+# sizes no honest layer has: refused, and nothing left behind, not even
+# the directories made for the target
+t_fails "a PAX sparse file of 2^64 - 7 bytes fails" \
+	"$SKIFF" convert -q "oci:$G/huge:test" "oci:$T/o-huge/a/b:x"
+t_grep "... saying why" "layer 1 .*: claim: file size 18446744073709551609 is too large" "$T/.out"
+t_ok "... and leaves no directory behind" test ! -e "$T/o-huge"
+t_fails "10 KiB of tar claiming a 1 TiB sparse file fails" \
+	"$SKIFF" convert -q "oci:$G/claim:test" "oci:$T/o-claim:x"
+t_grep "... saying what it claims and stores" \
+	"claim: the layer's files claim 1\.0 TiB \(1099511627776 bytes\) of file size for 11\.5 KiB stored: over the limit of 16 times what is stored, at least 16\.0 GiB" "$T/.out"
+t_grep "... and which option raises the limit" "\(--max-expansion RATIO\[,SIZE\] raises the limit" "$T/.out"
+t_ok "... leaving no layout behind" test ! -e "$T/o-claim"
+mkdir "$T/o-empty"
+t_fails "... into an empty directory" "$SKIFF" convert -q "oci:$G/claim:test" "oci:$T/o-empty:x"
+t_is "... which stays, empty" "$(ls -A "$T/o-empty" | wc -l)" 0
+nb=$(ls "$OUT/blobs/sha256" | wc -l)
+t_fails "... into a layout that holds images" "$SKIFF" convert -q "oci:$G/claim:test" "oci:$OUT:claim"
+t_is "... which keeps every blob" "$(ls "$OUT/blobs/sha256" | wc -l)" "$nb"
+t_ok "... and its images" "$SKIFF" check "$OUT:mix"
+t_ok "with --max-expansion 16,2T it converts" \
+	"$SKIFF" convert -q --max-expansion 16,2T "oci:$G/claim:test" "oci:$T/o-claim:x"
+"$SKIFF" ls "$T/o-claim:x" / >"$T/ls.out"
+t_grep "... to a 1 TiB file" " 1099511627776 .* claim$" "$T/ls.out"
+t_ok "... that skiff check verifies" "$SKIFF" check "$T/o-claim:x"
+t_fails "--max-expansion 0 is no ratio" "$SKIFF" convert -q --max-expansion 0 "oci:$G/claim:test" "oci:$T/o-x:x"
+t_grep "... saying what is" "need RATIO\[,SIZE\]" "$T/.out"
 
 done_testing
