@@ -28,6 +28,9 @@ struct endpoint {
 	char base[600];		/* scheme://host[:port][/prefix], no trailing / */
 	char headers[BE_MIRROR_HEADERS][512];
 	unsigned int nheaders;
+	/* the origin's "insecure" (its API may live on another name than
+	 * the configuration's key); mirrors' come from the configuration
+	 * by URL, see reg_insecure */
 	bool insecure;
 	bool mirror;
 	_Atomic uint64_t down_until_ms;	/* a failed mirror rests */
