@@ -456,7 +456,11 @@ static int prepare(struct be_http *h, struct xfer *x, const char *url,
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
+	/* waiting for a connection to multiplex on pays only where HTTP/2
+	 * can come (TLS, by ALPN); over plain http curl would queue a
+	 * request behind another still being answered, and a stalled
+	 * answer would then stall every request to that host */
+	curl_easy_setopt(c, CURLOPT_PIPEWAIT, strncmp(url, "https://", 8) ? 0L : 1L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);

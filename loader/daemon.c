@@ -1199,6 +1199,24 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 	return 0;
 }
 
+void ld_daemon_free_images(struct ld_daemon *d)
+{
+	while (d->images) {
+		struct ld_image *im = d->images;
+
+		d->images = im->next;
+		pthread_mutex_lock(&d->lock);
+		for (unsigned int i = 0; i < im->nblobs; i++)
+			if (im->blobs[i])
+				im->blobs[i] = file_put(d, im->blobs[i]);
+		ld_trace_free(im);
+		pthread_mutex_unlock(&d->lock);
+		for (unsigned int i = 0; i < im->nblobs; i++)
+			file_close(d, im->blobs[i]);
+		ld_image_put(d, im);
+	}
+}
+
 int ld_state_save(struct ld_daemon *d)
 {
 	json_t *arr = json_array();

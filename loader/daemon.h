@@ -192,6 +192,10 @@ void ld_image_hold(struct ld_image *im);
 void ld_image_put(struct ld_daemon *d, struct ld_image *im);
 /* Writes the registered images to work_dir/images.json. */
 int ld_state_save(struct ld_daemon *d);
+/* At exit, once the frontend (d->fe NULL) and the pools are gone: frees
+ * every image, its cache files and their sources. images.json is left as
+ * it is, so the next start registers them again. */
+void ld_daemon_free_images(struct ld_daemon *d);
 int ld_state_restore(struct ld_daemon *d);
 /* One entry of images.json, as ld_state_parse() found it: strings point
  * into the parsed document; `bad` when id or ref is missing or a field

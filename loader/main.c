@@ -384,5 +384,10 @@ int main(int argc, char **argv)
 	if (d.images)
 		ld_log(&d, LD_LOG_WARN, "images still mounted: their uncached reads fail or read zeros until skiffd runs again");
 	d.fe->ops->destroy(d.fe);
+	d.fe = NULL;
+	/* nothing runs now; freeing what is left lets a leak checker
+	 * see the daemon's real leaks */
+	ld_daemon_free_images(&d);
+	be_config_free(&d.cfg.backend);	/* the sources used it until now */
 	return 0;
 }
