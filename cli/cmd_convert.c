@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -151,86 +150,31 @@ static int resolve_manifest(struct cli_conv_src *src, const char *platform,
 	return ret;
 }
 
-/* Whether a config's os/architecture[/variant] is platform. */
-static bool config_platform(json_t *j, const char *platform, char *have,
-			    size_t havelen)
-{
-	const char *os = json_string_value(json_object_get(j, "os"));
-	const char *arch = json_string_value(json_object_get(j, "architecture"));
-	const char *var = json_string_value(json_object_get(j, "variant"));
-
-	snprintf(have, havelen, "%s/%s", os ? os : "?", arch ? arch : "?");
-	if (!strcmp(have, platform))
-		return true;
-	if (var)
-		snprintf(have + strlen(have), havelen - strlen(have), "/%s", var);
-	return !strcmp(have, platform);
-}
-
 /* The source config (kept for the target) and its diff ids; with
  * platform set, the image must be of that platform. */
 static int load_config(struct cli_conv_src *src, const struct be_manifest *m,
 		       const char *platform, char **text,
 		       char (**diff_ids)[SK_HEX_LEN + 1], struct sk_err *e)
 {
-	char have[160];
 	char *buf;
 	size_t len;
-	json_t *j, *ids;
-	json_error_t je;
 	int ret = src->ops->blob(src, m->config.hex, CLI_CONV_JSON_MAX, &buf, &len, e);
 
 	if (ret)
 		return ret;
-	if ((ret = check_digest(buf, len, m->config.hex, "image config", e))) {
-		free(buf);
-		return ret;
-	}
-	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	ids = json_object_get(json_object_get(j, "rootfs"), "diff_ids");
-	if (!json_is_object(j) || !json_is_array(ids) ||
-	    json_array_size(ids) != m->nlayers) {
-		sk_err_set(e, "image config: %s", !json_is_object(j) ? je.text :
-			   "rootfs.diff_ids does not list one digest per layer");
-		ret = -EINVAL;
-		goto out;
-	}
-	if (platform && !config_platform(j, platform, have, sizeof(have))) {
-		sk_err_set(e, "the image is for %s, not %s", have, platform);
-		ret = -ENOENT;
-		goto out;
-	}
-	*diff_ids = calloc(m->nlayers + 1, sizeof(**diff_ids));
-	if (!*diff_ids) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (unsigned int i = 0; i < m->nlayers; i++) {
-		const char *s = json_string_value(json_array_get(ids, i));
-		uint8_t bin[SK_SHA256_LEN];
-
-		if (!s || strncmp(s, "sha256:", 7) || strlen(s) != 7 + SK_HEX_LEN ||
-		    sk_unhex(s + 7, SK_HEX_LEN, bin)) {
-			sk_err_set(e, "image config: bad diff id %u", i);
-			free(*diff_ids);
-			*diff_ids = NULL;
-			ret = -EINVAL;
-			goto out;
-		}
-		sk_hex(bin, sizeof(bin), (*diff_ids)[i]);
-	}
+	ret = check_digest(buf, len, m->config.hex, "image config", e);
+	if (!ret)
+		ret = cli_conv_config_parse(buf, len, m->nlayers, platform, diff_ids, e);
 	/* the target store parses it as a C string */
-	*text = malloc(len + 1);
-	if (!*text) {
+	if (!ret && !(*text = malloc(len + 1))) {
 		free(*diff_ids);
 		*diff_ids = NULL;
 		ret = -ENOMEM;
-		goto out;
 	}
-	memcpy(*text, buf, len);
-	(*text)[len] = '\0';
-out:
-	json_decref(j);
+	if (!ret) {
+		memcpy(*text, buf, len);
+		(*text)[len] = '\0';
+	}
 	free(buf);
 	return ret;
 }

@@ -98,6 +98,15 @@ struct cli_conv_dst {
 	char note[256];		/* after add_image: added to the summary */
 };
 
+/* The source image's config (buf, untrusted): its rootfs.diff_ids must
+ * name nlayers sha256 digests, and with platform set (os/arch[/variant])
+ * its os and architecture must be that. 0 and *diff_ids (nlayers + 1
+ * entries, lowercase hex, the last ""; free()), or -errno, a message in
+ * e and *diff_ids NULL. No I/O (convert_config.c). */
+int cli_conv_config_parse(const char *buf, size_t len, unsigned int nlayers,
+			  const char *platform,
+			  char (**diff_ids)[SK_HEX_LEN + 1], struct sk_err *e);
+
 /* oci:DIR[:TAG] (or DIR[:TAG]) as a source: an OCI image layout. */
 int cli_conv_oci_src(const char *ref, struct cli_conv_src **out,
 		     struct sk_err *e);
