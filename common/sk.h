@@ -61,7 +61,7 @@ int sk_path_join(char *out, size_t outlen, const char *a, const char *b);
 void sk_sha256(const void *buf, size_t len, uint8_t out[SK_SHA256_LEN]);
 void sk_hex(const uint8_t *bin, size_t len, char *out /* 2*len+1 */);
 int sk_unhex(const char *hex, size_t hexlen, uint8_t *out);
-/* Parses sizes such as 4096, 64K, 1M, 2G, 1T. */
+/* Parses sizes such as 4096, 64K, 1M, 2G. */
 int sk_parse_size(const char *s, uint64_t *out);
 void sk_human_size(uint64_t v, char *out, size_t outlen);
 double sk_now(void);		/* monotonic seconds */

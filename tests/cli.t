@@ -81,7 +81,7 @@ t_grep "... saying what it claims and which option raises the limit" \
 t_fails "... and a bad --max-expansion is named" \
 	"$SKIFF" build -q --max-expansion 16,x "$T/holes" "$T/himg"
 t_grep "... with what it takes" "--max-expansion 16,x: need RATIO\[,SIZE\]" "$T/.out"
-t_ok "--max-expansion 1,2T builds it" "$SKIFF" build -q -c 64M --max-expansion 1,2T "$T/holes" "$T/himg"
+t_ok "--max-expansion 1,2048G builds it" "$SKIFF" build -q -c 64M --max-expansion 1,2048G "$T/holes" "$T/himg"
 t_ok "... and so does --max-expansion off" "$SKIFF" build -q -c 64M --max-expansion off "$T/holes" "$T/himg"
 t_ok "... an image skiff check verifies" "$SKIFF" check "$T/himg"
 

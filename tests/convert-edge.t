@@ -230,8 +230,8 @@ nb=$(ls "$OUT/blobs/sha256" | wc -l)
 t_fails "... into a layout that holds images" "$SKIFF" convert -q "oci:$G/claim:test" "oci:$OUT:claim"
 t_is "... which keeps every blob" "$(ls "$OUT/blobs/sha256" | wc -l)" "$nb"
 t_ok "... and its images" "$SKIFF" check "$OUT:mix"
-t_ok "with --max-expansion 16,2T it converts" \
-	"$SKIFF" convert -q --max-expansion 16,2T "oci:$G/claim:test" "oci:$T/o-claim:x"
+t_ok "with --max-expansion 16,2048G it converts" \
+	"$SKIFF" convert -q --max-expansion 16,2048G "oci:$G/claim:test" "oci:$T/o-claim:x"
 "$SKIFF" ls "$T/o-claim:x" / >"$T/ls.out"
 t_grep "... to a 1 TiB file" " 1099511627776 .* claim$" "$T/ls.out"
 t_ok "... that skiff check verifies" "$SKIFF" check "$T/o-claim:x"
