@@ -372,7 +372,7 @@ static int fetch_token(struct be_reg *r, const struct be_challenge *c,
 	 * plain-http path, may have an anonymous token at most */
 	if (r->creds && !be_realm_trusted(origin(r)->base, r->host,
 					  be_config_host(r->cfg, r->host), c->realm)) {
-		sk_err_set(e, "%s: credentials not sent to token realm \"%.200s\" (%s); if that service is meant to have them, list it in \"token_realms\" of registry \"%s\" (skiffd.json \"backend\", \"registries\")",
+		sk_err_set(e, "%s: credentials not sent to token realm \"%.200s\" (%s); if that service is meant to have them, list it in \"token_realms\" of registry \"%s\" (skiffd.json \"backend\", \"registries\"; skiff push and convert: --token-realm)",
 			   r->host, c->realm,
 			   !strncmp(c->realm, "http://", 7) && !strncmp(origin(r)->base, "https://", 8) ?
 			   "plain http from an https registry" : "not the registry's host",

@@ -41,6 +41,18 @@ int cli_reg_opt(int c, const char *arg, struct cli_reg_opts *o)
 			return -1;
 		}
 		return 1;
+	case CLI_OPT_TOKEN_REALM:
+		if (o->ntoken_realms >= BE_TOKEN_REALMS) {
+			cli_err("--token-realm: at most %d", BE_TOKEN_REALMS);
+			return -1;
+		}
+		if ((strncmp(arg, "https://", 8) && strncmp(arg, "http://", 7)) ||
+		    strlen(arg) >= sizeof(o->token_realms[0])) {
+			cli_err("--token-realm %s: need an http(s) URL", arg);
+			return -1;
+		}
+		strcpy(o->token_realms[o->ntoken_realms++], arg);
+		return 1;
 	case CLI_OPT_UPLOAD_CHUNK:
 		if (sk_parse_size(arg, &o->upload_chunk) || o->upload_chunk < 4096 ||
 		    o->upload_chunk > (1ull << 30)) {
@@ -60,6 +72,8 @@ int cli_reg_open(struct cli_reg_opts *o, const struct be_ref *ref, bool push,
 	snprintf(o->hc.host, sizeof(o->hc.host), "%s", ref->host);
 	o->hc.plain_http = o->plain_http;
 	o->hc.insecure = o->insecure;
+	memcpy(o->hc.token_realms, o->token_realms, sizeof(o->hc.token_realms));
+	o->hc.ntoken_realms = o->ntoken_realms;
 	o->cfg.hosts = &o->hc;
 	o->cfg.nhosts = 1;
 	return be_reg_open(&o->cfg, ref->host, ref->repo, push, NULL, NULL, out, e);

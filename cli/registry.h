@@ -21,6 +21,7 @@ enum {
 	CLI_OPT_CA_FILE,
 	CLI_OPT_DOCKER_CONFIG,
 	CLI_OPT_UPLOAD_CHUNK,	/* push: --chunk-size, convert: --upload-chunk-size */
+	CLI_OPT_TOKEN_REALM,
 };
 
 /* Entries of a command's struct option table. */
@@ -28,7 +29,8 @@ enum {
 	{ "plain-http", no_argument, NULL, CLI_OPT_PLAIN_HTTP }, \
 	{ "insecure", no_argument, NULL, CLI_OPT_INSECURE }, \
 	{ "ca-file", required_argument, NULL, CLI_OPT_CA_FILE }, \
-	{ "docker-config", required_argument, NULL, CLI_OPT_DOCKER_CONFIG }
+	{ "docker-config", required_argument, NULL, CLI_OPT_DOCKER_CONFIG }, \
+	{ "token-realm", required_argument, NULL, CLI_OPT_TOKEN_REALM }
 
 /* Their lines of a usage text. */
 #define CLI_REG_USAGE \
@@ -37,7 +39,10 @@ enum {
 "      --ca-file FILE     CA certificates to verify the registry (and its\n" \
 "                         token service) with\n" \
 "      --docker-config FILE  credentials file (default $DOCKER_CONFIG/config.json\n" \
-"                         or ~/.docker/config.json)\n"
+"                         or ~/.docker/config.json)\n" \
+"      --token-realm URL  a token service on another host that may have the\n" \
+"                         credentials (repeatable; its own host's and Docker\n" \
+"                         Hub's are trusted already)\n"
 
 /*
  * The options as given, and the configuration a client is opened with.
@@ -49,6 +54,9 @@ struct cli_reg_opts {
 	struct be_host_cfg hc;
 	bool plain_http, insecure;
 	uint64_t upload_chunk;		/* 0: one request per blob */
+	/* --token-realm: realms trusted with the credentials */
+	char token_realms[BE_TOKEN_REALMS][512];
+	unsigned int ntoken_realms;
 };
 
 void cli_reg_opts_init(struct cli_reg_opts *o);

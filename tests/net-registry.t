@@ -88,6 +88,12 @@ t_fails "push to it with credentials fails" "$SKIFF" push --ca-file "$CA/ca.crt"
 t_grep "... naming the realm, why, and the key that would trust it" \
 	"credentials not sent to token realm \"http://127.0.0.1:$hport/token\" \(plain http from an https registry\).*token_realms" "$T/.out"
 t_is "... the realm saw no request" "$(curl -s "http://127.0.0.1:$hport/_log" | wc -l)" 0
+t_fails "with --token-realm naming it, the push asks it" "$SKIFF" push --ca-file "$CA/ca.crt" \
+	--token-realm "http://127.0.0.1:$hport/token" \
+	--docker-config "$T/down.json" "$T/img:a" "docker://127.0.0.1:$dport/skiff/edge:v1"
+t_grep "... (a stand-in: it has no token to give)" "token service answered HTTP 404" "$T/.out"
+t_is "... and sent it the credentials" \
+	"$(curl -s "http://127.0.0.1:$hport/_log" | jq -r 'select(.path | startswith("/token")) | .auth')" "Basic $auth"
 
 # an OCI index of two platforms: linux/amd64 is image a, linux/arm64 image b
 cp -a "$SRC" "$T/src2"
