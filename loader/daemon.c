@@ -55,6 +55,16 @@ static int copy_str(char *dst, size_t len, json_t *v, const char *key,
 	return 0;
 }
 
+/* A size: a number of bytes, or a string like "100M". */
+static int json_size(json_t *v, uint64_t *out)
+{
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	return json_is_string(v) ? sk_parse_size(json_string_value(v), out) : -EINVAL;
+}
+
 /* "prefetch": { "threads": N, "bandwidth": bytes/s or "100M", "on_mount": bool } */
 static int prefetch_config(struct ld_config *c, json_t *o, struct sk_err *e)
 {
@@ -76,10 +86,7 @@ static int prefetch_config(struct ld_config *c, json_t *o, struct sk_err *e)
 		} else if (!strcmp(key, "bandwidth")) {
 			uint64_t bw;
 
-			if (json_is_integer(v) && json_integer_value(v) >= 0) {
-				bw = (uint64_t)json_integer_value(v);
-			} else if (!json_is_string(v) ||
-				   sk_parse_size(json_string_value(v), &bw)) {
+			if (json_size(v, &bw)) {
 				sk_err_set(e, "\"prefetch.bandwidth\" must be bytes per second, "
 					   "a number or a string like \"100M\"");
 				return -EINVAL;
@@ -182,13 +189,7 @@ int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e)
 		} else if (!strcmp(key, "max_bootstrap_size")) {
 			uint64_t sz;
 
-			if (json_is_integer(v) && json_integer_value(v) >= 0) {
-				sz = (uint64_t)json_integer_value(v);
-			} else if (!json_is_string(v) ||
-				   sk_parse_size(json_string_value(v), &sz)) {
-				sz = 0;
-			}
-			if (sz < 4096 || sz > (4ull << 30)) {
+			if (json_size(v, &sz) || sz < 4096 || sz > (4ull << 30)) {
 				sk_err_set(e, "\"max_bootstrap_size\" must be 4096 bytes to 4 GiB, "
 					   "a number or a string like \"512M\"");
 				ret = -EINVAL;

@@ -18,13 +18,6 @@ BS=$(jq -r .bootstrap <<<"$json")
 BLOB=$(jq -r '.blobs[0].id' <<<"$json")
 MAN=$(jq -r .manifest <<<"$json")
 
-# flip FILE OFFSET: inverts one byte in place
-flip() {
-	local b
-	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-	printf "\\x$(printf %02x $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # damaged NAME: a fresh copy of the image to damage
 damaged() {
 	rm -rf "$T/$1"
@@ -32,18 +25,7 @@ damaged() {
 	echo "$T/$1"
 }
 
-# resign LAYOUT: after the bootstrap changed, point manifest and index at
-# its new digest, so that only the bootstrap's structure is left to judge.
-resign() {
-	local l=$1 nbs nman
-	nbs=$(sha256sum "$l/blobs/sha256/$BS" | cut -d' ' -f1)
-	mv "$l/blobs/sha256/$BS" "$l/blobs/sha256/$nbs"
-	sed "s/$BS/$nbs/" "$l/blobs/sha256/$MAN" >"$l/man.tmp"
-	nman=$(sha256sum "$l/man.tmp" | cut -d' ' -f1)
-	rm "$l/blobs/sha256/$MAN"
-	mv "$l/man.tmp" "$l/blobs/sha256/$nman"
-	sed -i "s/$MAN/$nman/" "$l/index.json"
-}
+resign() { resign_bootstrap "$1" "$BS" "$MAN"; }
 
 l=$(damaged bs-flip)
 flip "$l/blobs/sha256/$BS" 5000

@@ -167,6 +167,34 @@ umount_image() {
 	return 0
 }
 
+# flip FILE OFFSET: inverts one byte in place
+flip() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\x$(printf %02x $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# remanifest LAYOUT MAN SED: edits manifest MAN (hex) of LAYOUT with the
+# sed expression SED and points the index at its new digest
+remanifest() {
+	local l=$1 man=$2 nman
+	sed "$3" "$l/blobs/sha256/$man" >"$l/man.tmp"
+	nman=$(sha256sum "$l/man.tmp" | cut -d' ' -f1)
+	rm "$l/blobs/sha256/$man"
+	mv "$l/man.tmp" "$l/blobs/sha256/$nman"
+	sed -i "s/$man/$nman/" "$l/index.json"
+}
+
+# resign_bootstrap LAYOUT BS MAN: after bootstrap BS (hex) of LAYOUT
+# changed, names it by its new digest in manifest MAN and the index, so
+# that only the bootstrap's structure is left to judge
+resign_bootstrap() {
+	local l=$1 nbs
+	nbs=$(sha256sum "$l/blobs/sha256/$2" | cut -d' ' -f1)
+	mv "$l/blobs/sha256/$2" "$l/blobs/sha256/$nbs"
+	remanifest "$l" "$3" "s/$2/$nbs/"
+}
+
 # Manifest digest of an image: what reproducibility is judged by.
 manifest_of() {
 	"$SKIFF" inspect --json "$1" | sed -n 's/.*"manifest": "\([0-9a-f]*\)".*/\1/p'

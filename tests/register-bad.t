@@ -21,13 +21,6 @@ json=$("$SKIFF" inspect --json "$IMG:t")
 BS=$(jq -r .bootstrap <<<"$json")
 MAN=$(jq -r .manifest <<<"$json")
 
-# flip FILE OFFSET: inverts one byte in place
-flip() {
-	local b
-	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-	printf "\\x$(printf %02x $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # damaged NAME: a fresh copy of the image to damage
 damaged() {
 	rm -rf "$T/$1"
@@ -35,25 +28,7 @@ damaged() {
 	echo "$T/$1"
 }
 
-# remanifest LAYOUT SED: edits the manifest with SED and points the index
-# at its new digest
-remanifest() {
-	local l=$1 nman
-	sed "$2" "$l/blobs/sha256/$MAN" >"$l/man.tmp"
-	nman=$(sha256sum "$l/man.tmp" | cut -d' ' -f1)
-	rm "$l/blobs/sha256/$MAN"
-	mv "$l/man.tmp" "$l/blobs/sha256/$nman"
-	sed -i "s/$MAN/$nman/" "$l/index.json"
-}
-
-# resign LAYOUT: after the bootstrap changed, point manifest and index at
-# its new digest, so that only the bootstrap's structure is left to judge
-resign() {
-	local l=$1 nbs
-	nbs=$(sha256sum "$l/blobs/sha256/$BS" | cut -d' ' -f1)
-	mv "$l/blobs/sha256/$BS" "$l/blobs/sha256/$nbs"
-	remanifest "$l" "s/$BS/$nbs/"
-}
+resign() { resign_bootstrap "$1" "$BS" "$MAN"; }
 
 MNT=$T/mnt
 mkdir -p "$MNT"
@@ -89,7 +64,7 @@ else
 fi
 
 l=$(damaged huge)
-remanifest "$l" "s/\"digest\":\"sha256:$BS\",\"mediaType\":\"application\/vnd.skiff.bootstrap.v1.erofs\",\"size\":[0-9]*/\"digest\":\"sha256:$BS\",\"mediaType\":\"application\/vnd.skiff.bootstrap.v1.erofs\",\"size\":1099511627776/"
+remanifest "$l" "$MAN" "s/\"digest\":\"sha256:$BS\",\"mediaType\":\"application\/vnd.skiff.bootstrap.v1.erofs\",\"size\":[0-9]*/\"digest\":\"sha256:$BS\",\"mediaType\":\"application\/vnd.skiff.bootstrap.v1.erofs\",\"size\":1099511627776/"
 if grep -q 1099511627776 "$l"/blobs/sha256/*; then
 	rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$server/status")
 	bad_mount "a manifest claiming a 1 TiB bootstrap" "$l" "1099511627776 bytes, over max_bootstrap_size"

@@ -37,17 +37,7 @@
 /* the parser lives in the skiff binary, not in the library: take it as
  * the binary does */
 #include "../../cli/convert_config.c"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                        \
-	do {                                                            \
-		if (!(c)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n",    \
-				__FILE__, __LINE__, #c);                \
-			abort();                                        \
-		}                                                       \
-	} while (0)
+#include "fuzz.h"
 
 static bool hex64(const char *h)
 {

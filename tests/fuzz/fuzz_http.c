@@ -21,17 +21,7 @@
 #include <string.h>
 
 #include "../../loader/http.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                        \
-	do {                                                            \
-		if (!(c)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n",    \
-				__FILE__, __LINE__, #c);                \
-			abort();                                        \
-		}                                                       \
-	} while (0)
+#include "fuzz.h"
 
 static bool inside(const char *p, size_t n, const char *lo, size_t len)
 {

@@ -25,17 +25,7 @@
 #include <strings.h>
 
 #include "../../backend/remote.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                        \
-	do {                                                            \
-		if (!(c)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n",    \
-				__FILE__, __LINE__, #c);                \
-			abort();                                        \
-		}                                                       \
-	} while (0)
+#include "fuzz.h"
 
 static bool terminated(const char *s, size_t len)
 {

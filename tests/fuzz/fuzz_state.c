@@ -12,17 +12,7 @@
 #include <string.h>
 
 #include "../../loader/daemon.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                        \
-	do {                                                            \
-		if (!(c)) {                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n",    \
-				__FILE__, __LINE__, #c);                \
-			abort();                                        \
-		}                                                       \
-	} while (0)
+#include "fuzz.h"
 
 static int entry(void *ctx, const struct ld_state_ent *ent)
 {
