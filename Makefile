@@ -86,11 +86,21 @@ $(BA)/tests/%: $(BA)/tests/unit/%.o $(BA)/libskiff.a
 $(BA)/skiffd: $(BA)/loader/main.o $(BA)/libskiff.a
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-# libFuzzer targets (clang), sanitized
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | $(SETUP_STAMP)
+# libFuzzer targets (clang), sanitized; the library is compiled once for
+# all of them (instrumented for coverage, not linked with the fuzzer)
+BF := $(B)/fuzz-lib
+FUZZ_FLAGS := -O1 -g -fsanitize=address,undefined
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BF)/%.o)
+$(BF)/%.o: %.c | $(SETUP_STAMP)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(STD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined \
-		$(PKG_CFLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS)
+	$(CLANG) $(STD) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) \
+		-pthread -MMD -MP -c -o $@ $<
+$(BF)/libskiff.a: $(FUZZ_LIB_OBJS)
+	$(AR) rcs $@ $^
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BF)/libskiff.a | $(SETUP_STAMP)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(STD) $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer \
+		$(PKG_CFLAGS) -o $@ $< $(BF)/libskiff.a $(LDLIBS)
 
 demo: all
 	@./scripts/demo.sh
