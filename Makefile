@@ -28,14 +28,17 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 ALL_CFLAGS = $(STD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -pthread -MMD -MP
 LDLIBS = $(PKG_LIBS) -pthread
 
-LIB_SRCS := $(wildcard common/*.c format/*.c backend/*.c) \
-	$(filter-out loader/main.c,$(wildcard loader/*.c))
+# the skiff command links only BASE (no daemon code); skiffd and the tests
+# link everything
+BASE_SRCS := $(wildcard common/*.c format/*.c backend/*.c ctl/*.c)
+LIB_SRCS := $(BASE_SRCS) $(filter-out loader/main.c,$(wildcard loader/*.c))
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS := tests/treecmp.c
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
+BASE_OBJS := $(BASE_SRCS:%.c=$(B)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 ASAN_LIB_OBJS := $(LIB_SRCS:%.c=$(BA)/%.o)
@@ -59,8 +62,10 @@ $(B)/%.o: %.c | $(SETUP_STAMP)
 
 $(B)/libskiff.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^
+$(B)/libskiff-base.a: $(BASE_OBJS)
+	$(AR) rcs $@ $^
 
-$(B)/skiff: $(CLI_OBJS) $(B)/libskiff.a
+$(B)/skiff: $(CLI_OBJS) $(B)/libskiff-base.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/skiffd: $(B)/loader/main.o $(B)/libskiff.a

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "../format/ondisk.h"
-#include "../loader/http.h"
+#include "../ctl/ctl.h"
 
 #define DEFAULT_SOCKET "/run/skiff/skiffd.sock"
 #define API_TIMEOUT_MS 60000
@@ -63,8 +63,8 @@ static int api(const char *sock, const char *method, const char *path,
 	int status = 0, ret;
 	json_t *j;
 
-	ret = ld_http_call(sock, method, path, req, req ? strlen(req) : 0,
-			   API_TIMEOUT_MS, &status, &resp, &rlen);
+	ret = ctl_call(sock, method, path, req, req ? strlen(req) : 0,
+		       API_TIMEOUT_MS, &status, &resp, &rlen);
 	free(req);
 	if (ret == -ENOENT || ret == -ECONNREFUSED) {
 		cli_err("skiffd is not running (no socket at %s)", sock);
@@ -79,7 +79,7 @@ static int api(const char *sock, const char *method, const char *path,
 	if (status != 200) {
 		const char *msg = json_string_value(json_object_get(j, "error"));
 
-		cli_err("skiffd: %s", msg ? msg : ld_http_reason(status));
+		cli_err("skiffd: %s", msg ? msg : ctl_reason(status));
 		json_decref(j);
 		return -EIO;
 	}

@@ -23,22 +23,22 @@
 #include "daemon.h"
 #include "prefetch.h"
 #include "trace.h"
-#include "http.h"
+#include "../ctl/ctl.h"
 
 #define LOAD(x) atomic_load(&(x))
 
 /* Answers with j and drops our reference to it. */
-static void reply(struct ld_http_resp *resp, int status, json_t *j)
+static void reply(struct ctl_resp *resp, int status, json_t *j)
 {
 	/* on failure the helpers leave a bodiless 500, which is the answer */
-	if (!j || ld_http_resp_json(resp, status, j))
+	if (!j || ctl_resp_json(resp, status, j))
 		resp->status = 500;
 	json_decref(j);
 }
 
 #define reply_error(r, code, ...)					\
 	do {								\
-		if (ld_http_resp_error(r, code, __VA_ARGS__))		\
+		if (ctl_resp_error(r, code, __VA_ARGS__))		\
 			(r)->status = 500;				\
 	} while (0)
 
@@ -139,7 +139,7 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 	return j;
 }
 
-static void get_images(struct ld_daemon *d, struct ld_http_resp *resp)
+static void get_images(struct ld_daemon *d, struct ctl_resp *resp)
 {
 	json_t *arr = json_array();
 
@@ -150,8 +150,8 @@ static void get_images(struct ld_daemon *d, struct ld_http_resp *resp)
 	reply(resp, 200, json_pack("{s:o}", "images", arr));
 }
 
-static void post_image(struct ld_daemon *d, const struct ld_http_req *req,
-		       struct ld_http_resp *resp)
+static void post_image(struct ld_daemon *d, const struct ctl_req *req,
+		       struct ctl_resp *resp)
 {
 	json_error_t je;
 	json_t *j = json_loadb(req->body, req->body_len, 0, &je), *devs, *out;
@@ -379,7 +379,7 @@ static void total_sample(char **buf, size_t *len, size_t *cap,
 	metric(buf, len, cap, "%s %llu\n", c->name, total);
 }
 
-static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
+static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 {
 	static const struct counter_def cs[] = {
 #define C(f, n, h) { n, h, offsetof(struct ld_counters, f) }
@@ -466,7 +466,7 @@ static void get_metrics(struct ld_daemon *d, struct ld_http_resp *resp)
  * Called under d->api_lock: nobody unregisters im meanwhile.
  */
 static void image_action(struct ld_daemon *d, const char *rest,
-			 const struct ld_http_req *req, struct ld_http_resp *resp)
+			 const struct ctl_req *req, struct ctl_resp *resp)
 {
 	const char *slash = strchr(rest, '/');
 	char id[128];
@@ -543,8 +543,8 @@ static void image_action(struct ld_daemon *d, const char *rest,
 	json_decref(j);
 }
 
-static void handler(void *ctx, const struct ld_http_req *req,
-		    struct ld_http_resp *resp)
+static void handler(void *ctx, const struct ctl_req *req,
+		    struct ctl_resp *resp)
 {
 	struct ld_daemon *d = ctx;
 	const char *p = req->path;
@@ -597,7 +597,7 @@ static void handler(void *ctx, const struct ld_http_req *req,
 
 int ld_api_start(struct ld_daemon *d, struct sk_err *e)
 {
-	int ret = ld_http_server_start(&d->http, d->cfg.socket_path, handler, d);
+	int ret = ctl_server_start(&d->http, d->cfg.socket_path, handler, d);
 
 	if (ret)
 		sk_err_set(e, "%s", strerror(-ret));
@@ -607,6 +607,6 @@ int ld_api_start(struct ld_daemon *d, struct sk_err *e)
 void ld_api_stop(struct ld_daemon *d)
 {
 	if (d->http)
-		ld_http_server_stop(d->http);
+		ctl_server_stop(d->http);
 	d->http = NULL;
 }

@@ -111,7 +111,7 @@ struct ld_hist {
 void ld_hist_observe(struct ld_hist *h, double seconds);
 
 struct ld_frontend;
-struct ld_http_server;
+struct ctl_server;
 struct ld_prefetcher;
 struct ld_trace;
 
@@ -144,7 +144,7 @@ struct ld_daemon {
 	struct ld_bufs *bufs;		/* fetch buffers kept for reuse */
 	int hold_group, hold_sock;	/* from the holder, or -1 */
 	struct ld_frontend *fe;
-	struct ld_http_server *http;
+	struct ctl_server *http;
 	struct ld_prefetcher *pf;
 	/* on-demand reads being served now: prefetch waits while any is */
 	_Atomic unsigned int ondemand;

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * libFuzzer target for loader/http's parsers. The first input byte picks
- * one (bit 0: request or response parser) and a start line to put before
- * the rest of the input (bits 1-2; 0 for none): without one, a blind
- * fuzzer takes minutes to spell "HTTP/1.1" in the right place and rarely
- * gets past the request line. The buffer is parsed as a pipeline of
- * messages.
+ * libFuzzer target for the control socket's parsers (ctl/). The first
+ * input byte picks one (bit 0: request or response parser) and a start
+ * line to put before the rest of the input (bits 1-2; 0 for none):
+ * without one, a blind fuzzer takes minutes to spell "HTTP/1.1" in the
+ * right place and rarely gets past the request line. The buffer is
+ * parsed as a pipeline of messages.
  *
  * Beyond memory safety (the sanitizers), it aborts when a promise that
  * callers rely on breaks: results are one of the documented codes; a
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../loader/http.h"
+#include "../../ctl/ctl.h"
 #include "fuzz.h"
 
 static bool inside(const char *p, size_t n, const char *lo, size_t len)
@@ -28,10 +28,10 @@ static bool inside(const char *p, size_t n, const char *lo, size_t len)
 	return n == 0 || (p >= lo && n <= len && (size_t)(p - lo) <= len - n);
 }
 
-static void check_headers(const struct ld_http_header *h, size_t n,
+static void check_headers(const struct ctl_header *h, size_t n,
 			  const char *msg, size_t used)
 {
-	CHECK(n <= LD_HTTP_MAX_HEADERS);
+	CHECK(n <= CTL_MAX_HEADERS);
 	for (size_t i = 0; i < n; i++) {
 		CHECK(h[i].name_len > 0);
 		CHECK(inside(h[i].name, h[i].name_len, msg, used));
@@ -44,7 +44,7 @@ static void check_headers(const struct ld_http_header *h, size_t n,
 
 /* Serializes req canonically: one space after each colon, no leading
  * empty lines, the body as it was. */
-static size_t rebuild(const struct ld_http_req *req, char *out)
+static size_t rebuild(const struct ctl_req *req, char *out)
 {
 	size_t n = (size_t)sprintf(out, "%s %s%s%s HTTP/1.%d\r\n", req->method,
 				   req->path, req->query[0] ? "?" : "",
@@ -68,35 +68,35 @@ static size_t rebuild(const struct ld_http_req *req, char *out)
 }
 
 static void check_request(const char *msg, size_t used,
-			  const struct ld_http_req *req)
+			  const struct ctl_req *req)
 {
-	struct ld_http_req *again = malloc(sizeof(*again));
+	struct ctl_req *again = malloc(sizeof(*again));
 	size_t u2 = 0, n;
 	char *canon;
 	int ret;
 
 	CHECK(again);
 	CHECK(used > 0);
-	CHECK(req->method[0] && strlen(req->method) <= LD_HTTP_MAX_METHOD);
+	CHECK(req->method[0] && strlen(req->method) <= CTL_MAX_METHOD);
 	CHECK(req->path[0] == '/');
-	CHECK(strlen(req->path) + strlen(req->query) <= LD_HTTP_MAX_TARGET);
+	CHECK(strlen(req->path) + strlen(req->query) <= CTL_MAX_TARGET);
 	CHECK(req->version_minor == 0 || req->version_minor == 1);
-	CHECK(req->body_len <= LD_HTTP_MAX_BODY);
+	CHECK(req->body_len <= CTL_MAX_BODY);
 	CHECK((req->body == NULL) == (req->body_len == 0));
 	if (req->body_len)
 		CHECK(req->body + req->body_len == msg + used);
 	check_headers(req->headers, req->nheaders, msg, used);
 
-	CHECK(ld_http_parse(msg, used - 1, again, &u2) == -EAGAIN);
-	CHECK(ld_http_parse(msg, used, again, &u2) == 0 && u2 == used);
+	CHECK(ctl_parse_request(msg, used - 1, again, &u2) == -EAGAIN);
+	CHECK(ctl_parse_request(msg, used, again, &u2) == 0 && u2 == used);
 
 	/* generous: ": " may replace ":" on every line */
-	canon = malloc(used + 3 * LD_HTTP_MAX_HEADERS + 64);
+	canon = malloc(used + 3 * CTL_MAX_HEADERS + 64);
 	CHECK(canon);
 	n = rebuild(req, canon);
-	ret = ld_http_parse(canon, n, again, &u2);
+	ret = ctl_parse_request(canon, n, again, &u2);
 	if (ret == -E2BIG) {	/* the added spaces crossed the head limit */
-		CHECK(n - req->body_len > LD_HTTP_MAX_HEAD);
+		CHECK(n - req->body_len > CTL_MAX_HEAD);
 	} else {
 		CHECK(ret == 0 && u2 == n);
 		CHECK(!strcmp(again->method, req->method));
@@ -115,13 +115,13 @@ static void check_request(const char *msg, size_t used,
 
 static void fuzz_requests(const char *buf, size_t len)
 {
-	struct ld_http_req *req = malloc(sizeof(*req));
+	struct ctl_req *req = malloc(sizeof(*req));
 	size_t off = 0;
 
 	CHECK(req);
 	for (;;) {
 		size_t used = 0;
-		int ret = ld_http_parse(buf + off, len - off, req, &used);
+		int ret = ctl_parse_request(buf + off, len - off, req, &used);
 
 		if (ret == 0) {
 			CHECK(used <= len - off);
@@ -140,15 +140,15 @@ static void fuzz_requests(const char *buf, size_t len)
 
 static void fuzz_responses(const char *buf, size_t len)
 {
-	struct ld_http_reply *rep = malloc(sizeof(*rep));
-	struct ld_http_reply *again = malloc(sizeof(*again));
+	struct ctl_reply *rep = malloc(sizeof(*rep));
+	struct ctl_reply *again = malloc(sizeof(*again));
 	size_t off = 0;
 
 	CHECK(rep && again);
 	for (;;) {
 		size_t used = 0, u2 = 0;
 		const char *msg = buf + off;
-		int ret = ld_http_parse_response(msg, len - off, rep, &used);
+		int ret = ctl_parse_response(msg, len - off, rep, &used);
 
 		if (ret != 0) {
 			CHECK(ret == -EAGAIN || ret == -EPROTO ||
@@ -157,13 +157,13 @@ static void fuzz_responses(const char *buf, size_t len)
 		}
 		CHECK(used > 0 && used <= len - off);
 		CHECK(rep->status >= 200 && rep->status <= 599);
-		CHECK(rep->body_len <= LD_HTTP_MAX_RESP_BODY);
+		CHECK(rep->body_len <= CTL_MAX_RESP_BODY);
 		CHECK((rep->body == NULL) == (rep->body_len == 0));
 		if (rep->body_len)
 			CHECK(rep->body + rep->body_len == msg + used);
 		check_headers(rep->headers, rep->nheaders, msg, used);
-		CHECK(ld_http_parse_response(msg, used - 1, again, &u2) == -EAGAIN);
-		CHECK(ld_http_parse_response(msg, used, again, &u2) == 0 &&
+		CHECK(ctl_parse_response(msg, used - 1, again, &u2) == -EAGAIN);
+		CHECK(ctl_parse_response(msg, used, again, &u2) == 0 &&
 		      u2 == used && again->status == rep->status &&
 		      again->body_len == rep->body_len);
 		off += used;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for loader/http: the request and response parsers (good
- * input, each kind of malformed input, every proper prefix), the response
- * helpers, and the server and client talking over a socket in a temporary
- * directory.
+ * Unit tests for ctl/, the control socket: the request and response
+ * parsers (good input, each kind of malformed input, every proper
+ * prefix), the response helpers, and the server and client talking over
+ * a socket in a temporary directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "../../common/sk.h"
-#include "../../loader/http.h"
+#include "../../ctl/ctl.h"
 #include "tap.h"
 
 static char g_tmp[] = "/tmp/skiff-http-XXXXXX";
@@ -38,14 +38,14 @@ static double now_s(void)
 
 /* ------------------------------------------------------------- parser */
 
-static int parse_str(const char *s, struct ld_http_req *req, size_t *used)
+static int parse_str(const char *s, struct ctl_req *req, size_t *used)
 {
-	return ld_http_parse(s, strlen(s), req, used);
+	return ctl_parse_request(s, strlen(s), req, used);
 }
 
 static void test_parse_good(void)
 {
-	static struct ld_http_req req;
+	static struct ctl_req req;
 	const char *v;
 	size_t used, vlen;
 	int ret;
@@ -61,10 +61,10 @@ static void test_parse_good(void)
 		   !strcmp(req.query, ""), "GET: method, path, empty query");
 		ok(req.keep_alive && req.version_minor == 1 && !req.body &&
 		   req.body_len == 0, "GET: HTTP/1.1 keeps alive, no body");
-		v = ld_http_header_find(req.headers, req.nheaders, "host", &vlen);
+		v = ctl_header_find(req.headers, req.nheaders, "host", &vlen);
 		ok(v && vlen == 9 && !memcmp(v, "localhost", 9),
 		   "header lookup ignores case");
-		ok(!ld_http_header_find(req.headers, req.nheaders, "hos", NULL),
+		ok(!ctl_header_find(req.headers, req.nheaders, "hos", NULL),
 		   "header lookup needs the whole name");
 	}
 	{
@@ -95,7 +95,7 @@ static void test_parse_good(void)
 		ret = parse_str(s, &req, &used);
 		ok(ret == 0 && used == strlen(s) - 40 && !strcmp(req.path, "/a") &&
 		   req.body_len == 3, "pipelined: first request (%zu)", used);
-		ret = ld_http_parse(s + used, strlen(s) - used, &req, &used2);
+		ret = ctl_parse_request(s + used, strlen(s) - used, &req, &used2);
 		ok(ret == 0 && used + used2 == strlen(s) && !strcmp(req.path, "/b") &&
 		   !strcmp(req.query, "q") && !req.keep_alive,
 		   "pipelined: second request");
@@ -129,10 +129,10 @@ static void test_parse_good(void)
 		ret = parse_str(s, &req, &used);
 		ok(ret == 0 && used == strlen(s) && !strcmp(req.method, "DELETE"),
 		   "leading empty lines skipped (%d)", ret);
-		v = ld_http_header_find(req.headers, req.nheaders, "x-a", &vlen);
+		v = ctl_header_find(req.headers, req.nheaders, "x-a", &vlen);
 		ok(v && vlen == 3 && !memcmp(v, "v 1", 3),
 		   "value trimmed of surrounding whitespace only");
-		v = ld_http_header_find(req.headers, req.nheaders, "X-EMPTY", &vlen);
+		v = ctl_header_find(req.headers, req.nheaders, "X-EMPTY", &vlen);
 		ok(v && vlen == 0, "empty header value");
 		ok(req.body_len == 5, "equal duplicate Content-Length (0005, 5) accepted");
 	}
@@ -150,8 +150,8 @@ static void test_parse_good(void)
 	}
 	{
 		/* limits: exactly 16 KiB of head and 1 MiB of body are fine */
-		size_t blen = LD_HTTP_MAX_BODY;
-		size_t cap = LD_HTTP_MAX_HEAD + blen + 64;
+		size_t blen = CTL_MAX_BODY;
+		size_t cap = CTL_MAX_HEAD + blen + 64;
 		char *b = malloc(cap);
 		int n, pad;
 
@@ -159,17 +159,17 @@ static void test_parse_good(void)
 			bail_out("out of memory");
 		n = snprintf(b, cap, "PUT /big HTTP/1.1\r\nContent-Length: %zu\r\nX: ",
 			     blen);
-		pad = (int)LD_HTTP_MAX_HEAD - n - 4;
+		pad = (int)CTL_MAX_HEAD - n - 4;
 		memset(b + n, 'a', (size_t)pad);
 		memcpy(b + n + pad, "\r\n\r\n", 4);
-		memset(b + LD_HTTP_MAX_HEAD, 'z', blen);
-		ret = ld_http_parse(b, LD_HTTP_MAX_HEAD + blen, &req, &used);
-		ok(ret == 0 && used == LD_HTTP_MAX_HEAD + blen &&
+		memset(b + CTL_MAX_HEAD, 'z', blen);
+		ret = ctl_parse_request(b, CTL_MAX_HEAD + blen, &req, &used);
+		ok(ret == 0 && used == CTL_MAX_HEAD + blen &&
 		   req.body_len == blen,
 		   "16 KiB head and 1 MiB body at the limits (%d)", ret);
 		/* one byte more of head */
 		memmove(b + n + 1, b + n, (size_t)pad + 4);
-		ret = ld_http_parse(b, LD_HTTP_MAX_HEAD + 1 + blen, &req, &used);
+		ret = ctl_parse_request(b, CTL_MAX_HEAD + 1 + blen, &req, &used);
 		ok(ret == -E2BIG && req.err_status == 431,
 		   "16 KiB + 1 of head is -E2BIG, 431 (%d)", ret);
 		free(b);
@@ -235,11 +235,11 @@ static void test_parse_bad(void)
 		BAD("GET / http/1.1\r\n\r\n", -EINVAL, 400, "lowercase http"),
 		BAD("GET / HTTP/1\r\n\r\n", -EINVAL, 400, "HTTP/1"),
 	};
-	static struct ld_http_req req;
+	static struct ctl_req req;
 	size_t used;
 
 	for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
-		int ret = ld_http_parse(cases[i].s, cases[i].len, &req, &used);
+		int ret = ctl_parse_request(cases[i].s, cases[i].len, &req, &used);
 
 		ok(ret == cases[i].err && req.err_status == cases[i].status &&
 		   req.err_msg, "rejects %s: %d %d (got %d %d)", cases[i].what,
@@ -248,7 +248,7 @@ static void test_parse_bad(void)
 
 	/* limits that need bigger buffers */
 	{
-		char *b = malloc(LD_HTTP_MAX_HEAD + 4096);
+		char *b = malloc(CTL_MAX_HEAD + 4096);
 		size_t n;
 		int ret;
 
@@ -256,45 +256,45 @@ static void test_parse_bad(void)
 			bail_out("out of memory");
 		/* no end of head within 16 KiB */
 		n = (size_t)sprintf(b, "GET / HTTP/1.1\r\n");
-		while (n < LD_HTTP_MAX_HEAD)
+		while (n < CTL_MAX_HEAD)
 			n += (size_t)sprintf(b + n, "X-Pad: 0123456789\r\n");
-		ret = ld_http_parse(b, n, &req, &used);
+		ret = ctl_parse_request(b, n, &req, &used);
 		ok(ret == -E2BIG && req.err_status == 431,
 		   "head without an end beyond 16 KiB: -E2BIG 431 (%d)", ret);
-		ok(ld_http_parse(b, LD_HTTP_MAX_HEAD - 1, &req, &used) == -EAGAIN,
+		ok(ctl_parse_request(b, CTL_MAX_HEAD - 1, &req, &used) == -EAGAIN,
 		   "... but -EAGAIN just below 16 KiB");
 
 		n = (size_t)sprintf(b, "GET / HTTP/1.1\r\n");
-		for (int i = 0; i <= LD_HTTP_MAX_HEADERS; i++)
+		for (int i = 0; i <= CTL_MAX_HEADERS; i++)
 			n += (size_t)sprintf(b + n, "X-%d: y\r\n", i);
 		n += (size_t)sprintf(b + n, "\r\n");
-		ret = ld_http_parse(b, n, &req, &used);
+		ret = ctl_parse_request(b, n, &req, &used);
 		ok(ret == -E2BIG && req.err_status == 431,
-		   "%d headers: -E2BIG 431 (%d)", LD_HTTP_MAX_HEADERS + 1, ret);
+		   "%d headers: -E2BIG 431 (%d)", CTL_MAX_HEADERS + 1, ret);
 		n -= 2 + strlen("X-64: y\r\n");
 		n += (size_t)sprintf(b + n, "\r\n");
-		ok(ld_http_parse(b, n, &req, &used) == 0 &&
-		   req.nheaders == LD_HTTP_MAX_HEADERS, "%d headers are fine",
-		   LD_HTTP_MAX_HEADERS);
+		ok(ctl_parse_request(b, n, &req, &used) == 0 &&
+		   req.nheaders == CTL_MAX_HEADERS, "%d headers are fine",
+		   CTL_MAX_HEADERS);
 
 		n = (size_t)sprintf(b, "GET /");
-		memset(b + n, 'p', LD_HTTP_MAX_TARGET);
-		n += LD_HTTP_MAX_TARGET;
+		memset(b + n, 'p', CTL_MAX_TARGET);
+		n += CTL_MAX_TARGET;
 		n += (size_t)sprintf(b + n, " HTTP/1.1\r\n\r\n");
-		ret = ld_http_parse(b, n, &req, &used);
+		ret = ctl_parse_request(b, n, &req, &used);
 		ok(ret == -E2BIG && req.err_status == 414,
-		   "target over %d bytes: -E2BIG 414 (%d)", LD_HTTP_MAX_TARGET, ret);
+		   "target over %d bytes: -E2BIG 414 (%d)", CTL_MAX_TARGET, ret);
 		n = (size_t)sprintf(b, "GET /?");
-		memset(b + n, 'q', LD_HTTP_MAX_TARGET - 2);
-		n += LD_HTTP_MAX_TARGET - 2;
+		memset(b + n, 'q', CTL_MAX_TARGET - 2);
+		n += CTL_MAX_TARGET - 2;
 		n += (size_t)sprintf(b + n, " HTTP/1.1\r\n\r\n");
-		ret = ld_http_parse(b, n, &req, &used);
-		ok(ret == 0 && strlen(req.query) == LD_HTTP_MAX_TARGET - 2 &&
+		ret = ctl_parse_request(b, n, &req, &used);
+		ok(ret == 0 && strlen(req.query) == CTL_MAX_TARGET - 2 &&
 		   !strcmp(req.path, "/"), "target of exactly %d bytes fits",
-		   LD_HTTP_MAX_TARGET);
+		   CTL_MAX_TARGET);
 		free(b);
 	}
-	ok(ld_http_parse(NULL, 0, &req, &used) == -EAGAIN,
+	ok(ctl_parse_request(NULL, 0, &req, &used) == -EAGAIN,
 	   "empty buffer: -EAGAIN");
 }
 
@@ -306,24 +306,24 @@ static void test_parse_prefixes(void)
 		 "Content-Length: 12\r\nExpect: 100-continue\r\n\r\n{\"a\":[1,2]}\n"),
 		"PUT / HTTP/1.1\r\nX:\r\nY:  \t \r\nContent-Length: 1\r\n\r\nz",
 	};
-	static struct ld_http_req req;
+	static struct ctl_req req;
 
 	for (size_t i = 0; i < SK_ARRAY_SIZE(good); i++) {
 		size_t len = strlen(good[i]), used = 0, bad_at = SIZE_MAX;
 
 		for (size_t n = 0; n < len && bad_at == SIZE_MAX; n++)
-			if (ld_http_parse(good[i], n, &req, &used) != -EAGAIN)
+			if (ctl_parse_request(good[i], n, &req, &used) != -EAGAIN)
 				bad_at = n;
 		ok(bad_at == SIZE_MAX, "request %zu: all %zu proper prefixes give -EAGAIN (first miss %zd)",
 		   i, len, bad_at == SIZE_MAX ? (ssize_t)-1 : (ssize_t)bad_at);
-		ok(ld_http_parse(good[i], len, &req, &used) == 0 && used == len,
+		ok(ctl_parse_request(good[i], len, &req, &used) == 0 && used == len,
 		   "request %zu: whole parses", i);
 	}
 }
 
 static void test_parse_response(void)
 {
-	static struct ld_http_reply rep;
+	static struct ctl_reply rep;
 	static const struct {
 		const char *s;
 		int err;
@@ -352,16 +352,16 @@ static void test_parse_response(void)
 		const char *s = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 				"Content-Length: 2\r\n\r\n{}HTTP/1.1 ...";
 
-		ret = ld_http_parse_response(s, strlen(s), &rep, &used);
+		ret = ctl_parse_response(s, strlen(s), &rep, &used);
 		ok(ret == 0 && rep.status == 200 && used == strlen(s) - 12 &&
 		   rep.body_len == 2 && !memcmp(rep.body, "{}", 2) &&
 		   rep.keep_alive, "response: status, body, consumed (%d)", ret);
-		v = ld_http_header_find(rep.headers, rep.nheaders, "content-type", &vlen);
+		v = ctl_header_find(rep.headers, rep.nheaders, "content-type", &vlen);
 		ok(v && vlen == 16, "response header lookup");
 		size_t total = used;
 
 		for (size_t n = 0; n < total; n++) {
-			if (ld_http_parse_response(s, n, &rep, &used) != -EAGAIN) {
+			if (ctl_parse_response(s, n, &rep, &used) != -EAGAIN) {
 				ok(0, "response prefix %zu is not -EAGAIN", n);
 				break;
 			}
@@ -369,17 +369,17 @@ static void test_parse_response(void)
 				ok(1, "every proper prefix of a response gives -EAGAIN");
 		}
 	}
-	ret = ld_http_parse_response("HTTP/1.1 204 No Content\r\n\r\n", 27, &rep, &used);
+	ret = ctl_parse_response("HTTP/1.1 204 No Content\r\n\r\n", 27, &rep, &used);
 	ok(ret == 0 && rep.status == 204 && used == 27, "204 needs no Content-Length");
 	{
 		const char *s = "HTTP/1.0 404\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
-		ret = ld_http_parse_response(s, strlen(s), &rep, &used);
+		ret = ctl_parse_response(s, strlen(s), &rep, &used);
 	}
 	ok(ret == 0 && rep.status == 404 && !rep.keep_alive,
 	   "status line without a reason, HTTP/1.0 closes (%d)", ret);
 	for (size_t i = 0; i < SK_ARRAY_SIZE(bad); i++) {
-		ret = ld_http_parse_response(bad[i].s, strlen(bad[i].s), &rep, &used);
+		ret = ctl_parse_response(bad[i].s, strlen(bad[i].s), &rep, &used);
 		is_int(ret, bad[i].err, "response rejected: %s", bad[i].what);
 	}
 }
@@ -388,34 +388,34 @@ static void test_parse_response(void)
 
 static void test_resp_helpers(void)
 {
-	struct ld_http_resp resp = { 0 };
+	struct ctl_resp resp = { 0 };
 	json_t *j = json_pack("{s:i,s:s}", "b", 2, "a", "x");
 	int ret;
 
-	ret = ld_http_resp_json(&resp, 201, j);
+	ret = ctl_resp_json(&resp, 201, j);
 	json_decref(j);
 	ok(ret == 0 && resp.status == 201 &&
 	   !strcmp(resp.content_type, "application/json") &&
 	   resp.body_len == 16 && !memcmp(resp.body, "{\"a\":\"x\",\"b\":2}\n", 16),
 	   "resp_json: compact, sorted keys, newline");
-	ret = ld_http_resp_text(&resp, 200, "up %d\n", 7);
+	ret = ctl_resp_text(&resp, 200, "up %d\n", 7);
 	ok(ret == 0 && resp.status == 200 && resp.body_len == 5 &&
 	   !memcmp(resp.body, "up 7\n", 5) &&
 	   !strncmp(resp.content_type, "text/plain", 10),
 	   "resp_text replaces the previous body");
-	ret = ld_http_resp_error(&resp, 404, "no image %s", "caf\xc3\xa9 \xff\xc3(\xed\xa0\x80!");
+	ret = ctl_resp_error(&resp, 404, "no image %s", "caf\xc3\xa9 \xff\xc3(\xed\xa0\x80!");
 	ok(ret == 0 && resp.status == 404 && resp.body &&
 	   !strcmp(resp.body, "{\"error\":\"no image caf\xc3\xa9 \?\?(\?\?\?!\"}\n"),
 	   "resp_error: JSON, stray bytes become '?' (%s)", resp.body ? resp.body : "(null)");
-	ret = ld_http_resp_error(&resp, 400, "quote \" and \\ and \n");
+	ret = ctl_resp_error(&resp, 400, "quote \" and \\ and \n");
 	ok(ret == 0 && !strcmp(resp.body, "{\"error\":\"quote \\\" and \\\\ and \\n\"}\n"),
 	   "resp_error escapes");
-	ret = ld_http_resp_json(&resp, 200, NULL);
+	ret = ctl_resp_json(&resp, 200, NULL);
 	ok(ret == -EINVAL && resp.status == 500 && !resp.body,
 	   "resp_json(NULL) leaves a bodiless 500");
 	free(resp.body);
-	ok(!strcmp(ld_http_reason(404), "Not Found") &&
-	   !strcmp(ld_http_reason(299), "Unknown"), "reason phrases");
+	ok(!strcmp(ctl_reason(404), "Not Found") &&
+	   !strcmp(ctl_reason(299), "Unknown"), "reason phrases");
 }
 
 /* ------------------------------------------------------------- server */
@@ -424,8 +424,8 @@ struct srv_ctx {
 	atomic_int calls;
 };
 
-static void handler(void *ctx, const struct ld_http_req *req,
-		    struct ld_http_resp *resp)
+static void handler(void *ctx, const struct ctl_req *req,
+		    struct ctl_resp *resp)
 {
 	struct srv_ctx *c = ctx;
 
@@ -435,7 +435,7 @@ static void handler(void *ctx, const struct ld_http_req *req,
 		json_t *j = json_pack("{s:s,s:s}", "hello", "world", "query",
 				      req->query);
 
-		if (ld_http_resp_json(resp, 200, j))
+		if (ctl_resp_json(resp, 200, j))
 			diag("resp_json failed");
 		json_decref(j);
 	} else if (!strcmp(req->path, "/echo") && !strcmp(req->method, "POST")) {
@@ -445,22 +445,22 @@ static void handler(void *ctx, const struct ld_http_req *req,
 		json_t *out;
 
 		if (!in) {
-			(void)ld_http_resp_error(resp, 400, "bad JSON: %s", err.text);
+			(void)ctl_resp_error(resp, 400, "bad JSON: %s", err.text);
 			return;
 		}
 		out = json_pack("{s:s,s:o}", "method", req->method, "echo", in);
-		(void)ld_http_resp_json(resp, 200, out);
+		(void)ctl_resp_json(resp, 200, out);
 		json_decref(out);
 	} else if (!strcmp(req->path, "/slow")) {
 		usleep(300 * 1000);
-		(void)ld_http_resp_text(resp, 200, "slow\n");
+		(void)ctl_resp_text(resp, 200, "slow\n");
 	} else if (!strcmp(req->path, "/slower")) {
 		usleep(1000 * 1000);
-		(void)ld_http_resp_text(resp, 200, "slower\n");
+		(void)ctl_resp_text(resp, 200, "slower\n");
 	} else if (!strcmp(req->path, "/nostatus")) {
 		/* the server must not send status 0 */
 	} else {
-		(void)ld_http_resp_error(resp, 404, "no route %s", req->path);
+		(void)ctl_resp_error(resp, 404, "no route %s", req->path);
 	}
 }
 
@@ -483,11 +483,11 @@ static int raw_connect(const char *path)
 
 /* Reads into buf (appending at *len) until it holds a whole response. */
 static int raw_read_reply(int fd, char *buf, size_t cap, size_t *len,
-			  struct ld_http_reply *rep, size_t *used, int timeout_ms)
+			  struct ctl_reply *rep, size_t *used, int timeout_ms)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int ret = ld_http_parse_response(buf, *len, rep, used);
+		int ret = ctl_parse_response(buf, *len, rep, used);
 		ssize_t n;
 
 		if (ret != -EAGAIN)
@@ -512,7 +512,7 @@ static int raw_wait_eof(int fd, int timeout_ms)
 	return recv(fd, &c, 1, 0) <= 0 ? 0 : -EPROTO;
 }
 
-static bool body_has(const struct ld_http_reply *rep, const char *s)
+static bool body_has(const struct ctl_reply *rep, const char *s)
 {
 	return rep->body && memmem(rep->body, rep->body_len, s, strlen(s));
 }
@@ -539,8 +539,8 @@ static void *load_thread(void *p)
 		snprintf(want, sizeof(want),
 			 "{\"echo\":{\"i\":%d,\"t\":%d},\"method\":\"POST\"}\n", i,
 			 a->id);
-		ret = ld_http_call(g_sock, "POST", "/echo", body, strlen(body),
-				   5000, &status, &resp, &rlen);
+		ret = ctl_call(g_sock, "POST", "/echo", body, strlen(body),
+			       5000, &status, &resp, &rlen);
 		if (ret == 0 && status == 200 && rlen == strlen(want) &&
 		    !strcmp(resp, want))
 			a->good++;
@@ -557,8 +557,8 @@ static void *slow_call(void *p)
 	int *status = p;
 	char *resp = NULL;
 
-	if (ld_http_call(g_sock, "GET", "/slow", NULL, 0, 5000, status, &resp,
-			 NULL))
+	if (ctl_call(g_sock, "GET", "/slow", NULL, 0, 5000, status, &resp,
+		     NULL))
 		*status = -1;
 	else if (strcmp(resp, "slow\n"))
 		*status = -2;
@@ -570,22 +570,22 @@ static void *slower_call(void *p)
 {
 	int *status = p;
 
-	if (ld_http_call(g_sock, "GET", "/slower", NULL, 0, 5000, status, NULL,
-			 NULL))
+	if (ctl_call(g_sock, "GET", "/slower", NULL, 0, 5000, status, NULL,
+		     NULL))
 		*status = -1;
 	return NULL;
 }
 
 static void test_server_basic(void)
 {
-	struct ld_http_server *srv = NULL, *srv2 = NULL;
+	struct ctl_server *srv = NULL, *srv2 = NULL;
 	struct srv_ctx ctx = { 0 };
 	struct stat st;
 	char *resp = NULL;
 	size_t rlen = 0;
 	int status = 0, ret;
 
-	ret = ld_http_server_start(&srv, g_sock, handler, &ctx);
+	ret = ctl_server_start(&srv, g_sock, handler, &ctx);
 	if (!is_int(ret, 0, "server starts at %s", g_sock))
 		bail_out("no server");
 	ok(lstat(g_sock, &st) == 0 && S_ISSOCK(st.st_mode) &&
@@ -599,8 +599,8 @@ static void test_server_basic(void)
 		   "no temporary name left behind");
 	}
 
-	ret = ld_http_call(g_sock, "GET", "/hello?x=1", NULL, 0, 2000, &status,
-			   &resp, &rlen);
+	ret = ctl_call(g_sock, "GET", "/hello?x=1", NULL, 0, 2000, &status,
+		       &resp, &rlen);
 	ok(ret == 0 && status == 200 && resp &&
 	   !strcmp(resp, "{\"hello\":\"world\",\"query\":\"x=1\"}\n") &&
 	   rlen == strlen(resp), "GET round trip (%d %d %s)", ret, status,
@@ -611,32 +611,32 @@ static void test_server_basic(void)
 	{
 		const char *body = "{\"name\":\"app\",\"list\":[1,2,3],\"u\":\"\\u00e9\"}";
 
-		ret = ld_http_call(g_sock, "POST", "/echo", body, strlen(body),
-				   2000, &status, &resp, &rlen);
+		ret = ctl_call(g_sock, "POST", "/echo", body, strlen(body),
+			       2000, &status, &resp, &rlen);
 		ok(ret == 0 && status == 200 && resp &&
 		   !strcmp(resp, "{\"echo\":{\"list\":[1,2,3],\"name\":\"app\",\"u\":\"\xc3\xa9\"},\"method\":\"POST\"}\n"),
 		   "POST JSON echoed (%s)", resp ? resp : "");
 		free(resp);
 		resp = NULL;
 	}
-	ret = ld_http_call(g_sock, "POST", "/echo", "{", 1, 2000, &status, &resp, &rlen);
+	ret = ctl_call(g_sock, "POST", "/echo", "{", 1, 2000, &status, &resp, &rlen);
 	ok(ret == 0 && status == 400 && resp && strstr(resp, "\"error\""),
 	   "handler error comes back as 400 JSON");
 	free(resp);
 	resp = NULL;
-	ret = ld_http_call(g_sock, "GET", "/nope", NULL, 0, 2000, &status, NULL, NULL);
+	ret = ctl_call(g_sock, "GET", "/nope", NULL, 0, 2000, &status, NULL, NULL);
 	ok(ret == 0 && status == 404, "404 without asking for the body");
-	ret = ld_http_call(g_sock, "GET", "/nostatus", NULL, 0, 2000, &status, &resp, &rlen);
+	ret = ctl_call(g_sock, "GET", "/nostatus", NULL, 0, 2000, &status, &resp, &rlen);
 	ok(ret == 0 && status == 500, "a handler that sets no status gives 500");
 	free(resp);
 	resp = NULL;
-	ret = ld_http_call(g_sock, "HEAD", "/hello", NULL, 0, 2000, &status, &resp, &rlen);
+	ret = ctl_call(g_sock, "HEAD", "/hello", NULL, 0, 2000, &status, &resp, &rlen);
 	ok(ret == 0 && status == 200 && rlen == 0, "HEAD: status, no body");
 	free(resp);
 	resp = NULL;
 	{
 		/* a body at the limit goes through; one byte more is 413 */
-		size_t n = LD_HTTP_MAX_BODY;
+		size_t n = CTL_MAX_BODY;
 		char *big = malloc(n + 1);
 
 		if (!big)
@@ -644,29 +644,29 @@ static void test_server_basic(void)
 		big[0] = '"';
 		memset(big + 1, 'x', n - 2);
 		big[n - 1] = '"';
-		ret = ld_http_call(g_sock, "POST", "/echo", big, n, 5000, &status,
-				   &resp, &rlen);
+		ret = ctl_call(g_sock, "POST", "/echo", big, n, 5000, &status,
+			       &resp, &rlen);
 		ok(ret == 0 && status == 200 && rlen == n + 26,
 		   "1 MiB body round trip (%d %d %zu)", ret, status, rlen);
 		free(resp);
 		resp = NULL;
-		ret = ld_http_call(g_sock, "POST", "/echo", big, n + 1, 5000,
-				   &status, &resp, &rlen);
+		ret = ctl_call(g_sock, "POST", "/echo", big, n + 1, 5000,
+			       &status, &resp, &rlen);
 		ok(ret == 0 && status == 413, "1 MiB + 1 body: 413 (%d %d)", ret, status);
 		free(resp);
 		resp = NULL;
 		free(big);
 	}
-	ok(ld_http_call(g_sock, "GET", "no-slash", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
-	   ld_http_call(g_sock, "GET", "/a b", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
-	   ld_http_call(g_sock, "G T", "/", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
-	   ld_http_call(g_sock, "GET", "/\r\nX: y", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL,
+	ok(ctl_call(g_sock, "GET", "no-slash", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
+	   ctl_call(g_sock, "GET", "/a b", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
+	   ctl_call(g_sock, "G T", "/", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
+	   ctl_call(g_sock, "GET", "/\r\nX: y", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL,
 	   "client refuses targets and methods that would break the request");
 
 	/* keep-alive and pipelining over one raw connection */
 	{
 		static char buf[8192];
-		struct ld_http_reply rep;
+		struct ctl_reply rep;
 		size_t len = 0, used = 0;
 		int fd = raw_connect(g_sock);
 
@@ -710,7 +710,7 @@ static void test_server_basic(void)
 
 		for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
 			static char buf[4096];
-			struct ld_http_reply rep;
+			struct ctl_reply rep;
 			size_t len = 0, used;
 			int fd = raw_connect(g_sock);
 
@@ -734,7 +734,7 @@ static void test_server_basic(void)
 		ok(idle >= 0 && half >= 0 && raw_send(half, "GET /hel") == 0,
 		   "one idle and one half-sent connection open");
 		t0 = now_s();
-		ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+		ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
 		ok(ret == 0 && status == 200 && now_s() - t0 < 1.0,
 		   "another client is served at once (%.3f s)", now_s() - t0);
 		close(idle);
@@ -774,7 +774,7 @@ static void test_server_basic(void)
 
 			if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
 				_exit(3);
-			ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &st2, &r, NULL);
+			ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &st2, &r, NULL);
 			_exit(ret == 0 && st2 == 403 && r && strstr(r, "root") ? 0 : 1);
 		}
 		waitpid(pid, &ws, 0);
@@ -788,7 +788,7 @@ static void test_server_basic(void)
 
 			if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
 				_exit(3);
-			ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &st2, NULL, NULL);
+			ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &st2, NULL, NULL);
 			_exit(ret == -EACCES ? 0 : 1);
 		}
 		waitpid(pid, &ws, 0);
@@ -799,7 +799,7 @@ static void test_server_basic(void)
 	}
 
 	/* a second server on a live socket, on a non-socket */
-	ret = ld_http_server_start(&srv2, g_sock, handler, &ctx);
+	ret = ctl_server_start(&srv2, g_sock, handler, &ctx);
 	ok(ret == -EADDRINUSE && !srv2, "second server on a live socket: -EADDRINUSE");
 	{
 		char file[300];
@@ -809,7 +809,7 @@ static void test_server_basic(void)
 		fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			close(fd);
-		ret = ld_http_server_start(&srv2, file, handler, &ctx);
+		ret = ctl_server_start(&srv2, file, handler, &ctx);
 		ok(ret == -EEXIST && access(file, F_OK) == 0,
 		   "a regular file at the path is left alone: -EEXIST");
 		unlink(file);
@@ -820,8 +820,8 @@ static void test_server_basic(void)
 		memset(longp, 'l', sizeof(longp) - 1);
 		longp[0] = '/';
 		longp[sizeof(longp) - 1] = '\0';
-		ok(ld_http_server_start(&srv2, longp, handler, &ctx) == -ENAMETOOLONG &&
-		   ld_http_call(longp, "GET", "/", NULL, 0, 100, &status, NULL, NULL) == -ENAMETOOLONG,
+		ok(ctl_server_start(&srv2, longp, handler, &ctx) == -ENAMETOOLONG &&
+		   ctl_call(longp, "GET", "/", NULL, 0, 100, &status, NULL, NULL) == -ENAMETOOLONG,
 		   "path too long for sockaddr_un: -ENAMETOOLONG");
 	}
 
@@ -833,12 +833,12 @@ static void test_server_basic(void)
 		if (pthread_create(&th, NULL, slow_call, &slow_status))
 			bail_out("pthread_create");
 		usleep(100 * 1000);
-		ld_http_server_stop(srv);
+		ctl_server_stop(srv);
 		pthread_join(th, NULL);
 		is_int(slow_status, 200, "a request in flight during stop is answered");
 	}
 	ok(lstat(g_sock, &st) < 0 && errno == ENOENT, "stop unlinks the socket");
-	ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
+	ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
 	ok(ret == -ENOENT || ret == -ECONNREFUSED,
 	   "client without a daemon: -ENOENT or -ECONNREFUSED (%d)", ret);
 }
@@ -847,7 +847,7 @@ static void test_server_basic(void)
 static void test_stale_and_timeouts(void)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct ld_http_server *srv = NULL;
+	struct ctl_server *srv = NULL;
 	struct srv_ctx ctx = { 0 };
 	int fd, ret, status = 0;
 	double t0;
@@ -857,13 +857,13 @@ static void test_stale_and_timeouts(void)
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
 		bail_out("bind: %s", strerror(errno));
 	close(fd);	/* the file stays, nobody listens */
-	ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
+	ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
 	is_int(ret, -ECONNREFUSED, "client on a stale socket: -ECONNREFUSED");
-	ret = ld_http_server_start(&srv, g_sock, handler, &ctx);
+	ret = ctl_server_start(&srv, g_sock, handler, &ctx);
 	ok(ret == 0 &&
-	   ld_http_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL) == 0 &&
+	   ctl_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL) == 0 &&
 	   status == 200, "server replaces a stale socket and serves");
-	ld_http_server_stop(srv);
+	ctl_server_stop(srv);
 	srv = NULL;
 
 	/* a listener that never answers: the client gives up in time */
@@ -872,7 +872,7 @@ static void test_stale_and_timeouts(void)
 	    listen(fd, 4) < 0)
 		bail_out("listen: %s", strerror(errno));
 	t0 = now_s();
-	ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 200, &status, NULL, NULL);
+	ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 200, &status, NULL, NULL);
 	ok(ret == -ETIMEDOUT && now_s() - t0 < 1.0,
 	   "silent server: -ETIMEDOUT after 200 ms (%d, %.3f s)", ret, now_s() - t0);
 	{
@@ -893,7 +893,7 @@ static void test_stale_and_timeouts(void)
 			usleep(200 * 1000);
 			_exit(0);
 		}
-		ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+		ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
 		is_int(ret, -EPROTO, "malformed response: -EPROTO");
 		waitpid(pid, NULL, 0);
 	}
@@ -902,18 +902,18 @@ static void test_stale_and_timeouts(void)
 
 	/* short idle timeout and a single connection slot */
 	{
-		struct ld_http_server_opts opts = { .idle_timeout_ms = 300, .max_conns = 1 };
+		struct ctl_server_opts opts = { .idle_timeout_ms = 300, .max_conns = 1 };
 		static char buf[4096];
-		struct ld_http_reply rep;
+		struct ctl_reply rep;
 		size_t len = 0, used;
 		int idle;
 
-		ret = ld_http_server_start_opts(&srv, g_sock, handler, &ctx, &opts);
+		ret = ctl_server_start_opts(&srv, g_sock, handler, &ctx, &opts);
 		is_int(ret, 0, "server with a 300 ms idle timeout and 1 slot");
 		idle = raw_connect(g_sock);
 		usleep(50 * 1000);
 		t0 = now_s();
-		ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+		ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
 		ok(ret == 0 && status == 200 && now_s() - t0 > 0.15 && now_s() - t0 < 1.0,
 		   "with the only slot idle, the next client waits for the idle timeout, then is served (%d %d %.3f s)",
 		   ret, status, now_s() - t0);
@@ -928,7 +928,7 @@ static void test_stale_and_timeouts(void)
 		if (idle >= 0)
 			close(idle);
 		usleep(50 * 1000);
-		ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+		ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
 		ok(ret == 0 && status == 200, "the slot is free again afterwards");
 		{
 			pthread_t th;
@@ -938,14 +938,14 @@ static void test_stale_and_timeouts(void)
 				bail_out("pthread_create");
 			usleep(100 * 1000);
 			t0 = now_s();
-			ret = ld_http_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
+			ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
 			ok(ret == 0 && status == 503 && now_s() - t0 < 0.9,
 			   "with the only slot busy past the timeout: 503 (%d %d %.3f s)",
 			   ret, status, now_s() - t0);
 			pthread_join(th, NULL);
 			is_int(slower_status, 200, "the busy request completes");
 		}
-		ld_http_server_stop(srv);
+		ctl_server_stop(srv);
 	}
 }
 

@@ -7,7 +7,7 @@
  * malformed Content-Length, Transfer-Encoding): the peer is another local
  * process, possibly hostile, and nothing we talk to needs the leniency.
  */
-#include "http.h"
+#include "ctl.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -65,7 +65,7 @@ static bool ascii_ieq(const char *a, size_t alen, const char *b)
 
 /*
  * Finds the end of the head (just past CRLFCRLF) within the first
- * LD_HTTP_MAX_HEAD bytes, checking on the way what can be checked before
+ * CTL_MAX_HEAD bytes, checking on the way what can be checked before
  * the head is complete: no NUL, CR only before LF, LF only after CR.
  * Empty lines before the start line are skipped (RFC 9112 2.2) and count
  * towards the limit. *start is the start line's offset.
@@ -73,7 +73,7 @@ static bool ascii_ieq(const char *a, size_t alen, const char *b)
 static int scan_head(const char *buf, size_t len, size_t *start,
 		     size_t *head_end)
 {
-	size_t lim = SK_MIN(len, (size_t)LD_HTTP_MAX_HEAD), i = 0;
+	size_t lim = SK_MIN(len, (size_t)CTL_MAX_HEAD), i = 0;
 
 	while (i + 1 < lim && buf[i] == '\r' && buf[i + 1] == '\n')
 		i += 2;
@@ -97,7 +97,7 @@ static int scan_head(const char *buf, size_t len, size_t *start,
 			return 0;
 		}
 	}
-	return len >= LD_HTTP_MAX_HEAD ? -E2BIG : -EAGAIN;
+	return len >= CTL_MAX_HEAD ? -E2BIG : -EAGAIN;
 }
 
 /* What the header fields say about framing and the connection. */
@@ -154,7 +154,7 @@ static void parse_connection(const char *v, size_t n, struct framing *f)
  * empty line. Every line ends in CRLF (scan_head made sure of it).
  */
 static int parse_fields(const char *p, const char *end,
-			struct ld_http_header *hdrs, size_t *nhdrs,
+			struct ctl_header *hdrs, size_t *nhdrs,
 			struct framing *f)
 {
 	*nhdrs = 0;
@@ -189,11 +189,11 @@ static int parse_fields(const char *p, const char *end,
 				return -EINVAL;
 			}
 		}
-		if (*nhdrs == LD_HTTP_MAX_HEADERS) {
+		if (*nhdrs == CTL_MAX_HEADERS) {
 			f->why = "too many header fields";
 			return -E2BIG;
 		}
-		hdrs[*nhdrs] = (struct ld_http_header){
+		hdrs[*nhdrs] = (struct ctl_header){
 			.name = name, .name_len = name_len,
 			.value = v, .value_len = (size_t)(ve - v),
 		};
@@ -229,7 +229,7 @@ static int parse_fields(const char *p, const char *end,
 	return 0;
 }
 
-static int req_fail(struct ld_http_req *req, int err, int status,
+static int req_fail(struct ctl_req *req, int err, int status,
 		    const char *why)
 {
 	req->err_status = status;
@@ -238,7 +238,7 @@ static int req_fail(struct ld_http_req *req, int err, int status,
 }
 
 static int parse_request_line(const char *p, const char *eol,
-			      struct ld_http_req *req)
+			      struct ctl_req *req)
 {
 	const char *m = p, *t, *te, *q, *v;
 	size_t n;
@@ -248,7 +248,7 @@ static int parse_request_line(const char *p, const char *eol,
 	n = (size_t)(p - m);
 	if (n == 0 || p == eol || *p != ' ')
 		return req_fail(req, -EINVAL, 400, "malformed request line");
-	if (n > LD_HTTP_MAX_METHOD)
+	if (n > CTL_MAX_METHOD)
 		return req_fail(req, -EINVAL, 501, "unknown method");
 	memcpy(req->method, m, n);
 	req->method[n] = '\0';
@@ -266,7 +266,7 @@ static int parse_request_line(const char *p, const char *eol,
 	if (te == t || *t != '/')	/* origin-form only */
 		return req_fail(req, -EINVAL, 400,
 				"request target is not an absolute path");
-	if ((size_t)(te - t) > LD_HTTP_MAX_TARGET)
+	if ((size_t)(te - t) > CTL_MAX_TARGET)
 		return req_fail(req, -E2BIG, 414, "request target too long");
 	if (p == eol)
 		return req_fail(req, -EINVAL, 400, "malformed request line");
@@ -294,8 +294,8 @@ static int parse_request_line(const char *p, const char *eol,
 	return 0;
 }
 
-int ld_http_parse(const char *buf, size_t len, struct ld_http_req *req,
-		  size_t *consumed)
+int ctl_parse_request(const char *buf, size_t len, struct ctl_req *req,
+		      size_t *consumed)
 {
 	struct framing f = { 0 };
 	size_t start, head_end;
@@ -325,7 +325,7 @@ int ld_http_parse(const char *buf, size_t len, struct ld_http_req *req,
 				"Transfer-Encoding with Content-Length") :
 		       req_fail(req, -EINVAL, 411,
 				"Transfer-Encoding is not supported; send Content-Length");
-	if (f.content_length > LD_HTTP_MAX_BODY)
+	if (f.content_length > CTL_MAX_BODY)
 		return req_fail(req, -E2BIG, 413, "request body too large");
 	req->keep_alive = !f.conn_close &&
 			  (req->version_minor == 1 || f.conn_keep_alive);
@@ -341,9 +341,9 @@ int ld_http_parse(const char *buf, size_t len, struct ld_http_req *req,
 	return 0;
 }
 
-const char *ld_http_header_find(const struct ld_http_header *headers,
-				size_t nheaders, const char *name,
-				size_t *value_len)
+const char *ctl_header_find(const struct ctl_header *headers,
+			    size_t nheaders, const char *name,
+			    size_t *value_len)
 {
 	for (size_t i = 0; i < nheaders; i++) {
 		if (ascii_ieq(headers[i].name, headers[i].name_len, name)) {
@@ -358,7 +358,7 @@ const char *ld_http_header_find(const struct ld_http_header *headers,
 /* no_body: the response to a HEAD request, whose Content-Length describes
  * a body that is not sent. */
 static int parse_response(const char *buf, size_t len,
-			  struct ld_http_reply *rep, size_t *consumed,
+			  struct ctl_reply *rep, size_t *consumed,
 			  bool no_body)
 {
 	struct framing f = { 0 };
@@ -406,7 +406,7 @@ static int parse_response(const char *buf, size_t len,
 		f.content_length = 0;
 	else if (!f.has_cl)	/* our server always sends one */
 		return -EPROTO;
-	if (f.content_length > LD_HTTP_MAX_RESP_BODY)
+	if (f.content_length > CTL_MAX_RESP_BODY)
 		return -EMSGSIZE;
 	if (len - head_end < f.content_length)
 		return -EAGAIN;
@@ -416,13 +416,13 @@ static int parse_response(const char *buf, size_t len,
 	return 0;
 }
 
-int ld_http_parse_response(const char *buf, size_t len,
-			   struct ld_http_reply *rep, size_t *consumed)
+int ctl_parse_response(const char *buf, size_t len,
+		       struct ctl_reply *rep, size_t *consumed)
 {
 	return parse_response(buf, len, rep, consumed, false);
 }
 
-const char *ld_http_reason(int status)
+const char *ctl_reason(int status)
 {
 	static const struct {
 		int status;
@@ -454,7 +454,7 @@ const char *ld_http_reason(int status)
 
 /* -------------------------------------------------------------- responses */
 
-static void resp_set(struct ld_http_resp *resp, int status, const char *ctype,
+static void resp_set(struct ctl_resp *resp, int status, const char *ctype,
 		     char *body, size_t len)
 {
 	free(resp->body);
@@ -464,13 +464,13 @@ static void resp_set(struct ld_http_resp *resp, int status, const char *ctype,
 	resp->body_len = len;
 }
 
-static int resp_oom(struct ld_http_resp *resp)
+static int resp_oom(struct ctl_resp *resp)
 {
 	resp_set(resp, 500, "", NULL, 0);
 	return -ENOMEM;
 }
 
-int ld_http_resp_json(struct ld_http_resp *resp, int status, const json_t *json)
+int ctl_resp_json(struct ctl_resp *resp, int status, const json_t *json)
 {
 	const size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
 	size_t n;
@@ -498,7 +498,7 @@ int ld_http_resp_json(struct ld_http_resp *resp, int status, const json_t *json)
 	return 0;
 }
 
-int ld_http_resp_text(struct ld_http_resp *resp, int status, const char *fmt, ...)
+int ctl_resp_text(struct ctl_resp *resp, int status, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -546,7 +546,7 @@ static void utf8_sanitize(unsigned char *s)
 	}
 }
 
-int ld_http_resp_error(struct ld_http_resp *resp, int status, const char *fmt, ...)
+int ctl_resp_error(struct ctl_resp *resp, int status, const char *fmt, ...)
 {
 	json_t *obj;
 	va_list ap;
@@ -563,7 +563,7 @@ int ld_http_resp_error(struct ld_http_resp *resp, int status, const char *fmt, .
 	free(msg);
 	if (!obj)
 		return resp_oom(resp);
-	ret = ld_http_resp_json(resp, status, obj);
+	ret = ctl_resp_json(resp, status, obj);
 	json_decref(obj);
 	return ret;
 }
@@ -654,7 +654,7 @@ static int format_head(char *out, size_t outlen, int status,
 	int n = snprintf(out, outlen,
 			 "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n"
 			 "Connection: %s\r\n\r\n",
-			 status, ld_http_reason(status),
+			 status, ctl_reason(status),
 			 ctype[0] ? "Content-Type: " : "", ctype,
 			 ctype[0] ? "\r\n" : "", body_len,
 			 close_conn ? "close" : "keep-alive");
@@ -674,7 +674,7 @@ static bool ctype_ok(const char *s)
 	return true;
 }
 
-static int send_resp(int fd, struct ld_http_resp *resp, bool close_conn,
+static int send_resp(int fd, struct ctl_resp *resp, bool close_conn,
 		     bool head_only)
 {
 	char head[256];
@@ -697,31 +697,31 @@ static int send_resp(int fd, struct ld_http_resp *resp, bool close_conn,
 
 enum { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
 
-struct ld_http_conn {
-	struct ld_http_server *srv;
+struct ctl_conn {
+	struct ctl_server *srv;
 	pthread_t tid;		/* valid unless SLOT_FREE */
 	int fd;			/* owned; -1 once closed */
 	int state;		/* SLOT_*, under srv->lock */
 };
 
-struct ld_http_server {
+struct ctl_server {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int listen_fd;		/* owned */
 	int wake_fd;		/* owned eventfd: tells the accept thread to stop */
 	dev_t dev;		/* the socket inode we put at path, so that */
 	ino_t ino;		/* stop never unlinks a successor's socket */
 	uid_t euid;
-	ld_http_handler handler;
+	ctl_handler handler;
 	void *ctx;		/* the caller's */
-	struct ld_http_server_opts opts;
+	struct ctl_server_opts opts;
 	pthread_t accept_tid;
 	pthread_mutex_t lock;	/* guards stopping and every conns[].state/fd */
 	pthread_cond_t slot_freed;	/* a connection ended, or stopping */
 	bool stopping;
-	struct ld_http_conn *conns;	/* opts.max_conns slots, owned */
+	struct ctl_conn *conns;	/* opts.max_conns slots, owned */
 };
 
-static bool server_stopping(struct ld_http_server *srv)
+static bool server_stopping(struct ctl_server *srv)
 {
 	bool s;
 
@@ -732,21 +732,21 @@ static bool server_stopping(struct ld_http_server *srv)
 }
 
 /* Serves one connection until it closes, errs, idles out or we stop. */
-static void serve_conn(struct ld_http_server *srv, int fd,
-		       struct ld_http_req *req)
+static void serve_conn(struct ctl_server *srv, int fd,
+		       struct ctl_req *req)
 {
-	const size_t max = (size_t)LD_HTTP_MAX_HEAD + LD_HTTP_MAX_BODY;
+	const size_t max = (size_t)CTL_MAX_HEAD + CTL_MAX_BODY;
 	int64_t deadline = now_ms() + srv->opts.idle_timeout_ms;
 	bool sent_continue = false;
 	size_t len = 0, cap = 0;
 	char *buf = NULL;
 
 	for (;;) {
-		struct ld_http_resp resp = { 0 };
+		struct ctl_resp resp = { 0 };
 		size_t used = 0;
 		bool close_conn;
 		ssize_t n;
-		int ret = ld_http_parse(buf, len, req, &used);
+		int ret = ctl_parse_request(buf, len, req, &used);
 
 		if (ret == -EAGAIN) {
 			if (req->expect_continue && !sent_continue) {
@@ -774,9 +774,9 @@ static void serve_conn(struct ld_http_server *srv, int fd,
 			if (ret == -ETIMEDOUT && len > 0) {
 				/* a half-sent request is worth a word; we
 				 * close whether or not it gets through */
-				if (!ld_http_resp_error(&resp, 408,
-							"request not received within %d ms",
-							srv->opts.idle_timeout_ms))
+				if (!ctl_resp_error(&resp, 408,
+						    "request not received within %d ms",
+						    srv->opts.idle_timeout_ms))
 					(void)send_resp(fd, &resp, true, false);
 				free(resp.body);
 			}
@@ -795,11 +795,10 @@ static void serve_conn(struct ld_http_server *srv, int fd,
 		}
 		if (ret < 0) {
 			/* the framing is lost: answer and hang up */
-			if (!ld_http_resp_error(&resp, req->err_status ?
-							       req->err_status : 400,
-						"%s", req->err_msg ?
-							      req->err_msg :
-							      "bad request"))
+			if (!ctl_resp_error(&resp, req->err_status ?
+						   req->err_status : 400,
+					    "%s", req->err_msg ?
+						  req->err_msg : "bad request"))
 				(void)send_resp(fd, &resp, true, false);
 			free(resp.body);
 			break;
@@ -807,8 +806,8 @@ static void serve_conn(struct ld_http_server *srv, int fd,
 
 		srv->handler(srv->ctx, req, &resp);
 		if (resp.status < 200 || resp.status > 599)
-			(void)ld_http_resp_error(&resp, 500,
-						 "handler set no valid status");
+			(void)ctl_resp_error(&resp, 500,
+					     "handler set no valid status");
 		close_conn = !req->keep_alive || resp.close ||
 			     server_stopping(srv);
 		ret = send_resp(fd, &resp, close_conn,
@@ -826,10 +825,10 @@ static void serve_conn(struct ld_http_server *srv, int fd,
 
 static void *conn_main(void *arg)
 {
-	struct ld_http_conn *c = arg;
-	struct ld_http_server *srv = c->srv;
+	struct ctl_conn *c = arg;
+	struct ctl_server *srv = c->srv;
 	/* a request is ~6 KiB of fixed fields: keep it off the stack */
-	struct ld_http_req *req = malloc(sizeof(*req));
+	struct ctl_req *req = malloc(sizeof(*req));
 
 	if (req)
 		serve_conn(srv, c->fd, req);
@@ -848,11 +847,11 @@ static void *conn_main(void *arg)
  * socket buffer, never waiting on the peer. */
 static void refuse(int fd, int status, const char *why)
 {
-	struct ld_http_resp resp = { 0 };
+	struct ctl_resp resp = { 0 };
 	char head[256];
 	int n;
 
-	if (!ld_http_resp_error(&resp, status, "%s", why)) {
+	if (!ctl_resp_error(&resp, status, "%s", why)) {
 		n = format_head(head, sizeof(head), status, resp.content_type,
 				resp.body_len, true);
 		/* best effort: the connection is closed either way */
@@ -870,13 +869,13 @@ static void refuse(int fd, int status, const char *why)
 	close(fd);
 }
 
-static void admit(struct ld_http_server *srv, int fd)
+static void admit(struct ctl_server *srv, int fd)
 {
 	struct timeval tv = {
 		.tv_sec = srv->opts.idle_timeout_ms / 1000,
 		.tv_usec = (srv->opts.idle_timeout_ms % 1000) * 1000,
 	};
-	struct ld_http_conn *slot = NULL;
+	struct ctl_conn *slot = NULL;
 	bool timed_out = false, stopping;
 	struct timespec until;
 	struct ucred cr;
@@ -909,7 +908,7 @@ static void admit(struct ld_http_server *srv, int fd)
 	pthread_mutex_lock(&srv->lock);
 	for (;;) {
 		for (unsigned int i = 0; i < srv->opts.max_conns; i++) {
-			struct ld_http_conn *c = &srv->conns[i];
+			struct ctl_conn *c = &srv->conns[i];
 
 			if (c->state == SLOT_DONE) {
 				/* it has let go of the lock and is only
@@ -946,7 +945,7 @@ static void admit(struct ld_http_server *srv, int fd)
 
 static void *accept_main(void *arg)
 {
-	struct ld_http_server *srv = arg;
+	struct ctl_server *srv = arg;
 
 	for (;;) {
 		struct pollfd pfd[2] = {
@@ -1017,7 +1016,7 @@ static int probe_stale(const char *path)
 	return ret;
 }
 
-static void wake_accept(struct ld_http_server *srv)
+static void wake_accept(struct ctl_server *srv)
 {
 	uint64_t one = 1;
 
@@ -1035,7 +1034,7 @@ static void wake_accept(struct ld_http_server *srv)
 	}
 }
 
-static void server_free(struct ld_http_server *srv)
+static void server_free(struct ctl_server *srv)
 {
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
@@ -1047,12 +1046,12 @@ static void server_free(struct ld_http_server *srv)
 	free(srv);
 }
 
-int ld_http_server_start_opts(struct ld_http_server **out,
-			      const char *sock_path, ld_http_handler handler,
-			      void *ctx, const struct ld_http_server_opts *opts)
+int ctl_server_start_opts(struct ctl_server **out,
+			  const char *sock_path, ctl_handler handler,
+			  void *ctx, const struct ctl_server_opts *opts)
 {
 	char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct ld_http_server *srv;
+	struct ctl_server *srv;
 	pthread_condattr_t cattr;
 	struct sockaddr_un sun;
 	struct stat st;
@@ -1093,9 +1092,9 @@ int ld_http_server_start_opts(struct ld_http_server **out,
 	srv->ctx = ctx;
 	srv->euid = geteuid();
 	srv->opts.idle_timeout_ms = opts && opts->idle_timeout_ms > 0 ?
-				    opts->idle_timeout_ms : LD_HTTP_IDLE_TIMEOUT_MS;
+				    opts->idle_timeout_ms : CTL_IDLE_TIMEOUT_MS;
 	srv->opts.max_conns = opts && opts->max_conns ? opts->max_conns :
-				     LD_HTTP_MAX_CONNS;
+				     CTL_MAX_CONNS;
 	srv->conns = calloc(srv->opts.max_conns, sizeof(*srv->conns));
 	if (!srv->conns) {
 		ret = -ENOMEM;
@@ -1155,13 +1154,13 @@ err:
 	return ret;
 }
 
-int ld_http_server_start(struct ld_http_server **out, const char *sock_path,
-			 ld_http_handler handler, void *ctx)
+int ctl_server_start(struct ctl_server **out, const char *sock_path,
+		     ctl_handler handler, void *ctx)
 {
-	return ld_http_server_start_opts(out, sock_path, handler, ctx, NULL);
+	return ctl_server_start_opts(out, sock_path, handler, ctx, NULL);
 }
 
-void ld_http_server_stop(struct ld_http_server *srv)
+void ctl_server_stop(struct ctl_server *srv)
 {
 	struct stat st;
 
@@ -1201,13 +1200,13 @@ static bool client_target_ok(const char *method, const char *path)
 {
 	size_t n = strlen(method);
 
-	if (n == 0 || n > LD_HTTP_MAX_METHOD)
+	if (n == 0 || n > CTL_MAX_METHOD)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!is_tchar((unsigned char)method[i]))
 			return false;
 	n = strlen(path);
-	if (n == 0 || n > LD_HTTP_MAX_TARGET || path[0] != '/')
+	if (n == 0 || n > CTL_MAX_TARGET || path[0] != '/')
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)path[i] <= 0x20 ||
@@ -1269,9 +1268,9 @@ err:
 
 /* Reads until one whole response is in *buf; no_body for HEAD. */
 static int client_read(int fd, int64_t deadline, bool no_body, char **bufp,
-		       struct ld_http_reply *rep)
+		       struct ctl_reply *rep)
 {
-	const size_t max = (size_t)LD_HTTP_MAX_HEAD + LD_HTTP_MAX_RESP_BODY;
+	const size_t max = (size_t)CTL_MAX_HEAD + CTL_MAX_RESP_BODY;
 	size_t len = 0, cap = 0, used;
 	char *buf = NULL;
 	int ret;
@@ -1320,13 +1319,13 @@ static int client_read(int fd, int64_t deadline, bool no_body, char **bufp,
 	return ret;
 }
 
-int ld_http_call(const char *sock_path, const char *method, const char *path,
-		 const char *body, size_t body_len, int timeout_ms, int *status,
-		 char **resp_body, size_t *resp_len)
+int ctl_call(const char *sock_path, const char *method, const char *path,
+	     const char *body, size_t body_len, int timeout_ms, int *status,
+	     char **resp_body, size_t *resp_len)
 {
 	int64_t deadline = now_ms() + timeout_ms;
-	struct ld_http_reply *rep = NULL;
-	char head[LD_HTTP_MAX_TARGET + 256];
+	struct ctl_reply *rep = NULL;
+	char head[CTL_MAX_TARGET + 256];
 	char *buf = NULL;
 	int fd = -1, ret, send_ret, n;
 
