@@ -22,6 +22,7 @@
 
 #include "daemon.h"
 #include "evloop.h"
+#include "fanrec.h"
 #include "holder.h"
 #include "trace.h"
 
@@ -29,19 +30,9 @@
 #ifndef FAN_PRE_ACCESS
 #define FAN_PRE_ACCESS 0x00100000
 #endif
-#ifndef FAN_EVENT_INFO_TYPE_RANGE
-#define FAN_EVENT_INFO_TYPE_RANGE 6
-#endif
 #ifndef FAN_DENY_ERRNO
 #define FAN_DENY_ERRNO(err) (FAN_DENY | ((((__u32)(err)) & 0xff) << 24))
 #endif
-
-struct fan_range_info {
-	struct fanotify_event_info_header hdr;
-	uint32_t pad;
-	uint64_t offset;
-	uint64_t count;
-};
 
 struct fan_fe {
 	struct ld_frontend base;
@@ -195,32 +186,16 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	ld_ev_submit(d, &j->job);
 }
 
-static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m)
+/* avail: the bytes of the read buffer from m on */
+static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m,
+			 size_t avail)
 {
 	uint64_t off = 0, len = 0;
-	bool has_range = false;
-	size_t pos = m->metadata_len;
+	bool has_range;
 
 	if (m->fd < 0)
 		return;
-	/* info records follow the metadata: bound each by the event length */
-	while (pos + sizeof(struct fanotify_event_info_header) <= m->event_len) {
-		struct fanotify_event_info_header h;
-
-		memcpy(&h, (char *)m + pos, sizeof(h));
-		if (h.len < sizeof(h) || pos + h.len > m->event_len)
-			break;
-		if (h.info_type == FAN_EVENT_INFO_TYPE_RANGE &&
-		    h.len >= sizeof(struct fan_range_info)) {
-			struct fan_range_info r;
-
-			memcpy(&r, (char *)m + pos, sizeof(r));
-			off = r.offset;
-			len = r.count;
-			has_range = true;
-		}
-		pos += h.len;
-	}
+	has_range = ld_fan_event_range(m, avail, &off, &len);
 	dispatch(fe, m->fd, m->fd, m->mask, m->pid, has_range, off, len);
 }
 
@@ -288,7 +263,7 @@ static int on_events(struct ld_ev *ev, void *buf, size_t bufsz)
 				respond(fe, m->fd, m->fd, FAN_DENY_ERRNO(EIO));
 			continue;
 		}
-		handle_event(fe, m);
+		handle_event(fe, m, (size_t)n);
 	}
 	return 0;
 }

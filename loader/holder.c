@@ -16,17 +16,7 @@
 #include <unistd.h>
 
 #include "../common/sk.h"
-
-#ifndef FAN_EVENT_INFO_TYPE_RANGE
-#define FAN_EVENT_INFO_TYPE_RANGE 6
-#endif
-
-struct range_info {
-	struct fanotify_event_info_header hdr;
-	uint32_t pad;
-	uint64_t offset;
-	uint64_t count;
-};
+#include "fanrec.h"
 
 struct holder {
 	int group, sock, sigfd;
@@ -129,27 +119,10 @@ static void take_events(struct holder *h)
 	     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
 		struct ld_hold_event ev = { .hfd = m->fd, .mask = m->mask,
 					     .pid = m->pid };
-		size_t pos = m->metadata_len;
 
 		if (m->fd < 0)
 			continue;
-		while (pos + sizeof(struct fanotify_event_info_header) <= m->event_len) {
-			struct fanotify_event_info_header ih;
-
-			memcpy(&ih, (char *)m + pos, sizeof(ih));
-			if (ih.len < sizeof(ih) || pos + ih.len > m->event_len)
-				break;
-			if (ih.info_type == FAN_EVENT_INFO_TYPE_RANGE &&
-			    ih.len >= sizeof(struct range_info)) {
-				struct range_info r;
-
-				memcpy(&r, (char *)m + pos, sizeof(r));
-				ev.has_range = 1;
-				ev.off = r.offset;
-				ev.len = r.count;
-			}
-			pos += ih.len;
-		}
+		ev.has_range = ld_fan_event_range(m, (size_t)n, &ev.off, &ev.len);
 		if (h->npending == h->cap) {
 			size_t ncap = h->cap ? h->cap * 2 : 64;
 			struct ld_hold_event *np = realloc(h->pending, ncap * sizeof(*np));

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "fanrec.h"
+
+#include <string.h>
+#include <sys/fanotify.h>
+
+#include "../common/sk.h"
+
+bool ld_fan_event_range(const void *ev, size_t avail, uint64_t *off,
+			uint64_t *len)
+{
+	const char *p = ev;
+	struct fanotify_event_metadata m;
+	size_t pos, end;
+	bool found = false;
+
+	if (avail < FAN_EVENT_METADATA_LEN)
+		return false;
+	memcpy(&m, p, sizeof(m));
+	end = SK_MIN((size_t)m.event_len, avail);
+	pos = m.metadata_len;
+	if (pos < FAN_EVENT_METADATA_LEN)
+		return false;	/* records would overlap the metadata */
+	while (pos + sizeof(struct fanotify_event_info_header) <= end) {
+		struct fanotify_event_info_header h;
+
+		memcpy(&h, p + pos, sizeof(h));
+		if (h.len < sizeof(h) || h.len > end - pos)
+			break;
+		if (h.info_type == FAN_EVENT_INFO_TYPE_RANGE &&
+		    h.len >= sizeof(struct ld_fan_range_info)) {
+			struct ld_fan_range_info r;
+
+			memcpy(&r, p + pos, sizeof(r));
+			*off = r.offset;
+			*len = r.count;
+			found = true;
+		}
+		pos += h.len;
+	}
+	return found;
+}
