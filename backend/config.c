@@ -26,9 +26,14 @@ void be_config_defaults(struct be_config *c)
 	c->read_deadline_ms = 30000;
 }
 
-double be_read_deadline(const struct be_config *c)
+double be_read_deadline(const struct be_config *c, uint64_t len)
 {
-	return c->read_deadline_ms ? sk_now() + c->read_deadline_ms / 1000.0 : 0;
+	/* per MiB begun: a stalled server is cut after the base time, a
+	 * large read (an 8 MiB piece of a bootstrap, a big chunk table) on
+	 * a slow link still gets its time */
+	uint64_t mib = len ? (len - 1) / (1u << 20) + 1 : 1;
+
+	return c->read_deadline_ms ? sk_now() + c->read_deadline_ms / 1000.0 * (double)mib : 0;
 }
 
 void be_config_free(struct be_config *c)

@@ -69,7 +69,7 @@ static int web_read(struct be_source *s, const char *hex, uint64_t off,
 	if (strlen(hex) != SK_HEX_LEN)
 		return -EINVAL;
 	snprintf(rel, sizeof(rel), "blobs/sha256/%s", hex);
-	ret = web_get(w, rel, true, off, buf, len, be_read_deadline(w->cfg), &rs, &e);
+	ret = web_get(w, rel, true, off, buf, len, be_read_deadline(w->cfg, len), &rs, &e);
 	if (!ret)
 		be_http_resp_free(&rs);
 	return ret;

@@ -388,7 +388,7 @@ static int fetch_token(struct be_reg *r, const struct be_challenge *c,
 	rq.insecure = reg_insecure;
 	rq.insecure_arg = r;
 	rq.max_body = 1u << 20;
-	rq.deadline = deadline ? deadline : be_read_deadline(r->cfg);
+	rq.deadline = deadline ? deadline : be_read_deadline(r->cfg, 0);
 	if (r->creds) {
 		if (basic_header(r, basic, sizeof(basic))) {
 			sk_err_set(e, "%s: credentials too long", r->host);
@@ -767,7 +767,7 @@ int be_reg_blob_read(struct be_reg *r, const char *hex, uint64_t off,
 	rq.len = len;
 	rq.buf = buf;
 	/* one deadline over mirrors, origin, tokens, retries, redirects */
-	rq.deadline = be_read_deadline(r->cfg);
+	rq.deadline = be_read_deadline(r->cfg, len);
 	ret = reg_read(r, path, bad_overlap(r, hex, off, len), &rq, &rs, e);
 	if (!ret && rs.status != 200 && rs.status != 206)
 		ret = status_err(r, &rs, hex, e);

@@ -77,9 +77,10 @@ struct be_config {
 	unsigned int cred_helper_timeout_ms;	/* 10000 */
 	unsigned int mirror_skip_ms;	/* a failed mirror rests this long */
 	unsigned int mirror_attempts;	/* tries per request at a mirror */
-	/* a source's blob read ends by then, all endpoints, attempts,
-	 * backoffs and redirects included: a stalled server costs a reader
-	 * this, not max_attempts times the transport's timeouts */
+	/* a source's blob read ends by then (per MiB it asks for), all
+	 * endpoints, attempts, backoffs and redirects included: a stalled
+	 * server costs a reader this, not max_attempts times the
+	 * transport's timeouts */
 	unsigned int read_deadline_ms;	/* 30000 */
 	struct be_host_cfg *hosts;	/* owned */
 	unsigned int nhosts;
@@ -100,8 +101,9 @@ const struct be_host_cfg *be_config_host(const struct be_config *c,
 /* Whether TLS to url goes unverified: its host's "insecure", or that of
  * a mirror on its origin. Fits be_http_req.insecure (arg: the config). */
 bool be_config_insecure(const void *cfg, const char *url);
-/* The absolute deadline of a blob read starting now (0: none). */
-double be_read_deadline(const struct be_config *c);
+/* The absolute deadline of a blob read of len bytes starting now (0:
+ * none): read_deadline_ms for each MiB begun. */
+double be_read_deadline(const struct be_config *c, uint64_t len);
 
 /* ---- manifests and indexes (untrusted JSON) ---- */
 

@@ -155,6 +155,7 @@ int cmd_inspect(int argc, char **argv)
 	for (unsigned int i = 0; i < ci.bs.nblobs; i++) {
 		const struct fmt_blob_table *t;
 		uint64_t bu = 0, bc = 0;
+		char tdhex[SK_HEX_LEN + 1];
 
 		ret = fmt_reader_table(&ci.rd, i, &t);
 		if (ret) {
@@ -171,8 +172,10 @@ int cmd_inspect(int argc, char **argv)
 		unique += bu;
 		chunks += t->count;
 		comp += bc;
+		sk_hex(ci.bs.blobs[i].table_digest, SK_SHA256_LEN, tdhex);
 		json_array_append_new(jblobs, json_pack(
-			"{s:s, s:I, s:I, s:I, s:I, s:I}", "id", ci.bs.blobs[i].hex,
+			"{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", ci.bs.blobs[i].hex,
+			"table_digest", tdhex,
 			"stored_size", (json_int_t)t->stored_size,
 			"uncompressed_size", (json_int_t)t->usize,
 			"chunk_bytes", (json_int_t)bu,

@@ -161,14 +161,17 @@ void ld_cache_close(struct ld_cache *c)
 }
 
 /*
- * The record of verified chunks: a 16-byte header (magic, chunk count,
- * little-endian) and one bit per chunk, bit i % 8 of byte i / 8. A fill
+ * The record of verified chunks: a 56-byte header (magic, chunk count and
+ * uncompressed size, little-endian, and the SHA-256 of the chunk table the
+ * chunks were verified against) and one bit per chunk, bit i % 8 of byte
+ * i / 8. A record made for another table (another image naming the same
+ * blob id, or an older skiffd) is never taken. A fill
  * sets its chunks' bits with one pwrite of the bytes that changed, after
  * the chunks' bytes are written and before they are marked ready, and
  * never syncs (loader/README.md says why a crash cannot make it lie).
  */
-#define REC_MAGIC "skiffvr1"
-#define REC_HDR 16u
+#define REC_MAGIC "skiffvr2"
+#define REC_HDR (24u + SK_SHA256_LEN)
 
 static uint64_t rec_len(const struct ld_cache *c)
 {
@@ -198,13 +201,26 @@ static void rec_set(struct ld_cache *c, uint64_t first, uint64_t n, bool on)
 			       (first + n - 1) / 8 - first / 8 + 1, REC_HDR + first / 8);
 }
 
-int ld_cache_record_path(char *out, size_t outlen, const char *cache_dir,
-			 const char *volume, const char *hex)
+void ld_cache_name(const struct fmt_blob_ref *ref, char out[LD_CACHE_NAME_LEN + 1])
 {
-	int n = volume ? snprintf(out, outlen, "%s/verified/erofs,%s/%s", cache_dir,
-				  volume, hex)
-		       : snprintf(out, outlen, "%s/verified/%s", cache_dir, hex);
+	memcpy(out, ref->hex, SK_HEX_LEN);
+	out[SK_HEX_LEN] = '.';
+	sk_hex(ref->table_digest, SK_SHA256_LEN, out + SK_HEX_LEN + 1);
+}
 
+int ld_cache_record_path(const struct ld_cache *c, char *out, size_t outlen,
+			 const char *cache_dir, const char *volume)
+{
+	struct fmt_blob_ref ref;
+	char name[LD_CACHE_NAME_LEN + 1];
+	int n;
+
+	memcpy(ref.hex, c->hex, sizeof(ref.hex));
+	memcpy(ref.table_digest, c->table.table_digest, SK_SHA256_LEN);
+	ld_cache_name(&ref, name);
+	n = volume ? snprintf(out, outlen, "%s/verified/erofs,%s/%s", cache_dir,
+			      volume, c->hex)
+		   : snprintf(out, outlen, "%s/verified/%s", cache_dir, name);
 	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }
 
@@ -213,13 +229,13 @@ int ld_cache_record_open(struct ld_cache *c, const char *cache_dir,
 {
 	char path[PATH_MAX], *slash;
 	uint8_t hdr[REC_HDR];
-	uint64_t len = rec_len(c), count = c->table.count;
+	uint64_t len = rec_len(c), count = c->table.count, usize = c->table.usize;
 	struct stat st;
 	int fd, ret;
 
 	if (c->rec_fd >= 0)
 		return 0;
-	ret = ld_cache_record_path(path, sizeof(path), cache_dir, volume, c->hex);
+	ret = ld_cache_record_path(c, path, sizeof(path), cache_dir, volume);
 	if (ret) {
 		sk_err_set(e, "%s: path too long", cache_dir);
 		return ret;
@@ -241,8 +257,11 @@ int ld_cache_record_open(struct ld_cache *c, const char *cache_dir,
 		goto fail;
 	}
 	memcpy(hdr, REC_MAGIC, 8);
-	for (int k = 0; k < 8; k++)
+	for (int k = 0; k < 8; k++) {
 		hdr[8 + k] = (uint8_t)(count >> (8 * k));
+		hdr[16 + k] = (uint8_t)(usize >> (8 * k));
+	}
+	memcpy(hdr + 24, c->table.table_digest, SK_SHA256_LEN);
 	/* one that is not this table's (or torn) starts empty: never trusted */
 	if ((uint64_t)st.st_size == REC_HDR + len) {
 		uint8_t got[REC_HDR];
@@ -536,7 +555,7 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	uint64_t slen = z->soff + z->ssize - a->soff, ulen = 0, dlen = 0, pos = 0;
 	struct ld_buf sbuf = { 0 }, ubuf = { 0 };
 	struct ld_write *w = calloc(r->n, sizeof(*w));
-	bool refetched = false;
+	bool refetched = false, durable = true;
 	int ret;
 
 	if (!w) {
@@ -615,8 +634,12 @@ refetch:
 	 * only after a crash or a foreign write; fresh fills fill holes */
 	for (uint64_t i = r->first; i < r->first + r->n; i++)
 		if (c->stale[i]) {
-			fdatasync(wfd);	/* EINVAL on the cachefiles anon fd:
-					 * it writes with O_DIRECT */
+			/* EINVAL on the cachefiles anon fd: it writes with
+			 * O_DIRECT. Any other failure: the bytes are right
+			 * but maybe not on disk, so they are not recorded
+			 * (a restart fetches them again) */
+			if (fdatasync(wfd) < 0 && errno != EINVAL)
+				durable = false;
 			break;
 		}
 	pthread_mutex_lock(&c->lock);
@@ -626,7 +649,8 @@ refetch:
 		c->stale[i] = 0;
 		c->ready++;
 	}
-	rec_set(c, r->first, r->n, true);
+	if (durable)
+		rec_set(c, r->first, r->n, true);
 	c->ra_bytes -= r->ra_bytes;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);

@@ -136,14 +136,25 @@ int ld_cache_open_local(struct ld_cache *c, const struct fmt_blob_ref *ref,
 			const char *kept, struct sk_err *e);
 void ld_cache_close(struct ld_cache *c);
 /*
- * Where the record of verified chunks of blob `hex` lives: in
- * cache_dir/verified/<hex> for skiffd's own cache file (volume NULL), in
- * cache_dir/verified/erofs,<volume>/<hex> for the kernel's cache file of
- * the blob in a cachefiles volume (an fsid or a domain). 0 or
- * -ENAMETOOLONG.
+ * What skiffd names its own cache file of a blob by (blobs/<name>,
+ * verified/<name>): the blob id and the digest of the chunk table it is
+ * served by, "<blob hex>.<table digest hex>". A blob id is only a name a
+ * bootstrap gives; two images naming one blob id with different tables
+ * must never share cached bytes, and one table's verified bytes are right
+ * for whichever image names it.
  */
-int ld_cache_record_path(char *out, size_t outlen, const char *cache_dir,
-			 const char *volume, const char *hex);
+#define LD_CACHE_NAME_LEN (2 * SK_HEX_LEN + 1)
+void ld_cache_name(const struct fmt_blob_ref *ref, char out[LD_CACHE_NAME_LEN + 1]);
+/*
+ * Where the record of verified chunks of cache c lives: in
+ * cache_dir/verified/<name> for skiffd's own cache file (volume NULL), in
+ * cache_dir/verified/erofs,<volume>/<blob hex> for the kernel's cache
+ * file of the blob in a cachefiles volume (an fsid or a domain; the
+ * kernel names it by the blob id alone, so the record's header names the
+ * table). 0 or -ENAMETOOLONG.
+ */
+int ld_cache_record_path(const struct ld_cache *c, char *out, size_t outlen,
+			 const char *cache_dir, const char *volume);
 /* Opens (creating it and its directory) the record of verified chunks of
  * this cache at its ld_cache_record_path(). A record that does not match
  * the chunk table starts empty. */

@@ -218,9 +218,14 @@ static int fill_bootstrap(struct cf_object *o, uint64_t off, uint64_t len)
 	if (off < o->im->bootstrap_size)
 		memcpy(buf, (uint8_t *)o->im->bs_buf + off,
 		       SK_MIN(len, o->im->bootstrap_size - off));
-	do {
+	/* ENOBUFS until the kernel opened its cache file after our copen:
+	 * on the event thread, so not forever (2 s) */
+	for (int tries = 0; tries < 2000; tries++) {
 		ret = sk_pwrite_full(o->fd, buf, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ), off);
-	} while (ret == -ENOBUFS && usleep(1000) == 0);
+		if (ret != -ENOBUFS)
+			break;
+		usleep(1000);
+	}
 	free(buf);
 	return ret;
 }
@@ -345,7 +350,7 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 		 * never the network: this is the one event thread, and a
 		 * slow source would hold up every mount's requests */
 		ret = ld_cache_open_local(&o->cache, &ref, src, d->cfg.merge_limit,
-					  ld_table_path(d, ref.hex, tpath, sizeof(tpath)), &e);
+					  ld_table_path(d, &ref, tpath, sizeof(tpath)), &e);
 		if (!ret && ld_cache_record_open(&o->cache, d->cfg.cache_dir, vkey + 6, &e))
 			ld_log(d, LD_LOG_WARN, "cachefiles: blob %s: no record of verified "
 			       "chunks, what it fetches is fetched again after a restart: %s",

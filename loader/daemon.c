@@ -499,12 +499,13 @@ void ld_file_release(struct ld_daemon *d, struct ld_blob_file *f)
 		ld_run_later(d, file_close_later, last);
 }
 
-const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,
-			  size_t outlen)
+const char *ld_table_path(const struct ld_daemon *d, const struct fmt_blob_ref *ref,
+			  char *out, size_t outlen)
 {
 	char rel[16 + SK_HEX_LEN];
 
-	snprintf(rel, sizeof(rel), "tables/%s", hex);
+	memcpy(rel, "tables/", 7);
+	sk_hex(ref->table_digest, SK_SHA256_LEN, rel + 7);
 	return sk_path_join(out, outlen, d->cfg.cache_dir, rel) ? NULL : out;
 }
 
@@ -518,7 +519,7 @@ static int file_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 			struct be_source *src, struct ld_blob_file **out,
 			struct sk_err *e)
 {
-	char rel[16 + SK_HEX_LEN], tpath[PATH_MAX];
+	char rel[16 + LD_CACHE_NAME_LEN], tpath[PATH_MAX];
 	struct ld_blob_file *f = calloc(1, sizeof(*f));
 	int ret;
 
@@ -526,13 +527,14 @@ static int file_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 		return -ENOMEM;
 	f->fd = -1;
 	f->src = source_hold(d, src);
-	snprintf(rel, sizeof(rel), "blobs/%s", ref->hex);
+	memcpy(rel, "blobs/", 6);
+	ld_cache_name(ref, rel + 6);
 	ret = sk_path_join(f->path, sizeof(f->path), d->cfg.cache_dir, rel);
 	if (ret)
 		sk_err_set(e, "%s: path too long", d->cfg.cache_dir);
 	else
 		ret = ld_cache_open_kept(&f->cache, ref, src, d->cfg.merge_limit,
-					 ld_table_path(d, ref->hex, tpath, sizeof(tpath)), e);
+					 ld_table_path(d, ref, tpath, sizeof(tpath)), e);
 	if (ret) {
 		source_put(d, f->src);
 		free(f);
@@ -552,6 +554,14 @@ static void file_discard(struct ld_daemon *d, struct ld_blob_file *f)
 	free(f);
 }
 
+/* Whether f caches blob ref as its table describes it (cache.h: a blob
+ * id alone names no content). */
+static bool same_cache(const struct ld_blob_file *f, const struct fmt_blob_ref *ref)
+{
+	return !strcmp(f->cache.hex, ref->hex) &&
+	       !memcmp(f->cache.table.table_digest, ref->table_digest, SK_SHA256_LEN);
+}
+
 /*
  * Takes a reference on blob `ref`'s linked cache file, dropping `prep`,
  * or else links `prep` (from file_prepare()): opens the sparse file,
@@ -567,14 +577,14 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 	int ret;
 
 	for (f = d->files; f; f = f->next)
-		if (!strcmp(f->cache.hex, ref->hex)) {
+		if (same_cache(f, ref)) {
 			f->refs++;
 			*out = f;
 			file_discard(d, prep);
 			return 0;
 		}
 	for (f = d->closing; f; f = f->next)
-		if (!strcmp(f->cache.hex, ref->hex)) {
+		if (same_cache(f, ref)) {
 			/* its windows may still write the file: a second cache
 			 * of it would scan half-written chunks. The API's
 			 * api_lock spans a whole unregistration, so this is a
@@ -631,8 +641,8 @@ static int file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
 fail:
 	if (f->fd >= 0)
 		close(f->fd);
-	ld_cache_close(&f->cache);
-	free(f);
+	f->fd = -1;
+	file_discard(d, f);
 	return ret;
 }
 
@@ -1096,6 +1106,36 @@ out:
 	return ret;
 }
 
+/*
+ * Under d->lock: in cachefiles mode the kernel keeps one cache file per
+ * blob id in a domain, and reads what it holds without asking, so two
+ * images of one domain naming one blob id must describe it with the same
+ * chunk table: an image claiming a blob id it does not have would
+ * otherwise have its bytes read by the other. skiffd's own cache files
+ * (fanotify) are named by the table too and never meet this.
+ */
+static int domain_conflict(struct ld_daemon *d, const struct ld_image *im,
+			   unsigned int count, struct sk_err *e)
+{
+	if (!im->domain[0] || !d->fe || d->fe->ops->owns_cache_files)
+		return 0;
+	for (const struct ld_image *o = d->images; o; o = o->next) {
+		if (strcmp(o->domain, im->domain))
+			continue;
+		for (unsigned int i = 0; i < count; i++)
+			for (unsigned int k = 0; k < o->nblobs; k++)
+				if (!strcmp(im->refs[i].hex, o->refs[k].hex) &&
+				    memcmp(im->refs[i].table_digest, o->refs[k].table_digest,
+					   SK_SHA256_LEN)) {
+					sk_err_set(e, "blob %s: image %s of domain %s names it "
+						   "with another chunk table", im->refs[i].hex,
+						   o->id, im->domain);
+					return -EEXIST;
+				}
+	}
+	return 0;
+}
+
 int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
 		 struct ld_image **out, struct sk_err *e)
 {
@@ -1115,6 +1155,9 @@ int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
 		*out = old;
 		goto unlock;
 	}
+	ret = domain_conflict(d, im, n->count, e);
+	if (ret)
+		goto unlock;
 	for (unsigned int i = 0; i < n->count; i++) {
 		if (n->prep[i]) {
 			ret = file_get(d, &im->refs[i], n->prep[i], &im->blobs[i], e);

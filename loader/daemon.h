@@ -210,10 +210,11 @@ struct ld_state_ent {
 int ld_state_parse(const char *text, size_t len,
 		   int (*cb)(void *ctx, const struct ld_state_ent *ent), void *ctx,
 		   struct sk_err *e);
-/* Where a blob's verified chunk table is kept (cache_dir/tables/<hex>),
- * so that restoring images needs no network for it; NULL if too long. */
-const char *ld_table_path(const struct ld_daemon *d, const char *hex, char *out,
-			  size_t outlen);
+/* Where a blob's verified chunk table is kept, under its own digest
+ * (cache_dir/tables/<table digest>), so that restoring images needs no
+ * network for it; NULL if too long. */
+const char *ld_table_path(const struct ld_daemon *d, const struct fmt_blob_ref *ref,
+			  char *out, size_t outlen);
 /* Looks a cache file up by the identity of an fd the kernel handed us,
  * taking a reference the caller gives back with ld_file_release() once
  * done with the file: an unmount meanwhile must not free it. */

@@ -228,7 +228,7 @@ t_ok "small file reads right" cmp "$MNT/files/small5" "$SRC/files/small5"
 t_is "... one chunk fetched" "$(metric skiff_fetched_chunks_total)" 1
 skiff_umount "$MNT"
 t_ok "skiffd stops" stop_skiffd
-cf=$T/cache/blobs/$blob
+cf=$T/cache/blobs/$(cache_name "$IMG:a")
 # data extents of the cache file: START END per line
 extents() {
 	python3 -c '
@@ -277,7 +277,7 @@ t_ok "skiffd starts on an empty cache" start_skiffd --frontend fanotify
 if chattr +i "$T/cache/tables" 2>/dev/null; then
 	t_fails "a mount with the tables directory immutable fails" "$SKIFF" mount "$IMG:a" "$MNT"
 	t_grep "... naming the table's path and the error" \
-		"tables/$blob: Operation not permitted" "$T/.out"
+		"tables/$(table_digest "$IMG:a"): Operation not permitted" "$T/.out"
 	chattr -i "$T/cache/tables"
 	t_ok "with it writable again the mount succeeds" skiff_mount "$IMG:a" "$MNT"
 	t_ok "... and reads right" cmp "$MNT/files/small5" "$SRC/files/small5"

@@ -63,20 +63,60 @@ t_ok() {
 	return "$st"
 }
 
-# t_fails DESC CMD...: passes when CMD exits non-zero (its output is kept
-# in $T/.out for further checks).
-t_fails() {
-	local desc=$1 st
-	shift
+# _t_run_fails CMD...: runs CMD, its output in $T/.out; returns 0 when it
+# failed the way a program reports an error (exit status 1 to 128), else
+# 1 with the reason in _t_why: success, or death by a signal (status
+# 128 + N), which is a crash, never the failure a test expects.
+_t_run_fails() {
+	local st
 	"$@" >"$T/.out" 2>&1
 	st=$?
-	if [ "$st" -ne 0 ]; then
+	if [ "$st" -eq 0 ]; then
+		_t_why="command unexpectedly succeeded: $*"
+		return 1
+	fi
+	if [ "$st" -gt 128 ]; then
+		_t_why="command died by signal $((st - 128)): $*"
+		return 1
+	fi
+	return 0
+}
+
+# t_fails DESC CMD...: passes when CMD exits with an error status (1 to
+# 128; a death by signal fails the test). Its output is kept in $T/.out
+# for further checks (t_grep).
+t_fails() {
+	local desc=$1
+	shift
+	if _t_run_fails "$@"; then
 		_t_result 0 "$desc"
 	else
 		_t_result 1 "$desc"
-		diag "command unexpectedly succeeded: $*"
+		diag "$_t_why"
+		tail -n 20 "$T/.out" | sed 's/^/#   /'
 		return 1
 	fi
+}
+
+# t_fails_msg DESC PATTERN CMD...: t_fails, and CMD's output (stdout and
+# stderr) has a line matching the extended regex PATTERN: the error
+# message says why.
+t_fails_msg() {
+	local desc=$1 pat=$2
+	shift 2
+	if ! _t_run_fails "$@"; then
+		_t_result 1 "$desc"
+		diag "$_t_why"
+		tail -n 20 "$T/.out" | sed 's/^/#   /'
+		return 1
+	fi
+	if ! grep -qE -- "$pat" "$T/.out"; then
+		_t_result 1 "$desc"
+		diag "failed as expected, but no line matches /$pat/ in:"
+		head -n 20 "$T/.out" | sed 's/^/#   /'
+		return 1
+	fi
+	_t_result 0 "$desc"
 }
 
 # t_is DESC GOT WANT
@@ -193,6 +233,18 @@ resign_bootstrap() {
 	nbs=$(sha256sum "$l/blobs/sha256/$2" | cut -d' ' -f1)
 	mv "$l/blobs/sha256/$2" "$l/blobs/sha256/$nbs"
 	remanifest "$l" "$3" "s/$2/$nbs/"
+}
+
+# cache_name IMAGE [N]: the name skiffd gives its cache file (and record)
+# of blob N (default 0) of IMAGE: "<blob id>.<chunk table digest>"
+cache_name() {
+	"$SKIFF" inspect --json "$1" | jq -r --argjson n "${2:-0}" '.blobs[$n] | .id + "." + .table_digest'
+}
+
+# table_digest IMAGE [N]: where skiffd keeps blob N's chunk table
+# (cache_dir/tables/<digest>)
+table_digest() {
+	"$SKIFF" inspect --json "$1" | jq -r --argjson n "${2:-0}" '.blobs[$n].table_digest'
 }
 
 # Manifest digest of an image: what reproducibility is judged by.

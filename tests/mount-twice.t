@@ -45,7 +45,7 @@ t_is "both are registered, each with its mount point" "$(mounts)" "$M1 $M2"
 id1=$(id_at "$M1")
 id2=$(id_at "$M2")
 t_ok "... under two ids ($id1, $id2)" test -n "$id1" -a -n "$id2" -a "$id1" != "$id2"
-t_is "one cache file for both" "$(ls "$T/cache/blobs")" "$blob"
+t_is "one cache file for both" "$(ls "$T/cache/blobs")" "$(cache_name "$T/store:a")"
 t_ok "a file reads right through m1" cmp "$M1/files/small5" "$SRC/files/small5"
 t_ok "another reads right through m2" cmp "$M2/files/random-3.5M" "$SRC/files/random-3.5M"
 t_ok "the one m1 read reads through m2 too" cmp "$M2/files/small5" "$SRC/files/small5"
@@ -101,7 +101,7 @@ t_ok "skiff umount m2" skiff_umount "$M2"
 t_is "no image is left" "$(mounts)" ""
 t_is "images.json is empty" "$(jq length "$T/work/images.json")" 0
 t_is "the cache file is released" "$(metric "skiff_cache_ready_bytes{blob=\"$blob\"}")" missing
-t_ok "... but stays on disk for the next mount" test -s "$T/cache/blobs/$blob"
+t_ok "... but stays on disk for the next mount" test -s "$T/cache/blobs/$(cache_name "$T/store:a")"
 stop_skiffd
 
 # 5. the same image from a local layout and from nginx: one manifest,
@@ -123,7 +123,7 @@ t_ok "mount the served copy at m2" skiff_mount "$URL" "$M2" || done_testing
 t_is "both are registered" "$(mounts)" "$M1 $M2"
 t_is "... m2 from the web server" \
 	"$("$SKIFF" status --json | jq -r --arg m "$M2" '.images[] | select(.mountpoint == $m) | .ref')" "$URL"
-t_is "one cache file for both" "$(ls "$T/cache/blobs")" "$blob"
+t_is "one cache file for both" "$(ls "$T/cache/blobs")" "$(cache_name "$T/store:a")"
 t_ok "a file reads right through m1" cmp "$M1/files/small5" "$SRC/files/small5"
 t_ok "another reads right through m2" cmp "$M2/files/random-3.5M" "$SRC/files/random-3.5M"
 t_ok "skiffd stops" stop_skiffd

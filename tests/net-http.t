@@ -40,7 +40,7 @@ mkdir -p "$T/mnt2"
 t_fails "a tag the layout lacks is refused" "$SKIFF" mount "$URL#nope" "$T/mnt2"
 t_grep "... saying so" "no image tagged nope" "$T/.out"
 t_ok "the verified chunk table was kept" \
-	test -s "$T/cache/tables/$("$SKIFF" inspect --json "$T/www/layout:a" | jq -r '.blobs[0].id')"
+	test -s "$T/cache/tables/$(table_digest "$T/www/layout:a")"
 # a restart with the web server gone: manifest, bootstrap and chunk table
 # are all kept, so the image comes back and reads from its cache
 t_ok "skiffd stops" stop_skiffd
@@ -186,7 +186,7 @@ t_ok "after the server recovers, every file reads right" timeout 120 "$TREECMP" 
 t_is "every chunk is ready" "$(ready)" "$("$SKIFF" inspect --json "$T/fwww/l:a" | jq '.blobs[0].chunks')"
 "$SKIFF" export-cache "$T/fwww/l:a" "$T/exp" >/dev/null
 t_ok "the cache file equals the exported one: no wrong byte in it" \
-	cmp "$T/cache/blobs/$blob" "$T/exp/$blob"
+	cmp "$T/cache/blobs/$(cache_name "$T/fwww/l:a")" "$T/exp/$blob"
 t_ok "skiff umount" skiff_umount "$MNT"
 stop_skiffd
 
@@ -267,7 +267,7 @@ for phase in "the manifest index:index.json" "the bootstrap:blobs/sha256/$bs_b" 
 	t_ok "... and B reads right" timeout 10 cmp "$MNTB/g$((k - 1))" "$G/g$((k - 1))"
 	t_ok "... and unmounts" timeout 10 "$SKIFF" umount "$MNTB"
 	# so that the next mount fetches bootstrap and chunk table again
-	rm -f "$T/cache/bootstraps/$bs_b" "$T/cache/tables/$blob_b"
+	rm -f "$T/cache/bootstraps/$bs_b" "$T/cache/tables/$(table_digest "$T/gwww/l:b")"
 	t_ok "A mounts again" skiff_mount "$FURL#a" "$MNT" || done_testing
 done
 # two registrations of B at once (through the API, no mount point), both

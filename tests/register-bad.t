@@ -136,6 +136,67 @@ t_ok "... and reads right" timeout 120 "$TREECMP" "$SRC" "$MNT"
 skiff_umount "$MNT"
 t_is "... an unmounted image leaves no source either" "$("$SKIFF" status --json | jq '.sources | length')" 0
 
+# a cache file that cannot be set up (its record of verified chunks is a
+# directory): the mount fails naming it, and leaves no source behind
+rec=$T/cache/verified/$(cache_name "$IMG:t")
+rm -f "$rec"
+mkdir -p "$rec"
+t_fails "a record that cannot be opened fails the mount" "$SKIFF" mount "$IMG:t" "$MNT"
+t_grep "... naming it" "verified/.*Is a directory" "$T/.out"
+t_is "... leaving no source" "$("$SKIFF" status --json | jq '.sources | length')" 0
+rmdir "$rec"
+
+# an image claiming another image's blob id with a chunk table of its
+# own (and its own bytes behind it): mounted first, it must not make the
+# real image's readers get its bytes, nor leave them trusted for later
+HS=$T/hostile-src
+mkdir -p "$HS/d"
+head -c 300000 /dev/urandom >"$HS/rand"
+seq 5 20004 >"$HS/d/text"
+ln -s d/text "$HS/link"
+HX=$T/hostile
+t_ok "build another image (64K chunks)" "$SKIFF" build -q --chunk-size 64K "$HS" "$HX:t" || done_testing
+BLOB=$(jq -r '.blobs[0].id' <<<"$json")
+hjson=$("$SKIFF" inspect --json "$HX:t")
+hblob=$(jq -r '.blobs[0].id' <<<"$hjson")
+hbs=$(jq -r .bootstrap <<<"$hjson")
+hman=$(jq -r .manifest <<<"$hjson")
+# its blob renamed to the other's id: in the layout, the manifest and
+# both places of the bootstrap (blob table, binary; device slot, hex)
+mv "$HX/blobs/sha256/$hblob" "$HX/blobs/sha256/$BLOB"
+/usr/bin/python3 - "$HX/blobs/sha256/$hbs" "$hblob" "$BLOB" <<'PY'
+import sys
+p, old, new = sys.argv[1:4]
+b = open(p, 'rb').read()
+n = b.count(bytes.fromhex(old)) + b.count(old.encode())
+b = bytearray(b.replace(bytes.fromhex(old), bytes.fromhex(new)).replace(old.encode(), new.encode()))
+# the skiff header's digest of its extension (the blob table): offset and
+# size at 16 and 24, the digest at 32
+import hashlib, struct
+off, size = struct.unpack_from('<QQ', b, 16)
+b[32:64] = hashlib.sha256(b[off:off + size]).digest()
+open(p, 'wb').write(b)
+sys.exit(0 if n >= 2 else 1)
+PY
+t_is "... forged to claim the first image's blob id" "$?" 0
+remanifest "$HX" "$hman" "s/$hblob/$BLOB/"
+hman=$(jq -r '.manifests[0].digest' "$HX/index.json" | cut -d: -f2)
+resign_bootstrap "$HX" "$hbs" "$hman"
+stop_skiffd
+rm -rf "$T/cache" "$T/work"
+t_ok "skiffd starts on an empty cache" start_skiffd --frontend fanotify || done_testing
+t_ok "the forged image mounts" skiff_mount "$HX:t" "$T/mnt-x"
+t_ok "... and reads its own bytes" timeout 120 "$TREECMP" "$HS" "$T/mnt-x"
+t_ok "the real image mounts while it is mounted" skiff_mount "$IMG:t" "$MNT"
+t_ok "... and reads right, not the forged image's bytes" timeout 120 "$TREECMP" "$SRC" "$MNT"
+skiff_umount "$MNT"
+skiff_umount "$T/mnt-x"
+stop_skiffd
+t_ok "skiffd starts again on the same cache" start_skiffd --frontend fanotify
+t_ok "the real image mounts" skiff_mount "$IMG:t" "$MNT"
+t_ok "... and reads right after the restart" timeout 120 "$TREECMP" "$SRC" "$MNT"
+skiff_umount "$MNT"
+
 # a bootstrap over a configured limit is refused before it is read
 stop_skiffd
 echo '{"max_bootstrap_size": 4096}' >"$T/small.json"

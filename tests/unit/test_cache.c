@@ -379,8 +379,8 @@ static void test_record(struct image *im, struct be_source *src,
 	if (ftruncate(fd, (off_t)c.table.usize))
 		bail_out("ftruncate");
 	is_int(ld_cache_record_open(&c, dir, NULL, &e), 0, "a record opens: %s", e.msg);
-	ok(ld_cache_record_path(rec, sizeof(rec), dir, NULL, c.hex) == 0 &&
-	   access(rec, F_OK) == 0, "at cache_dir/verified/<blob>");
+	is_int(ld_cache_record_path(&c, rec, sizeof(rec), dir, NULL), 0, "a record path");
+	ok(access(rec, F_OK) == 0, "at cache_dir/verified/<blob>.<table digest>");
 	done = c.table.count / 4;
 	is_int(ld_cache_fill(&c, fd, 0, c.table.chunks[done].uoff, &e), 0,
 	       "fill the first quarter (%llu chunks)", (unsigned long long)done);
@@ -428,6 +428,26 @@ static void test_record(struct image *im, struct be_source *src,
 	ld_cache_scan(&c, fd);
 	is_int((long long)c.ready, 0, "... empty: nothing is ready");
 	ld_cache_close(&c);
+
+	/* a record under a blob id alone (a cachefiles volume's) made for
+	 * another table of that id, with the same chunk count and size (an
+	 * image claiming a blob it is not): never taken */
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) ||
+	    ld_cache_record_open(&c, dir, "vol", &e))
+		bail_out("reopen: %s", e.msg);
+	c.pool = pool;
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0, "a whole fill, recorded in a volume");
+	ld_cache_close(&c);
+	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e))
+		bail_out("reopen: %s", e.msg);
+	c.table.table_digest[0] ^= 1;	/* as another table's digest */
+	is_int(ld_cache_record_open(&c, dir, "vol", &e), 0, "the record opens for another table");
+	is_int(ld_cache_scan(&c, fd), (long long)c.table.count,
+	       "... and trusts nothing: every chunk is stale");
+	is_int((long long)c.ready, 0, "... none ready");
+	ld_cache_close(&c);
+	if (ftruncate(fd, 0) || ftruncate(fd, (off_t)c.table.usize))
+		bail_out("ftruncate");
 
 	/* a recorded chunk punched out of the file loses its bit */
 	if (ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) ||

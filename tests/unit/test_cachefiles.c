@@ -270,7 +270,7 @@ int main(void)
 	ok(fd_closed(fd), "... its fd closed");
 
 	/* with the table kept, the same OPEN answers the blob's size */
-	if (!ld_table_path(d, ref.hex, tpath, sizeof(tpath)) ||
+	if (!ld_table_path(d, &ref, tpath, sizeof(tpath)) ||
 	    sk_write_file_atomic(tpath, table, ref.table_size))
 		bail_out("keeping the table");
 	fd = open(anon, O_RDWR | O_CREAT, 0600);

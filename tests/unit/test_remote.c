@@ -1070,6 +1070,31 @@ static int timed_reg_read(const struct be_config *cfg, const char *host,
 
 /* A stalled server costs a read the deadline, not max_attempts times the
  * transport's timeouts and backoffs. */
+/* A read's deadline grows with what it asks for: a slow link still
+ * moves an 8 MiB piece of a bootstrap, a stall is still cut. */
+static bool near(double a, double b)
+{
+	return a - b < 1.0 && b - a < 1.0;
+}
+
+static void test_deadline_scale(void)
+{
+	struct be_config cfg;
+	double now;
+
+	be_config_defaults(&cfg);
+	cfg.read_deadline_ms = 10000;
+	now = sk_now();
+	ok(near(be_read_deadline(&cfg, 0), now + 10.0), "no length: the base deadline");
+	ok(near(be_read_deadline(&cfg, 1u << 20), now + 10.0), "1 MiB: the base deadline");
+	ok(near(be_read_deadline(&cfg, (1u << 20) + 1), now + 20.0),
+	   "a byte past 1 MiB: twice");
+	ok(near(be_read_deadline(&cfg, 8u << 20), now + 80.0), "8 MiB: eight times");
+	cfg.read_deadline_ms = 0;
+	ok(be_read_deadline(&cfg, 8u << 20) == 0, "0: no deadline");
+	be_config_free(&cfg);
+}
+
 static void test_deadline(struct srv *s)
 {
 	struct be_config cfg;
@@ -1366,6 +1391,7 @@ int main(void)
 	}
 	test_config();
 	test_token_location();
+	test_deadline_scale();
 	test_transport();
 	ch_cleanup();
 	return done_testing();
