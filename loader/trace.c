@@ -265,8 +265,10 @@ int ld_trace_stop(struct ld_daemon *d, struct ld_image *im, json_t **out,
 	fmt_bs_close(&bs);
 	if (ret)
 		goto out;
-	/* files first read by the same request keep tree order */
-	qsort(w.f, w.n, sizeof(*w.f), by_first);
+	/* files first read by the same request keep tree order; no file
+	 * read leaves w.f NULL, which qsort must not get even for 0 */
+	if (w.n)
+		qsort(w.f, w.n, sizeof(*w.f), by_first);
 	files = json_array();
 	if (!files) {
 		ret = -ENOMEM;
