@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,7 +118,8 @@ static void counting_destroy(struct be_source *s)
 
 /* A one-file image built into a store; its bootstrap's blob ref and the
  * stored blob's chunk table bytes. */
-static void make_blob(struct fmt_blob_ref *ref, void **table, void **bs_buf)
+static void make_blob(struct fmt_blob_ref *ref, void **table, void **bs_buf,
+		      uint64_t *bs_size)
 {
 	struct fmt_build_opts o = { .chunk_bits = 16, .level = 1, .threads = 1,
 				    .compress = SKIFF_COMP_ZSTD };
@@ -154,7 +156,15 @@ static void make_blob(struct fmt_blob_ref *ref, void **table, void **bs_buf)
 		bail_out("bootstrap");
 	*ref = bs.blobs[0];
 	fmt_bs_close(&bs);
-	*bs_buf = res.bootstrap;
+	/* as registration gives an image its bootstrap: a mapping, which
+	 * ld_image_put() unmaps */
+	*bs_buf = mmap(NULL, res.bootstrap_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*bs_buf == MAP_FAILED)
+		bail_out("mmap");
+	memcpy(*bs_buf, res.bootstrap, res.bootstrap_size);
+	*bs_size = res.bootstrap_size;
+	free(res.bootstrap);
 	*table = malloc(ref->table_size);
 	fd = open(blob, O_RDONLY);
 	if (fd < 0 || !*table || sk_pread_full(fd, *table, ref->table_size, ref->table_off))
@@ -248,7 +258,7 @@ int main(void)
 
 	/* 3. an OPEN of a blob whose chunk table registration did not keep:
 	 *    it fails, logged, and never reads the source */
-	make_blob(&ref, &table, &im->bs_buf);
+	make_blob(&ref, &table, &im->bs_buf, &im->bootstrap_size);
 	snprintf(im->id, sizeof(im->id), "img1");
 	im->nblobs = 1;
 	im->refs = calloc(1, sizeof(*im->refs));
