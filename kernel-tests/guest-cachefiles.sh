@@ -284,6 +284,7 @@ kept_tables() {
 		"$SKIFF" build -q --chunk-size 64K "$src3" "$IMG:c" || return
 	blob3=$("$SKIFF" inspect --json "$IMG:c" | jq -r '.blobs[0].id')
 	td3=$(table_digest "$IMG:c")
+	mkdir -p "$T/mc"
 	t_ok "the tables directory made immutable" chattr +i "$SKIFF_TEST_CACHE/tables" || return
 	t_fails "a mount that cannot keep the blob's table fails" \
 		"$SKIFF" mount "$IMG:c" "$T/mc" --id kt1
