@@ -17,34 +17,7 @@
 #include "../backend/store.h"
 #include "../format/bootstrap.h"
 #include "cache.h"
-
-enum ld_frontend_kind { LD_FE_AUTO, LD_FE_FANOTIFY, LD_FE_CACHEFILES };
-enum { LD_LOG_ERROR, LD_LOG_WARN, LD_LOG_INFO, LD_LOG_DEBUG };
-
-struct ld_config {
-	char cache_dir[PATH_MAX];
-	char work_dir[PATH_MAX];
-	char socket_path[PATH_MAX];
-	unsigned int threads;
-	uint32_t merge_limit;
-	uint32_t readahead;
-	uint32_t ahead;		/* stored bytes of a background read-ahead window */
-	int log_level;
-	enum ld_frontend_kind frontend;
-	int ready_fd;		/* -1: none; written and closed when serving */
-	bool no_holder;		/* fanotify without the holder process */
-	unsigned int prefetch_threads;	/* prefetch's own threads */
-	uint64_t prefetch_bandwidth;	/* bytes/s prefetch may fetch, 0: any */
-	bool prefetch_on_mount;	/* run an image's prefetch list at mount */
-	/* bytes a manifest may claim for a bootstrap: more is refused
-	 * before anything is read */
-	uint64_t max_bootstrap_size;
-	struct be_config backend;	/* HTTP and registry sources; owns hosts */
-};
-
-void ld_config_defaults(struct ld_config *c);
-/* Reads skiffd.json; keys not present keep their value. */
-int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e);
+#include "config.h"
 
 /* A blob's cache file owned by skiffd (fanotify mode), shared by every
  * image that names the blob. */

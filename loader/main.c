@@ -12,6 +12,7 @@
 
 #include <sys/fanotify.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "prefetch.h"
 #include "holder.h"
@@ -21,64 +22,108 @@
 #endif
 #define DEFAULT_CONFIG "/etc/skiff/skiffd.json"
 
-static const char usage[] =
+/* Flags that are no key of skiffd.json; ld_opts gives the rest. */
+enum { OPT_CONFIG = 'c', OPT_HELP = 'h', OPT_VERSION = 'V', OPT_READY_FD = 256,
+       OPT_NO_HOLDER, OPT_DUMP, OPT_TABLE };
+
+static const char usage_head[] =
 "usage: skiffd [options]\n"
 "\n"
 "The skiff loader daemon: serves registered images to the kernel, fetching\n"
 "chunks on demand. It runs in the foreground; the control socket appears\n"
-"when it is ready.\n"
+"when it is ready. Options override keys of the configuration file\n"
+"(skiffd.json(5)); a SIZE takes K, M or G, e.g. 8M.\n"
 "\n"
-"  -c, --config FILE       configuration (default " DEFAULT_CONFIG " if present)\n"
-"      --cache-dir DIR     cache files (default /var/cache/skiff)\n"
-"      --work-dir DIR      state: registered images (default /var/lib/skiff)\n"
-"      --socket PATH       control socket (default /run/skiff/skiffd.sock)\n"
-"      --frontend NAME     auto (default), fanotify or cachefiles\n"
-"  -j, --threads N         request workers (default 16)\n"
-"      --merge-limit SIZE  largest merged backend read (default 8M)\n"
-"      --ahead SIZE        most stored bytes of background read-ahead for a\n"
-"                          sequential reader, reached as it reads on, e.g.\n"
-"                          32M (default 0: none)\n"
-"      --readahead SIZE    stored bytes of following chunks fetched with a\n"
-"                          miss (default 1M; 0: only what is asked)\n"
-"      --prefetch-threads N  threads that prefetch (default 2)\n"
-"      --prefetch-bandwidth SIZE  bytes per second prefetch may fetch, e.g.\n"
-"                          10M (default 0: no limit)\n"
-"      --log-level LEVEL   error, warn, info (default) or debug\n"
+"  -c, --config FILE       configuration (default " DEFAULT_CONFIG " if present)\n";
+
+static const char usage_tail[] =
 "      --ready-fd FD       write \"READY\\n\" to FD and close it once serving\n"
 "      --no-holder         fanotify: no holder process (a crash then lets reads\n"
 "                          of uncached data return zeros; for debugging only)\n"
+"      --dump-options      print the options of the table above as JSON\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n";
 
+static void usage(FILE *f)
+{
+	fputs(usage_head, f);
+	for (size_t i = 0; i < ld_nopts; i++) {
+		const struct ld_opt *o = &ld_opts[i];
+		char head[64], sum[256];
+		int n;
+
+		if (o->short_flag)
+			snprintf(head, sizeof(head), "-%c, --%s %s", o->short_flag, o->flag, o->meta);
+		else
+			snprintf(head, sizeof(head), "    --%s %s", o->flag, o->meta);
+		ld_opt_describe(o, sum, sizeof(sum));
+		if (strlen(head) > 23)
+			fprintf(f, "  %s\n%26s", head, "");
+		else
+			fprintf(f, "  %-23s ", head);
+		/* the range and default after the help, or below it */
+		n = (int)(strlen(o->help) + strlen(sum));
+		if (26 + n + 3 <= 80)
+			fprintf(f, "%s (%s)\n", o->help, sum);
+		else
+			fprintf(f, "%s\n%26s(%s)\n", o->help, "", sum);
+	}
+	fputs(usage_tail, f);
+}
+
+static int dump_options(void)
+{
+	char *text = ld_opt_dump();
+
+	if (!text) {
+		fputs("skiffd: out of memory\n", stderr);
+		return 1;
+	}
+	puts(text);
+	free(text);
+	return 0;
+}
+
 static int parse_args(struct ld_config *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "cache-dir", required_argument, NULL, 'C' },
-		{ "work-dir", required_argument, NULL, 'W' },
-		{ "socket", required_argument, NULL, 'S' },
-		{ "frontend", required_argument, NULL, 'F' },
-		{ "threads", required_argument, NULL, 'j' },
-		{ "merge-limit", required_argument, NULL, 'M' },
-		{ "readahead", required_argument, NULL, 'A' },
-		{ "ahead", required_argument, NULL, 'H' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "ready-fd", required_argument, NULL, 'R' },
-		{ "no-holder", no_argument, NULL, 'N' },
-		{ "prefetch-threads", required_argument, NULL, 'P' },
-		{ "prefetch-bandwidth", required_argument, NULL, 'B' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 }
+	static const struct option fixed[] = {
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+		{ "no-holder", no_argument, NULL, OPT_NO_HOLDER },
+		{ "dump-options", no_argument, NULL, OPT_DUMP },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
 	};
+	struct option opts[SK_ARRAY_SIZE(fixed) + 32];
+	char shorts[64] = "c:hV";
+	size_t n = 0, ns = strlen(shorts);
 	const char *config = NULL;
 	struct sk_err e = { { 0 } };
-	int o;
+	int o, idx;
+
+	/* the table's flags have val OPT_TABLE + their index; a short flag
+	 * (-j) is found in the table by its letter */
+	if (ld_nopts + SK_ARRAY_SIZE(fixed) + 1 > SK_ARRAY_SIZE(opts)) {
+		fputs("skiffd: too many options\n", stderr);
+		return 1;
+	}
+	memcpy(opts, fixed, sizeof(fixed));
+	n = SK_ARRAY_SIZE(fixed);
+	for (size_t i = 0; i < ld_nopts; i++) {
+		opts[n++] = (struct option){ ld_opts[i].flag, required_argument, NULL,
+					     OPT_TABLE + (int)i };
+		if (ld_opts[i].short_flag && ns + 3 < sizeof(shorts)) {
+			shorts[ns++] = ld_opts[i].short_flag;
+			shorts[ns++] = ':';
+			shorts[ns] = '\0';
+		}
+	}
+	opts[n] = (struct option){ 0 };
 
 	/* first pass: the config file, so that flags override it */
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "c:j:hV", opts, NULL)) != -1)
-		if (o == 'c')
+	while ((o = getopt_long(argc, argv, shorts, opts, NULL)) != -1)
+		if (o == OPT_CONFIG)
 			config = optarg;
 	if (!config && access(DEFAULT_CONFIG, F_OK) == 0)
 		config = DEFAULT_CONFIG;
@@ -88,94 +133,27 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 	}
 	opterr = 1;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "c:j:hV", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		char *end;
 		long v;
-		uint64_t sz;
 
+		idx = -1;
+		if (o >= OPT_TABLE)
+			idx = o - OPT_TABLE;
+		for (size_t i = 0; o < 256 && i < ld_nopts; i++)
+			if (ld_opts[i].short_flag == o)
+				idx = (int)i;
+		if (idx >= 0) {
+			if (ld_opt_set_arg(c, &ld_opts[idx], optarg, &e)) {
+				fprintf(stderr, "skiffd: %s\n", e.msg);
+				return 2;
+			}
+			continue;
+		}
 		switch (o) {
-		case 'c':
+		case OPT_CONFIG:
 			break;
-		case 'C':
-			snprintf(c->cache_dir, sizeof(c->cache_dir), "%s", optarg);
-			break;
-		case 'W':
-			snprintf(c->work_dir, sizeof(c->work_dir), "%s", optarg);
-			break;
-		case 'S':
-			snprintf(c->socket_path, sizeof(c->socket_path), "%s", optarg);
-			break;
-		case 'F':
-			if (!strcmp(optarg, "auto"))
-				c->frontend = LD_FE_AUTO;
-			else if (!strcmp(optarg, "fanotify"))
-				c->frontend = LD_FE_FANOTIFY;
-			else if (!strcmp(optarg, "cachefiles"))
-				c->frontend = LD_FE_CACHEFILES;
-			else {
-				fprintf(stderr, "skiffd: --frontend %s: use auto, fanotify or cachefiles\n", optarg);
-				return 2;
-			}
-			break;
-		case 'j':
-			v = strtol(optarg, &end, 10);
-			if (*end || v < 1 || v > 1024) {
-				fprintf(stderr, "skiffd: --threads %s: need 1 to 1024\n", optarg);
-				return 2;
-			}
-			c->threads = (unsigned int)v;
-			break;
-		case 'P':
-			v = strtol(optarg, &end, 10);
-			if (*end || v < 1 || v > 64) {
-				fprintf(stderr, "skiffd: --prefetch-threads %s: need 1 to 64\n", optarg);
-				return 2;
-			}
-			c->prefetch_threads = (unsigned int)v;
-			break;
-		case 'B':
-			if (sk_parse_size(optarg, &sz)) {
-				fprintf(stderr, "skiffd: --prefetch-bandwidth %s: need bytes per second, e.g. 10M\n", optarg);
-				return 2;
-			}
-			c->prefetch_bandwidth = sz;
-			break;
-		case 'M':
-			if (sk_parse_size(optarg, &sz) || sz < 4096 || sz > (256u << 20)) {
-				fprintf(stderr, "skiffd: --merge-limit %s: need 4K to 256M\n", optarg);
-				return 2;
-			}
-			c->merge_limit = (uint32_t)sz;
-			break;
-		case 'A':
-			if (sk_parse_size(optarg, &sz) || sz > (256u << 20)) {
-				fprintf(stderr, "skiffd: --readahead %s: need 0 to 256M\n", optarg);
-				return 2;
-			}
-			c->readahead = (uint32_t)sz;
-			break;
-		case 'H':
-			if (sk_parse_size(optarg, &sz) || sz > (256u << 20)) {
-				fprintf(stderr, "skiffd: --ahead %s: need 0 to 256M\n", optarg);
-				return 2;
-			}
-			c->ahead = (uint32_t)sz;
-			break;
-		case 'L':
-			if (!strcmp(optarg, "error"))
-				c->log_level = LD_LOG_ERROR;
-			else if (!strcmp(optarg, "warn"))
-				c->log_level = LD_LOG_WARN;
-			else if (!strcmp(optarg, "info"))
-				c->log_level = LD_LOG_INFO;
-			else if (!strcmp(optarg, "debug"))
-				c->log_level = LD_LOG_DEBUG;
-			else {
-				fprintf(stderr, "skiffd: --log-level %s: use error, warn, info or debug\n", optarg);
-				return 2;
-			}
-			break;
-		case 'R':
+		case OPT_READY_FD:
 			v = strtol(optarg, &end, 10);
 			if (*end || v < 0 || fcntl((int)v, F_GETFD) < 0) {
 				fprintf(stderr, "skiffd: --ready-fd %s: not an open descriptor\n", optarg);
@@ -183,22 +161,24 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 			}
 			c->ready_fd = (int)v;
 			break;
-		case 'N':
+		case OPT_NO_HOLDER:
 			c->no_holder = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
+		case OPT_DUMP:
+			exit(dump_options());
+		case OPT_HELP:
+			usage(stdout);
 			exit(0);
-		case 'V':
+		case OPT_VERSION:
 			printf("skiffd %s\n", SKIFF_VERSION);
 			exit(0);
 		default:
-			fputs(usage, stderr);
+			usage(stderr);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		fputs(usage, stderr);
+		usage(stderr);
 		return 2;
 	}
 	return 0;

@@ -205,6 +205,6 @@ t_fails "an image whose bootstrap is larger does not mount" "$SKIFF" mount "$IMG
 t_grep "... naming the limit" "over max_bootstrap_size \\(4096 bytes" "$T/.out"
 echo '{"max_bootstrap_size": "1k"}' >"$T/bad.json"
 t_fails "max_bootstrap_size under 4096 is refused" "$SKIFFD" --config "$T/bad.json" --socket "$T/x.sock" --cache-dir "$T/c2" --work-dir "$T/w2"
-t_grep "... with the range" "max_bootstrap_size.*4096 bytes to 4 GiB" "$T/.out"
+t_grep "... with the range" "\"max_bootstrap_size\" must be 4096 to 4294967296 bytes" "$T/.out"
 
 done_testing
