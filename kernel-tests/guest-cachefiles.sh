@@ -37,6 +37,12 @@ fb=$(metric skiff_fetched_bytes_total)
 t_ok "... $fb bytes, under 1% of the $stored stored" test "$((fb * 100))" -lt "$stored"
 t_ok "mounted tree equals the source" timeout 600 "$TREECMP" "$SRC" "$MNT"
 t_is "every chunk fetched exactly once" "$(metric skiff_fetched_chunks_total)" "$chunks"
+# the one request path (loader/request.c) counts in both frontends alike
+t_ok "READ latencies are recorded (fetched)" \
+	test "$(metric 'skiff_event_seconds_count{path="fetched"}')" -ge 1
+t_is "... one per READ, fetched or answered at once" \
+	"$(($(metric 'skiff_event_seconds_count{path="fetched"}') + $(metric 'skiff_event_seconds_count{path="cached"}')))" \
+	"$(metric skiff_events_total)"
 t_is "no errors" "$(metric skiff_verify_errors_total)/$(metric skiff_fetch_errors_total)" 0/0
 t_is "skiff status shows the blob wholly cached" \
 	"$("$SKIFF" status --json | jq '.images[0].blobs[0] | .ready_bytes == .size')" true

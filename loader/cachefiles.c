@@ -26,7 +26,7 @@
 #include "daemon.h"
 #include "evloop.h"
 #include "prefetch.h"
-#include "trace.h"
+#include "request.h"
 
 enum { CF_BOOTSTRAP, CF_BLOB };
 
@@ -56,12 +56,14 @@ struct cf_fe {
 	struct cf_object *objects;
 };
 
-struct cf_job {
-	struct sk_job job;
+/* A READ being served (ld_request): completed on its object's anon fd,
+ * holding a reference on the object. */
+struct cf_req {
+	struct ld_req base;
 	struct cf_fe *fe;
 	struct cf_object *obj;
 	uint32_t msg_id;
-	uint64_t off, len;
+	char what[160];
 };
 
 static int dev_cmd(int dev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -410,37 +412,38 @@ static void complete(struct cf_fe *fe, struct cf_object *o, uint32_t msg_id)
 		       strerror(errno));
 }
 
-static void read_job(struct sk_job *job)
+/* The bootstrap's READs: from memory, not through the loader core. */
+static int req_fill_bootstrap(struct ld_req *r, struct sk_err *e)
 {
-	struct cf_job *j = (struct cf_job *)job;
-	struct cf_object *o = j->obj;
-	struct sk_err e = { { 0 } };
-	int ret;
+	struct cf_req *q = (struct cf_req *)r;
 
-	if (o->kind == CF_BOOTSTRAP)
-		ret = fill_bootstrap(o, j->off, j->len);
-	else
-		ret = ld_cache_fill(&o->cache, o->fd, j->off, j->len, &e);
-	if (ret) {
-		atomic_fetch_add(&j->fe->d->events_denied, 1);
-		ld_log(j->fe->d, LD_LOG_ERROR, "cachefiles: READ [%llu, +%llu) of %s %s: %s",
-		       (unsigned long long)j->off, (unsigned long long)j->len,
-		       o->kind == CF_BOOTSTRAP ? "bootstrap of" : "blob",
-		       o->kind == CF_BOOTSTRAP ? o->im->id : o->cache.hex,
-		       e.msg[0] ? e.msg : strerror(-ret));
-	}
-	/* completed on every path: an uncompleted READ hangs the reader */
-	complete(j->fe, o, j->msg_id);
-	ld_ev_done(j->fe->d);
-	obj_put(j->fe, o);
-	free(j);
+	(void)e;
+	return fill_bootstrap(q->obj, r->off, r->len);
+}
+
+/* Completed on every path: an uncompleted READ hangs the reader, and one
+ * completed without its data gives it EIO. */
+static void req_answer(struct ld_req *r, int err)
+{
+	struct cf_req *q = (struct cf_req *)r;
+
+	(void)err;
+	complete(q->fe, q->obj, q->msg_id);
+}
+
+static void req_release(struct ld_req *r)
+{
+	struct cf_req *q = (struct cf_req *)r;
+
+	obj_put(q->fe, q->obj);
+	free(q);
 }
 
 static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m, size_t n)
 {
 	struct cachefiles_read rd;
 	struct cf_object *o = obj_get(fe, m->object_id);
-	struct cf_job *j;
+	struct cf_req *q;
 
 	atomic_fetch_add(&fe->d->events, 1);
 	if (!o) {
@@ -462,22 +465,30 @@ static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 		return;
 	}
 	memcpy(&rd, m->data, sizeof(rd));
-	if (o->kind == CF_BLOB)
-		ld_trace_note(fe->d, o->cache.hex, rd.off, rd.len);
-	j = calloc(1, sizeof(*j));
-	if (!j) {
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		atomic_fetch_add(&fe->d->events_denied, 1);
 		complete(fe, o, m->msg_id);
 		obj_put(fe, o);
 		return;
 	}
-	j->fe = fe;
-	j->obj = o;
-	j->msg_id = m->msg_id;
-	j->off = rd.off;
-	j->len = rd.len;
-	j->job.fn = read_job;
-	j->job.detached = true;	/* read_job frees j */
-	ld_ev_submit(fe->d, &j->job);
+	q->fe = fe;
+	q->obj = o;
+	q->msg_id = m->msg_id;
+	if (o->kind == CF_BLOB) {
+		q->base.cache = &o->cache;
+		q->base.wfd = o->fd;
+		snprintf(q->what, sizeof(q->what), "blob %s", o->cache.hex);
+	} else {
+		q->base.fill = req_fill_bootstrap;
+		snprintf(q->what, sizeof(q->what), "the bootstrap of %s", o->im->id);
+	}
+	q->base.off = rd.off;
+	q->base.len = rd.len;
+	q->base.answer = req_answer;
+	q->base.release = req_release;
+	q->base.what = q->what;
+	ld_request(fe->d, &q->base);
 }
 
 static void handle_close(struct cf_fe *fe, const struct cachefiles_msg *m)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
@@ -24,7 +25,7 @@
 #include "evloop.h"
 #include "fanrec.h"
 #include "holder.h"
-#include "trace.h"
+#include "request.h"
 
 /* Debian bookworm's headers predate pre-content events. */
 #ifndef FAN_PRE_ACCESS
@@ -43,14 +44,15 @@ struct fan_fe {
 	pid_t self;		/* events we cause ourselves are allowed */
 };
 
-struct fan_job {
-	struct sk_job job;
+/* A read event being served (ld_request): answered through the group,
+ * holding the event's fd and a reference on the cache file. */
+struct fan_req {
+	struct ld_req base;
 	struct fan_fe *fe;
 	struct ld_blob_file *f;
 	int fd;			/* the event's fd, ours to close */
 	int hfd;		/* the fd number the answer names */
-	uint64_t off, len;
-	double t0;		/* when the event reached us */
+	char what[80];
 };
 
 int ld_fanotify_probe(const char *cache_dir, struct sk_err *e)
@@ -107,26 +109,20 @@ static void maybe_unmark(struct fan_fe *fe, struct ld_blob_file *f)
 	pthread_mutex_unlock(&fe->d->lock);
 }
 
-static void fill_job(struct sk_job *job)
+static void req_answer(struct ld_req *r, int err)
 {
-	struct fan_job *j = (struct fan_job *)job;
-	struct sk_err e = { { 0 } };
-	int ret = ld_cache_fill(&j->f->cache, j->fd, j->off, j->len, &e);
+	struct fan_req *q = (struct fan_req *)r;
 
-	if (ret) {
-		ld_log(j->fe->d, LD_LOG_ERROR, "read [%llu, +%llu) of blob %s: %s",
-		       (unsigned long long)j->off, (unsigned long long)j->len,
-		       j->f->cache.hex, e.msg);
-		atomic_fetch_add(&j->fe->d->events_denied, 1);
-		respond(j->fe, j->fd, j->hfd, FAN_DENY_ERRNO(EIO));
-	} else {
-		respond(j->fe, j->fd, j->hfd, FAN_ALLOW);
-	}
-	ld_hist_observe(&j->fe->d->lat_fetched, sk_now() - j->t0);
-	ld_ev_done(j->fe->d);
-	maybe_unmark(j->fe, j->f);
-	ld_file_release(j->fe->d, j->f);	/* dispatch()'s reference */
-	free(j);
+	respond(q->fe, q->fd, q->hfd, err ? FAN_DENY_ERRNO(EIO) : FAN_ALLOW);
+}
+
+static void req_release(struct ld_req *r)
+{
+	struct fan_req *q = (struct fan_req *)r;
+
+	maybe_unmark(q->fe, q->f);
+	ld_file_release(q->fe->d, q->f);	/* dispatch()'s reference */
+	free(q);
 }
 
 /* One pre-content event: fd is ours, hfd the number its answer names. */
@@ -135,9 +131,8 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 {
 	struct ld_daemon *d = fe->d;
 	struct ld_blob_file *f;
-	struct fan_job *j;
+	struct fan_req *q;
 	struct stat st;
-	double t0 = sk_now();
 
 	/* skiffd's own prefetch writes: it never reads its cache files
 	 * through a watched fd, and holding its write would deadlock it */
@@ -160,30 +155,27 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 		off = 0;
 		len = f->cache.table.usize;
 	}
-	ld_trace_note(d, f->cache.hex, off, len);
-	if (ld_cache_range_ready(&f->cache, off, len)) {
-		atomic_fetch_add(&d->events_fast, 1);
-		respond(fe, fd, hfd, FAN_ALLOW);
-		ld_hist_observe(&d->lat_cached, sk_now() - t0);
-		ld_file_release(d, f);
-		return;
-	}
-	j = calloc(1, sizeof(*j));
-	if (!j) {
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		atomic_fetch_add(&d->events_denied, 1);
 		respond(fe, fd, hfd, FAN_DENY_ERRNO(EIO));
 		ld_file_release(d, f);
 		return;
 	}
-	j->fe = fe;
-	j->f = f;
-	j->fd = fd;
-	j->hfd = hfd;
-	j->off = off;
-	j->len = len;
-	j->t0 = t0;
-	j->job.fn = fill_job;
-	j->job.detached = true;	/* fill_job frees j */
-	ld_ev_submit(d, &j->job);
+	q->fe = fe;
+	q->f = f;
+	q->fd = fd;
+	q->hfd = hfd;
+	snprintf(q->what, sizeof(q->what), "blob %s", f->cache.hex);
+	/* written through the event's fd: its writes raise no events */
+	q->base.cache = &f->cache;
+	q->base.wfd = fd;
+	q->base.off = off;
+	q->base.len = len;
+	q->base.answer = req_answer;
+	q->base.release = req_release;
+	q->base.what = q->what;
+	ld_request(d, &q->base);
 }
 
 /* avail: the bytes of the read buffer from m on */

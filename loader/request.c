@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "request.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "cache.h"
+#include "daemon.h"
+#include "evloop.h"
+#include "trace.h"
+
+/* Answers r, and (once no longer counted as in flight, for a fill)
+ * releases it: the release may end the frontend's interest in it. */
+static void finish(struct ld_req *r, int err, struct ld_hist *h, bool in_flight)
+{
+	struct ld_daemon *d = r->d;
+
+	if (err)
+		atomic_fetch_add(&d->events_denied, 1);
+	r->answer(r, err);
+	if (in_flight)
+		ld_ev_done(d);
+	ld_hist_observe(h, sk_now() - r->t0);
+	r->release(r);
+}
+
+static void fill_job(struct sk_job *job)
+{
+	struct ld_req *r = (struct ld_req *)job;
+	struct ld_daemon *d = r->d;
+	struct sk_err e = { { 0 } };
+	int ret = r->fill ? r->fill(r, &e)
+			  : ld_cache_fill(r->cache, r->wfd, r->off, r->len, &e);
+
+	if (ret)
+		ld_log(d, LD_LOG_ERROR, "read [%llu, +%llu) of %s: %s",
+		       (unsigned long long)r->off, (unsigned long long)r->len, r->what,
+		       e.msg[0] ? e.msg : strerror(-ret));
+	finish(r, ret ? -EIO : 0, &d->lat_fetched, true);
+}
+
+void ld_request(struct ld_daemon *d, struct ld_req *r)
+{
+	r->d = d;
+	r->t0 = sk_now();
+	if (r->cache) {
+		ld_trace_note(d, r->cache->hex, r->off, r->len);
+		if (ld_cache_range_ready(r->cache, r->off, r->len)) {
+			atomic_fetch_add(&d->events_fast, 1);
+			finish(r, 0, &d->lat_cached, false);
+			return;
+		}
+	}
+	r->job.fn = fill_job;
+	r->job.detached = true;	/* fill_job releases r */
+	ld_ev_submit(d, &r->job);
+}
