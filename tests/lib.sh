@@ -79,11 +79,17 @@ _t_run_fails() {
 		_t_why="command died by signal $((st - 128)): $*"
 		return 1
 	fi
+	# a hang that timeout(1) ended is not the failure a test expects
+	if [ "$1" = timeout ] && [ "$st" -eq 124 ]; then
+		_t_why="command did not end in time (a hang): $*"
+		return 1
+	fi
 	return 0
 }
 
 # t_fails DESC CMD...: passes when CMD exits with an error status (1 to
-# 128; a death by signal fails the test). Its output is kept in $T/.out
+# 128; a death by signal fails the test, and so does `timeout N CMD`
+# ending a hang, status 124). Its output is kept in $T/.out
 # for further checks (t_grep).
 t_fails() {
 	local desc=$1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The helpers of lib.sh judge what the other tests assert, so they are
 # tested too: t_fails passes on an error status and fails on success and
-# on a death by signal (a crash is never the failure a test expects);
+# on a death by signal (a crash is never the failure a test expects) and
+# on a hang that timeout(1) ended;
 # t_fails_msg also wants the error message. Each helper runs in a
 # subshell whose TAP line is captured, not counted.
 . "$(dirname "$0")/lib.sh"
@@ -19,6 +20,9 @@ t_is "t_fails: a death by SIGSEGV fails" \
 t_is "t_fails: a death by SIGKILL fails" \
 	"$(verdict t_fails x bash -c 'kill -KILL $$')" "not ok"
 t_grep "... saying which signal" "died by signal 9" <(t_fails x bash -c 'kill -KILL $$' 2>&1)
+t_is "t_fails: a hang ended by timeout fails" "$(verdict t_fails x timeout 0.2 sleep 5)" "not ok"
+t_grep "... saying so" "did not end in time" <(t_fails x timeout 0.2 sleep 5 2>&1)
+t_is "t_fails: an error under timeout passes" "$(verdict t_fails x timeout 5 false)" "ok"
 t_is "t_fails: the output is kept in \$T/.out" \
 	"$(t_fails x bash -c 'echo the reason; exit 3' >/dev/null; cat "$T/.out")" "the reason"
 
