@@ -17,6 +17,7 @@
 #include "../backend/store.h"
 #include "../format/bootstrap.h"
 #include "cache.h"
+#include "frontend.h"
 #include "config.h"
 
 /* A blob's cache file owned by skiffd (fanotify mode), shared by every
@@ -201,46 +202,39 @@ void ld_file_release(struct ld_daemon *d, struct ld_blob_file *f);
 void ld_run_later(struct ld_daemon *d, void (*fn)(struct ld_daemon *d, void *arg),
 		  void *arg);
 
-/* Frontend: the kernel side. */
-struct ld_frontend_ops {
-	const char *name;
-	/* skiffd creates the cache files (fanotify); else the kernel does */
-	bool owns_cache_files;
-	int (*start)(struct ld_daemon *d, struct ld_frontend **out,
-		     struct sk_err *e);
-	/* starts taking requests from the kernel */
-	int (*serve)(struct ld_frontend *fe);
-	/* a blob file became used by an image / complete / unused */
-	int (*watch)(struct ld_frontend *fe, struct ld_blob_file *f);
-	void (*unwatch)(struct ld_frontend *fe, struct ld_blob_file *f);
-	/* stops taking requests; those already queued keep their way to
-	 * answer until destroy() */
-	void (*stop)(struct ld_frontend *fe);
-	void (*destroy)(struct ld_frontend *fe);
-	/* cachefiles: verified bytes and chunks the kernel's cache files of
-	 * an image's blob hold (objects open now); NULL when not known */
-	/* prefetch: fills [off, off+len) of an image's blob where the kernel
-	 * reads it; *fetched gets the stored bytes fetched. -EAGAIN when the
-	 * kernel has not opened the blob yet (cachefiles). */
-	int (*prefetch)(struct ld_frontend *fe, struct ld_image *im,
-			unsigned int blob, uint64_t off, uint64_t len,
-			uint64_t *fetched, struct sk_err *e);
-	int (*blob_fill)(struct ld_frontend *fe, const struct ld_image *im,
-			 unsigned int blob, uint64_t *bytes, uint64_t *chunks);
-};
-
-struct ld_frontend {
-	const struct ld_frontend_ops *ops;
-};
-
-extern const struct ld_frontend_ops ld_fanotify_ops;
-extern const struct ld_frontend_ops ld_cachefiles_ops;
-/* Opens /dev/cachefiles and binds it in on-demand mode: the fd, or
- * -errno with a message naming what the kernel lacks. */
-int ld_cachefiles_bind(const char *cache_dir, struct sk_err *e);
-/* Probes whether the kernel offers fanotify pre-content events on the
- * cache directory's filesystem; 0 or -errno with a message. */
-int ld_fanotify_probe(const char *cache_dir, struct sk_err *e);
+/*
+ * Inside the loader: the pieces registration is made of.
+ * source.c: sources, counted (d->src_lock, taken after d->lock).
+ */
+struct be_source *ld_source_get(struct ld_daemon *d, const struct be_ref *r,
+				struct sk_err *e);
+struct be_source *ld_source_hold(struct ld_daemon *d, struct be_source *src);
+void ld_source_put(struct ld_daemon *d, struct be_source *src);
+/*
+ * blobfile.c: skiffd's own cache files. ld_file_prepare() (no lock: reads
+ * and verifies the chunk table) gives a file linked nowhere;
+ * ld_file_get() (under d->lock) links it or takes the one linked already
+ * and drops it; ld_file_discard() drops one never linked. ld_file_put()
+ * (under d->lock) drops a reference and returns the file to hand to
+ * ld_file_close() (without d->lock) when it was the last, else NULL.
+ */
+int ld_file_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
+		    struct be_source *src, struct ld_blob_file **out, struct sk_err *e);
+int ld_file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
+		struct ld_blob_file *prep, struct ld_blob_file **out, struct sk_err *e);
+void ld_file_discard(struct ld_daemon *d, struct ld_blob_file *f);
+struct ld_blob_file *ld_file_put(struct ld_daemon *d, struct ld_blob_file *f);
+void ld_file_close(struct ld_daemon *d, struct ld_blob_file *f);
+/*
+ * bsload.c: ld_bs_load() gives the image's bootstrap, verified against
+ * the manifest, as a read-only mapping (*map, im->bootstrap_size bytes,
+ * the caller's to munmap; nothing to free on failure); ld_bs_check() runs
+ * the structural check of skiff check with the blobs' verified tables.
+ */
+int ld_bs_load(struct ld_daemon *d, struct be_source *src, const struct be_image *bi,
+	       struct ld_image *im, void **map, struct sk_err *e);
+int ld_bs_check(struct fmt_bs *bs, struct ld_blob_file **prep, const char *ref,
+		struct sk_err *e);
 
 int ld_api_start(struct ld_daemon *d, struct sk_err *e);
 void ld_api_stop(struct ld_daemon *d);
