@@ -36,11 +36,8 @@ static int parse_desc(json_t *d, struct be_desc *out)
 				return -EINVAL;
 		strcpy(out->mt, mt);
 	}
-	if (strncmp(dg, "sha256:", 7) || strlen(dg) != 7 + SK_HEX_LEN)
+	if (strncmp(dg, "sha256:", 7) || !sk_is_hex_digest(dg + 7))
 		return -EINVAL;
-	for (const char *p = dg + 7; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return -EINVAL;
 	strcpy(out->hex, dg + 7);
 	out->size = (uint64_t)json_integer_value(sz);
 	return 0;

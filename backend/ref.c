@@ -98,12 +98,7 @@ static bool valid_tag(const char *t)
 
 static bool valid_digest(const char *d)
 {
-	if (strncmp(d, "sha256:", 7) || strlen(d) != 7 + SK_HEX_LEN)
-		return false;
-	for (size_t i = 7; d[i]; i++)
-		if (!isdigit((unsigned char)d[i]) && !(d[i] >= 'a' && d[i] <= 'f'))
-			return false;
-	return true;
+	return !strncmp(d, "sha256:", 7) && sk_is_hex_digest(d + 7);
 }
 
 static int parse_docker(const char *s, struct be_ref *r, struct sk_err *e)

@@ -196,6 +196,16 @@ static int hexval(char c)
 	return -1;	/* digests are lowercase by definition */
 }
 
+bool sk_is_hex_digest(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (n == SK_HEX_LEN || hexval(s[n]) < 0)
+			return false;
+	return n == SK_HEX_LEN;
+}
+
 int sk_unhex(const char *hex, size_t hexlen, uint8_t *out)
 {
 	if (hexlen % 2)

@@ -61,6 +61,8 @@ int sk_path_join(char *out, size_t outlen, const char *a, const char *b);
 void sk_sha256(const void *buf, size_t len, uint8_t out[SK_SHA256_LEN]);
 void sk_hex(const uint8_t *bin, size_t len, char *out /* 2*len+1 */);
 int sk_unhex(const char *hex, size_t hexlen, uint8_t *out);
+/* Whether s is the lowercase hex of a SHA-256 (64 digits, nothing more). */
+bool sk_is_hex_digest(const char *s);
 /* Parses sizes such as 4096, 64K, 1M, 2G. */
 int sk_parse_size(const char *s, uint64_t *out);
 void sk_human_size(uint64_t v, char *out, size_t outlen);

@@ -39,16 +39,6 @@
 #include "../../cli/convert_config.c"
 #include "fuzz.h"
 
-static bool hex64(const char *h)
-{
-	if (strlen(h) != SK_HEX_LEN)
-		return false;
-	for (; *h; h++)
-		if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
-			return false;
-	return true;
-}
-
 static void config(const uint8_t *data, size_t size)
 {
 	char (*ids)[SK_HEX_LEN + 1] = (void *)1;
@@ -68,7 +58,7 @@ static void config(const uint8_t *data, size_t size)
 	}
 	CHECK(ids);
 	for (unsigned int i = 0; i < n; i++)
-		CHECK(hex64(ids[i]));
+		CHECK(sk_is_hex_digest(ids[i]));
 	CHECK(ids[n][0] == '\0');
 	free(ids);
 }

@@ -41,16 +41,6 @@ static bool header_safe(const char *s)
 	return true;
 }
 
-static bool hex64(const char *h)
-{
-	if (strlen(h) != SK_HEX_LEN)
-		return false;
-	for (; *h; h++)
-		if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
-			return false;
-	return true;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sk_err e;
@@ -104,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ret = be_ref_parse(s, &r, &e);
 		if (!ret) {
 			CHECK(r.kind != BE_REF_LOCAL && r.host[0] && r.loc[0]);
-			CHECK(!r.digest[0] || hex64(r.digest + 7));
+			CHECK(!r.digest[0] || sk_is_hex_digest(r.digest + 7));
 		}
 		break;
 	}
@@ -114,11 +104,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		ret = be_manifest_parse(data + 1, size - 1, &m, &e);
 		if (!ret) {
-			CHECK(hex64(m.config.hex));
+			CHECK(sk_is_hex_digest(m.config.hex));
 			for (unsigned int i = 0; i < m.nlayers; i++)
-				CHECK(hex64(m.layers[i].hex) && m.layers[i].mt[0]);
+				CHECK(sk_is_hex_digest(m.layers[i].hex) && m.layers[i].mt[0]);
 			if (be_image_from_manifest(&m, &img, &e) == 0) {
-				CHECK(hex64(img.bootstrap.hex) && img.nblobs < m.nlayers);
+				CHECK(sk_is_hex_digest(img.bootstrap.hex) && img.nblobs < m.nlayers);
 				be_image_free(&img);
 			}
 			be_manifest_free(&m);
@@ -131,10 +121,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)be_is_index(data + 1, size - 1, NULL);
 		ret = be_index_pick(data + 1, size - 1, NULL, "linux/amd64", &d, &e);
 		if (!ret)
-			CHECK(hex64(d.hex));
+			CHECK(sk_is_hex_digest(d.hex));
 		ret = be_index_pick(data + 1, size - 1, "latest", NULL, &d, &e);
 		if (!ret)
-			CHECK(hex64(d.hex));
+			CHECK(sk_is_hex_digest(d.hex));
 		break;
 	}
 	case 6: {

@@ -89,6 +89,16 @@ static void test_hex(void)
 	}
 	/* the length is authoritative: a NUL inside the range is a bad digit */
 	is_int(sk_unhex("ab\0d", 4, back), -EINVAL, "sk_unhex rejects an embedded NUL");
+	/* a digest as manifests and references must spell it */
+	ok(sk_is_hex_digest("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+	   "sk_is_hex_digest: 64 lowercase hex digits");
+	ok(!sk_is_hex_digest("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"),
+	   "sk_is_hex_digest: 63 digits refused");
+	ok(!sk_is_hex_digest("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0"),
+	   "sk_is_hex_digest: 65 digits refused");
+	ok(!sk_is_hex_digest("0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"),
+	   "sk_is_hex_digest: upper case refused");
+	ok(!sk_is_hex_digest(""), "sk_is_hex_digest: the empty string refused");
 }
 
 static void test_sha256(void)
