@@ -204,6 +204,22 @@ static struct ld_image *find_image(struct ld_daemon *d, const char *vkey,
 	return NULL;
 }
 
+/*
+ * An object's anon fd has no file behind it (every call gives ENOBUFS)
+ * until the kernel opened its cache file, which it does right after our
+ * copen. Waits for that, 2 s at most: the bootstrap's pre-fill runs on
+ * the event thread. 0, or -ENOBUFS.
+ */
+static int wait_kernel_file(int fd)
+{
+	for (int tries = 0; tries < 2000; tries++) {
+		if (lseek(fd, 0, SEEK_CUR) >= 0 || errno != ENOBUFS)
+			return 0;
+		usleep(1000);
+	}
+	return -ENOBUFS;
+}
+
 /* The bootstrap from memory: page-aligned, zero-padded past its end. */
 static int fill_bootstrap(struct cf_object *o, uint64_t off, uint64_t len)
 {
@@ -220,14 +236,9 @@ static int fill_bootstrap(struct cf_object *o, uint64_t off, uint64_t len)
 	if (off < o->im->bootstrap_size)
 		memcpy(buf, (uint8_t *)o->im->bs_buf + off,
 		       SK_MIN(len, o->im->bootstrap_size - off));
-	/* ENOBUFS until the kernel opened its cache file after our copen:
-	 * on the event thread, so not forever (2 s) */
-	for (int tries = 0; tries < 2000; tries++) {
+	ret = wait_kernel_file(o->fd);
+	if (!ret)
 		ret = sk_pwrite_full(o->fd, buf, SK_ALIGN_UP(len, (uint64_t)EROFS_BLKSIZ), off);
-		if (ret != -ENOBUFS)
-			break;
-		usleep(1000);
-	}
 	free(buf);
 	return ret;
 }
@@ -242,9 +253,8 @@ static void copen(struct cf_fe *fe, uint32_t msg_id, long long size)
 }
 
 /*
- * After copen: what the kernel's cache file already holds. Its anon fd
- * has no file behind it until the kernel opened the cache file (lseek
- * gives ENOBUFS), which it does right after our copen. Recorded chunks
+ * After copen: what the kernel's cache file already holds, once it has
+ * one (wait_kernel_file). Recorded chunks
  * become ready; chunks it holds that were never recorded as verified are
  * read by the kernel without asking us (it sends READs for holes only),
  * so they are fetched and written over at once (ld_cache_repair).
@@ -254,13 +264,10 @@ static void scan_later(struct ld_daemon *d, void *arg)
 	struct cf_object *o = arg;
 	struct cf_fe *fe = o->fe;
 	struct sk_err e = { { 0 } };
-	int stale = -ENOBUFS, ret;
+	int stale = wait_kernel_file(o->fd), ret;
 
-	for (int tries = 0; tries < 2000 && stale == -ENOBUFS; tries++) {
+	if (!stale)
 		stale = ld_cache_scan(&o->cache, o->fd);
-		if (stale == -ENOBUFS)
-			usleep(1000);
-	}
 	if (stale < 0) {
 		ld_log(d, LD_LOG_WARN, "cachefiles: what blob %s holds: %s", o->cache.hex,
 		       strerror(-stale));
