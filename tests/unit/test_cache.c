@@ -21,6 +21,7 @@
 #include "../../format/builder.h"
 #include "../../loader/cache.h"
 #include "tap.h"
+#include "storeimg.h"
 
 static char g_tmp[PATH_MAX];
 /* fetch buffers shared by the caches of the tests, as skiffd shares them */
@@ -75,10 +76,7 @@ static void make_image(struct image *im, const char *name, int raw)
 	struct fmt_build_opts o = { .chunk_bits = 16, .level = 1, .threads = 2,
 				    .compress = raw ? SKIFF_COMP_NONE : SKIFF_COMP_ZSTD };
 	struct fmt_build_result res;
-	struct sk_err e = { { 0 } };
-	struct be_store s;
-	char src[PATH_MAX], tmp[PATH_MAX], hex[SK_HEX_LEN + 1];
-	int fd;
+	char src[PATH_MAX];
 
 	fmtpath(src, "%s/%s-src", g_tmp, name);
 	fmtpath(im->layout, "%s/%s", g_tmp, name);
@@ -93,16 +91,7 @@ static void make_image(struct image *im, const char *name, int raw)
 		else
 			write_file(src, f, 3000 + (size_t)i * 97 * 1024, i);
 	}
-	if (be_store_open(&s, im->layout, 1, &e) ||
-	    be_store_tmp_blob(&s, tmp, sizeof(tmp), &fd))
-		bail_out("store: %s", e.msg);
-	if (fmt_build(src, &o, fd, &res, &e) || !res.has_blob)
-		bail_out("fmt_build: %s", e.msg);
-	close(fd);
-	sk_hex(res.blob_id, SK_SHA256_LEN, hex);
-	if (be_store_commit_blob(&s, tmp, hex) ||
-	    be_store_blob_path(&s, hex, im->blob_path, sizeof(im->blob_path)))
-		bail_out("committing the blob");
+	storeimg_build(src, &o, im->layout, &res, im->blob_path);
 	im->bs_buf = res.bootstrap;
 	if (fmt_bs_open(&im->bs, res.bootstrap, res.bootstrap_size) ||
 	    im->bs.nblobs != 1)

@@ -26,6 +26,7 @@
 #include "../../loader/cachefiles.h"
 #include "../../loader/daemon.h"
 #include "tap.h"
+#include "storeimg.h"
 
 #define is_str(got, want, ...)                                              \
 	do {                                                                \
@@ -124,11 +125,8 @@ static void make_blob(struct fmt_blob_ref *ref, void **table, void **bs_buf,
 	struct fmt_build_opts o = { .chunk_bits = 16, .level = 1, .threads = 1,
 				    .compress = SKIFF_COMP_ZSTD };
 	struct fmt_build_result res;
-	struct sk_err e = { { 0 } };
-	struct be_store s;
 	struct fmt_bs bs;
 	char src[PATH_MAX], layout[PATH_MAX], tmp[PATH_MAX], blob[PATH_MAX];
-	char hex[SK_HEX_LEN + 1];
 	int fd;
 
 	fmtpath(src, "%s/src", g_tmp);
@@ -143,15 +141,7 @@ static void make_blob(struct fmt_blob_ref *ref, void **table, void **bs_buf,
 		if (write(fd, "abcdefg", 7) != 7)
 			bail_out("write");
 	close(fd);
-	if (be_store_open(&s, layout, 1, &e) || be_store_tmp_blob(&s, tmp, sizeof(tmp), &fd))
-		bail_out("store: %s", e.msg);
-	if (fmt_build(src, &o, fd, &res, &e) || !res.has_blob)
-		bail_out("fmt_build: %s", e.msg);
-	close(fd);
-	sk_hex(res.blob_id, SK_SHA256_LEN, hex);
-	if (be_store_commit_blob(&s, tmp, hex) ||
-	    be_store_blob_path(&s, hex, blob, sizeof(blob)))
-		bail_out("committing the blob");
+	storeimg_build(src, &o, layout, &res, blob);
 	if (fmt_bs_open(&bs, res.bootstrap, res.bootstrap_size) || bs.nblobs != 1)
 		bail_out("bootstrap");
 	*ref = bs.blobs[0];

@@ -26,6 +26,7 @@
 #include "../../loader/daemon.h"
 #include "../../loader/request.h"
 #include "tap.h"
+#include "storeimg.h"
 
 static char g_tmp[PATH_MAX];
 
@@ -103,9 +104,7 @@ static void make_image(char layout[PATH_MAX], void **bs_buf, size_t *bs_len)
 	struct fmt_build_opts o = { .chunk_bits = 16, .level = 1, .threads = 1,
 				    .compress = SKIFF_COMP_ZSTD };
 	struct fmt_build_result res;
-	struct sk_err e = { { 0 } };
-	struct be_store s;
-	char src[PATH_MAX], tmp[PATH_MAX], hex[SK_HEX_LEN + 1];
+	char src[PATH_MAX], tmp[PATH_MAX];
 	int fd;
 
 	fmtpath(src, "%s/src", g_tmp);
@@ -120,14 +119,7 @@ static void make_image(char layout[PATH_MAX], void **bs_buf, size_t *bs_len)
 		if (write(fd, i % 3 ? "abcdefgh" : "01234567", 8) != 8)
 			bail_out("write");
 	close(fd);
-	if (be_store_open(&s, layout, 1, &e) || be_store_tmp_blob(&s, tmp, sizeof(tmp), &fd))
-		bail_out("store: %s", e.msg);
-	if (fmt_build(src, &o, fd, &res, &e) || !res.has_blob)
-		bail_out("fmt_build: %s", e.msg);
-	close(fd);
-	sk_hex(res.blob_id, SK_SHA256_LEN, hex);
-	if (be_store_commit_blob(&s, tmp, hex))
-		bail_out("committing the blob");
+	storeimg_build(src, &o, layout, &res, NULL);
 	*bs_buf = res.bootstrap;
 	*bs_len = res.bootstrap_size;
 }
