@@ -376,7 +376,7 @@ int be_resolve_location(const char *base, const char *loc, char *out,
 			size_t outlen)
 {
 	CURLU *u = curl_url();
-	char *abs = NULL;
+	char *abs = NULL, hp[256];	/* as a host config (be_host_cfg) names one */
 	int ret = -EINVAL;
 
 	if (outlen)
@@ -392,6 +392,10 @@ int be_resolve_location(const char *base, const char *loc, char *out,
 		/* URLs are ASCII: a space, a control or a high byte curl lets
 		 * through would go on the request line as it is */
 		else if (!printable(abs))
+			ret = -EINVAL;
+		/* TLS settings and credentials are decided by the target's
+		 * HOST[:PORT]: it must have one that a host config can name */
+		else if (be_url_hostport(abs, hp, sizeof(hp)) || !hp[0])
 			ret = -EINVAL;
 		else if (snprintf(out, outlen, "%s", abs) < (int)outlen)
 			ret = 0;

@@ -936,6 +936,17 @@ static void test_token_location(void)
 	   TOK("{\"token\":\"0123456789012345678901234567890123456789012345678901234567890123\"}") == -EPROTO,
 	   "no token from line breaks, spaces, other types, bad JSON, one too long");
 #undef TOK
+	{
+		/* a target whose host no host config can name: its TLS
+		 * setting and credentials could not be decided */
+		char loc[400] = "//";
+
+		memset(loc + 2, 'w', 300);
+		strcpy(loc + 302, "/p");
+		is_int(be_resolve_location("https://r/a", loc, out, sizeof(out)), -EINVAL,
+		       "a redirect to a 300-byte host is refused");
+		ok(!out[0], "... leaving no target");
+	}
 	ok(be_resolve_location("https://r:5000/v2/a/blobs/x", "/b?x=1", out, sizeof(out)) == 0 &&
 	   !strcmp(out, "https://r:5000/b?x=1") &&
 	   be_resolve_location("https://r/a/b/c", "../d", out, sizeof(out)) == 0 &&
