@@ -92,39 +92,32 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 	struct ld_counters sum = { 0 };
 
 	for (unsigned int i = 0; i < im->nblobs; i++) {
-		struct ld_blob_file *f = im->blobs[i];
+		struct ld_blob *bl = im->blobs[i];
 		const struct fmt_blob_ref *r = &im->refs[i];
 		json_t *b = json_pack("{s:s, s:I, s:I, s:I}", "id", r->hex,
 				      "size", (json_int_t)r->usize,
 				      "stored_size", (json_int_t)r->stored_size,
 				      "chunks", (json_int_t)r->chunk_count);
-		uint64_t ready_chunks;
+		uint64_t bytes, chunks;
 
-		if (f) {
-			/* fanotify: skiffd's own cache file, shared */
-			pthread_mutex_lock(&f->cache.lock);
-			ready_chunks = f->cache.ready;
-			pthread_mutex_unlock(&f->cache.lock);
-			json_object_set_new(b, "cache_file", json_string(f->path));
-			json_object_set_new(b, "ready_bytes",
-					    json_integer((json_int_t)ld_cache_ready_bytes(&f->cache)));
-			json_object_set_new(b, "ready_chunks", json_integer((json_int_t)ready_chunks));
-			json_object_set_new(b, "watched", json_boolean(f->marked));
-			json_object_set_new(b, "counters", counters_json(f->cache.cnt));
-			ld_counters_add(&sum, f->cache.cnt);
-		} else if (d->fe->ops->blob_fill) {
-			uint64_t bytes, chunks;
-
-			/* cachefiles: known while the kernel has it open */
-			if (d->fe->ops->blob_fill(d->fe, im, i, &bytes, &chunks) == 0) {
-				json_object_set_new(b, "ready_bytes", json_integer((json_int_t)bytes));
-				json_object_set_new(b, "ready_chunks", json_integer((json_int_t)chunks));
-			}
+		if (!bl) {
+			json_array_append_new(blobs, b);
+			continue;
 		}
+		/* known while a file is attached: skiffd's own always, the
+		 * kernel's while it has the blob open (cachefiles) */
+		if (ld_blob_ready(bl, &bytes, &chunks)) {
+			json_object_set_new(b, "ready_bytes", json_integer((json_int_t)bytes));
+			json_object_set_new(b, "ready_chunks", json_integer((json_int_t)chunks));
+		}
+		if (bl->path[0]) {
+			json_object_set_new(b, "cache_file", json_string(bl->path));
+			json_object_set_new(b, "watched", json_boolean(bl->marked));
+		}
+		json_object_set_new(b, "counters", counters_json(bl->cache.cnt));
+		ld_counters_add(&sum, bl->cache.cnt);
 		json_array_append_new(blobs, b);
 	}
-	if (!im->blobs || im->nblobs == 0 || !im->blobs[0])
-		ld_counters_add(&sum, &im->icnt->c);	/* cachefiles: per image */
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:b}",
 			      "id", im->id, "ref", im->ref, "domain", im->domain,
 			      "mountpoint", im->mountpoint,
@@ -197,7 +190,7 @@ static void post_image(struct ld_daemon *d, const struct ctl_req *req,
 	devs = json_array();
 	/* cachefiles images hold no blob files here: no devices to list */
 	for (unsigned int i = 0; im->blobs && i < im->nblobs; i++)
-		if (im->blobs[i])
+		if (im->blobs[i] && im->blobs[i]->path[0])
 			json_array_append_new(devs, json_string(im->blobs[i]->path));
 	out = json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", im->id, "domain", im->domain,
 			"frontend", d->fe->ops->name, "bootstrap", im->bootstrap_path,
@@ -361,21 +354,23 @@ static json_t *sources_json(struct ld_daemon *d)
 	return arr;
 }
 
-/* A loader counter's total over the cache files gone, those in use,
- * those being closed and the images (arg: the daemon, locked): every
- * file is in exactly one of these, so the total never goes down. */
+/* A cachefiles blob's volume as a label: one blob id may be in several. */
+#define VOLUME_LABEL(b) (b)->volume[0] ? ",volume=\"" : "", (b)->volume, \
+			(b)->volume[0] ? "\"" : ""
+
+/* A loader counter's total over the blobs gone, those in use and those
+ * being closed (arg: the daemon, locked): every blob is in exactly one
+ * of these, so the total never goes down. */
 static void total_sample(char **buf, size_t *len, size_t *cap,
 			 const struct counter_def *c, void *arg)
 {
 	struct ld_daemon *d = arg;
 	unsigned long long total = counter_at(&d->retired, c->off);
 
-	for (struct ld_blob_file *f = d->files; f; f = f->next)
-		total += counter_at(f->cache.cnt, c->off);
-	for (struct ld_blob_file *f = d->closing; f; f = f->next)
-		total += counter_at(f->cache.cnt, c->off);
-	for (struct ld_image *im = d->images; im; im = im->next)
-		total += counter_at(&im->icnt->c, c->off);
+	for (struct ld_blob *b = d->blobs; b; b = b->next)
+		total += counter_at(b->cache.cnt, c->off);
+	for (struct ld_blob *b = d->closing; b; b = b->next)
+		total += counter_at(b->cache.cnt, c->off);
 	metric(buf, len, cap, "%s %llu\n", c->name, total);
 }
 
@@ -418,15 +413,19 @@ static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 	for (size_t k = 0; k < SK_ARRAY_SIZE(cs); k++) {
 		metric(&buf, &len, &cap, "# TYPE skiff_blob_%s counter\n",
 		       cs[k].name + 6);
-		for (struct ld_blob_file *f = d->files; f; f = f->next)
-			metric(&buf, &len, &cap, "skiff_blob_%s{blob=\"%s\"} %llu\n",
-			       cs[k].name + 6, f->cache.hex,
-			       counter_at(f->cache.cnt, cs[k].off));
+		for (struct ld_blob *b = d->blobs; b; b = b->next)
+			metric(&buf, &len, &cap, "skiff_blob_%s{blob=\"%s\"%s%s%s} %llu\n",
+			       cs[k].name + 6, b->cache.hex, VOLUME_LABEL(b),
+			       counter_at(b->cache.cnt, cs[k].off));
 	}
 	metric(&buf, &len, &cap, "# HELP skiff_cache_ready_bytes Bytes of each cache file that hold verified data\n# TYPE skiff_cache_ready_bytes gauge\n");
-	for (struct ld_blob_file *f = d->files; f; f = f->next)
-		metric(&buf, &len, &cap, "skiff_cache_ready_bytes{blob=\"%s\"} %llu\n",
-		       f->cache.hex, (unsigned long long)ld_cache_ready_bytes(&f->cache));
+	for (struct ld_blob *b = d->blobs; b; b = b->next) {
+		uint64_t bytes, chunks;
+
+		if (ld_blob_ready(b, &bytes, &chunks))
+			metric(&buf, &len, &cap, "skiff_cache_ready_bytes{blob=\"%s\"%s%s%s} %llu\n",
+			       b->cache.hex, VOLUME_LABEL(b), (unsigned long long)bytes);
+	}
 	metric(&buf, &len, &cap, "# HELP skiff_event_seconds From a kernel event reaching skiffd to its answer, by whether the data was already there\n# TYPE skiff_event_seconds histogram\n");
 	for (int k = 0; k < 2; k++) {
 		struct ld_hist *h = k ? &d->lat_fetched : &d->lat_cached;

@@ -197,7 +197,7 @@ done:
 }
 
 struct bs_check_ctx {
-	struct ld_blob_file **prep;	/* per blob, its table read and verified */
+	struct ld_blob **prep;		/* per blob, its table read and verified */
 	char first[256];	/* the first problem found */
 };
 
@@ -219,7 +219,7 @@ static void bs_check_problem(void *ctx, const char *msg)
 		snprintf(c->first, sizeof(c->first), "%s", msg);
 }
 
-int ld_bs_check(struct fmt_bs *bs, struct ld_blob_file **prep, const char *ref,
+int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
 		struct sk_err *e)
 {
 	struct bs_check_ctx c = { .prep = prep };

@@ -20,6 +20,8 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 	return ld_cache_open_kept(c, ref, src, merge_limit, NULL, e);
 }
 
+static int alloc_state(struct ld_cache *c);
+
 /* The chunk table kept at `kept` by an earlier open, if it verifies. */
 static int table_from_kept(struct ld_cache *c, const char *kept)
 {
@@ -37,12 +39,12 @@ static int table_from_kept(struct ld_cache *c, const char *kept)
 }
 
 /*
- * The table from `kept` when a copy there verifies; else, with `net`, from
- * the source (one range read), verified and then kept.
+ * The table from `kept` when a copy there verifies; else from the source
+ * (one range read), verified and then kept.
  */
 static int open_table(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		      struct be_source *src, uint32_t merge_limit,
-		      const char *kept, bool net, struct sk_err *e)
+		      const char *kept, struct sk_err *e)
 {
 	void *buf;
 	int ret;
@@ -65,11 +67,6 @@ static int open_table(struct ld_cache *c, const struct fmt_blob_ref *ref,
 	}
 	if (table_from_kept(c, kept) == 0)
 		goto parsed;
-	if (!net) {
-		sk_err_set(e, "blob %s: no verified chunk table kept at %s", ref->hex,
-			   kept ? kept : "(none)");
-		return -ENOENT;
-	}
 	buf = malloc(ref->table_size ? ref->table_size : 1);
 	if (!buf)
 		return -ENOMEM;
@@ -89,9 +86,9 @@ static int open_table(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		sk_err_set(e, "blob %s: %s", ref->hex, m);
 		return ret;
 	}
-	/* verified: keep it, so that a restart needs no network for it and
-	 * the cachefiles OPEN finds it. A cache directory that refuses it is
-	 * said now, not found out at a later OPEN or restart */
+	/* verified: keep it, so that a restart needs no network for it. A
+	 * cache directory that refuses it is said now, not found out at a
+	 * later restart */
 	ret = kept ? sk_write_file_atomic(kept, buf, ref->table_size) : 0;
 	free(buf);
 	if (ret) {
@@ -101,6 +98,15 @@ static int open_table(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		return ret;
 	}
 parsed:
+	ret = alloc_state(c);
+	if (ret)
+		fmt_blob_table_free(&c->table);
+	return ret;
+}
+
+/* The per-chunk state of a cache whose table is set: all missing. */
+static int alloc_state(struct ld_cache *c)
+{
 	c->state = calloc(c->table.count ? c->table.count : 1, 1);
 	c->pf = calloc(c->table.count ? c->table.count : 1, 1);
 	c->ra = calloc(c->table.count ? c->table.count : 1, 1);
@@ -112,7 +118,6 @@ parsed:
 		free(c->ra);
 		free(c->stale);
 		c->state = NULL;
-		fmt_blob_table_free(&c->table);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->lock, NULL);
@@ -120,18 +125,35 @@ parsed:
 	return 0;
 }
 
+int ld_cache_clone(struct ld_cache *c, const struct ld_cache *from)
+{
+	size_t n = from->table.count ? from->table.count : 1;
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	memcpy(c->hex, from->hex, sizeof(c->hex));
+	c->src = from->src;
+	c->cnt = from->cnt;
+	c->rec_fd = -1;
+	c->merge_limit = from->merge_limit;
+	c->readahead = from->readahead;
+	c->table = from->table;
+	c->table.chunks = malloc(n * sizeof(*c->table.chunks));
+	if (!c->table.chunks)
+		return -ENOMEM;
+	memcpy(c->table.chunks, from->table.chunks,
+	       from->table.count * sizeof(*c->table.chunks));
+	ret = alloc_state(c);
+	if (ret)
+		fmt_blob_table_free(&c->table);
+	return ret;
+}
+
 int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		       struct be_source *src, uint32_t merge_limit,
 		       const char *kept, struct sk_err *e)
 {
-	return open_table(c, ref, src, merge_limit, kept, true, e);
-}
-
-int ld_cache_open_local(struct ld_cache *c, const struct fmt_blob_ref *ref,
-			struct be_source *src, uint32_t merge_limit,
-			const char *kept, struct sk_err *e)
-{
-	return open_table(c, ref, src, merge_limit, kept, false, e);
+	return open_table(c, ref, src, merge_limit, kept, e);
 }
 
 void ld_cache_close(struct ld_cache *c)

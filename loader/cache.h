@@ -127,13 +127,10 @@ int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		       struct be_source *src, uint32_t merge_limit,
 		       const char *kept, struct sk_err *e);
-/* The same from the kept copy alone, never reading the source for the
- * table (src still serves the chunks): for a caller that must not wait on
- * the network (the cachefiles OPEN, on the event thread). -ENOENT when no
- * kept copy verifies. */
-int ld_cache_open_local(struct ld_cache *c, const struct fmt_blob_ref *ref,
-			struct be_source *src, uint32_t merge_limit,
-			const char *kept, struct sk_err *e);
+/* A cache of the same blob and table as `from`, all chunks missing,
+ * counting where `from` counts: for another cache file of the blob (the
+ * kernel's, which may be a new file at each cachefiles OPEN). */
+int ld_cache_clone(struct ld_cache *c, const struct ld_cache *from);
 void ld_cache_close(struct ld_cache *c);
 /*
  * What skiffd names its own cache file of a blob by (blobs/<name>,

@@ -37,12 +37,15 @@ struct cf_object {
 	int fd;			/* the anon fd, ours */
 	int kind;
 	unsigned int refs;	/* the object list + each running job */
-	/* a reference (ld_image_hold): the API may unregister the image
-	 * while it is mounted, and the kernel keeps its objects open until
-	 * umount; their READs, status and prefetch still read im */
+	/* the bootstrap's image, a reference (ld_image_hold): the API may
+	 * unregister the image while it is mounted, and the kernel keeps its
+	 * objects open until umount; their READs still read im */
 	struct ld_image *im;
-	struct ld_img_counters *icnt;	/* a reference: counts per image */
-	struct ld_cache cache;	/* blobs */
+	/* a blob's: a reference on the daemon's blob, and what the kernel's
+	 * file of it holds, attached to the blob from OPEN to CLOSE */
+	struct ld_blob *blob;
+	struct ld_cache cache;
+	struct ld_blob_file file;
 	struct cf_fe *fe;
 	struct cf_object *next;
 };
@@ -120,21 +123,28 @@ int ld_cachefiles_bind(const char *cache_dir, struct sk_err *e)
 static void obj_free(struct ld_daemon *d, void *arg)
 {
 	struct cf_object *o = arg;
+	struct ld_blob *last = NULL;
 
-	if (o->kind == CF_BLOB)
+	if (o->blob) {
+		/* waits for prefetch and status using the file */
+		ld_blob_detach(d, o->blob, &o->file);
 		ld_cache_close(&o->cache);	/* waits for read-ahead windows */
-	ld_img_counters_put(d, o->icnt);
+		pthread_mutex_lock(&d->lock);
+		last = ld_blob_put(d, o->blob);
+		pthread_mutex_unlock(&d->lock);
+		ld_blob_close(d, last);
+	}
 	ld_image_put(d, o->im);
 	close(o->fd);
 	free(o);
 }
 
 /*
- * Drops a reference on o; the last one frees it. With `async` (the event
- * thread) a blob object is freed on a pool thread: closing its cache
- * waits for its read-ahead windows, backend fetches a stalled source may
- * hold until the transport gives up, and meanwhile no other request of
- * any mount would be read.
+ * Drops a reference on o; the last one frees it. With `async` a blob
+ * object is freed on a pool thread: freeing it waits for its read-ahead
+ * windows (backend fetches a stalled source may hold until the transport
+ * gives up) and for prefetch using it, and on the event thread no other
+ * request of any mount would be read meanwhile.
  */
 static void obj_put_how(struct cf_fe *fe, struct cf_object *o, bool async)
 {
@@ -145,7 +155,7 @@ static void obj_put_how(struct cf_fe *fe, struct cf_object *o, bool async)
 	pthread_mutex_unlock(&fe->lock);
 	if (!last)
 		return;
-	if (async && o->kind == CF_BLOB)
+	if (async && o->blob)
 		ld_run_later(fe->d, obj_free, o);
 	else
 		obj_free(fe->d, o);
@@ -153,7 +163,7 @@ static void obj_put_how(struct cf_fe *fe, struct cf_object *o, bool async)
 
 static void obj_put(struct cf_fe *fe, struct cf_object *o)
 {
-	obj_put_how(fe, o, false);
+	obj_put_how(fe, o, true);
 }
 
 static struct cf_object *obj_get(struct cf_fe *fe, uint32_t id)
@@ -341,52 +351,42 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 	o->fd = (int)op.fd;
 	o->kind = kind;
 	o->fe = fe;
-	/* taken under d->lock: the chunk table is read below without it, and
-	 * an unregistration meanwhile must not free im (nor im->icnt) */
-	ld_image_hold(im);
-	o->im = im;
 	o->refs = 1;
 	if (kind == CF_BOOTSTRAP) {
+		ld_image_hold(im);
+		o->im = im;
 		size = (long long)im->bootstrap_size;
 		ret = 0;
 	} else {
-		struct fmt_blob_ref ref = im->refs[blob];
-		char tpath[PATH_MAX];
-		struct be_source *src = im->src;
-
-		pthread_mutex_unlock(&d->lock);
-		/* the table registration kept (ld_image_fetch), verified again;
-		 * never the network: this is the one event thread, and a
-		 * slow source would hold up every mount's requests */
-		ret = ld_cache_open_local(&o->cache, &ref, src, d->cfg.merge_limit,
-					  ld_table_path(d, &ref, tpath, sizeof(tpath)), &e);
-		if (!ret && ld_cache_record_open(&o->cache, d->cfg.cache_dir, vkey + 6, &e))
-			ld_log(d, LD_LOG_WARN, "cachefiles: blob %s: no record of verified "
-			       "chunks, what it fetches is fetched again after a restart: %s",
-			       ref.hex, e.msg);
-		pthread_mutex_lock(&d->lock);
-		if (ret) {
-			ld_log(d, LD_LOG_ERROR, "cachefiles: OPEN: %s", e.msg);
-		} else {
-			o->cache.cnt = &im->icnt->c;
-			o->cache.rings = d->rings;
-			o->cache.bufs = d->bufs;
-			o->cache.pool = d->pool;
-			o->cache.readahead = d->cfg.readahead;
-			o->cache.bg_fd = o->fd;
-			o->cache.bg_pool = d->ra_pool;
-			o->cache.ahead = d->cfg.ahead;
-			o->icnt = im->icnt;
-			atomic_fetch_add(&o->icnt->refs, 1);
-			size = (long long)ref.usize;
-		}
+		/* taken under d->lock: an unregistration meanwhile must not
+		 * free the blob */
+		o->blob = im->blobs[blob];
+		ld_blob_hold(o->blob);
+		size = (long long)o->blob->cache.table.usize;
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (kind == CF_BLOB) {
+		/* the kernel's file starts from what the kernel kept of it,
+		 * which scan_later() finds: its own state from nothing. The
+		 * blob's table is verified and in memory: no wait here, on
+		 * the one event thread */
+		ret = ld_cache_clone(&o->cache, &o->blob->cache);
+		if (ret)
+			ld_log(d, LD_LOG_ERROR, "cachefiles: OPEN of blob %s: %s",
+			       o->blob->cache.hex, strerror(-ret));
+		else if (ld_cache_record_open(&o->cache, d->cfg.cache_dir, o->blob->volume, &e))
+			ld_log(d, LD_LOG_WARN, "cachefiles: blob %s: no record of verified "
+			       "chunks, what it fetches is fetched again after a restart: %s",
+			       o->cache.hex, e.msg);
+		o->cache.bg_fd = o->fd;
+		o->file.cache = &o->cache;
+		o->file.fd = o->fd;
+	}
 reply:
 	copen(fe, m->msg_id, ret ? (long long)ret : size);
 	if (ret) {
-		if (o)
-			ld_image_put(d, o->im);
+		if (o && o->blob)
+			ld_blob_release(d, o->blob);
 		free(o);
 		close((int)op.fd);
 		return;
@@ -397,6 +397,8 @@ reply:
 	if (kind == CF_BLOB)
 		o->refs++;	/* scan_later's */
 	pthread_mutex_unlock(&fe->lock);
+	if (kind == CF_BLOB)
+		ld_blob_attach(d, o->blob, &o->file);
 	ld_log(d, LD_LOG_DEBUG, "cachefiles: OPEN %s/%s as object %u, %lld bytes",
 	       vkey, ckey, o->object_id, size);
 	/* the bootstrap is in memory and EROFS reads most of it at once:
@@ -483,6 +485,7 @@ static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 	q->obj = o;
 	q->msg_id = m->msg_id;
 	if (o->kind == CF_BLOB) {
+		q->base.blob = o->blob;
 		q->base.cache = &o->cache;
 		q->base.wfd = o->fd;
 		snprintf(q->what, sizeof(q->what), "blob %s", o->cache.hex);
@@ -513,78 +516,6 @@ static void handle_close(struct cf_fe *fe, const struct cachefiles_msg *m)
 	atomic_fetch_add(&fe->d->closes, 1);
 	if (o)
 		obj_put_how(fe, o, true);	/* on the event thread */
-}
-
-/*
- * Whether o is the kernel's cache file of im's blob: the same blob in the
- * same volume, which is the image's fsid, or the domain it shares. The
- * same blob of another image lives in another cache file.
- */
-static bool blob_of(const struct cf_object *o, const struct ld_image *im,
-		    unsigned int blob)
-{
-	if (o->kind != CF_BLOB || blob >= im->nblobs ||
-	    strcmp(o->cache.hex, im->refs[blob].hex))
-		return false;
-	return o->im == im || (im->domain[0] && !strcmp(o->im->domain, im->domain));
-}
-
-static int cf_blob_fill(struct ld_frontend *base, const struct ld_image *im,
-			unsigned int blob, uint64_t *bytes, uint64_t *chunks)
-{
-	struct cf_fe *fe = (struct cf_fe *)base;
-	int ret = -ENOENT;
-
-	pthread_mutex_lock(&fe->lock);
-	for (struct cf_object *o = fe->objects; o; o = o->next) {
-		if (!blob_of(o, im, blob))
-			continue;
-		*bytes = ld_cache_ready_bytes(&o->cache);
-		pthread_mutex_lock(&o->cache.lock);
-		*chunks = o->cache.ready;
-		pthread_mutex_unlock(&o->cache.lock);
-		ret = 0;
-		break;
-	}
-	pthread_mutex_unlock(&fe->lock);
-	return ret;
-}
-
-/* The kernel's cache file of an image's blob, when it has one open. */
-static struct cf_object *blob_obj_get(struct cf_fe *fe, const struct ld_image *im,
-				      unsigned int blob)
-{
-	struct cf_object *o;
-
-	pthread_mutex_lock(&fe->lock);
-	for (o = fe->objects; o; o = o->next)
-		if (blob_of(o, im, blob)) {
-			o->refs++;
-			break;
-		}
-	pthread_mutex_unlock(&fe->lock);
-	return o;
-}
-
-/*
- * Cache files exist only once the kernel opens a blob (at mount, or at
- * the first read in a domain): until then there is nowhere to write, and
- * the prefetcher parks the task until cf_open() kicks it.
- */
-static int cf_prefetch(struct ld_frontend *base, struct ld_image *im,
-		       unsigned int blob, uint64_t off, uint64_t len,
-		       uint64_t *fetched, struct sk_err *e)
-{
-	struct cf_fe *fe = (struct cf_fe *)base;
-	struct cf_object *o = blob_obj_get(fe, im, blob);
-	int ret;
-
-	if (!o)
-		return -EAGAIN;
-	ret = ld_cache_fill_flags(&o->cache, o->fd, off, len, LD_FILL_PREFETCH,
-				  fetched, e);
-	obj_put(fe, o);
-	return ret;
 }
 
 /*
@@ -699,17 +630,11 @@ static int cf_serve(struct ld_frontend *base)
 	return ld_ev_start(&fe->ev);
 }
 
-static int cf_watch(struct ld_frontend *fe, struct ld_blob_file *f)
+/* The kernel's volume of a mount: "erofs,<domain>" in a domain, whose
+ * images share its blobs, else "erofs,<fsid>". */
+static const char *cf_volume(const struct ld_image *im)
 {
-	(void)fe;
-	(void)f;
-	return 0;
-}
-
-static void cf_unwatch(struct ld_frontend *fe, struct ld_blob_file *f)
-{
-	(void)fe;
-	(void)f;
+	return im->domain[0] ? im->domain : im->id;
 }
 
 static void cf_stop(struct ld_frontend *base)
@@ -728,7 +653,7 @@ static void cf_destroy(struct ld_frontend *base)
 		struct cf_object *o = fe->objects;
 
 		fe->objects = o->next;
-		obj_put(fe, o);
+		obj_put_how(fe, o, false);
 	}
 	ld_ev_destroy(&fe->ev);
 	/* closing the device withdraws the cache: live mounts lose it */
@@ -738,13 +663,9 @@ static void cf_destroy(struct ld_frontend *base)
 
 const struct ld_frontend_ops ld_cachefiles_ops = {
 	.name = "cachefiles",
-	.owns_cache_files = false,
 	.start = cf_start,
 	.serve = cf_serve,
-	.watch = cf_watch,
-	.unwatch = cf_unwatch,
 	.stop = cf_stop,
 	.destroy = cf_destroy,
-	.blob_fill = cf_blob_fill,
-	.prefetch = cf_prefetch,
+	.volume = cf_volume,
 };

@@ -57,15 +57,7 @@ struct ld_image *ld_image_find(struct ld_daemon *d, const char *id)
 	return NULL;
 }
 
-void ld_img_counters_put(struct ld_daemon *d, struct ld_img_counters *ic)
-{
-	if (ic && atomic_fetch_sub(&ic->refs, 1) == 1) {
-		ld_counters_add(&d->retired, &ic->c);
-		free(ic);
-	}
-}
-
-/* What an image owns, once nothing uses it (its counters aside). */
+/* What an image owns, once nothing uses it. */
 static void image_free(struct ld_daemon *d, struct ld_image *im)
 {
 	free(im->blobs);
@@ -85,9 +77,6 @@ void ld_image_put(struct ld_daemon *d, struct ld_image *im)
 {
 	if (!im || atomic_fetch_sub(&im->users, 1) != 1)
 		return;
-	/* the counters too: an object opening a blob takes its reference
-	 * on them from an image it holds, unregistered meanwhile or not */
-	ld_img_counters_put(d, im->icnt);
 	image_free(d, im);
 }
 
@@ -232,9 +221,8 @@ struct ld_image_new {
 	struct ld_image *im;		/* owned, linked nowhere, no blob file yet */
 	bool gen_id;			/* im->id is named in ld_image_add() */
 	unsigned int count;		/* blobs */
-	/* owned, per blob: its cache file from ld_file_prepare() (fanotify
-	 * mode; NULL in cachefiles mode, where the kernel has the files) */
-	struct ld_blob_file **prep;
+	/* owned, per blob: from ld_blob_prepare() */
+	struct ld_blob **prep;
 };
 
 static void image_new_free(struct ld_daemon *d, struct ld_image_new *n)
@@ -242,12 +230,10 @@ static void image_new_free(struct ld_daemon *d, struct ld_image_new *n)
 	if (!n)
 		return;
 	for (unsigned int i = 0; n->prep && i < n->count; i++)
-		ld_file_discard(d, n->prep[i]);
+		ld_blob_discard(d, n->prep[i]);
 	free(n->prep);
-	if (n->im) {
-		free(n->im->icnt);
+	if (n->im)
 		image_free(d, n->im);
-	}
 	free(n);
 }
 
@@ -333,14 +319,12 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 	}
 	im->blobs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->blobs));
 	im->refs = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*im->refs));
-	im->icnt = calloc(1, sizeof(*im->icnt));
 	n->prep = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*n->prep));
-	if (!im->blobs || !im->refs || !im->icnt || !n->prep) {
+	if (!im->blobs || !im->refs || !n->prep) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	n->count = bs.nblobs;
-	im->icnt->refs = 1;
 	for (unsigned int i = 0; i < bs.nblobs; i++) {
 		if (strcmp(bi.blobs[i].hex, bs.blobs[i].hex)) {
 			sk_err_set(e, "%s: blob %u: manifest and bootstrap disagree", ref, i);
@@ -348,11 +332,9 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 			goto out;
 		}
 		im->refs[i] = bs.blobs[i];
-		/* every chunk table now: in cachefiles mode too, where it is
-		 * only kept (cache_dir/tables) for the kernel's OPEN to find,
-		 * so that OPEN, on the frontend's one thread, never waits on
-		 * the network */
-		ret = ld_file_prepare(d, &bs.blobs[i], src, &n->prep[i], e);
+		/* every chunk table now, so that a cachefiles OPEN, on the
+		 * frontend's one thread, never waits on the network */
+		ret = ld_blob_prepare(d, &bs.blobs[i], src, &n->prep[i], e);
 		if (ret)
 			goto out;
 	}
@@ -361,11 +343,6 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 	ret = ld_bs_check(&bs, n->prep, ref, e);
 	if (ret)
 		goto out;
-	for (unsigned int i = 0; i < bs.nblobs; i++)
-		if (!d->fe->ops->owns_cache_files) {
-			ld_file_discard(d, n->prep[i]);
-			n->prep[i] = NULL;
-		}
 	*out = n;
 	n = NULL;
 out:
@@ -374,36 +351,6 @@ out:
 		fmt_bs_close(&bs);
 	be_image_free(&bi);
 	return ret;
-}
-
-/*
- * Under d->lock: in cachefiles mode the kernel keeps one cache file per
- * blob id in a domain, and reads what it holds without asking, so two
- * images of one domain naming one blob id must describe it with the same
- * chunk table: an image claiming a blob id it does not have would
- * otherwise have its bytes read by the other. skiffd's own cache files
- * (fanotify) are named by the table too and never meet this.
- */
-static int domain_conflict(struct ld_daemon *d, const struct ld_image *im,
-			   unsigned int count, struct sk_err *e)
-{
-	if (!im->domain[0] || !d->fe || d->fe->ops->owns_cache_files)
-		return 0;
-	for (const struct ld_image *o = d->images; o; o = o->next) {
-		if (strcmp(o->domain, im->domain))
-			continue;
-		for (unsigned int i = 0; i < count; i++)
-			for (unsigned int k = 0; k < o->nblobs; k++)
-				if (!strcmp(im->refs[i].hex, o->refs[k].hex) &&
-				    memcmp(im->refs[i].table_digest, o->refs[k].table_digest,
-					   SK_SHA256_LEN)) {
-					sk_err_set(e, "blob %s: image %s of domain %s names it "
-						   "with another chunk table", im->refs[i].hex,
-						   o->id, im->domain);
-					return -EEXIST;
-				}
-	}
-	return 0;
 }
 
 int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
@@ -425,23 +372,17 @@ int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
 		*out = old;
 		goto unlock;
 	}
-	ret = domain_conflict(d, im, n->count, e);
-	if (ret)
-		goto unlock;
 	for (unsigned int i = 0; i < n->count; i++) {
-		if (n->prep[i]) {
-			ret = ld_file_get(d, &im->refs[i], n->prep[i], &im->blobs[i], e);
-			n->prep[i] = NULL;	/* taken over */
-			if (ret)
-				break;
-		}
+		ret = ld_blob_get(d, n->prep[i], ld_blob_volume(d, im), &im->blobs[i], e);
+		n->prep[i] = NULL;	/* taken over */
+		if (ret)
+			break;
 		im->nblobs++;
 	}
 	if (ret) {
-		/* im->blobs[i] becomes the file to close, or NULL */
+		/* im->blobs[i] becomes the blob to close, or NULL */
 		for (unsigned int i = 0; i < im->nblobs; i++)
-			if (im->blobs[i])
-				im->blobs[i] = ld_file_put(d, im->blobs[i]);
+			im->blobs[i] = ld_blob_put(d, im->blobs[i]);
 		goto unlock;
 	}
 	im->next = d->images;
@@ -453,7 +394,7 @@ unlock:
 	pthread_mutex_unlock(&d->lock);
 	if (ret)
 		for (unsigned int i = 0; i < im->nblobs; i++)
-			ld_file_close(d, im->blobs[i]);
+			ld_blob_close(d, im->blobs[i]);
 	image_new_free(d, n);
 	if (!ret)
 		ld_state_save(d);
@@ -493,10 +434,9 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 	 * (and may take d->lock to unmark a complete blob) */
 	ld_pf_cancel(d, im);
 	pthread_mutex_lock(&d->lock);
-	/* im->blobs[i] becomes the file to close, or NULL */
+	/* im->blobs[i] becomes the blob to close, or NULL */
 	for (unsigned int i = 0; i < im->nblobs; i++)
-		if (im->blobs[i])
-			im->blobs[i] = ld_file_put(d, im->blobs[i]);
+		im->blobs[i] = ld_blob_put(d, im->blobs[i]);
 	if (im->trace)
 		atomic_fetch_sub(&d->tracing, 1);
 	ld_trace_free(im);
@@ -504,8 +444,8 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 	/* outside d->lock: closing waits for read-ahead windows, which a
 	 * stalled source holds (file_close) */
 	for (unsigned int i = 0; i < im->nblobs; i++)
-		ld_file_close(d, im->blobs[i]);
-	free(im->blobs);	/* closed files: nobody may look at them */
+		ld_blob_close(d, im->blobs[i]);
+	free(im->blobs);	/* closed blobs: nobody may look at them */
 	im->blobs = NULL;
 	/* cachefiles objects of a mount still up hold it until they close */
 	ld_image_put(d, im);
@@ -521,12 +461,11 @@ void ld_daemon_free_images(struct ld_daemon *d)
 		d->images = im->next;
 		pthread_mutex_lock(&d->lock);
 		for (unsigned int i = 0; i < im->nblobs; i++)
-			if (im->blobs[i])
-				im->blobs[i] = ld_file_put(d, im->blobs[i]);
+			im->blobs[i] = ld_blob_put(d, im->blobs[i]);
 		ld_trace_free(im);
 		pthread_mutex_unlock(&d->lock);
 		for (unsigned int i = 0; i < im->nblobs; i++)
-			ld_file_close(d, im->blobs[i]);
+			ld_blob_close(d, im->blobs[i]);
 		ld_image_put(d, im);
 	}
 }

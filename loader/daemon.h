@@ -20,25 +20,44 @@
 #include "frontend.h"
 #include "config.h"
 
-/* A blob's cache file owned by skiffd (fanotify mode), shared by every
- * image that names the blob. */
+/*
+ * One open cache file of a blob and what skiffd knows it holds: skiffd's
+ * own file (fanotify), open as long as its blob, or the kernel's cache
+ * file of a cachefiles object, from OPEN to CLOSE (the kernel may give a
+ * new, empty file at every OPEN, so what one held says nothing of the
+ * next). Its owner frees it only once detached with no user left.
+ */
 struct ld_blob_file {
-	char path[PATH_MAX];
-	int fd;			/* O_RDWR, never read through (would raise events) */
-	dev_t dev;
-	ino_t ino;
-	struct ld_cache cache;
-	struct be_source *src;	/* a reference on a source of d->sources */
-	unsigned int refs;	/* images using it */
-	bool marked;		/* has a FAN_PRE_ACCESS mark */
-	struct ld_blob_file *next;
+	struct ld_cache *cache;	/* chunk state of this file */
+	int fd;			/* verified bytes are written through it */
+	unsigned int users;	/* ld_blob_use()s (under d->lock) */
 };
 
-/* Counters of an image's cachefiles objects; outlives the image while
- * objects still count into it. */
-struct ld_img_counters {
-	struct ld_counters c;
-	_Atomic unsigned int refs;
+/*
+ * A blob as skiffd serves it (blob.c): one per cache file, keyed by
+ * volume, blob id and chunk table. In fanotify mode skiffd's own file
+ * (volume ""), shared by every image naming the blob with that table. In
+ * cachefiles mode the kernel's file of the blob in one cachefiles volume
+ * (an image's fsid, or a domain its images share): created at
+ * registration, it is attached to the kernel's object while the kernel
+ * has it open. Reads of both frontends, prefetch, status and /metrics all
+ * go through it; its counters outlive every file attached to it.
+ */
+struct ld_blob {
+	char volume[128];	/* "": skiffd's own cache file */
+	char path[PATH_MAX];	/* skiffd's own cache file, or "" */
+	/* the verified chunk table, the counters and, for skiffd's own
+	 * file, its chunk state (own.cache points here) */
+	struct ld_cache cache;
+	struct ld_blob_file own;	/* skiffd's own file; fd -1 if none */
+	dev_t dev;
+	ino_t ino;
+	struct be_source *src;	/* a reference on a source of d->sources */
+	/* under d->lock: */
+	unsigned int refs;	/* images, reads being served, kernel objects */
+	struct ld_blob_file *file;	/* attached now, or NULL */
+	bool marked;		/* has a FAN_PRE_ACCESS mark */
+	struct ld_blob *next;
 };
 
 struct ld_image {
@@ -55,13 +74,11 @@ struct ld_image {
 	unsigned int nblobs;
 	struct fmt_blob_ref *refs;	/* owned, device-table order */
 	struct be_source *src;		/* a reference on a source of d->sources */
-	/* fanotify mode only: the shared cache files, device-table order */
-	struct ld_blob_file **blobs;
-	struct ld_img_counters *icnt;	/* cachefiles mode counters */
+	struct ld_blob **blobs;		/* references, device-table order */
 	struct ld_trace *trace;		/* owned: reads being recorded, or NULL */
 	/* the registration + each cachefiles object naming the image: the
 	 * kernel keeps a mount's objects open after an unregistration, and
-	 * they read bs_buf, refs, domain (ld_image_hold/ld_image_put) */
+	 * they read bs_buf and id (ld_image_hold/ld_image_put) */
 	_Atomic unsigned int users;
 	struct ld_image *next;
 };
@@ -102,11 +119,13 @@ struct ld_daemon {
 	 * held while a source answers slowly. */
 	pthread_mutex_t api_lock;
 	struct ld_image *images;
-	struct ld_blob_file *files;
-	/* unused cache files being closed outside d->lock (waiting for their
+	struct ld_blob *blobs;
+	/* unused blobs being closed outside d->lock (waiting for their
 	 * read-ahead windows): listed so that /metrics still counts them
 	 * until their counters move to `retired` */
-	struct ld_blob_file *closing;
+	struct ld_blob *closing;
+	/* with d->lock: a blob file lost its last user */
+	pthread_cond_t blob_cond;
 	/* the sources images read from, counted (source_get/source_put in
 	 * daemon.c). Its own lock, taken after d->lock when both are: a
 	 * source is let go of with and without d->lock held */
@@ -126,7 +145,7 @@ struct ld_daemon {
 	_Atomic unsigned int tracing;	/* images recording a trace */
 	double start_time;
 	_Atomic uint64_t events, events_fast, events_denied, opens, closes;
-	struct ld_counters retired;	/* of cache files closed */
+	struct ld_counters retired;	/* of blobs closed */
 	/* event received to answered: already filled, and fetched first */
 	struct ld_hist lat_cached, lat_fetched;
 };
@@ -159,7 +178,6 @@ int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
 int ld_image_unregister(struct ld_daemon *d, const char *id,
 			struct sk_err *e);
 struct ld_image *ld_image_find(struct ld_daemon *d, const char *id);
-void ld_img_counters_put(struct ld_daemon *d, struct ld_img_counters *ic);
 /* A reference on a registered image (take it under d->lock, where the
  * image is found); the last put frees it, unregistered by then. */
 void ld_image_hold(struct ld_image *im);
@@ -189,11 +207,6 @@ int ld_state_parse(const char *text, size_t len,
  * network for it; NULL if too long. */
 const char *ld_table_path(const struct ld_daemon *d, const struct fmt_blob_ref *ref,
 			  char *out, size_t outlen);
-/* Looks a cache file up by the identity of an fd the kernel handed us,
- * taking a reference the caller gives back with ld_file_release() once
- * done with the file: an unmount meanwhile must not free it. */
-struct ld_blob_file *ld_file_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino);
-void ld_file_release(struct ld_daemon *d, struct ld_blob_file *f);
 /* Runs fn(d, arg) on the request pool, detached: for work that may wait
  * on a backend (closing a cache waits for its read-ahead windows) and
  * must not on the caller's thread, a frontend's event thread. Inline when
@@ -211,20 +224,52 @@ struct be_source *ld_source_get(struct ld_daemon *d, const struct be_ref *r,
 struct be_source *ld_source_hold(struct ld_daemon *d, struct be_source *src);
 void ld_source_put(struct ld_daemon *d, struct be_source *src);
 /*
- * blobfile.c: skiffd's own cache files. ld_file_prepare() (no lock: reads
- * and verifies the chunk table) gives a file linked nowhere;
- * ld_file_get() (under d->lock) links it or takes the one linked already
- * and drops it; ld_file_discard() drops one never linked. ld_file_put()
- * (under d->lock) drops a reference and returns the file to hand to
- * ld_file_close() (without d->lock) when it was the last, else NULL.
+ * blob.c: blobs (struct ld_blob). ld_blob_prepare() (no lock: reads and
+ * verifies the chunk table) gives a blob linked nowhere; ld_blob_get()
+ * (under d->lock) links it or takes the one linked already and drops it;
+ * ld_blob_discard() drops one never linked. ld_blob_put() (under d->lock)
+ * drops a reference and returns the blob to hand to ld_blob_close()
+ * (without d->lock) when it was the last, else NULL; ld_blob_release()
+ * does both from anywhere, closing on the pool.
  */
-int ld_file_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
-		    struct be_source *src, struct ld_blob_file **out, struct sk_err *e);
-int ld_file_get(struct ld_daemon *d, const struct fmt_blob_ref *ref,
-		struct ld_blob_file *prep, struct ld_blob_file **out, struct sk_err *e);
-void ld_file_discard(struct ld_daemon *d, struct ld_blob_file *f);
-struct ld_blob_file *ld_file_put(struct ld_daemon *d, struct ld_blob_file *f);
-void ld_file_close(struct ld_daemon *d, struct ld_blob_file *f);
+int ld_blob_prepare(struct ld_daemon *d, const struct fmt_blob_ref *ref,
+		    struct be_source *src, struct ld_blob **out, struct sk_err *e);
+int ld_blob_get(struct ld_daemon *d, struct ld_blob *prep, const char *volume,
+		struct ld_blob **out, struct sk_err *e);
+void ld_blob_discard(struct ld_daemon *d, struct ld_blob *b);
+struct ld_blob *ld_blob_put(struct ld_daemon *d, struct ld_blob *b);
+void ld_blob_close(struct ld_daemon *d, struct ld_blob *b);
+void ld_blob_release(struct ld_daemon *d, struct ld_blob *b);
+/* Takes a reference (under d->lock). */
+void ld_blob_hold(struct ld_blob *b);
+/* skiffd's own blob whose file has this identity (an fd the kernel
+ * handed us), with a reference to ld_blob_release(): an unregistration
+ * meanwhile must not free it. */
+struct ld_blob *ld_blob_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino);
+/* The volume an image's blobs are in, by the frontend's ops->volume. */
+const char *ld_blob_volume(const struct ld_daemon *d, const struct ld_image *im);
+/*
+ * Attaching: f becomes the file b's bytes are written to, for prefetch,
+ * repair and status, until ld_blob_detach(), which waits for the users
+ * ld_blob_use() gave it (never call it on a frontend's event thread).
+ * Attaching while another file is attached replaces it there.
+ */
+void ld_blob_attach(struct ld_daemon *d, struct ld_blob *b, struct ld_blob_file *f);
+void ld_blob_detach(struct ld_daemon *d, struct ld_blob *b, struct ld_blob_file *f);
+/* The attached file, with a use to give back (ld_blob_unuse), or NULL
+ * when the kernel has none open (cachefiles, before OPEN). */
+struct ld_blob_file *ld_blob_use(struct ld_daemon *d, struct ld_blob *b);
+void ld_blob_unuse(struct ld_daemon *d, struct ld_blob_file *f);
+/* Fills [off, off+len) of the attached file for prefetch; *fetched gets
+ * the stored bytes fetched. -EAGAIN while no file is attached. */
+int ld_blob_prefetch(struct ld_daemon *d, struct ld_blob *b, uint64_t off,
+		     uint64_t len, uint64_t *fetched, struct sk_err *e);
+/* After a fill: a complete blob stops being watched (the frontend's
+ * unwatch), so its reads never leave the kernel again. */
+void ld_blob_filled(struct ld_daemon *d, struct ld_blob *b);
+/* Verified bytes and chunks of the attached file, under d->lock; false
+ * when none is attached. */
+bool ld_blob_ready(struct ld_blob *b, uint64_t *bytes, uint64_t *chunks);
 /*
  * bsload.c: ld_bs_load() gives the image's bootstrap, verified against
  * the manifest, as a read-only mapping (*map, im->bootstrap_size bytes,
@@ -233,7 +278,7 @@ void ld_file_close(struct ld_daemon *d, struct ld_blob_file *f);
  */
 int ld_bs_load(struct ld_daemon *d, struct be_source *src, const struct be_image *bi,
 	       struct ld_image *im, void **map, struct sk_err *e);
-int ld_bs_check(struct fmt_bs *bs, struct ld_blob_file **prep, const char *ref,
+int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
 		struct sk_err *e);
 
 int ld_api_start(struct ld_daemon *d, struct sk_err *e);

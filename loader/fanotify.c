@@ -49,7 +49,7 @@ struct fan_fe {
 struct fan_req {
 	struct ld_req base;
 	struct fan_fe *fe;
-	struct ld_blob_file *f;
+	struct ld_blob *b;
 	int fd;			/* the event's fd, ours to close */
 	int hfd;		/* the fd number the answer names */
 	char what[80];
@@ -96,19 +96,6 @@ static void respond(struct fan_fe *fe, int fd, int hfd, uint32_t verdict)
 		ld_log(fe->d, LD_LOG_WARN, "telling the holder: %s", strerror(errno));
 }
 
-static void maybe_unmark(struct fan_fe *fe, struct ld_blob_file *f)
-{
-	if (!f->marked || !ld_cache_complete(&f->cache))
-		return;
-	pthread_mutex_lock(&fe->d->lock);
-	if (f->marked &&
-	    fanotify_mark(fe->fan, FAN_MARK_REMOVE, FAN_PRE_ACCESS, f->fd, NULL) == 0) {
-		f->marked = false;
-		ld_log(fe->d, LD_LOG_INFO, "blob %s complete: mark removed", f->cache.hex);
-	}
-	pthread_mutex_unlock(&fe->d->lock);
-}
-
 static void req_answer(struct ld_req *r, int err)
 {
 	struct fan_req *q = (struct fan_req *)r;
@@ -120,8 +107,7 @@ static void req_release(struct ld_req *r)
 {
 	struct fan_req *q = (struct fan_req *)r;
 
-	maybe_unmark(q->fe, q->f);
-	ld_file_release(q->fe->d, q->f);	/* dispatch()'s reference */
+	ld_blob_release(q->fe->d, q->b);	/* dispatch()'s reference */
 	free(q);
 }
 
@@ -130,7 +116,7 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 		     pid_t pid, bool has_range, uint64_t off, uint64_t len)
 {
 	struct ld_daemon *d = fe->d;
-	struct ld_blob_file *f;
+	struct ld_blob *b;
 	struct fan_req *q;
 	struct stat st;
 
@@ -142,7 +128,7 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	}
 	atomic_fetch_add(&d->events, 1);
 	if (fstat(fd, &st) < 0 ||
-	    !(f = ld_file_by_inode(d, st.st_dev, st.st_ino))) {
+	    !(b = ld_blob_by_inode(d, st.st_dev, st.st_ino))) {
 		/* Only our cache files carry marks: one we do not know is one
 		 * whose image is not registered (yet). Letting the read
 		 * through would hand out the holes as zeros. */
@@ -153,22 +139,23 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	}
 	if (!has_range) {
 		off = 0;
-		len = f->cache.table.usize;
+		len = b->cache.table.usize;
 	}
 	q = calloc(1, sizeof(*q));
 	if (!q) {
 		atomic_fetch_add(&d->events_denied, 1);
 		respond(fe, fd, hfd, FAN_DENY_ERRNO(EIO));
-		ld_file_release(d, f);
+		ld_blob_release(d, b);
 		return;
 	}
 	q->fe = fe;
-	q->f = f;
+	q->b = b;
 	q->fd = fd;
 	q->hfd = hfd;
-	snprintf(q->what, sizeof(q->what), "blob %s", f->cache.hex);
+	snprintf(q->what, sizeof(q->what), "blob %s", b->cache.hex);
 	/* written through the event's fd: its writes raise no events */
-	q->base.cache = &f->cache;
+	q->base.blob = b;
+	q->base.cache = &b->cache;
 	q->base.wfd = fd;
 	q->base.off = off;
 	q->base.len = len;
@@ -301,25 +288,27 @@ static int fan_serve(struct ld_frontend *base)
 	return ld_ev_start(&fe->ev);
 }
 
-static int fan_watch(struct ld_frontend *base, struct ld_blob_file *f)
+static int fan_watch(struct ld_frontend *base, struct ld_blob *b)
 {
 	struct fan_fe *fe = (struct fan_fe *)base;
 
-	if (f->marked)
+	if (b->marked)
 		return 0;
-	if (fanotify_mark(fe->fan, FAN_MARK_ADD, FAN_PRE_ACCESS, f->fd, NULL) < 0)
+	if (fanotify_mark(fe->fan, FAN_MARK_ADD, FAN_PRE_ACCESS, b->own.fd, NULL) < 0)
 		return -errno;
-	f->marked = true;
+	b->marked = true;
 	return 0;
 }
 
-static void fan_unwatch(struct ld_frontend *base, struct ld_blob_file *f)
+static void fan_unwatch(struct ld_frontend *base, struct ld_blob *b)
 {
 	struct fan_fe *fe = (struct fan_fe *)base;
 
-	if (f->marked)
-		fanotify_mark(fe->fan, FAN_MARK_REMOVE, FAN_PRE_ACCESS, f->fd, NULL);
-	f->marked = false;
+	if (b->marked &&
+	    fanotify_mark(fe->fan, FAN_MARK_REMOVE, FAN_PRE_ACCESS, b->own.fd, NULL) < 0)
+		ld_log(fe->d, LD_LOG_WARN, "blob %s: removing its mark: %s", b->cache.hex,
+		       strerror(errno));
+	b->marked = false;
 }
 
 static void fan_stop(struct ld_frontend *base)
@@ -340,33 +329,12 @@ static void fan_destroy(struct ld_frontend *base)
 	free(fe);
 }
 
-static int fan_prefetch(struct ld_frontend *base, struct ld_image *im,
-			unsigned int blob, uint64_t off, uint64_t len,
-			uint64_t *fetched, struct sk_err *e)
-{
-	struct fan_fe *fe = (struct fan_fe *)base;
-	struct ld_blob_file *f;
-	int ret;
-
-	if (blob >= im->nblobs || !(f = im->blobs[blob]))
-		return -EINVAL;
-	/* f->fd writes raise no event when it was opened before the mark;
-	 * when it was not (a server restarted under the holder), dispatch()
-	 * lets our own writes through */
-	ret = ld_cache_fill_flags(&f->cache, f->fd, off, len, LD_FILL_PREFETCH,
-				  fetched, e);
-	maybe_unmark(fe, f);
-	return ret;
-}
-
 const struct ld_frontend_ops ld_fanotify_ops = {
 	.name = "fanotify",
-	.owns_cache_files = true,
 	.start = fan_start,
 	.serve = fan_serve,
 	.watch = fan_watch,
 	.unwatch = fan_unwatch,
-	.prefetch = fan_prefetch,
 	.stop = fan_stop,
 	.destroy = fan_destroy,
 };

@@ -14,35 +14,32 @@
 
 struct ld_daemon;
 struct ld_frontend;
-struct ld_blob_file;
+struct ld_blob;
 struct ld_image;
 
-/* Frontend: the kernel side. */
+/*
+ * Frontend: the kernel side. It maps the kernel's requests to a blob and a
+ * range and serves them through ld_request(); prefetch, status and
+ * /metrics talk to blobs (daemon.h), never to a frontend.
+ */
 struct ld_frontend_ops {
 	const char *name;
-	/* skiffd creates the cache files (fanotify); else the kernel does */
-	bool owns_cache_files;
 	int (*start)(struct ld_daemon *d, struct ld_frontend **out,
 		     struct sk_err *e);
 	/* starts taking requests from the kernel */
 	int (*serve)(struct ld_frontend *fe);
-	/* a blob file became used by an image / complete / unused */
-	int (*watch)(struct ld_frontend *fe, struct ld_blob_file *f);
-	void (*unwatch)(struct ld_frontend *fe, struct ld_blob_file *f);
+	/* skiffd's own cache file of a blob became used by an image and is
+	 * not complete / became complete or unused (under d->lock) */
+	int (*watch)(struct ld_frontend *fe, struct ld_blob *b);
+	void (*unwatch)(struct ld_frontend *fe, struct ld_blob *b);
 	/* stops taking requests; those already queued keep their way to
 	 * answer until destroy() */
 	void (*stop)(struct ld_frontend *fe);
 	void (*destroy)(struct ld_frontend *fe);
-	/* cachefiles: verified bytes and chunks the kernel's cache files of
-	 * an image's blob hold (objects open now); NULL when not known */
-	/* prefetch: fills [off, off+len) of an image's blob where the kernel
-	 * reads it; *fetched gets the stored bytes fetched. -EAGAIN when the
-	 * kernel has not opened the blob yet (cachefiles). */
-	int (*prefetch)(struct ld_frontend *fe, struct ld_image *im,
-			unsigned int blob, uint64_t off, uint64_t len,
-			uint64_t *fetched, struct sk_err *e);
-	int (*blob_fill)(struct ld_frontend *fe, const struct ld_image *im,
-			 unsigned int blob, uint64_t *bytes, uint64_t *chunks);
+	/* where the cache files of an image's blobs live: "" for skiffd's
+	 * own, shared by every image (NULL: the same); else a volume of the
+	 * kernel's, whose blobs only its images share */
+	const char *(*volume)(const struct ld_image *im);
 };
 
 struct ld_frontend {

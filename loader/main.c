@@ -260,6 +260,7 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret;
 	pthread_mutex_init(&d.lock, NULL);
+	pthread_cond_init(&d.blob_cond, NULL);
 	pthread_mutex_init(&d.api_lock, NULL);
 	pthread_mutex_init(&d.src_lock, NULL);
 	d.start_time = sk_now();

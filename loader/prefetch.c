@@ -126,7 +126,8 @@ static void run_unit(struct ld_prefetcher *p, struct pf_task *t, size_t idx)
 	}
 	start = sk_now();
 	ret = (t->cancel || p->stop) ? -ECANCELED :
-	      d->fe->ops->prefetch(d->fe, t->im, u.blob, u.off, u.len, &fetched, &e);
+	      u.blob >= t->im->nblobs ? -EINVAL :
+	      ld_blob_prefetch(d, t->im->blobs[u.blob], u.off, u.len, &fetched, &e);
 	pthread_mutex_lock(&p->lock);
 	t->busy--;
 	if (ret == -EAGAIN) {
@@ -365,8 +366,8 @@ int ld_pf_image(struct ld_daemon *d, struct ld_image *im, bool all,
 	struct pf_task *t;
 	int ret;
 
-	if (!p || !d->fe || !d->fe->ops->prefetch) {
-		sk_err_set(e, "this frontend cannot prefetch");
+	if (!p) {
+		sk_err_set(e, "skiffd runs no prefetcher");
 		return -EOPNOTSUPP;
 	}
 	t = calloc(1, sizeof(*t));

@@ -21,6 +21,10 @@ static void finish(struct ld_req *r, int err, struct ld_hist *h, bool in_flight)
 	if (in_flight)
 		ld_ev_done(d);
 	ld_hist_observe(h, sk_now() - r->t0);
+	/* a blob made complete (by this fill, read-ahead or prefetch)
+	 * stops being watched */
+	if (r->blob)
+		ld_blob_filled(d, r->blob);
 	r->release(r);
 }
 

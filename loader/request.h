@@ -16,13 +16,15 @@
 #include "../common/sk.h"
 
 struct ld_daemon;
+struct ld_blob;
 struct ld_cache;
 
 struct ld_req {
 	struct sk_job job;		/* ld_request's */
 	struct ld_daemon *d;
-	/* the blob's loader core and the fd its bytes are written through;
-	 * NULL: `fill` does the work */
+	/* the blob, the cache of the file read and the fd its bytes are
+	 * written through; NULL: `fill` does the work */
+	struct ld_blob *blob;
 	struct ld_cache *cache;
 	int wfd;
 	uint64_t off, len;

@@ -5,7 +5,9 @@
  * reads from /dev/cachefiles, and a pipe stands in for the device, so the
  * test reads back every command skiffd writes. Every OPEN is answered
  * (copen), malformed ones included, and the fd it carries is closed on
- * every path; an OPEN never reads the network for a chunk table.
+ * every path; an OPEN never reads the network for a chunk table; the
+ * kernel's file of a blob is attached to the daemon's blob from OPEN to
+ * CLOSE, so prefetch and status reach it only then.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -170,7 +172,10 @@ int main(void)
 	struct ld_daemon *d = calloc(1, sizeof(*d));
 	struct ld_frontend *fe;
 	struct ld_image *im = calloc(1, sizeof(*im));
+	struct ld_blob *b = NULL, *prep, *last, *other;
 	struct fmt_blob_ref ref;
+	struct sk_err e = { { 0 } };
+	uint64_t bytes, chunks, fetched;
 	const char *t = getenv("TMPDIR");
 	char cmd[PATH_MAX], tpath[PATH_MAX], want[64], anon[PATH_MAX];
 	uint8_t buf[1024];
@@ -188,6 +193,7 @@ int main(void)
 	if (sk_mkdir_p(cmd, 0700) || (mkdir(cmd, 0700) < 0 && errno != EEXIST))
 		bail_out("mkdir %s", cmd);
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->blob_cond, NULL);
 	pthread_mutex_init(&d->api_lock, NULL);
 	if (sk_pool_create(&d->pool, 2))
 		bail_out("pool");
@@ -246,40 +252,71 @@ int main(void)
 		is_int((long long)atomic_load(&d->events_denied), 1, "... and counts as denied");
 	}
 
-	/* 3. an OPEN of a blob whose chunk table registration did not keep:
-	 *    it fails, logged, and never reads the source */
+	/* 3. a registered blob: its table read at registration (kept, so
+	 *    from disk), in the image's volume, attached from OPEN on */
 	make_blob(&ref, &table, &im->bs_buf, &im->bootstrap_size);
-	snprintf(im->id, sizeof(im->id), "img1");
-	im->nblobs = 1;
-	im->refs = calloc(1, sizeof(*im->refs));
-	im->icnt = calloc(1, sizeof(*im->icnt));
-	im->blobs = calloc(1, sizeof(*im->blobs));
-	if (!im->refs || !im->icnt || !im->blobs)
-		bail_out("calloc");
-	im->refs[0] = ref;
-	im->src = &net.base;
-	im->icnt->refs = 1;
-	im->users = 1;
-	d->images = im;
-	fmtpath(anon, "%s/anon", g_tmp);
-	fd = open(anon, O_RDWR | O_CREAT, 0600);
-	n = make_open(buf, 14, 2, fd, "erofs,img1", ref.hex, 11, SK_HEX_LEN, 0, 0);
-	ld_cachefiles_handle(fe, buf, n);
-	is_str(reply(), "copen 14,-2", "an OPEN of a blob whose table is not kept fails");
-	is_int(net.reads, 0, "... without reading the source (the event thread never waits on it)");
-	ok(fd_closed(fd), "... its fd closed");
-
-	/* with the table kept, the same OPEN answers the blob's size */
 	if (!ld_table_path(d, &ref, tpath, sizeof(tpath)) ||
 	    sk_write_file_atomic(tpath, table, ref.table_size))
 		bail_out("keeping the table");
+	snprintf(im->id, sizeof(im->id), "img1");
+	im->refs = calloc(1, sizeof(*im->refs));
+	im->blobs = calloc(1, sizeof(*im->blobs));
+	if (!im->refs || !im->blobs)
+		bail_out("calloc");
+	im->refs[0] = ref;
+	im->src = &net.base;
+	im->users = 1;
+	d->fe = fe;
+	is_str(ld_blob_volume(d, im), "img1", "a blob of an image in no domain is in the image's volume");
+	if (ld_blob_prepare(d, &ref, &net.base, &prep, &e))
+		bail_out("ld_blob_prepare: %s", e.msg);
+	pthread_mutex_lock(&d->lock);
+	is_int(ld_blob_get(d, prep, ld_blob_volume(d, im), &b, &e), 0, "the blob is linked");
+	pthread_mutex_unlock(&d->lock);
+	if (!b)
+		bail_out("no blob: %s", e.msg);
+	im->blobs[0] = b;
+	im->nblobs = 1;
+	d->images = im;
+	is_str(b->path, "", "... with no cache file of skiffd's own");
+	ok(b->file == NULL, "... and no file attached before the kernel's OPEN");
+	is_int(ld_blob_prefetch(d, b, 0, 4096, &fetched, &e), -EAGAIN,
+	       "prefetch before the OPEN waits for it (-EAGAIN)");
+	ok(!ld_blob_ready(b, &bytes, &chunks), "status knows no ready bytes before the OPEN");
+
+	/* another image of the same volume naming the blob id with another
+	 * chunk table would read this one's bytes: refused */
+	if (ld_blob_prepare(d, &ref, &net.base, &prep, &e))
+		bail_out("ld_blob_prepare: %s", e.msg);
+	prep->cache.table.table_digest[0] ^= 1;
+	pthread_mutex_lock(&d->lock);
+	is_int(ld_blob_get(d, prep, "img1", &other, &e), -EEXIST,
+	       "one blob id with another table in one volume is refused");
+	ok(strstr(e.msg, "another chunk table") != NULL, "... saying why: %s", e.msg);
+	pthread_mutex_unlock(&d->lock);
+	/* in another volume (another fsid) it is another blob */
+	if (ld_blob_prepare(d, &ref, &net.base, &prep, &e))
+		bail_out("ld_blob_prepare: %s", e.msg);
+	pthread_mutex_lock(&d->lock);
+	is_int(ld_blob_get(d, prep, "img2", &other, &e), 0, "the same blob in another volume is linked");
+	ok(other != b, "... as a blob of its own");
+	ok(b->refs == 1, "... leaving the first one's references alone");
+	last = ld_blob_put(d, other);
+	pthread_mutex_unlock(&d->lock);
+	ok(last == other, "... and its last reference closes it");
+	ld_blob_close(d, last);
+
+	fmtpath(anon, "%s/anon", g_tmp);
 	fd = open(anon, O_RDWR | O_CREAT, 0600);
 	n = make_open(buf, 15, 3, fd, "erofs,img1", ref.hex, 11, SK_HEX_LEN, 0, 0);
 	ld_cachefiles_handle(fe, buf, n);
 	snprintf(want, sizeof(want), "copen 15,%llu", (unsigned long long)ref.usize);
-	is_str(reply(), want, "with the table kept the OPEN answers the blob's size");
-	is_int(net.reads, 0, "... still without the source");
+	is_str(reply(), want, "the OPEN of the blob answers its size");
+	is_int(net.reads, 0, "... without the source, at registration or OPEN");
 	ok(!fd_closed(fd), "... and keeps the fd");
+	ok(b->file != NULL, "the kernel's file is attached to the daemon's blob");
+	ok(ld_blob_ready(b, &bytes, &chunks), "status reads what it holds");
+	is_int((long long)b->refs, 2, "the object holds a reference on the blob");
 	{
 		struct cachefiles_read rd = { .off = 0, .len = 4096 };
 
@@ -298,7 +335,17 @@ int main(void)
 	sk_pool_destroy(d->pool);
 	d->pool = NULL;
 	ok(fd_closed(fd), "the CLOSE closed the object's fd");
+	ok(b->file == NULL, "... and detached the kernel's file from the blob");
+	is_int((long long)b->refs, 1, "... letting go of its reference");
+	is_int(ld_blob_prefetch(d, b, 0, 4096, &fetched, &e), -EAGAIN,
+	       "prefetch after the CLOSE waits for the next OPEN");
 	d->images = NULL;
+	pthread_mutex_lock(&d->lock);
+	last = ld_blob_put(d, b);
+	pthread_mutex_unlock(&d->lock);
+	ok(last == b, "the image's reference was the last");
+	ld_blob_close(d, last);
+	im->blobs[0] = NULL;
 	ld_image_put(d, im);
 	fe->ops->destroy(fe);
 	close(p[0]);
