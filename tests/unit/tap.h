@@ -7,6 +7,8 @@
  *   ok(cond, "name %d", i);  returns cond, so tests can chain on it
  *   is_int(got, want, "name");
  *   is_mem(got, want, len, "name");
+ *   is_str(got, want, "name");   strings, NULL only equal to NULL
+ *   has_str(got, part, "name");  got contains part
  *   diag("note %s", s);      to stderr, prefixed "# "
  *   skip(n, "why");          n skipped test points
  *   return done_testing();   exit status 0 only if everything passed
@@ -154,6 +156,48 @@ static inline TAP_PRINTF(5, 6) int tap_is_int(long long got, long long want,
 #define is_int(got, want, ...)                                              \
 	tap_is_int((long long)(got), (long long)(want), __FILE__, __LINE__, \
 		   __VA_ARGS__)
+
+/* NULL equals only NULL; it is printed bare, a string in quotes. */
+static inline TAP_PRINTF(5, 6) int tap_is_str(const char *got,
+					      const char *want,
+					      const char *file, int line,
+					      const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = tap_vok(got && want ? !strcmp(got, want) : got == want, file,
+		    line, fmt, ap);
+	va_end(ap);
+	if (!r)
+		diag("         got: %s%s%s\n    expected: %s%s%s",
+		     got ? "\"" : "", got ? got : "NULL", got ? "\"" : "",
+		     want ? "\"" : "", want ? want : "NULL", want ? "\"" : "");
+	return r;
+}
+#define is_str(got, want, ...) \
+	tap_is_str((got), (want), __FILE__, __LINE__, __VA_ARGS__)
+
+/* For messages and bodies that must name something among other words. */
+static inline TAP_PRINTF(5, 6) int tap_has_str(const char *got,
+					       const char *part,
+					       const char *file, int line,
+					       const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = tap_vok(got && strstr(got, part), file, line, fmt, ap);
+	va_end(ap);
+	if (!r)
+		diag("         got: %s%s%s\n  to contain: \"%s\"",
+		     got ? "\"" : "", got ? got : "NULL", got ? "\"" : "", part);
+	return r;
+}
+#define has_str(got, part, ...) \
+	tap_has_str((got), (part), __FILE__, __LINE__, __VA_ARGS__)
 
 static inline void tap_hex_window(const char *label, const uint8_t *p,
 				  size_t len, size_t at)

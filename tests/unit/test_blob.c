@@ -176,7 +176,7 @@ static void test_round_trip(struct blob *b)
 	blob_seal(b, b->c, NCHUNKS, &sealed);
 	ret = fmt_blob_footer_parse(b->buf + b->size - 128, 128, b->size, &t, &e);
 	if (!is_int(ret, 0, "footer parses (%s)", e.msg)) {
-		skip(8, "no footer");
+		skip(10, "no footer");
 		return;
 	}
 	is_int(t.stored_size, b->size, "footer: stored size");
@@ -187,11 +187,14 @@ static void test_round_trip(struct blob *b)
 	is_mem(t.table_digest, sealed.table_digest, 32, "footer: table digest");
 	ret = fmt_blob_table_parse(&t, b->buf + t.table_off, t.table_size, &e);
 	if (!is_int(ret, 0, "chunk table parses (%s)", e.msg)) {
-		skip(1, "no table");
+		skip(3, "no table");
 		return;
 	}
-	ok(t.chunks && chunks_equal(t.chunks, b->c, NCHUNKS),
-	   "decoded chunks equal the encoded ones");
+	if (ok(t.chunks != NULL, "the parsed table has chunks"))
+		ok(chunks_equal(t.chunks, b->c, NCHUNKS),
+		   "decoded chunks equal the encoded ones");
+	else
+		skip(1, "no chunks");
 	fmt_blob_table_free(&t);
 	ok(t.chunks == NULL, "fmt_blob_table_free clears the pointer");
 	fmt_blob_table_free(&t);	/* twice is harmless */

@@ -580,22 +580,47 @@ static void test_functional(const char *src, struct image *img)
 	ok(img->res.stats.chunks_compressed > 0, "stats: some chunks compressed");
 
 	/* resolve */
-	ok(fmt_bs_resolve(&bs, "/", &ino) == 0 && S_ISDIR(ino.mode) &&
-	   ino.nid == bs.root_nid, "resolve /");
-	ok(fmt_bs_resolve(&bs, "", &ino) == 0 && ino.nid == bs.root_nid, "resolve \"\"");
-	ok(fmt_bs_resolve(&bs, "/small.txt", &ino) == 0 && S_ISREG(ino.mode) &&
-	   ino.size == 13, "resolve /small.txt");
-	ok(fmt_bs_resolve(&bs, "small.txt", &ino2) == 0 && ino2.nid == ino.nid,
-	   "resolve without the leading slash");
-	ok(fmt_bs_resolve(&bs, "/hard", &ino2) == 0 && ino2.nid == ino.nid &&
-	   ino.nlink == 2, "hard link shares the inode, nlink 2");
-	ok(fmt_bs_resolve(&bs, "/a/b/c/deep.txt", &ino) == 0 && ino.size == 5,
-	   "resolve a nested path");
-	ok(fmt_bs_resolve(&bs, "//a/./b//c/", &ino) == 0 && S_ISDIR(ino.mode),
-	   "resolve with ., doubled and trailing slashes");
-	ok(fmt_bs_resolve(&bs, "/a/b/..", &ino2) == 0 &&
-	   fmt_bs_resolve(&bs, "/a", &ino) == 0 && ino.nid == ino2.nid,
-	   "resolve .. through the stored entry");
+	if (is_int(fmt_bs_resolve(&bs, "/", &ino), 0, "resolve /")) {
+		ok(S_ISDIR(ino.mode), "... a directory");
+		is_int(ino.nid, bs.root_nid, "... the root");
+	} else {
+		skip(2, "no /");
+	}
+	if (is_int(fmt_bs_resolve(&bs, "", &ino), 0, "resolve \"\""))
+		is_int(ino.nid, bs.root_nid, "... the root");
+	else
+		skip(1, "no \"\"");
+	if (is_int(fmt_bs_resolve(&bs, "/small.txt", &ino), 0, "resolve /small.txt")) {
+		ok(S_ISREG(ino.mode), "... a regular file");
+		is_int(ino.size, 13, "... of 13 bytes");
+		is_int(ino.nlink, 2, "... nlink 2, for its hard link");
+		if (is_int(fmt_bs_resolve(&bs, "small.txt", &ino2), 0,
+			   "resolve without the leading slash"))
+			is_int(ino2.nid, ino.nid, "... the same inode");
+		else
+			skip(1, "no small.txt");
+		if (is_int(fmt_bs_resolve(&bs, "/hard", &ino2), 0, "resolve /hard"))
+			is_int(ino2.nid, ino.nid, "... the hard link shares the inode");
+		else
+			skip(1, "no /hard");
+	} else {
+		skip(7, "no /small.txt");
+	}
+	if (is_int(fmt_bs_resolve(&bs, "/a/b/c/deep.txt", &ino), 0, "resolve a nested path"))
+		is_int(ino.size, 5, "... its size");
+	else
+		skip(1, "no /a/b/c/deep.txt");
+	if (is_int(fmt_bs_resolve(&bs, "//a/./b//c/", &ino), 0,
+		   "resolve with ., doubled and trailing slashes"))
+		ok(S_ISDIR(ino.mode), "... a directory");
+	else
+		skip(1, "no //a/./b//c/");
+	if (!is_int(fmt_bs_resolve(&bs, "/a/b/..", &ino2), 0, "resolve .. through the stored entry"))
+		skip(2, "no /a/b/..");
+	else if (!is_int(fmt_bs_resolve(&bs, "/a", &ino), 0, "... and /a"))
+		skip(1, "no /a");
+	else
+		is_int(ino2.nid, ino.nid, "... the same inode");
 	is_int(fmt_bs_resolve(&bs, "/nonexistent", &ino), -ENOENT, "resolve a missing name");
 	is_int(fmt_bs_resolve(&bs, "/big/entry-with-a-longish-name-500", &ino), -ENOENT,
 	       "resolve a missing name in a multi-block directory");
@@ -603,12 +628,24 @@ static void test_functional(const char *src, struct image *img)
 	       "resolve through a file");
 	is_int(fmt_bs_resolve(&bs, "/dirlink/c", &ino), -ENOTDIR,
 	       "resolve does not follow symlinks");
-	ok(fmt_bs_resolve(&bs, "/big/entry-with-a-longish-name-499", &ino) == 0 &&
-	   S_ISREG(ino.mode) && ino.size == 4, "resolve the last entry of /big");
-	ok(fmt_bs_resolve(&bs, "/big/entry-with-a-longish-name-457", &ino) == 0 &&
-	   S_ISDIR(ino.mode), "resolve a subdirectory of /big");
-	ok(fmt_bs_resolve(&bs, "/fifo", &ino) == 0 && S_ISFIFO(ino.mode) &&
-	   ino.size == 0, "resolve a fifo");
+	if (is_int(fmt_bs_resolve(&bs, "/big/entry-with-a-longish-name-499", &ino), 0,
+		   "resolve the last entry of /big")) {
+		ok(S_ISREG(ino.mode), "... a regular file");
+		is_int(ino.size, 4, "... of 4 bytes");
+	} else {
+		skip(2, "no last entry");
+	}
+	if (is_int(fmt_bs_resolve(&bs, "/big/entry-with-a-longish-name-457", &ino), 0,
+		   "resolve a subdirectory of /big"))
+		ok(S_ISDIR(ino.mode), "... a directory");
+	else
+		skip(1, "no subdirectory");
+	if (is_int(fmt_bs_resolve(&bs, "/fifo", &ino), 0, "resolve a fifo")) {
+		ok(S_ISFIFO(ino.mode), "... a fifo");
+		is_int(ino.size, 0, "... of no size");
+	} else {
+		skip(2, "no /fifo");
+	}
 
 	/* readdir */
 	if (fmt_bs_resolve(&bs, "/big", &ino) == 0) {
@@ -618,13 +655,14 @@ static void test_functional(const char *src, struct image *img)
 		   (unsigned long long)ino.size);
 		is_int(fmt_bs_readdir(&bs, &ino, name_cb, &nc), 0, "readdir /big");
 		is_int(nc.n, BIG_ENTRIES + 2, "/big has 500 entries plus . and ..");
-		ok(nc.sorted && nc.nonempty, "/big entries are strictly sorted");
+		ok(nc.sorted, "/big entries are strictly sorted");
+		ok(nc.nonempty, "... none with an empty name");
 		n = 0;
 		is_int(fmt_bs_readdir(&bs, &ino, stop_cb, &n), 42,
 		       "readdir stops with the callback's value");
 		is_int(n, 3, "... after the third entry");
 	} else {
-		skip(6, "no /big");
+		skip(7, "no /big");
 	}
 	if (fmt_bs_resolve(&bs, "/small.txt", &ino) == 0) {
 		is_int(fmt_bs_readdir(&bs, &ino, count_cb, &n), -ENOTDIR,
@@ -638,56 +676,88 @@ static void test_functional(const char *src, struct image *img)
 	/* symlinks */
 	if (fmt_bs_resolve(&bs, "/link", &ino) == 0 && S_ISLNK(ino.mode) &&
 	    ino.size == 9) {
-		ok(fmt_bs_read_flat(&bs, &ino, 0, buf, 9) == 0 && !memcmp(buf, "small.txt", 9),
-		   "symlink target");
-		ok(fmt_bs_read_flat(&bs, &ino, 6, buf, 3) == 0 && !memcmp(buf, "txt", 3),
-		   "symlink target at an offset");
+		if (is_int(fmt_bs_read_flat(&bs, &ino, 0, buf, 9), 0, "symlink target read"))
+			is_mem(buf, "small.txt", 9, "... its bytes");
+		else
+			skip(1, "not read");
+		if (is_int(fmt_bs_read_flat(&bs, &ino, 6, buf, 3), 0,
+			   "symlink target read at an offset"))
+			is_mem(buf, "txt", 3, "... its bytes");
+		else
+			skip(1, "not read");
 		is_int(fmt_bs_read_flat(&bs, &ino, 6, buf, 4), -EINVAL,
 		       "symlink read past the end");
 	} else {
-		skip(3, "no /link");
+		skip(5, "no /link");
 	}
 	if (fmt_bs_resolve(&bs, "/longlink", &ino) == 0) {
 		char *t = malloc(ino.size + 1);
 
-		ok(t && ino.size == 1599 && fmt_bs_read_flat(&bs, &ino, 0, t, ino.size) == 0 &&
-		   !memcmp(t, "dir/dir/", 8) && !memcmp(t + 1592, "dir/dir", 7),
-		   "1599-byte symlink target");
+		if (!t)
+			bail_out("out of memory");
+		if (!is_int(ino.size, 1599, "a 1599-byte symlink target"))
+			skip(3, "another size");
+		else if (!is_int(fmt_bs_read_flat(&bs, &ino, 0, t, ino.size), 0, "... read"))
+			skip(2, "not read");
+		else {
+			is_mem(t, "dir/dir/", 8, "... its start");
+			is_mem(t + 1592, "dir/dir", 7, "... its end");
+		}
 		free(t);
 	} else {
-		skip(1, "no /longlink");
+		skip(4, "no /longlink");
 	}
 
 	/* xattrs */
 	if (!g_have_xattr) {
-		skip(4, "the scratch file system does not take user.* xattrs");
+		skip(14, "the scratch file system does not take user.* xattrs");
 	} else if (fmt_bs_resolve(&bs, "/a/x", &ino) == 0) {
 		struct xlist *l = calloc(1, sizeof(*l));
 
 		if (!l)
 			bail_out("out of memory");
 		is_int(fmt_bs_xattrs(&bs, &ino, xattr_collect, l), 0, "xattrs of /a/x");
-		ok(l->n == 2 && !strcmp(l->names[0], "user.second") && l->vlens[0] == 0 &&
-		   !strcmp(l->names[1], "user.skiff.test") && l->vlens[1] == 7 &&
-		   !memcmp(l->values[1], "value 1", 7),
-		   "both xattrs, sorted by name, empty value kept");
-		ok(fmt_bs_resolve(&bs, "/a", &ino) == 0 &&
-		   fmt_bs_xattrs(&bs, &ino, xattr_collect, l) == 0 && l->n == 3 &&
-		   !strcmp(l->names[2], "user.dir"), "xattr on a directory");
-		ok(fmt_bs_resolve(&bs, "/empty", &ino) == 0 &&
-		   fmt_bs_xattrs(&bs, &ino, nothing_xattr_cb, NULL) == 0 &&
-		   ino.xattr_isize == 0, "no xattrs: no xattr body");
+		if (is_int(l->n, 2, "... both")) {
+			is_str(l->names[0], "user.second", "... sorted by name: user.second");
+			is_int(l->vlens[0], 0, "... its empty value kept");
+			is_str(l->names[1], "user.skiff.test", "... then user.skiff.test");
+			if (is_int(l->vlens[1], 7, "... its value's length"))
+				is_mem(l->values[1], "value 1", 7, "... its value");
+			else
+				skip(1, "another length");
+		} else {
+			skip(5, "not two xattrs");
+		}
+		if (is_int(fmt_bs_resolve(&bs, "/a", &ino), 0, "resolve /a")) {
+			is_int(fmt_bs_xattrs(&bs, &ino, xattr_collect, l), 0,
+			       "xattrs of a directory");
+			if (is_int(l->n, 3, "... one"))
+				is_str(l->names[2], "user.dir", "... user.dir");
+			else
+				skip(1, "not one xattr");
+		} else {
+			skip(3, "no /a");
+		}
+		if (is_int(fmt_bs_resolve(&bs, "/empty", &ino), 0, "resolve /empty")) {
+			is_int(fmt_bs_xattrs(&bs, &ino, nothing_xattr_cb, NULL), 0,
+			       "... no xattrs to list");
+			is_int(ino.xattr_isize, 0, "... no xattr body");
+		} else {
+			skip(2, "no /empty");
+		}
 		free(l);
 	} else {
-		skip(4, "no /a/x");
+		skip(14, "no /a/x");
 	}
 	{
 		struct fmt_xattr x = { .index = EROFS_XATTR_INDEX_TRUSTED,
 				       .name = "abc", .namelen = 3 };
 		char out[32];
 
-		ok(fmt_xattr_fullname(&x, out, sizeof(out)) == 11 &&
-		   !strcmp(out, "trusted.abc"), "fmt_xattr_fullname");
+		if (is_int(fmt_xattr_fullname(&x, out, sizeof(out)), 11, "fmt_xattr_fullname's length"))
+			is_str(out, "trusted.abc", "... the name");
+		else
+			skip(1, "no name");
 		is_int(fmt_xattr_fullname(&x, out, 11), -ENAMETOOLONG,
 		       "fmt_xattr_fullname leaves room for the NUL");
 		x.index = 5;
@@ -695,8 +765,10 @@ static void test_functional(const char *src, struct image *img)
 		       "fmt_xattr_fullname of an unknown index");
 		x.index = EROFS_XATTR_INDEX_POSIX_ACL_ACCESS;
 		x.namelen = 0;
-		ok(fmt_xattr_fullname(&x, out, sizeof(out)) == 23 &&
-		   !strcmp(out, "system.posix_acl_access"), "ACL names have no suffix");
+		if (is_int(fmt_xattr_fullname(&x, out, sizeof(out)), 23, "an ACL name's length"))
+			is_str(out, "system.posix_acl_access", "... no suffix");
+		else
+			skip(1, "no name");
 	}
 
 	/* file data */
@@ -713,43 +785,70 @@ static void test_functional(const char *src, struct image *img)
 		if (fmt_reader_map(&rd, &ino, 1, &blob, &ch) == 0 && ch) {
 			const uint8_t *z;
 
-			ok(fmt_reader_chunk(&rd, blob, ch, &z) == 0 && ch->usize == CHUNK &&
-			   z[0] == 0 && !memcmp(z, z + 1, CHUNK - 1),
-			   "the inner zero chunk maps to a stored zero chunk");
+			if (!is_int(fmt_reader_chunk(&rd, blob, ch, &z), 0,
+				    "the inner zero chunk maps to a stored chunk"))
+				skip(3, "no chunk");
+			else if (!is_int(ch->usize, CHUNK, "... a whole one"))
+				skip(2, "another size");
+			else {
+				is_int(z[0], 0, "... its first byte zero");
+				ok(!memcmp(z, z + 1, CHUNK - 1), "... every byte as the first");
+			}
 		} else {
 			ok(ch == NULL, "the inner zero chunk is a hole");
+			skip(3, "a hole has no bytes");
 		}
-		ok(fmt_reader_map(&rd, &ino, 4, &blob, &ch) == 0 && ch && blob == 0 &&
-		   ch->usize == 2000, "the tail chunk maps to a 2000-byte chunk");
+		if (!is_int(fmt_reader_map(&rd, &ino, 4, &blob, &ch), 0, "the tail chunk maps"))
+			skip(3, "no map");
+		else if (!ok(ch != NULL, "... to a chunk"))
+			skip(2, "no chunk");
+		else {
+			is_int(blob, 0, "... in blob 0");
+			is_int(ch->usize, 2000, "... of 2000 bytes");
+		}
 		is_int(fmt_bs_chunk(&bs, &ino, 5, &dev, &blk), -EINVAL,
 		       "chunk index past the end");
 		if (fmt_bs_resolve(&bs, "/multi.bin", &ino2) == 0) {
 			unsigned int d2;
 			uint32_t b2;
 
-			ok(fmt_bs_chunk(&bs, &ino, 3, &dev, &blk) == 0 &&
-			   fmt_bs_chunk(&bs, &ino2, 1, &d2, &b2) == 0 &&
-			   dev == 1 && d2 == 1 && blk == b2,
-			   "equal chunks share one blob chunk");
+			if (!is_int(fmt_bs_chunk(&bs, &ino, 3, &dev, &blk), 0, "mixed.bin's chunk 3"))
+				skip(4, "no chunk index");
+			else if (!is_int(fmt_bs_chunk(&bs, &ino2, 1, &d2, &b2), 0,
+					 "... and multi.bin's chunk 1, the same bytes"))
+				skip(3, "no chunk index");
+			else {
+				is_int(dev, 1, "... the first in the blob");
+				is_int(d2, 1, "... the second too");
+				is_int(blk, b2, "equal chunks share one blob chunk");
+			}
 		} else {
-			skip(1, "no multi.bin");
+			skip(5, "no multi.bin");
 		}
 	} else {
-		skip(5, "no /mixed.bin");
+		skip(15, "no /mixed.bin");
 	}
 	if (fmt_bs_resolve(&bs, "/tailhole.bin", &ino) == 0 && ino.chunk_count == 3) {
 		const struct fmt_chunk *ch = NULL;
 		unsigned int blob = 99, dev = 9;
 		uint32_t blk = 0;
 
-		ok(fmt_reader_map(&rd, &ino, 2, &blob, &ch) == 0 && ch == NULL,
-		   "a trailing zero chunk is a hole");
-		ok(fmt_bs_chunk(&bs, &ino, 2, &dev, &blk) == 0 && dev == 0 &&
-		   blk == EROFS_NULL_ADDR, "... with a null chunk index");
-		ok(fmt_reader_map(&rd, &ino, 0, &blob, &ch) == 0 && ch,
-		   "... after a mapped chunk");
+		if (is_int(fmt_reader_map(&rd, &ino, 2, &blob, &ch), 0, "a trailing zero chunk maps"))
+			ok(ch == NULL, "... to a hole");
+		else
+			skip(1, "no map");
+		if (is_int(fmt_bs_chunk(&bs, &ino, 2, &dev, &blk), 0, "... its chunk index")) {
+			is_int(dev, 0, "... names no blob");
+			is_int(blk, EROFS_NULL_ADDR, "... a null block");
+		} else {
+			skip(2, "no chunk index");
+		}
+		if (is_int(fmt_reader_map(&rd, &ino, 0, &blob, &ch), 0, "... after a chunk that maps"))
+			ok(ch != NULL, "... to a chunk");
+		else
+			skip(1, "no map");
 	} else {
-		skip(3, "no /tailhole.bin");
+		skip(7, "no /tailhole.bin");
 	}
 	if (fmt_bs_resolve(&bs, "/a", &ino) == 0)
 		is_int(fmt_reader_pread(&rd, &ino, buf, 10, 0), -EISDIR,
@@ -760,8 +859,11 @@ static void test_functional(const char *src, struct image *img)
 		const struct fmt_blob_table *t;
 
 		is_int(fmt_reader_table(&rd, 1, &t), -EINVAL, "table of a blob slot that does not exist");
-		ok(fmt_reader_table(&rd, 0, &t) == 0 && t->count == img->res.stats.chunks_unique,
-		   "chunk table has one entry per unique chunk");
+		if (is_int(fmt_reader_table(&rd, 0, &t), 0, "the chunk table of blob 0"))
+			is_int(t->count, img->res.stats.chunks_unique,
+			       "... has one entry per unique chunk");
+		else
+			skip(1, "no table");
 	}
 
 	/* whole-tree comparison */
@@ -812,9 +914,11 @@ static void test_functional(const char *src, struct image *img)
 		sc.corrupt_off = img->blob_size - 128 + 20;
 		if (fmt_reader_init(&rd, &bs, &bsrc))
 			bail_out("out of memory");
-		ok(fmt_bs_resolve(&bs, "/small.txt", &ino) == 0 &&
-		   fmt_reader_pread(&rd, &ino, fbuf, 10, 0) < 0,
-		   "damaged footer: reads fail (%s)", rd.err.msg);
+		if (is_int(fmt_bs_resolve(&bs, "/small.txt", &ino), 0, "resolve /small.txt"))
+			ok(fmt_reader_pread(&rd, &ino, fbuf, 10, 0) < 0,
+			   "damaged footer: reads fail (%s)", rd.err.msg);
+		else
+			skip(1, "no /small.txt");
 		fmt_reader_free(&rd);
 		sc.corrupt_off = UINT64_MAX;
 		free(fbuf);
@@ -840,13 +944,17 @@ static void test_edge_builds(void)
 	put_file(src, "d/zero", "", 0);
 	if (is_int(build_image(src, blob, 1, &img, &e), 0, "build a tree without file data (%s)",
 		   e.msg)) {
-		ok(!img.res.has_blob && img.blob_size == 0, "... writes no blob");
-		ok(fmt_bs_open(&bs, img.bs, img.bs_size) == 0 && bs.nblobs == 0,
-		   "... and its bootstrap opens with no blobs");
-		ok(fmt_bs_walk(&bs, stop_walk_cb, &(int){ 0 }) == 0, "... and walks");
-		fmt_bs_close(&bs);
+		ok(!img.res.has_blob, "... reports no blob");
+		is_int(img.blob_size, 0, "... writes none");
+		if (is_int(fmt_bs_open(&bs, img.bs, img.bs_size), 0, "... its bootstrap opens")) {
+			is_int(bs.nblobs, 0, "... with no blobs");
+			ok(fmt_bs_walk(&bs, stop_walk_cb, &(int){ 0 }) == 0, "... and walks");
+			fmt_bs_close(&bs);
+		} else {
+			skip(2, "no bootstrap");
+		}
 	} else {
-		skip(3, "no build");
+		skip(5, "no build");
 	}
 	image_free(&img);
 
@@ -857,7 +965,8 @@ static void test_edge_builds(void)
 	fmtpath(src, "%s/does-not-exist", g_tmp);
 	o.chunk_bits = 12;
 	e.msg[0] = '\0';
-	ok(fmt_build(src, &o, fd, &res, &e) < 0 && e.msg[0], "missing source: error with a message");
+	ok(fmt_build(src, &o, fd, &res, &e) < 0, "missing source: an error");
+	ok(e.msg[0], "... with a message (%s)", e.msg);
 	close(fd);
 }
 
@@ -1000,6 +1109,14 @@ static int range_cb(void *ctx, const struct fmt_chunk_range *r)
 	return rs->stop_at && rs->n >= rs->stop_at ? 42 : 0;
 }
 
+/* The last range rs holds, or NULL when it holds none or lost some. */
+static const struct fmt_chunk_range *last_range(const struct ranges *rs)
+{
+	if (!rs->n || rs->n > MAX_RANGES)
+		return NULL;
+	return &rs->r[rs->n - 1];
+}
+
 /* fmt_bs_chunks of the file at path, into rs; its inode into ino. */
 static int chunks_of(struct fmt_bs *bs, const char *path, struct fmt_inode *ino,
 		     struct ranges *rs)
@@ -1054,6 +1171,7 @@ static void put_chunk_index(uint8_t *buf, const struct fmt_inode *ino, uint64_t 
 
 static void test_chunk_ranges(const struct image *img)
 {
+	const struct fmt_chunk_range *last;
 	struct fmt_bs bs, cbs;
 	struct fmt_inode ino, multi;
 	struct ranges rs;
@@ -1062,7 +1180,7 @@ static void test_chunk_ranges(const struct image *img)
 	int ret;
 
 	if (fmt_bs_open(&bs, img->bs, img->bs_size)) {
-		skip(19, "bootstrap does not open");
+		skip(44, "bootstrap does not open");
 		return;
 	}
 	nblk = (uint32_t)(bs.blobs[0].usize / 4096);
@@ -1070,27 +1188,49 @@ static void test_chunk_ranges(const struct image *img)
 	/* 5 full chunks and 123 bytes */
 	ret = chunks_of(&bs, "/multi.bin", &multi, &rs);
 	is_int(ret, 0, "chunks of multi.bin (%s)", bs.err.msg);
-	ok(rs.n == 6 && rs.r[0].len == CHUNK && rs.r[4].len == CHUNK &&
-	   rs.r[5].index == 5 && rs.r[5].len == 123,
-	   "multi.bin: 6 ranges, the last one 123 bytes");
+	if (is_int(rs.n, 6, "multi.bin: 6 ranges")) {
+		is_int(rs.r[0].len, CHUNK, "... the first a whole chunk");
+		is_int(rs.r[4].len, CHUNK, "... the fifth too");
+		is_int(rs.r[5].index, 5, "... the last one chunk 5");
+		is_int(rs.r[5].len, 123, "... of 123 bytes");
+	} else {
+		skip(4, "not 6 ranges");
+	}
 	ok(ranges_match(&bs, &multi, &rs), "... matching its chunk indexes");
 
 	/* data, then two chunks never written */
 	ret = chunks_of(&bs, "/tailhole.bin", &ino, &rs);
-	ok(ret == 0 && rs.n == 1 && rs.r[0].index == 0 && rs.r[0].len == CHUNK,
-	   "tailhole.bin: one range, its trailing holes skipped");
+	is_int(ret, 0, "chunks of tailhole.bin (%s)", bs.err.msg);
+	if (is_int(rs.n, 1, "tailhole.bin: one range, its trailing holes skipped")) {
+		is_int(rs.r[0].index, 0, "... chunk 0");
+		is_int(rs.r[0].len, CHUNK, "... a whole one");
+	} else {
+		skip(2, "not one range");
+	}
 	/* two zero chunks, data, and a 77-byte zero tail */
 	ret = chunks_of(&bs, "/sparse.bin", &ino, &rs);
-	ok(ret == 0 && ino.chunk_count == 4 && rs.n >= 1 &&
-	   rs.r[rs.n - 1].index == 2 && rs.r[rs.n - 1].len == CHUNK,
-	   "sparse.bin: its 77-byte tail is a hole, skipped");
+	is_int(ret, 0, "chunks of sparse.bin (%s)", bs.err.msg);
+	is_int(ino.chunk_count, 4, "sparse.bin: 4 chunk indexes");
+	last = last_range(&rs);
+	if (ok(last != NULL, "... ranges (%u)", rs.n)) {
+		is_int(last->index, 2, "... the last one chunk 2");
+		is_int(last->len, CHUNK, "... a whole one: the 77-byte tail is a hole, skipped");
+	} else {
+		skip(2, "no ranges");
+	}
 	ok(ranges_match(&bs, &ino, &rs), "... the others match its chunk indexes");
 	ret = chunks_of(&bs, "/mixed.bin", &ino, &rs);
-	ok(ret == 0 && ranges_match(&bs, &ino, &rs) && rs.n && rs.r[rs.n - 1].len == 2000,
-	   "mixed.bin: ranges match, a 2000-byte tail");
+	is_int(ret, 0, "chunks of mixed.bin (%s)", bs.err.msg);
+	ok(ranges_match(&bs, &ino, &rs), "mixed.bin: ranges match");
+	last = last_range(&rs);
+	if (ok(last != NULL, "... ranges (%u)", rs.n))
+		is_int(last->len, 2000, "... a 2000-byte tail");
+	else
+		skip(1, "no ranges");
 
 	ret = chunks_of(&bs, "/empty", &ino, &rs);
-	ok(ret == 0 && rs.n == 0, "an empty file has no ranges");
+	is_int(ret, 0, "chunks of an empty file (%s)", bs.err.msg);
+	is_int(rs.n, 0, "... no ranges");
 	is_int(chunks_of(&bs, "/a", &ino, &rs), -EINVAL, "a directory is -EINVAL");
 	ino = multi;
 	ino.chunk_count++;
@@ -1098,8 +1238,9 @@ static void test_chunk_ranges(const struct image *img)
 	       "an inode whose chunk count disagrees with its size is -EINVAL");
 	memset(&rs, 0, sizeof(rs));
 	rs.stop_at = 2;
-	ok(fmt_bs_chunks(&bs, &multi, range_cb, &rs) == 42 && rs.n == 2,
-	   "the callback's non-zero value stops the walk and is returned");
+	is_int(fmt_bs_chunks(&bs, &multi, range_cb, &rs), 42,
+	       "the callback's non-zero value stops the walk and is returned");
+	is_int(rs.n, 2, "... after the call that returned it");
 
 	/* crafted chunk indexes (the inode area is not under a digest) */
 	copy = malloc(img->bs_size);
@@ -1113,12 +1254,19 @@ static void test_chunk_ranges(const struct image *img)
 	} while (0)
 	CRAFT(2, 0, EROFS_NULL_ADDR);
 	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
-	ok(ret == 0 && rs.n == 5 && rs.r[1].index == 1 && rs.r[2].index == 3 &&
-	   ranges_match(&cbs, &multi, &rs), "an inner hole is skipped");
+	is_int(ret, 0, "chunks with an inner hole (%s)", cbs.err.msg);
+	if (is_int(rs.n, 5, "... the hole skipped: 5 ranges")) {
+		is_int(rs.r[1].index, 1, "... the second chunk 1");
+		is_int(rs.r[2].index, 3, "... the third chunk 3");
+	} else {
+		skip(2, "not 5 ranges");
+	}
+	ok(ranges_match(&cbs, &multi, &rs), "... matching the chunk indexes");
 	fmt_bs_close(&cbs);
 	CRAFT(2, 1, EROFS_NULL_ADDR);
 	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
-	ok(ret == 0 && rs.n == 5, "a null block address is a hole whatever the device");
+	is_int(ret, 0, "chunks with a null block address on a device (%s)", cbs.err.msg);
+	is_int(rs.n, 5, "... a hole whatever the device");
 	fmt_bs_close(&cbs);
 	CRAFT(3, 2, 0);
 	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
@@ -1132,13 +1280,17 @@ static void test_chunk_ranges(const struct image *img)
 	fmt_bs_close(&cbs);
 	CRAFT(5, 1, nblk - 1);
 	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
-	ok(ret == 0 && rs.n == 6 && rs.r[5].blkaddr == nblk - 1,
-	   "a chunk in the blob's last block is in range (%s)", cbs.err.msg);
+	is_int(ret, 0, "a chunk in the blob's last block is in range (%s)", cbs.err.msg);
+	if (is_int(rs.n, 6, "... 6 ranges"))
+		is_int(rs.r[5].blkaddr, nblk - 1, "... the last one at that block");
+	else
+		skip(1, "not 6 ranges");
 	fmt_bs_close(&cbs);
 	CRAFT(5, 1, nblk);
 	ret = fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs)));
-	ok(ret == -EFSCORRUPTED && rs.n == 5 && strstr(cbs.err.msg, "past blob"),
-	   "a chunk starting at the blob's end is -EFSCORRUPTED (%s)", cbs.err.msg);
+	is_int(ret, -EFSCORRUPTED, "a chunk starting at the blob's end is -EFSCORRUPTED");
+	is_int(rs.n, 5, "... after the chunks before it");
+	has_str(cbs.err.msg, "past blob", "... saying so");
 	fmt_bs_close(&cbs);
 	CRAFT(0, 1, EROFS_NULL_ADDR - 1);
 	is_int(fmt_bs_chunks(&cbs, &multi, range_cb, memset(&rs, 0, sizeof(rs))),
@@ -1183,30 +1335,41 @@ static void test_chunk_ranges_big(void)
 	ret = fmt_build(src, &o, fd, &res, &e);
 	close(fd);
 	if (!is_int(ret, 0, "build with 16 KiB chunks (%s)", e.msg)) {
-		skip(4, "no build");
+		skip(15, "no build");
 		return;
 	}
 	if (fmt_bs_open(&bs, res.bootstrap, res.bootstrap_size))
 		bail_out("16 KiB chunk bootstrap does not open: %s", bs.err.msg);
 	nblk = (uint32_t)(bs.blobs[0].usize / 4096);
 	ret = chunks_of(&bs, "/odd.bin", &odd, &rs);
-	ok(ret == 0 && rs.n == 3 && rs.r[0].len == 16384 && rs.r[1].len == 16384 &&
-	   rs.r[2].len == 5000 && ranges_match(&bs, &odd, &rs),
-	   "odd.bin: 16 KiB, 16 KiB and a 5000-byte last chunk");
+	is_int(ret, 0, "chunks of odd.bin (%s)", bs.err.msg);
+	if (is_int(rs.n, 3, "odd.bin: 3 ranges")) {
+		is_int(rs.r[0].len, 16384, "... 16 KiB");
+		is_int(rs.r[1].len, 16384, "... 16 KiB");
+		is_int(rs.r[2].len, 5000, "... and a 5000-byte last chunk");
+	} else {
+		skip(3, "not 3 ranges");
+	}
+	ok(ranges_match(&bs, &odd, &rs), "... matching its chunk indexes");
 	ret = chunks_of(&bs, "/holes.bin", &ino, &rs);
-	ok(ret == 0 && ino.chunk_count == 5 && rs.n == 1 && rs.r[0].index == 0 &&
-	   ranges_match(&bs, &ino, &rs),
-	   "holes.bin: one range, four trailing holes (the last 100 bytes) skipped");
+	is_int(ret, 0, "chunks of holes.bin (%s)", bs.err.msg);
+	is_int(ino.chunk_count, 5, "holes.bin: 5 chunk indexes");
+	if (is_int(rs.n, 1, "... one range, four trailing holes (the last 100 bytes) skipped"))
+		is_int(rs.r[0].index, 0, "... chunk 0");
+	else
+		skip(1, "not one range");
+	ok(ranges_match(&bs, &ino, &rs), "... matching its chunk indexes");
 
 	/* 5000 bytes take two blocks: the last two fit, the last one does not */
 	put_chunk_index(res.bootstrap, &odd, 2, 1, nblk - 2);
 	ret = fmt_bs_chunks(&bs, &odd, range_cb, memset(&rs, 0, sizeof(rs)));
-	ok(ret == 0 && rs.n == 3, "a 5000-byte chunk in the blob's last two blocks (%s)",
-	   bs.err.msg);
+	is_int(ret, 0, "a 5000-byte chunk in the blob's last two blocks (%s)", bs.err.msg);
+	is_int(rs.n, 3, "... all 3 ranges");
 	put_chunk_index(res.bootstrap, &odd, 2, 1, nblk - 1);
 	ret = fmt_bs_chunks(&bs, &odd, range_cb, memset(&rs, 0, sizeof(rs)));
-	ok(ret == -EFSCORRUPTED && rs.n == 2,
-	   "... but not in its last block alone: -EFSCORRUPTED (%s)", bs.err.msg);
+	is_int(ret, -EFSCORRUPTED, "... but not in its last block alone: -EFSCORRUPTED (%s)",
+	       bs.err.msg);
+	is_int(rs.n, 2, "... after the 2 ranges before it");
 	fmt_bs_close(&bs);
 	free(res.bootstrap);
 }
@@ -1481,23 +1644,29 @@ static void test_reproducible(const char *src, struct image *first)
 
 	fmtpath(p, "%s/again.blob", g_tmp);
 	if (!is_int(build_image(src, p, 2, &again, &e), 0, "second build (%s)", e.msg)) {
-		skip(4, "no second build");
+		skip(9, "no second build");
 		return;
 	}
-	ok(again.bs_size == first->bs_size &&
-	   !memcmp(again.bs, first->bs, first->bs_size),
-	   "same tree, same options: byte-identical bootstrap");
-	ok(again.blob_size == first->blob_size &&
-	   !memcmp(again.blob, first->blob, first->blob_size),
-	   "same tree, same options: byte-identical blob");
+	if (is_int(again.bs_size, first->bs_size, "same tree, same options: bootstrap size"))
+		is_mem(again.bs, first->bs, first->bs_size, "... byte-identical bootstrap");
+	else
+		skip(1, "another size");
+	if (is_int(again.blob_size, first->blob_size, "same tree, same options: blob size"))
+		is_mem(again.blob, first->blob, first->blob_size, "... byte-identical blob");
+	else
+		skip(1, "another size");
 	fmtpath(p, "%s/one.blob", g_tmp);
 	if (is_int(build_image(src, p, 1, &one, &e), 0, "build with threads=1 (%s)", e.msg)) {
-		ok(one.bs_size == first->bs_size && one.blob_size == first->blob_size &&
-		   !memcmp(one.bs, first->bs, first->bs_size) &&
-		   !memcmp(one.blob, first->blob, first->blob_size),
-		   "threads=1 and threads=2 give identical bootstrap and blob");
+		if (is_int(one.bs_size, first->bs_size, "threads=1 and threads=2: bootstrap size"))
+			is_mem(one.bs, first->bs, first->bs_size, "... identical bootstrap");
+		else
+			skip(1, "another size");
+		if (is_int(one.blob_size, first->blob_size, "... blob size"))
+			is_mem(one.blob, first->blob, first->blob_size, "... identical blob");
+		else
+			skip(1, "another size");
 	} else {
-		skip(1, "no threads=1 build");
+		skip(4, "no threads=1 build");
 	}
 	image_free(&one);
 	image_free(&again);

@@ -205,8 +205,8 @@ static void test_corrupt(struct image *im, struct be_source *src,
 		bail_out("repairing %s", im->blob_path);
 	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0,
 	       "with the store repaired the same fill succeeds");
-	ok(ld_cache_complete(&c) && good_chunks(&c, fd) == c.table.count,
-	   "and every chunk is right");
+	ok(ld_cache_complete(&c), "and the blob is complete");
+	is_int(good_chunks(&c, fd), c.table.count, "... every chunk right");
 	ld_cache_close(&c);
 	close(fd);
 }
@@ -314,8 +314,8 @@ static void test_readahead(struct image *im, struct be_source *src,
 		if (ld_cache_record_open(&c, g_tmp, "ahead", &e))
 			bail_out("record: %s", e.msg);
 		ld_cache_scan(&c, fd);
-		ok(ld_cache_complete(&c) && good_chunks(&c, fd) == c.table.count,
-		   "every chunk in the cache file, right");
+		ok(ld_cache_complete(&c), "every chunk in the cache file");
+		is_int(good_chunks(&c, fd), c.table.count, "... right");
 		ld_cache_close(&c);
 	}
 	sk_pool_destroy(bg);
@@ -472,28 +472,35 @@ static void test_bufs(void)
 
 	if (!ok(ld_bufs_new(&b, 2, 1u << 20) == 0, "ld_bufs_new"))
 		return;
-	ok(ld_buf_get(b, 100, &x) == 0 && x.cap >= 100 &&
-	   (uintptr_t)x.p % 4096 == 0, "a small buffer, page-aligned");
+	is_int(ld_buf_get(b, 100, &x), 0, "a small buffer");
+	ok(x.cap >= 100, "... of 100 bytes or more (%zu)", x.cap);
+	is_int((uintptr_t)x.p % 4096, 0, "... page-aligned");
 	first = x.p;
 	memset(x.p, 0xa5, x.cap);
 	ld_buf_put(b, &x);
-	ok(!x.p && !x.cap, "given back, the holder's ld_buf is empty");
-	ok(ld_buf_get(b, 50, &x) == 0 && x.p == first, "reused by the next get");
-	ok(ld_buf_get(b, 200u << 10, &y) == 0 && y.p != x.p && y.cap >= (200u << 10),
-	   "a second one while the first is held");
-	ok(ld_buf_get(b, 300u << 10, &z) == 0 && z.p != x.p && z.p != y.p,
-	   "a third one");
+	ok(!x.p, "given back, the holder's ld_buf points nowhere");
+	is_int(x.cap, 0, "... and holds no bytes");
+	is_int(ld_buf_get(b, 50, &x), 0, "the next get");
+	ok(x.p == first, "... reuses the buffer");
+	is_int(ld_buf_get(b, 200u << 10, &y), 0, "a second one while the first is held");
+	ok(y.p != x.p, "... is another buffer");
+	ok(y.cap >= (200u << 10), "... of the size asked or more (%zu)", y.cap);
+	is_int(ld_buf_get(b, 300u << 10, &z), 0, "a third one");
+	ok(z.p != x.p, "... is not the first");
+	ok(z.p != y.p, "... nor the second");
 	ld_buf_put(b, &x);
 	ld_buf_put(b, &y);
 	ld_buf_put(b, &z);	/* keeps two: the smallest goes */
-	ok(ld_buf_get(b, 250u << 10, &x) == 0 && x.cap >= (250u << 10),
-	   "a buffer that fits is found among those kept");
+	is_int(ld_buf_get(b, 250u << 10, &x), 0,
+	       "a buffer that fits is found among those kept");
+	ok(x.cap >= (250u << 10), "... big enough (%zu)", x.cap);
 	ld_buf_put(b, &x);
-	ok(ld_buf_get(b, 2u << 20, &x) == 0 && x.cap >= (2u << 20),
-	   "bigger than the set keeps");
+	is_int(ld_buf_get(b, 2u << 20, &x), 0, "bigger than the set keeps");
+	ok(x.cap >= (2u << 20), "... big enough (%zu)", x.cap);
 	ld_buf_put(b, &x);	/* over max_bytes: freed, ASan would see a leak */
 	ld_bufs_free(b);
-	ok(ld_buf_get(NULL, 4096, &x) == 0 && x.p, "without a set");
+	is_int(ld_buf_get(NULL, 4096, &x), 0, "without a set");
+	ok(x.p != NULL, "... a buffer all the same");
 	ld_buf_put(NULL, &x);
 }
 
@@ -569,8 +576,9 @@ static void test_ramp(struct image *im, struct be_source *src,
 	/* a miss well past the windows, its chunk before it missing */
 	m = c.table.count - 2;
 	pthread_mutex_lock(&c.lock);
-	ok(c.state[m - 1] == LD_MISSING && c.state[m] == LD_MISSING,
-	   "the blob's end is not fetched yet");
+	is_int(c.state[m - 1], LD_MISSING,
+	       "the blob's end is not fetched yet: the chunk before the miss");
+	is_int(c.state[m], LD_MISSING, "... nor the chunk of the miss");
 	pthread_mutex_unlock(&c.lock);
 	is_int(ld_cache_fill(&c, fd, c.table.chunks[m].uoff, 1, &e), 0,
 	       "a random read");
@@ -597,9 +605,10 @@ static void test_proof(struct image *im, struct be_source *src,
 	c.sees_reads = true;
 	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "a read at the start");
 	is_int((long long)atomic_load(&c.own.ra_windows), 0, "starts no window");
-	ok(c.state[1] == LD_READY && c.ra[1], "marks the read-ahead fetched with it");
-	ok(ld_cache_range_ready(&c, 0, 4096) && c.ra[1],
-	   "reading the same chunk again leaves the mark");
+	is_int(c.state[1], LD_READY, "fetches the read-ahead with it");
+	ok(c.ra[1], "... and marks it");
+	ok(ld_cache_range_ready(&c, 0, 4096), "the same chunk read again is ready");
+	ok(c.ra[1], "... and leaves the mark");
 	is_int((long long)atomic_load(&c.own.ra_windows), 0, "and starts none");
 	ok(ld_cache_range_ready(&c, c.table.chunks[1].uoff, 4096),
 	   "the reader goes on into the read-ahead");
@@ -616,7 +625,8 @@ static void test_proof(struct image *im, struct be_source *src,
 	c.readahead = 0;
 	c.sees_reads = true;
 	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "no read-ahead: a read at the start");
-	ok(c.state[1] == LD_MISSING && c.ra[1], "marks the missing chunk after it");
+	is_int(c.state[1], LD_MISSING, "leaves the chunk after it missing");
+	ok(c.ra[1], "... and marks it");
 	is_int((long long)atomic_load(&c.own.ra_windows), 0, "starts no window");
 	is_int(ld_cache_fill(&c, fd, c.table.chunks[1].uoff, 4096, &e), 0,
 	       "the reader goes on");
@@ -635,7 +645,7 @@ static void test_in_place(struct sk_pool *pool)
 	struct image im;
 	struct ld_cache c;
 	struct sk_err e = { { 0 } };
-	int fd = new_cache_file("raw.cache"), aligned = 0;
+	int fd = new_cache_file("raw.cache"), raw = 0, at_block = 0, whole = 0;
 
 	memset(&im, 0, sizeof(im));
 	make_image(&im, "raw", 1);
@@ -644,12 +654,14 @@ static void test_in_place(struct sk_pool *pool)
 	if (!ok(ld_cache_open(&c, &im.bs.blobs[0], src, 1u << 20, &e) == 0,
 		"ld_cache_open: %s", e.msg))
 		goto out;
-	for (uint64_t i = 0; i < c.table.count; i++)
-		aligned += c.table.chunks[i].comp == SKIFF_COMP_NONE &&
-			   c.table.chunks[i].soff % 4096 == 0 &&
-			   c.table.chunks[i].usize % 4096 == 0;
-	is_int(aligned, (long long)c.table.count,
-	       "every chunk is raw, whole blocks, block-aligned (%d)", aligned);
+	for (uint64_t i = 0; i < c.table.count; i++) {
+		raw += c.table.chunks[i].comp == SKIFF_COMP_NONE;
+		at_block += c.table.chunks[i].soff % 4096 == 0;
+		whole += c.table.chunks[i].usize % 4096 == 0;
+	}
+	is_int(raw, (long long)c.table.count, "every chunk is raw");
+	is_int(at_block, (long long)c.table.count, "... block-aligned");
+	is_int(whole, (long long)c.table.count, "... whole blocks");
 	c.pool = pool;
 	c.bufs = g_bufs;
 	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0, "filling it all");

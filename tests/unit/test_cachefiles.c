@@ -30,13 +30,6 @@
 #include "tap.h"
 #include "storeimg.h"
 
-#define is_str(got, want, ...)                                              \
-	do {                                                                \
-		const char *g_ = (got), *w_ = (want);                       \
-		if (!ok(!strcmp(g_, w_), __VA_ARGS__))                      \
-			diag("         got: \"%s\"\n    expected: \"%s\"", g_, w_); \
-	} while (0)
-
 static char g_tmp[PATH_MAX];
 static int g_reply = -1;	/* the read end of the pipe skiffd answers on */
 

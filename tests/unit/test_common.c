@@ -41,16 +41,17 @@ static void test_parse_size(void)
 		uint64_t v = 12345;
 		int ret = sk_parse_size(good[i].s, &v);
 
-		ok(ret == 0 && v == good[i].v, "sk_parse_size(\"%s\") = %llu (got %d, %llu)",
-		   good[i].s, (unsigned long long)good[i].v, ret,
-		   (unsigned long long)v);
+		is_int(ret, 0, "sk_parse_size(\"%s\") is accepted", good[i].s);
+		ok(v == good[i].v, "... as %llu (got %llu)",
+		   (unsigned long long)good[i].v, (unsigned long long)v);
 	}
 	for (size_t i = 0; i < SK_ARRAY_SIZE(bad); i++) {
 		uint64_t v = 12345;
 		int ret = sk_parse_size(bad[i], &v);
 
-		ok(ret < 0 && v == 12345, "sk_parse_size(\"%s\") rejected (got %d, %llu)",
-		   bad[i], ret, (unsigned long long)v);
+		ok(ret < 0, "sk_parse_size(\"%s\") rejected (got %d)", bad[i], ret);
+		ok(v == 12345, "... leaving the value alone (got %llu)",
+		   (unsigned long long)v);
 	}
 	{
 		uint64_t v = 7;
@@ -214,20 +215,22 @@ static void test_pool_reuse(void)
 	struct count_job j = { .job.fn = count_fn, .value = 42 };
 	struct sk_pool *p = NULL;
 	atomic_uint order = 0;
-	int good = 1;
+	int done = 1, right = 1;
 
 	j.order = &order;
 	if (!ok(sk_pool_create(&p, 0) == 0, "sk_pool_create(0) makes one thread")) {
-		skip(2, "no pool");
+		skip(3, "no pool");
 		return;
 	}
 	/* a job struct may be resubmitted once it has been waited for */
 	for (int i = 0; i < 100; i++) {
 		sk_pool_submit(p, &j.job);
 		sk_pool_wait(p, &j.job);
-		good &= j.job.done && j.result == expect_result(42);
+		done &= j.job.done;
+		right &= j.result == expect_result(42);
 	}
-	ok(good, "one job resubmitted 100 times: done, the right result each time");
+	ok(done, "one job resubmitted 100 times: done each time");
+	ok(right, "... with the right result each time");
 	is_int(atomic_load(&order), 100, "... and it ran 100 times");
 	sk_pool_destroy(p);
 	sk_pool_destroy(NULL);
@@ -268,7 +271,7 @@ static void test_files(const char *tmp)
 	is_int(st.st_size, 1, "... with the new size");
 	is_int(st.st_mode & 07777, 0644, "... and mode 0644");
 	fmtpath(q, "%s.tmp.%d.%d", p, (int)getpid(), (int)gettid());
-	ok(access(q, F_OK) < 0 && errno == ENOENT, "no temporary file left behind");
+	is_int(access(q, F_OK) < 0 ? -errno : 0, -ENOENT, "no temporary file left behind");
 	is_int(sk_read_file(p, 0, &buf, &len), -EFBIG, "sk_read_file honours max");
 	fmtpath(q, "%s/a", tmp);
 	is_int(sk_read_file(q, 1024, &buf, &len), -EINVAL,

@@ -36,6 +36,19 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A ctl_call's result ret and the status it got, as test points: the
+ * status is skipped when the call failed. Returns whether it succeeded,
+ * for the checks of what it answered. */
+static int answered(int ret, int status, int want, const char *what)
+{
+	if (!is_int(ret, 0, "%s", what)) {
+		skip(1, "no answer");
+		return 0;
+	}
+	is_int(status, want, "... status %d", want);
+	return 1;
+}
+
 /* ------------------------------------------------------------- parser */
 
 static int parse_str(const char *s, struct ctl_req *req, size_t *used)
@@ -43,11 +56,29 @@ static int parse_str(const char *s, struct ctl_req *req, size_t *used)
 	return ctl_parse_request(s, strlen(s), req, used);
 }
 
+/* Header name among hs[0..n) has the value want: found, its length, its
+ * bytes, each a test point; what cannot be checked is skipped. */
+static void header_is(const struct ctl_header *hs, size_t n, const char *name,
+		      const char *want, const char *what)
+{
+	size_t vlen = 0, len = strlen(want);
+	const char *v = ctl_header_find(hs, n, name, &vlen);
+
+	if (!ok(v != NULL, "%s: %s found", what, name)) {
+		skip(2, "no %s", name);
+		return;
+	}
+	if (!is_int(vlen, len, "... its value's length")) {
+		skip(1, "another length");
+		return;
+	}
+	is_mem(v, want, len, "... its value");
+}
+
 static void test_parse_good(void)
 {
 	static struct ctl_req req;
-	const char *v;
-	size_t used, vlen;
+	size_t used;
 	int ret;
 
 	{
@@ -55,15 +86,17 @@ static void test_parse_good(void)
 
 		used = 0;
 		ret = parse_str(s, &req, &used);
-		ok(ret == 0 && used == strlen(s), "simple GET parses whole (%d, %zu)",
-		   ret, used);
-		ok(!strcmp(req.method, "GET") && !strcmp(req.path, "/metrics") &&
-		   !strcmp(req.query, ""), "GET: method, path, empty query");
-		ok(req.keep_alive && req.version_minor == 1 && !req.body &&
-		   req.body_len == 0, "GET: HTTP/1.1 keeps alive, no body");
-		v = ctl_header_find(req.headers, req.nheaders, "host", &vlen);
-		ok(v && vlen == 9 && !memcmp(v, "localhost", 9),
-		   "header lookup ignores case");
+		is_int(ret, 0, "simple GET parses");
+		is_int(used, strlen(s), "... whole");
+		is_str(req.method, "GET", "GET: method");
+		is_str(req.path, "/metrics", "... path");
+		is_str(req.query, "", "... empty query");
+		is_int(req.version_minor, 1, "GET: HTTP/1.1");
+		ok(req.keep_alive, "... keeps alive");
+		ok(!req.body, "... no body");
+		is_int(req.body_len, 0, "... of no length");
+		header_is(req.headers, req.nheaders, "host", "localhost",
+			  "header lookup ignores case");
 		ok(!ctl_header_find(req.headers, req.nheaders, "hos", NULL),
 		   "header lookup needs the whole name");
 	}
@@ -71,9 +104,9 @@ static void test_parse_good(void)
 		const char *s = "GET /status?name=a%20b&x=1 HTTP/1.1\r\n\r\n";
 
 		ret = parse_str(s, &req, &used);
-		ok(ret == 0 && !strcmp(req.path, "/status") &&
-		   !strcmp(req.query, "name=a%20b&x=1"),
-		   "query split from path, left encoded");
+		is_int(ret, 0, "a target with a query parses");
+		is_str(req.path, "/status", "... the path split from the query");
+		is_str(req.query, "name=a%20b&x=1", "... the query left encoded");
 	}
 	{
 		const char *s = "POST /mount HTTP/1.1\r\ncontent-LENGTH: 13\r\n"
@@ -81,10 +114,12 @@ static void test_parse_good(void)
 				"{\"a\": \"b c\"}\n";
 
 		ret = parse_str(s, &req, &used);
-		ok(ret == 0 && used == strlen(s), "POST with body parses whole");
-		ok(req.body_len == 13 && req.body &&
-		   !memcmp(req.body, "{\"a\": \"b c\"}\n", 13),
-		   "body pointer and length (Content-Length in odd case)");
+		is_int(ret, 0, "POST with body parses");
+		is_int(used, strlen(s), "... whole");
+		if (is_int(req.body_len, 13, "body length (Content-Length in odd case)"))
+			is_mem(req.body, "{\"a\": \"b c\"}\n", 13, "... the body");
+		else
+			skip(1, "another length");
 		is_int(req.nheaders, 2, "two headers recorded");
 	}
 	{
@@ -93,12 +128,16 @@ static void test_parse_good(void)
 		size_t used2 = 0;
 
 		ret = parse_str(s, &req, &used);
-		ok(ret == 0 && used == strlen(s) - 40 && !strcmp(req.path, "/a") &&
-		   req.body_len == 3, "pipelined: first request (%zu)", used);
+		is_int(ret, 0, "pipelined: first request parses");
+		is_int(used, strlen(s) - 40, "... up to the second");
+		is_str(req.path, "/a", "... its path");
+		is_int(req.body_len, 3, "... its body");
 		ret = ctl_parse_request(s + used, strlen(s) - used, &req, &used2);
-		ok(ret == 0 && used + used2 == strlen(s) && !strcmp(req.path, "/b") &&
-		   !strcmp(req.query, "q") && !req.keep_alive,
-		   "pipelined: second request");
+		is_int(ret, 0, "pipelined: second request parses");
+		is_int(used + used2, strlen(s), "... up to the end");
+		is_str(req.path, "/b", "... its path");
+		is_str(req.query, "q", "... its query");
+		ok(!req.keep_alive, "... Connection: close");
 	}
 	{
 		static const struct {
@@ -117,8 +156,8 @@ static void test_parse_good(void)
 
 		for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
 			ret = parse_str(cases[i].s, &req, &used);
-			ok(ret == 0 && req.keep_alive == cases[i].ka,
-			   "keep-alive %d for case %zu", cases[i].ka, i);
+			is_int(ret, 0, "case %zu parses", i);
+			is_int(req.keep_alive, cases[i].ka, "... keep-alive %d", cases[i].ka);
 		}
 	}
 	{
@@ -127,13 +166,12 @@ static void test_parse_good(void)
 				"Content-Length: 5\r\n\r\nhello";
 
 		ret = parse_str(s, &req, &used);
-		ok(ret == 0 && used == strlen(s) && !strcmp(req.method, "DELETE"),
-		   "leading empty lines skipped (%d)", ret);
-		v = ctl_header_find(req.headers, req.nheaders, "x-a", &vlen);
-		ok(v && vlen == 3 && !memcmp(v, "v 1", 3),
-		   "value trimmed of surrounding whitespace only");
-		v = ctl_header_find(req.headers, req.nheaders, "X-EMPTY", &vlen);
-		ok(v && vlen == 0, "empty header value");
+		is_int(ret, 0, "leading empty lines skipped");
+		is_int(used, strlen(s), "... the whole request parsed");
+		is_str(req.method, "DELETE", "... its method");
+		header_is(req.headers, req.nheaders, "x-a", "v 1",
+			  "value trimmed of surrounding whitespace only");
+		header_is(req.headers, req.nheaders, "X-EMPTY", "", "empty header value");
 		ok(req.body_len == 5, "equal duplicate Content-Length (0005, 5) accepted");
 	}
 	{
@@ -141,12 +179,12 @@ static void test_parse_good(void)
 				"Content-Length: 4\r\n\r\nab";
 
 		ret = parse_str(s, &req, &used);
-		ok(ret == -EAGAIN && req.expect_continue,
-		   "Expect: 100-continue flagged while the body is pending");
+		is_int(ret, -EAGAIN, "a body pending");
+		ok(req.expect_continue, "... Expect: 100-continue flagged");
 		ret = parse_str("POST /x HTTP/1.0\r\nExpect: 100-continue\r\n"
 				"Content-Length: 4\r\n\r\nab", &req, &used);
-		ok(ret == -EAGAIN && !req.expect_continue,
-		   "... but not for an HTTP/1.0 client");
+		is_int(ret, -EAGAIN, "an HTTP/1.0 body pending");
+		ok(!req.expect_continue, "... but not flagged for an HTTP/1.0 client");
 	}
 	{
 		/* limits: exactly 16 KiB of head and 1 MiB of body are fine */
@@ -164,14 +202,14 @@ static void test_parse_good(void)
 		memcpy(b + n + pad, "\r\n\r\n", 4);
 		memset(b + CTL_MAX_HEAD, 'z', blen);
 		ret = ctl_parse_request(b, CTL_MAX_HEAD + blen, &req, &used);
-		ok(ret == 0 && used == CTL_MAX_HEAD + blen &&
-		   req.body_len == blen,
-		   "16 KiB head and 1 MiB body at the limits (%d)", ret);
+		is_int(ret, 0, "16 KiB head and 1 MiB body at the limits");
+		is_int(used, CTL_MAX_HEAD + blen, "... all of it parsed");
+		is_int(req.body_len, blen, "... the body whole");
 		/* one byte more of head */
 		memmove(b + n + 1, b + n, (size_t)pad + 4);
 		ret = ctl_parse_request(b, CTL_MAX_HEAD + 1 + blen, &req, &used);
-		ok(ret == -E2BIG && req.err_status == 431,
-		   "16 KiB + 1 of head is -E2BIG, 431 (%d)", ret);
+		is_int(ret, -E2BIG, "16 KiB + 1 of head is -E2BIG");
+		is_int(req.err_status, 431, "... 431");
 		free(b);
 	}
 }
@@ -241,9 +279,9 @@ static void test_parse_bad(void)
 	for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
 		int ret = ctl_parse_request(cases[i].s, cases[i].len, &req, &used);
 
-		ok(ret == cases[i].err && req.err_status == cases[i].status &&
-		   req.err_msg, "rejects %s: %d %d (got %d %d)", cases[i].what,
-		   cases[i].err, cases[i].status, ret, req.err_status);
+		is_int(ret, cases[i].err, "rejects %s", cases[i].what);
+		is_int(req.err_status, cases[i].status, "... status %d", cases[i].status);
+		ok(req.err_msg != NULL, "... with a reason");
 	}
 
 	/* limits that need bigger buffers */
@@ -259,8 +297,8 @@ static void test_parse_bad(void)
 		while (n < CTL_MAX_HEAD)
 			n += (size_t)sprintf(b + n, "X-Pad: 0123456789\r\n");
 		ret = ctl_parse_request(b, n, &req, &used);
-		ok(ret == -E2BIG && req.err_status == 431,
-		   "head without an end beyond 16 KiB: -E2BIG 431 (%d)", ret);
+		is_int(ret, -E2BIG, "head without an end beyond 16 KiB: -E2BIG");
+		is_int(req.err_status, 431, "... 431");
 		ok(ctl_parse_request(b, CTL_MAX_HEAD - 1, &req, &used) == -EAGAIN,
 		   "... but -EAGAIN just below 16 KiB");
 
@@ -269,29 +307,29 @@ static void test_parse_bad(void)
 			n += (size_t)sprintf(b + n, "X-%d: y\r\n", i);
 		n += (size_t)sprintf(b + n, "\r\n");
 		ret = ctl_parse_request(b, n, &req, &used);
-		ok(ret == -E2BIG && req.err_status == 431,
-		   "%d headers: -E2BIG 431 (%d)", CTL_MAX_HEADERS + 1, ret);
+		is_int(ret, -E2BIG, "%d headers: -E2BIG", CTL_MAX_HEADERS + 1);
+		is_int(req.err_status, 431, "... 431");
 		n -= 2 + strlen("X-64: y\r\n");
 		n += (size_t)sprintf(b + n, "\r\n");
-		ok(ctl_parse_request(b, n, &req, &used) == 0 &&
-		   req.nheaders == CTL_MAX_HEADERS, "%d headers are fine",
-		   CTL_MAX_HEADERS);
+		is_int(ctl_parse_request(b, n, &req, &used), 0, "%d headers are fine",
+		       CTL_MAX_HEADERS);
+		is_int(req.nheaders, CTL_MAX_HEADERS, "... all recorded");
 
 		n = (size_t)sprintf(b, "GET /");
 		memset(b + n, 'p', CTL_MAX_TARGET);
 		n += CTL_MAX_TARGET;
 		n += (size_t)sprintf(b + n, " HTTP/1.1\r\n\r\n");
 		ret = ctl_parse_request(b, n, &req, &used);
-		ok(ret == -E2BIG && req.err_status == 414,
-		   "target over %d bytes: -E2BIG 414 (%d)", CTL_MAX_TARGET, ret);
+		is_int(ret, -E2BIG, "target over %d bytes: -E2BIG", CTL_MAX_TARGET);
+		is_int(req.err_status, 414, "... 414");
 		n = (size_t)sprintf(b, "GET /?");
 		memset(b + n, 'q', CTL_MAX_TARGET - 2);
 		n += CTL_MAX_TARGET - 2;
 		n += (size_t)sprintf(b + n, " HTTP/1.1\r\n\r\n");
 		ret = ctl_parse_request(b, n, &req, &used);
-		ok(ret == 0 && strlen(req.query) == CTL_MAX_TARGET - 2 &&
-		   !strcmp(req.path, "/"), "target of exactly %d bytes fits",
-		   CTL_MAX_TARGET);
+		is_int(ret, 0, "target of exactly %d bytes fits", CTL_MAX_TARGET);
+		is_int(strlen(req.query), CTL_MAX_TARGET - 2, "... the query whole");
+		is_str(req.path, "/", "... the path");
 		free(b);
 	}
 	ok(ctl_parse_request(NULL, 0, &req, &used) == -EAGAIN,
@@ -316,8 +354,8 @@ static void test_parse_prefixes(void)
 				bad_at = n;
 		ok(bad_at == SIZE_MAX, "request %zu: all %zu proper prefixes give -EAGAIN (first miss %zd)",
 		   i, len, bad_at == SIZE_MAX ? (ssize_t)-1 : (ssize_t)bad_at);
-		ok(ctl_parse_request(good[i], len, &req, &used) == 0 && used == len,
-		   "request %zu: whole parses", i);
+		is_int(ctl_parse_request(good[i], len, &req, &used), 0, "request %zu: whole parses", i);
+		is_int(used, len, "... all of it used");
 	}
 }
 
@@ -344,8 +382,7 @@ static void test_parse_response(void)
 		{ "HTTP/1.1 200 OK\r\nContent-Length: 16777217\r\n\r\n", -EMSGSIZE, "body over 16 MiB" },
 		{ "garbage\r\n\r\n", -EPROTO, "garbage" },
 	};
-	size_t used, vlen;
-	const char *v;
+	size_t used;
 	int ret;
 
 	{
@@ -353,11 +390,16 @@ static void test_parse_response(void)
 				"Content-Length: 2\r\n\r\n{}HTTP/1.1 ...";
 
 		ret = ctl_parse_response(s, strlen(s), &rep, &used);
-		ok(ret == 0 && rep.status == 200 && used == strlen(s) - 12 &&
-		   rep.body_len == 2 && !memcmp(rep.body, "{}", 2) &&
-		   rep.keep_alive, "response: status, body, consumed (%d)", ret);
-		v = ctl_header_find(rep.headers, rep.nheaders, "content-type", &vlen);
-		ok(v && vlen == 16, "response header lookup");
+		is_int(ret, 0, "response parses");
+		is_int(rep.status, 200, "... status");
+		is_int(used, strlen(s) - 12, "... consumed up to the next");
+		if (is_int(rep.body_len, 2, "... body length"))
+			is_mem(rep.body, "{}", 2, "... body");
+		else
+			skip(1, "another length");
+		ok(rep.keep_alive, "... keeps alive");
+		header_is(rep.headers, rep.nheaders, "content-type", "application/json",
+			  "response header lookup");
 		size_t total = used, n;
 
 		for (n = 0; n < total; n++)
@@ -367,14 +409,17 @@ static void test_parse_response(void)
 		is_int(n, total, "every proper prefix of a response gives -EAGAIN");
 	}
 	ret = ctl_parse_response("HTTP/1.1 204 No Content\r\n\r\n", 27, &rep, &used);
-	ok(ret == 0 && rep.status == 204 && used == 27, "204 needs no Content-Length");
+	is_int(ret, 0, "204 needs no Content-Length");
+	is_int(rep.status, 204, "... status");
+	is_int(used, 27, "... all of it consumed");
 	{
 		const char *s = "HTTP/1.0 404\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
 		ret = ctl_parse_response(s, strlen(s), &rep, &used);
 	}
-	ok(ret == 0 && rep.status == 404 && !rep.keep_alive,
-	   "status line without a reason, HTTP/1.0 closes (%d)", ret);
+	is_int(ret, 0, "status line without a reason parses");
+	is_int(rep.status, 404, "... status");
+	ok(!rep.keep_alive, "... HTTP/1.0 closes");
 	for (size_t i = 0; i < SK_ARRAY_SIZE(bad); i++) {
 		ret = ctl_parse_response(bad[i].s, strlen(bad[i].s), &rep, &used);
 		is_int(ret, bad[i].err, "response rejected: %s", bad[i].what);
@@ -391,28 +436,36 @@ static void test_resp_helpers(void)
 
 	ret = ctl_resp_json(&resp, 201, j);
 	json_decref(j);
-	ok(ret == 0 && resp.status == 201 &&
-	   !strcmp(resp.content_type, "application/json") &&
-	   resp.body_len == 16 && !memcmp(resp.body, "{\"a\":\"x\",\"b\":2}\n", 16),
-	   "resp_json: compact, sorted keys, newline");
+	is_int(ret, 0, "resp_json");
+	is_int(resp.status, 201, "... status");
+	is_str(resp.content_type, "application/json", "... content type");
+	if (is_int(resp.body_len, 16, "... body length"))
+		is_mem(resp.body, "{\"a\":\"x\",\"b\":2}\n", 16, "... compact, sorted keys, newline");
+	else
+		skip(1, "another length");
 	ret = ctl_resp_text(&resp, 200, "up %d\n", 7);
-	ok(ret == 0 && resp.status == 200 && resp.body_len == 5 &&
-	   !memcmp(resp.body, "up 7\n", 5) &&
-	   !strncmp(resp.content_type, "text/plain", 10),
-	   "resp_text replaces the previous body");
+	is_int(ret, 0, "resp_text");
+	is_int(resp.status, 200, "... status");
+	if (is_int(resp.body_len, 5, "... body length"))
+		is_mem(resp.body, "up 7\n", 5, "... replaces the previous body");
+	else
+		skip(1, "another length");
+	ok(!strncmp(resp.content_type, "text/plain", 10), "... text/plain (%s)", resp.content_type);
 	ret = ctl_resp_error(&resp, 404, "no image %s", "caf\xc3\xa9 \xff\xc3(\xed\xa0\x80!");
-	ok(ret == 0 && resp.status == 404 && resp.body &&
-	   !strcmp(resp.body, "{\"error\":\"no image caf\xc3\xa9 \?\?(\?\?\?!\"}\n"),
-	   "resp_error: JSON, stray bytes become '?' (%s)", resp.body ? resp.body : "(null)");
+	is_int(ret, 0, "resp_error");
+	is_int(resp.status, 404, "... status");
+	is_str(resp.body, "{\"error\":\"no image caf\xc3\xa9 \?\?(\?\?\?!\"}\n",
+	       "... JSON, stray bytes become '?'");
 	ret = ctl_resp_error(&resp, 400, "quote \" and \\ and \n");
-	ok(ret == 0 && !strcmp(resp.body, "{\"error\":\"quote \\\" and \\\\ and \\n\"}\n"),
-	   "resp_error escapes");
+	is_int(ret, 0, "resp_error with quotes");
+	is_str(resp.body, "{\"error\":\"quote \\\" and \\\\ and \\n\"}\n", "... escaped");
 	ret = ctl_resp_json(&resp, 200, NULL);
-	ok(ret == -EINVAL && resp.status == 500 && !resp.body,
-	   "resp_json(NULL) leaves a bodiless 500");
+	is_int(ret, -EINVAL, "resp_json(NULL) fails");
+	is_int(resp.status, 500, "... leaving a 500");
+	ok(!resp.body, "... with no body");
 	free(resp.body);
-	ok(!strcmp(ctl_reason(404), "Not Found") &&
-	   !strcmp(ctl_reason(299), "Unknown"), "reason phrases");
+	is_str(ctl_reason(404), "Not Found", "reason phrase of 404");
+	is_str(ctl_reason(299), "Unknown", "... of a status without one");
 }
 
 /* ------------------------------------------------------------- server */
@@ -585,23 +638,30 @@ static void test_server_basic(void)
 	ret = ctl_server_start(&srv, g_sock, handler, &ctx);
 	if (!is_int(ret, 0, "server starts at %s", g_sock))
 		bail_out("no server");
-	ok(lstat(g_sock, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	   (st.st_mode & 07777) == 0600, "socket exists with mode 0600 (%o)",
-	   st.st_mode & 07777);
+	if (is_int(lstat(g_sock, &st), 0, "socket exists")) {
+		ok(S_ISSOCK(st.st_mode), "... a socket");
+		ok((st.st_mode & 07777) == 0600, "... with mode 0600 (%o)", st.st_mode & 07777);
+	} else {
+		skip(2, "no socket");
+	}
 	{
 		char tmpname[300];
 
 		snprintf(tmpname, sizeof(tmpname), "%s.tmp%d", g_sock, (int)gettid());
-		ok(access(tmpname, F_OK) < 0 && errno == ENOENT,
-		   "no temporary name left behind");
+		is_int(access(tmpname, F_OK) < 0 ? -errno : 0, -ENOENT,
+		       "no temporary name left behind");
 	}
 
 	ret = ctl_call(g_sock, "GET", "/hello?x=1", NULL, 0, 2000, &status,
 		       &resp, &rlen);
-	ok(ret == 0 && status == 200 && resp &&
-	   !strcmp(resp, "{\"hello\":\"world\",\"query\":\"x=1\"}\n") &&
-	   rlen == strlen(resp), "GET round trip (%d %d %s)", ret, status,
-	   resp ? resp : "");
+	if (answered(ret, status, 200, "GET round trip")) {
+		const char *want = "{\"hello\":\"world\",\"query\":\"x=1\"}\n";
+
+		is_str(resp, want, "... the body");
+		is_int(rlen, strlen(want), "... its length");
+	} else {
+		skip(2, "no answer");
+	}
 	free(resp);
 	resp = NULL;
 
@@ -610,25 +670,32 @@ static void test_server_basic(void)
 
 		ret = ctl_call(g_sock, "POST", "/echo", body, strlen(body),
 			       2000, &status, &resp, &rlen);
-		ok(ret == 0 && status == 200 && resp &&
-		   !strcmp(resp, "{\"echo\":{\"list\":[1,2,3],\"name\":\"app\",\"u\":\"\xc3\xa9\"},\"method\":\"POST\"}\n"),
-		   "POST JSON echoed (%s)", resp ? resp : "");
+		if (answered(ret, status, 200, "POST JSON"))
+			is_str(resp, "{\"echo\":{\"list\":[1,2,3],\"name\":\"app\",\"u\":\"\xc3\xa9\"},\"method\":\"POST\"}\n",
+			       "... echoed");
+		else
+			skip(1, "no answer");
 		free(resp);
 		resp = NULL;
 	}
 	ret = ctl_call(g_sock, "POST", "/echo", "{", 1, 2000, &status, &resp, &rlen);
-	ok(ret == 0 && status == 400 && resp && strstr(resp, "\"error\""),
-	   "handler error comes back as 400 JSON");
+	if (answered(ret, status, 400, "handler error comes back as 400"))
+		has_str(resp, "\"error\"", "... JSON");
+	else
+		skip(1, "no answer");
 	free(resp);
 	resp = NULL;
 	ret = ctl_call(g_sock, "GET", "/nope", NULL, 0, 2000, &status, NULL, NULL);
-	ok(ret == 0 && status == 404, "404 without asking for the body");
+	answered(ret, status, 404, "404 without asking for the body");
 	ret = ctl_call(g_sock, "GET", "/nostatus", NULL, 0, 2000, &status, &resp, &rlen);
-	ok(ret == 0 && status == 500, "a handler that sets no status gives 500");
+	answered(ret, status, 500, "a handler that sets no status gives 500");
 	free(resp);
 	resp = NULL;
 	ret = ctl_call(g_sock, "HEAD", "/hello", NULL, 0, 2000, &status, &resp, &rlen);
-	ok(ret == 0 && status == 200 && rlen == 0, "HEAD: status, no body");
+	if (answered(ret, status, 200, "HEAD"))
+		is_int(rlen, 0, "... no body");
+	else
+		skip(1, "no answer");
 	free(resp);
 	resp = NULL;
 	{
@@ -643,22 +710,28 @@ static void test_server_basic(void)
 		big[n - 1] = '"';
 		ret = ctl_call(g_sock, "POST", "/echo", big, n, 5000, &status,
 			       &resp, &rlen);
-		ok(ret == 0 && status == 200 && rlen == n + 26,
-		   "1 MiB body round trip (%d %d %zu)", ret, status, rlen);
+		if (answered(ret, status, 200, "1 MiB body round trip"))
+			is_int(rlen, n + 26, "... all of it echoed");
+		else
+			skip(1, "no answer");
 		free(resp);
 		resp = NULL;
 		ret = ctl_call(g_sock, "POST", "/echo", big, n + 1, 5000,
 			       &status, &resp, &rlen);
-		ok(ret == 0 && status == 413, "1 MiB + 1 body: 413 (%d %d)", ret, status);
+		answered(ret, status, 413, "1 MiB + 1 body: 413");
 		free(resp);
 		resp = NULL;
 		free(big);
 	}
-	ok(ctl_call(g_sock, "GET", "no-slash", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
-	   ctl_call(g_sock, "GET", "/a b", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
-	   ctl_call(g_sock, "G T", "/", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL &&
-	   ctl_call(g_sock, "GET", "/\r\nX: y", NULL, 0, 2000, &status, NULL, NULL) == -EINVAL,
-	   "client refuses targets and methods that would break the request");
+	/* the client refuses targets and methods that would break the request */
+	is_int(ctl_call(g_sock, "GET", "no-slash", NULL, 0, 2000, &status, NULL, NULL), -EINVAL,
+	       "client refuses a target without a slash");
+	is_int(ctl_call(g_sock, "GET", "/a b", NULL, 0, 2000, &status, NULL, NULL), -EINVAL,
+	       "... one with a space");
+	is_int(ctl_call(g_sock, "G T", "/", NULL, 0, 2000, &status, NULL, NULL), -EINVAL,
+	       "... a method with a space");
+	is_int(ctl_call(g_sock, "GET", "/\r\nX: y", NULL, 0, 2000, &status, NULL, NULL), -EINVAL,
+	       "... a target with a line break");
 
 	/* keep-alive and pipelining over one raw connection */
 	{
@@ -670,26 +743,45 @@ static void test_server_basic(void)
 		ok(fd >= 0, "raw connect");
 		ret = raw_send(fd, "GET /hello?a HTTP/1.1\r\n\r\n");
 		ret = ret ? ret : raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
-		ok(ret == 0 && rep.status == 200 && rep.keep_alive,
-		   "keep-alive: first response says keep-alive");
+		if (is_int(ret, 0, "keep-alive: a first response")) {
+			is_int(rep.status, 200, "... 200");
+			ok(rep.keep_alive, "... says keep-alive");
+		} else {
+			skip(2, "no response");
+		}
 		memmove(buf, buf + used, len - used);
 		len -= used;
 		ret = raw_send(fd, "GET /hello?b HTTP/1.1\r\n\r\n");
 		ret = ret ? ret : raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
-		ok(ret == 0 && rep.status == 200 && rep.body_len > 10 &&
-		   body_has(&rep, "\"b\""), "keep-alive: second request, same connection");
+		if (is_int(ret, 0, "keep-alive: second request, same connection")) {
+			is_int(rep.status, 200, "... 200");
+			ok(rep.body_len > 10, "... with a body (%zu)", rep.body_len);
+			ok(body_has(&rep, "\"b\""), "... answering it");
+		} else {
+			skip(3, "no response");
+		}
 		memmove(buf, buf + used, len - used);
 		len -= used;
 		ret = raw_send(fd, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]"
 				   "GET /hello?c HTTP/1.1\r\nconnection: CLOSE\r\n\r\n");
 		ret = ret ? ret : raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
-		ok(ret == 0 && rep.status == 200 && rep.body_len &&
-		   body_has(&rep, "\"echo\":[]"), "pipelined: first response");
+		if (is_int(ret, 0, "pipelined: first response")) {
+			is_int(rep.status, 200, "... 200");
+			ok(rep.body_len, "... with a body");
+			ok(body_has(&rep, "\"echo\":[]"), "... answering the first request");
+		} else {
+			skip(3, "no response");
+		}
 		memmove(buf, buf + used, len - used);
 		len -= used;
 		ret = raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
-		ok(ret == 0 && rep.status == 200 && !rep.keep_alive &&
-		   body_has(&rep, "\"c\""), "pipelined: second response, Connection: close");
+		if (is_int(ret, 0, "pipelined: second response")) {
+			is_int(rep.status, 200, "... 200");
+			ok(!rep.keep_alive, "... Connection: close");
+			ok(body_has(&rep, "\"c\""), "... answering the second request");
+		} else {
+			skip(3, "no response");
+		}
 		ok(raw_wait_eof(fd, 2000) == 0, "server closes after Connection: close");
 		close(fd);
 	}
@@ -713,11 +805,15 @@ static void test_server_basic(void)
 
 			ret = fd < 0 ? fd : raw_send(fd, cases[i].req);
 			ret = ret ? ret : raw_read_reply(fd, buf, sizeof(buf), &len, &rep, &used, 2000);
-			ok(ret == 0 && rep.status == cases[i].status && !rep.keep_alive &&
-			   rep.body_len && body_has(&rep, "\"error\"") &&
-			   raw_wait_eof(fd, 2000) == 0,
-			   "malformed request %zu: %d, JSON error, closed (%d %d)",
-			   i, cases[i].status, ret, rep.status);
+			if (is_int(ret, 0, "malformed request %zu: answered", i)) {
+				is_int(rep.status, cases[i].status, "... %d", cases[i].status);
+				ok(!rep.keep_alive, "... without keep-alive");
+				ok(rep.body_len, "... with a body");
+				ok(body_has(&rep, "\"error\""), "... a JSON error");
+				is_int(raw_wait_eof(fd, 2000), 0, "... closed");
+			} else {
+				skip(5, "no response");
+			}
 			if (fd >= 0)
 				close(fd);
 		}
@@ -726,14 +822,18 @@ static void test_server_basic(void)
 	/* an idle connection does not hold up others */
 	{
 		int idle = raw_connect(g_sock), half = raw_connect(g_sock);
-		double t0;
+		double t0, el;
 
-		ok(idle >= 0 && half >= 0 && raw_send(half, "GET /hel") == 0,
-		   "one idle and one half-sent connection open");
+		ok(idle >= 0, "an idle connection open");
+		if (ok(half >= 0, "... and one to half send on"))
+			is_int(raw_send(half, "GET /hel"), 0, "... half a request sent");
+		else
+			skip(1, "no connection");
 		t0 = now_s();
 		ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
-		ok(ret == 0 && status == 200 && now_s() - t0 < 1.0,
-		   "another client is served at once (%.3f s)", now_s() - t0);
+		el = now_s() - t0;
+		answered(ret, status, 200, "another client is served");
+		ok(el < 1.0, "... at once (%.3f s)", el);
 		close(idle);
 		close(half);
 	}
@@ -772,11 +872,23 @@ static void test_server_basic(void)
 			if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
 				_exit(3);
 			ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &st2, &r, NULL);
-			_exit(ret == 0 && st2 == 403 && r && strstr(r, "root") ? 0 : 1);
+			/* the child cannot add test points: its exit status
+			 * names the check that failed */
+			if (ret)
+				_exit(1);
+			if (st2 != 403)
+				_exit(2);
+			if (!r)
+				_exit(5);
+			_exit(strstr(r, "root") ? 0 : 4);
 		}
 		waitpid(pid, &ws, 0);
-		ok(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
-		   "another uid gets 403 (child exit %d)", WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+		if (ok(WIFEXITED(ws), "a client as another uid exits"))
+			is_int(WEXITSTATUS(ws), 0, "... having got a 403 that names root "
+			       "(1: call failed, 2: another status, 3: no uid switch, "
+			       "4: no root in the body, 5: no body)");
+		else
+			skip(1, "no exit status");
 		if (chmod(g_sock, 0600) < 0 || chmod(g_tmp, 0700) < 0)
 			bail_out("chmod: %s", strerror(errno));
 		pid = fork();
@@ -789,15 +901,19 @@ static void test_server_basic(void)
 			_exit(ret == -EACCES ? 0 : 1);
 		}
 		waitpid(pid, &ws, 0);
-		ok(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
-		   "with mode 0600 another uid cannot even connect: -EACCES");
+		if (ok(WIFEXITED(ws), "a client as another uid exits"))
+			is_int(WEXITSTATUS(ws), 0, "... with mode 0600 it cannot even connect: -EACCES "
+			       "(1: another error, 3: no uid switch)");
+		else
+			skip(1, "no exit status");
 	} else {
-		skip(2, "peer credential checks need root to switch uid");
+		skip(4, "peer credential checks need root to switch uid");
 	}
 
 	/* a second server on a live socket, on a non-socket */
 	ret = ctl_server_start(&srv2, g_sock, handler, &ctx);
-	ok(ret == -EADDRINUSE && !srv2, "second server on a live socket: -EADDRINUSE");
+	is_int(ret, -EADDRINUSE, "second server on a live socket: -EADDRINUSE");
+	ok(!srv2, "... no server");
 	{
 		char file[300];
 		int fd;
@@ -807,8 +923,8 @@ static void test_server_basic(void)
 		if (fd >= 0)
 			close(fd);
 		ret = ctl_server_start(&srv2, file, handler, &ctx);
-		ok(ret == -EEXIST && access(file, F_OK) == 0,
-		   "a regular file at the path is left alone: -EEXIST");
+		is_int(ret, -EEXIST, "a regular file at the path: -EEXIST");
+		is_int(access(file, F_OK), 0, "... the file left alone");
 		unlink(file);
 	}
 	{
@@ -817,9 +933,10 @@ static void test_server_basic(void)
 		memset(longp, 'l', sizeof(longp) - 1);
 		longp[0] = '/';
 		longp[sizeof(longp) - 1] = '\0';
-		ok(ctl_server_start(&srv2, longp, handler, &ctx) == -ENAMETOOLONG &&
-		   ctl_call(longp, "GET", "/", NULL, 0, 100, &status, NULL, NULL) == -ENAMETOOLONG,
-		   "path too long for sockaddr_un: -ENAMETOOLONG");
+		is_int(ctl_server_start(&srv2, longp, handler, &ctx), -ENAMETOOLONG,
+		       "server: path too long for sockaddr_un: -ENAMETOOLONG");
+		is_int(ctl_call(longp, "GET", "/", NULL, 0, 100, &status, NULL, NULL), -ENAMETOOLONG,
+		       "... client too");
 	}
 
 	/* stop waits for a running handler, then removes the socket */
@@ -834,7 +951,7 @@ static void test_server_basic(void)
 		pthread_join(th, NULL);
 		is_int(slow_status, 200, "a request in flight during stop is answered");
 	}
-	ok(lstat(g_sock, &st) < 0 && errno == ENOENT, "stop unlinks the socket");
+	is_int(lstat(g_sock, &st) < 0 ? -errno : 0, -ENOENT, "stop unlinks the socket");
 	ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
 	ok(ret == -ENOENT || ret == -ECONNREFUSED,
 	   "client without a daemon: -ENOENT or -ECONNREFUSED (%d)", ret);
@@ -847,7 +964,7 @@ static void test_stale_and_timeouts(void)
 	struct ctl_server *srv = NULL;
 	struct srv_ctx ctx = { 0 };
 	int fd, ret, status = 0;
-	double t0;
+	double t0, el;
 
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", g_sock);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -857,9 +974,12 @@ static void test_stale_and_timeouts(void)
 	ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
 	is_int(ret, -ECONNREFUSED, "client on a stale socket: -ECONNREFUSED");
 	ret = ctl_server_start(&srv, g_sock, handler, &ctx);
-	ok(ret == 0 &&
-	   ctl_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL) == 0 &&
-	   status == 200, "server replaces a stale socket and serves");
+	if (is_int(ret, 0, "server replaces a stale socket")) {
+		ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 1000, &status, NULL, NULL);
+		answered(ret, status, 200, "... and serves");
+	} else {
+		skip(2, "no server");
+	}
 	ctl_server_stop(srv);
 	srv = NULL;
 
@@ -870,8 +990,9 @@ static void test_stale_and_timeouts(void)
 		bail_out("listen: %s", strerror(errno));
 	t0 = now_s();
 	ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 200, &status, NULL, NULL);
-	ok(ret == -ETIMEDOUT && now_s() - t0 < 1.0,
-	   "silent server: -ETIMEDOUT after 200 ms (%d, %.3f s)", ret, now_s() - t0);
+	el = now_s() - t0;
+	is_int(ret, -ETIMEDOUT, "silent server: -ETIMEDOUT");
+	ok(el < 1.0, "... after 200 ms (%.3f s)", el);
 	{
 		/* and one that answers garbage; the timed-out connection is
 		 * still in the backlog: take it out first */
@@ -911,22 +1032,27 @@ static void test_stale_and_timeouts(void)
 		usleep(50 * 1000);
 		t0 = now_s();
 		ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
-		ok(ret == 0 && status == 200 && now_s() - t0 > 0.15 && now_s() - t0 < 1.0,
-		   "with the only slot idle, the next client waits for the idle timeout, then is served (%d %d %.3f s)",
-		   ret, status, now_s() - t0);
+		el = now_s() - t0;
+		answered(ret, status, 200, "with the only slot idle, the next client is served");
+		ok(el > 0.15, "... after waiting for the idle timeout (%.3f s)", el);
+		ok(el < 1.0, "... not much longer (%.3f s)", el);
 		ok(raw_wait_eof(idle, 100) == 0, "the idle connection was closed");
 		close(idle);
 		usleep(50 * 1000);
 		idle = raw_connect(g_sock);
 		ret = idle < 0 ? idle : raw_send(idle, "GET /hello HTTP/1.1\r\nHo");
 		ret = ret ? ret : raw_read_reply(idle, buf, sizeof(buf), &len, &rep, &used, 3000);
-		ok(ret == 0 && rep.status == 408 && raw_wait_eof(idle, 1000) == 0,
-		   "a half-sent request gets 408 and a hang-up (%d %d)", ret, rep.status);
+		if (is_int(ret, 0, "a half-sent request is answered")) {
+			is_int(rep.status, 408, "... 408");
+			is_int(raw_wait_eof(idle, 1000), 0, "... and a hang-up");
+		} else {
+			skip(2, "no response");
+		}
 		if (idle >= 0)
 			close(idle);
 		usleep(50 * 1000);
 		ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
-		ok(ret == 0 && status == 200, "the slot is free again afterwards");
+		answered(ret, status, 200, "the slot is free again afterwards");
 		{
 			pthread_t th;
 			int slower_status = 0;
@@ -936,9 +1062,9 @@ static void test_stale_and_timeouts(void)
 			usleep(100 * 1000);
 			t0 = now_s();
 			ret = ctl_call(g_sock, "GET", "/hello", NULL, 0, 2000, &status, NULL, NULL);
-			ok(ret == 0 && status == 503 && now_s() - t0 < 0.9,
-			   "with the only slot busy past the timeout: 503 (%d %d %.3f s)",
-			   ret, status, now_s() - t0);
+			el = now_s() - t0;
+			answered(ret, status, 503, "with the only slot busy past the timeout: 503");
+			ok(el < 0.9, "... at once (%.3f s)", el);
 			pthread_join(th, NULL);
 			is_int(slower_status, 200, "the busy request completes");
 		}
