@@ -188,7 +188,7 @@ static void post_image(struct ld_daemon *d, const struct ctl_req *req,
 	}
 	pthread_mutex_lock(&d->lock);
 	devs = json_array();
-	/* cachefiles images hold no blob files here: no devices to list */
+	/* the kernel's cache files (cachefiles) are no devices of ours */
 	for (unsigned int i = 0; im->blobs && i < im->nblobs; i++)
 		if (im->blobs[i] && im->blobs[i]->path[0])
 			json_array_append_new(devs, json_string(im->blobs[i]->path));

@@ -108,8 +108,8 @@ struct ld_cache {
 	 * scan; its refill is synced before it is recorded (an overwrite in
 	 * place has no ordering with the record's write) */
 	uint8_t *stale;
-	/* where this cache counts: its own, or one shared (cachefiles
-	 * objects count per image) */
+	/* where this cache counts: its own, or its blob's (a cachefiles
+	 * object's cache of the kernel's file counts into its blob) */
 	struct ld_counters *cnt;
 	struct ld_counters own;
 };

@@ -155,7 +155,9 @@ static void obj_put_how(struct cf_fe *fe, struct cf_object *o, bool async)
 	pthread_mutex_unlock(&fe->lock);
 	if (!last)
 		return;
-	if (async && o->blob)
+	/* a bootstrap object too: its image may be unregistered, and the
+	 * last reference then lets go of a source, joining its threads */
+	if (async)
 		ld_run_later(fe->d, obj_free, o);
 	else
 		obj_free(fe->d, o);
@@ -630,8 +632,8 @@ static int cf_serve(struct ld_frontend *base)
 	return ld_ev_start(&fe->ev);
 }
 
-/* The kernel's volume of a mount: "erofs,<domain>" in a domain, whose
- * images share its blobs, else "erofs,<fsid>". */
+/* The kernel's volume of a mount, less its "erofs," prefix: the domain,
+ * whose images share its blobs, else the fsid. */
 static const char *cf_volume(const struct ld_image *im)
 {
 	return im->domain[0] ? im->domain : im->id;

@@ -154,7 +154,7 @@ static bool free_for(const struct ld_image *im, const char *mnt)
  * skiff-<16 hex>, and each further mount point of the same image gets a
  * registration of its own, skiff-<16 hex>-2, -3, ...: `skiff umount MNT`
  * unregisters exactly the one at MNT, and in cachefiles mode an fsid
- * mounts once. The cache files stay shared (file_get counts the users).
+ * mounts once. The cache files stay shared (ld_blob_get counts the users).
  * Returns the registration to give again (the one at mnt, else one
  * mounted nowhere), or NULL with the first free name in id.
  */
@@ -442,7 +442,7 @@ int ld_image_unregister(struct ld_daemon *d, const char *id, struct sk_err *e)
 	ld_trace_free(im);
 	pthread_mutex_unlock(&d->lock);
 	/* outside d->lock: closing waits for read-ahead windows, which a
-	 * stalled source holds (file_close) */
+	 * stalled source holds (ld_blob_close) */
 	for (unsigned int i = 0; i < im->nblobs; i++)
 		ld_blob_close(d, im->blobs[i]);
 	free(im->blobs);	/* closed blobs: nobody may look at them */

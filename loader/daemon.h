@@ -108,7 +108,7 @@ struct ld_trace;
 
 struct ld_daemon {
 	struct ld_config cfg;
-	/* images, blob files, sources. The fanotify frontend takes it on
+	/* images, blobs, sources. The fanotify frontend takes it on
 	 * every event, status and /metrics on every call: registration
 	 * never holds it across network I/O (ld_image_fetch) */
 	pthread_mutex_t lock;

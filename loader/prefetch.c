@@ -18,6 +18,7 @@
 
 struct pf_unit {
 	uint32_t blob;
+	bool done;	/* counted in done_bytes: a redo after a park is not */
 	uint64_t off, len;
 };
 
@@ -40,6 +41,9 @@ struct ld_prefetcher {
 	pthread_cond_t idle;		/* a thread left a unit */
 	struct pf_task *tasks;
 	_Atomic bool stop;
+	/* ld_pf_kick()s so far: a unit that found its blob with no file
+	 * parks its task only when no kick came since it looked */
+	uint64_t kicks;
 	unsigned int nthreads;
 	pthread_t threads[];
 };
@@ -107,7 +111,7 @@ static void run_unit(struct ld_prefetcher *p, struct pf_task *t, size_t idx)
 	struct pf_unit u = t->units[idx];
 	struct ld_daemon *d = p->d;
 	struct sk_err e = { { 0 } };
-	uint64_t fetched = 0;
+	uint64_t fetched = 0, kicks = p->kicks;
 	double start;
 	int ret;
 
@@ -132,17 +136,22 @@ static void run_unit(struct ld_prefetcher *p, struct pf_task *t, size_t idx)
 	t->busy--;
 	if (ret == -EAGAIN) {
 		/* the kernel has not opened that blob yet: park the task
-		 * until a frontend kicks us, and redo from this unit */
+		 * until a frontend kicks us, and redo from this unit (units
+		 * after it that finished meanwhile are skipped). A kick that
+		 * came while this unit ran found the task running: then the
+		 * blob may have its file now, so the task stays runnable */
 		if (idx < t->next)
 			t->next = idx;
-		if (t->st.state == LD_PF_RUNNING)
+		if (t->st.state == LD_PF_RUNNING && p->kicks == kicks)
 			t->st.state = LD_PF_WAITING;
 	} else if (ret && ret != -ECANCELED) {
 		if (!t->failed++)
 			snprintf(t->st.error, sizeof(t->st.error), "%s",
 				 e.msg[0] ? e.msg : strerror(-ret));
 	} else if (!ret) {
-		t->st.done_bytes += u.len;
+		if (!t->units[idx].done)
+			t->st.done_bytes += u.len;
+		t->units[idx].done = true;
 		t->st.fetched_bytes += fetched;
 		if (t->st.bandwidth && fetched) {
 			double from = t->pace > start ? t->pace : start;
@@ -166,6 +175,13 @@ static void *worker(void *arg)
 			;
 		if (!t) {
 			pthread_cond_wait(&p->work, &p->lock);
+			continue;
+		}
+		/* redone from a parked unit: skip what finished after it */
+		while (t->next < t->n && t->units[t->next].done)
+			t->next++;
+		if (t->next == t->n) {
+			finish_if_done(p, t);
 			continue;
 		}
 		t->st.state = LD_PF_RUNNING;
@@ -254,7 +270,7 @@ static int add_unit(struct pf_task *t, size_t *cap, uint32_t blob,
 		t->units = nu;
 		*cap = ncap;
 	}
-	t->units[t->n++] = (struct pf_unit){ blob, off, len };
+	t->units[t->n++] = (struct pf_unit){ .blob = blob, .off = off, .len = len };
 	return 0;
 }
 
@@ -420,6 +436,7 @@ void ld_pf_kick(struct ld_daemon *d)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
+	p->kicks++;
 	for (struct pf_task *t = p->tasks; t; t = t->next_task)
 		if (t->st.state == LD_PF_WAITING && !t->cancel) {
 			t->st.state = LD_PF_QUEUED;

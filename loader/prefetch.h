@@ -7,7 +7,7 @@
  * let on-demand reads go first (while any is being served, prefetch
  * waits), and pace themselves to a bandwidth limit. Fills go through the
  * loader core, so chunks ready or in flight are never fetched twice, and
- * the frontend's prefetch() writes where the kernel will read.
+ * ld_blob_prefetch() writes where the kernel will read.
  */
 #ifndef SKIFF_LOADER_PREFETCH_H
 #define SKIFF_LOADER_PREFETCH_H

@@ -149,6 +149,23 @@ t_grep() {
 	fi
 }
 
+# t_no_grep DESC PATTERN FILE: passes when FILE exists and no line of it
+# matches PATTERN.
+t_no_grep() {
+	if [ ! -r "$3" ]; then
+		_t_result 1 "$1"
+		diag "$3: cannot be read"
+		return 1
+	fi
+	if grep -E -- "$2" "$3" >"$T/.nogrep"; then
+		_t_result 1 "$1"
+		diag "lines match /$2/:"
+		head -n 20 "$T/.nogrep" | sed 's/^/#   /'
+		return 1
+	fi
+	_t_result 0 "$1"
+}
+
 t_skip() { _t_n=$((_t_n + 1)); echo "ok $_t_n # SKIP $*"; }
 
 # sanitizer_clean: no ASan/UBSan/LSan report from any skiffd of the test

@@ -3,7 +3,8 @@
 # tested too: t_fails passes on an error status and fails on success and
 # on a death by signal (a crash is never the failure a test expects) and
 # on a hang that timeout(1) ended;
-# t_fails_msg also wants the error message. Each helper runs in a
+# t_fails_msg also wants the error message; t_no_grep fails on a match
+# and on a file it cannot read. Each helper runs in a
 # subshell whose TAP line is captured, not counted.
 . "$(dirname "$0")/lib.sh"
 
@@ -34,4 +35,9 @@ t_is "t_fails_msg: success with the message fails" \
 	"$(verdict t_fails_msg x 'no such image' echo 'no such image')" "not ok"
 t_is "t_fails_msg: a death by signal with the message fails" \
 	"$(verdict t_fails_msg x 'no such image' bash -c 'echo "no such image"; kill -ABRT $$')" "not ok"
+
+printf 'one\ntwo\n' >"$T/lines"
+t_is "t_no_grep: no matching line passes" "$(verdict t_no_grep x three "$T/lines")" "ok"
+t_is "t_no_grep: a matching line fails" "$(verdict t_no_grep x tw "$T/lines")" "not ok"
+t_is "t_no_grep: a file that is not there fails" "$(verdict t_no_grep x three "$T/none")" "not ok"
 done_testing
