@@ -202,8 +202,8 @@ static int volume_conflict(struct ld_daemon *d, const struct ld_blob *b,
 	for (const struct ld_blob *o = d->blobs; o; o = o->next)
 		if (!strcmp(o->volume, b->volume) && !strcmp(o->cache.hex, b->cache.hex) &&
 		    !same_blob(o, b)) {
-			sk_err_set(e, "blob %s: another image of domain %s names it "
-				   "with another chunk table", b->cache.hex, b->volume);
+			sk_err_set(e, "blob %s: volume %s already has it with another "
+				   "chunk table", b->cache.hex, b->volume);
 			return -EEXIST;
 		}
 	return 0;
@@ -271,12 +271,13 @@ int ld_blob_get(struct ld_daemon *d, struct ld_blob *prep, const char *volume,
 			ld_blob_discard(d, prep);
 			return 0;
 		}
-	for (b = d->closing; b; b = b->next)
+	for (b = prep->volume[0] ? NULL : d->closing; b; b = b->next)
 		if (same_blob(b, prep)) {
-			/* its windows may still write the file: a second cache
-			 * of it would scan half-written chunks. The API's
-			 * api_lock spans a whole unregistration, so this is a
-			 * guard, not a path */
+			/* its windows may still write skiffd's own file: a
+			 * second blob of it would scan half-written chunks.
+			 * The API's api_lock spans a whole unregistration, so
+			 * this is a guard, not a path (a cachefiles blob writes
+			 * nothing of its own: its files are the kernel's) */
 			sk_err_set(e, "blob %s is still being closed: try again", prep->cache.hex);
 			ld_blob_discard(d, prep);
 			return -EBUSY;
@@ -311,14 +312,19 @@ void ld_blob_attach(struct ld_daemon *d, struct ld_blob *b, struct ld_blob_file 
 	pthread_mutex_unlock(&d->lock);
 }
 
-void ld_blob_detach(struct ld_daemon *d, struct ld_blob *b, struct ld_blob_file *f)
+bool ld_blob_detach(struct ld_daemon *d, struct ld_blob *b, struct ld_blob_file *f)
 {
+	bool unused;
+
 	pthread_mutex_lock(&d->lock);
 	if (b->file == f)
 		b->file = NULL;
-	while (f->users)
-		pthread_cond_wait(&d->blob_cond, &d->lock);
+	/* a prefetch fill may hold it for as long as a stalled source
+	 * does: waiting here would hold the caller (a request worker) */
+	unused = f->users == 0;
+	f->detached = !unused;
 	pthread_mutex_unlock(&d->lock);
+	return unused;
 }
 
 struct ld_blob_file *ld_blob_use(struct ld_daemon *d, struct ld_blob *b)
@@ -335,10 +341,13 @@ struct ld_blob_file *ld_blob_use(struct ld_daemon *d, struct ld_blob *b)
 
 void ld_blob_unuse(struct ld_daemon *d, struct ld_blob_file *f)
 {
+	bool last;
+
 	pthread_mutex_lock(&d->lock);
-	if (--f->users == 0)
-		pthread_cond_broadcast(&d->blob_cond);
+	last = --f->users == 0 && f->detached;
 	pthread_mutex_unlock(&d->lock);
+	if (last)
+		f->release(f);
 }
 
 void ld_blob_filled(struct ld_daemon *d, struct ld_blob *b)
@@ -368,8 +377,8 @@ int ld_blob_prefetch(struct ld_daemon *d, struct ld_blob *b, uint64_t off,
 	 * before the mark; when it was not (a server restarted under the
 	 * holder), dispatch() lets our own writes through */
 	ret = ld_cache_fill_flags(f->cache, f->fd, off, len, LD_FILL_PREFETCH, fetched, e);
-	ld_blob_unuse(d, f);
 	ld_blob_filled(d, b);
+	ld_blob_unuse(d, f);	/* may free f */
 	return ret;
 }
 

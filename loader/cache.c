@@ -137,6 +137,11 @@ int ld_cache_clone(struct ld_cache *c, const struct ld_cache *from)
 	c->rec_fd = -1;
 	c->merge_limit = from->merge_limit;
 	c->readahead = from->readahead;
+	c->rings = from->rings;
+	c->bufs = from->bufs;
+	c->pool = from->pool;
+	c->bg_pool = from->bg_pool;
+	c->ahead = from->ahead;
 	c->table = from->table;
 	c->table.chunks = malloc(n * sizeof(*c->table.chunks));
 	if (!c->table.chunks)

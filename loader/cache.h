@@ -128,8 +128,10 @@ int ld_cache_open_kept(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		       struct be_source *src, uint32_t merge_limit,
 		       const char *kept, struct sk_err *e);
 /* A cache of the same blob and table as `from`, all chunks missing,
- * counting where `from` counts: for another cache file of the blob (the
- * kernel's, which may be a new file at each cachefiles OPEN). */
+ * counting where `from` counts and borrowing what it borrows (pools,
+ * rings, buffers, read-ahead settings; bg_fd is the caller's to set):
+ * for another cache file of the blob (the kernel's, which may be a new
+ * file at each cachefiles OPEN). */
 int ld_cache_clone(struct ld_cache *c, const struct ld_cache *from);
 void ld_cache_close(struct ld_cache *c);
 /*

@@ -120,14 +120,12 @@ int ld_cachefiles_bind(const char *cache_dir, struct sk_err *e)
 	return dev;
 }
 
-static void obj_free(struct ld_daemon *d, void *arg)
+/* Frees o, detached from its blob with no user left. */
+static void obj_finish(struct ld_daemon *d, struct cf_object *o)
 {
-	struct cf_object *o = arg;
 	struct ld_blob *last = NULL;
 
 	if (o->blob) {
-		/* waits for prefetch and status using the file */
-		ld_blob_detach(d, o->blob, &o->file);
 		ld_cache_close(&o->cache);	/* waits for read-ahead windows */
 		pthread_mutex_lock(&d->lock);
 		last = ld_blob_put(d, o->blob);
@@ -137,6 +135,24 @@ static void obj_free(struct ld_daemon *d, void *arg)
 	ld_image_put(d, o->im);
 	close(o->fd);
 	free(o);
+}
+
+/* The last prefetch using a detached object's file let go of it. */
+static void file_released(struct ld_blob_file *f)
+{
+	struct cf_object *o = (struct cf_object *)((char *)f - offsetof(struct cf_object, file));
+
+	obj_finish(o->fe->d, o);
+}
+
+static void obj_free(struct ld_daemon *d, void *arg)
+{
+	struct cf_object *o = arg;
+
+	/* a prefetch writing through the file finishes the free itself */
+	if (o->blob && !ld_blob_detach(d, o->blob, &o->file))
+		return;
+	obj_finish(d, o);
 }
 
 /*
@@ -278,6 +294,11 @@ static void scan_later(struct ld_daemon *d, void *arg)
 	struct sk_err e = { { 0 } };
 	int stale = wait_kernel_file(o->fd), ret;
 
+	/* writable now: prefetch and status may use it (a prefetch that
+	 * got there before would fail on ENOBUFS) */
+	ld_blob_attach(d, o->blob, &o->file);
+	/* a prefetch may be waiting for this cache file to exist */
+	ld_pf_kick(d);
 	if (!stale)
 		stale = ld_cache_scan(&o->cache, o->fd);
 	if (stale < 0) {
@@ -383,6 +404,7 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 		o->cache.bg_fd = o->fd;
 		o->file.cache = &o->cache;
 		o->file.fd = o->fd;
+		o->file.release = file_released;
 	}
 reply:
 	copen(fe, m->msg_id, ret ? (long long)ret : size);
@@ -399,8 +421,6 @@ reply:
 	if (kind == CF_BLOB)
 		o->refs++;	/* scan_later's */
 	pthread_mutex_unlock(&fe->lock);
-	if (kind == CF_BLOB)
-		ld_blob_attach(d, o->blob, &o->file);
 	ld_log(d, LD_LOG_DEBUG, "cachefiles: OPEN %s/%s as object %u, %lld bytes",
 	       vkey, ckey, o->object_id, size);
 	/* the bootstrap is in memory and EROFS reads most of it at once:
@@ -409,11 +429,8 @@ reply:
 	    (ret = fill_bootstrap(o, 0, (uint64_t)size)))
 		ld_log(d, LD_LOG_WARN, "cachefiles: pre-filling bootstrap of %s: %s",
 		       o->im->id, strerror(-ret));
-	if (kind == CF_BLOB) {
+	if (kind == CF_BLOB)
 		ld_run_later(d, scan_later, o);
-		/* a prefetch may be waiting for this cache file to exist */
-		ld_pf_kick(d);
-	}
 }
 
 static void complete(struct cf_fe *fe, struct cf_object *o, uint32_t msg_id)

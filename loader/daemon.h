@@ -30,7 +30,11 @@
 struct ld_blob_file {
 	struct ld_cache *cache;	/* chunk state of this file */
 	int fd;			/* verified bytes are written through it */
-	unsigned int users;	/* ld_blob_use()s (under d->lock) */
+	/* under d->lock: ld_blob_use()s, and whether it was detached
+	 * while some were left (the last one then calls release) */
+	unsigned int users;
+	bool detached;
+	void (*release)(struct ld_blob_file *f);
 };
 
 /*
@@ -124,8 +128,6 @@ struct ld_daemon {
 	 * read-ahead windows): listed so that /metrics still counts them
 	 * until their counters move to `retired` */
 	struct ld_blob *closing;
-	/* with d->lock: a blob file lost its last user */
-	pthread_cond_t blob_cond;
 	/* the sources images read from, counted (source_get/source_put in
 	 * daemon.c). Its own lock, taken after d->lock when both are: a
 	 * source is let go of with and without d->lock held */
@@ -249,13 +251,14 @@ struct ld_blob *ld_blob_by_inode(struct ld_daemon *d, dev_t dev, ino_t ino);
 /* The volume an image's blobs are in, by the frontend's ops->volume. */
 const char *ld_blob_volume(const struct ld_daemon *d, const struct ld_image *im);
 /*
- * Attaching: f becomes the file b's bytes are written to, for prefetch,
- * repair and status, until ld_blob_detach(), which waits for the users
- * ld_blob_use() gave it (never call it on a frontend's event thread).
- * Attaching while another file is attached replaces it there.
+ * Attaching: f becomes the file b's bytes are written to, for prefetch
+ * and status, until ld_blob_detach(). Attaching while another file is
+ * attached replaces it there. Detaching never waits: it returns true
+ * when nobody uses f (its owner may free it now), else false, and the
+ * last ld_blob_unuse() calls f->release (on that user's thread).
  */
 void ld_blob_attach(struct ld_daemon *d, struct ld_blob *b, struct ld_blob_file *f);
-void ld_blob_detach(struct ld_daemon *d, struct ld_blob *b, struct ld_blob_file *f);
+bool ld_blob_detach(struct ld_daemon *d, struct ld_blob *b, struct ld_blob_file *f);
 /* The attached file, with a use to give back (ld_blob_unuse), or NULL
  * when the kernel has none open (cachefiles, before OPEN). */
 struct ld_blob_file *ld_blob_use(struct ld_daemon *d, struct ld_blob *b);

@@ -260,7 +260,6 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret;
 	pthread_mutex_init(&d.lock, NULL);
-	pthread_cond_init(&d.blob_cond, NULL);
 	pthread_mutex_init(&d.api_lock, NULL);
 	pthread_mutex_init(&d.src_lock, NULL);
 	d.start_time = sk_now();
@@ -354,10 +353,11 @@ int main(int argc, char **argv)
 		ld_log(&d, LD_LOG_INFO, "SIGHUP: nothing to reload");
 	ld_log(&d, LD_LOG_INFO, "signal %d: stopping", sig);
 	ld_api_stop(&d);
-	ld_pf_stop(&d);
 	/* no new events; answer every queued one; only then let go of the
 	 * group (the kernel allows what nobody answers) */
 	d.fe->ops->stop(d.fe);
+	/* after the frontend: a cachefiles OPEN kicks the prefetcher */
+	ld_pf_stop(&d);
 	sk_pool_destroy(d.pool);
 	sk_pool_destroy(d.ra_pool);	/* runs what is queued, then ends */
 	ld_rings_free(d.rings);

@@ -18,7 +18,9 @@
 
 struct pf_unit {
 	uint32_t blob;
-	bool done;	/* counted in done_bytes: a redo after a park is not */
+	/* counted (done_bytes, or failed): a redo after a park counts a
+	 * unit once, and a failure it then gets past is uncounted */
+	bool done, failed;
 	uint64_t off, len;
 };
 
@@ -145,13 +147,17 @@ static void run_unit(struct ld_prefetcher *p, struct pf_task *t, size_t idx)
 		if (t->st.state == LD_PF_RUNNING && p->kicks == kicks)
 			t->st.state = LD_PF_WAITING;
 	} else if (ret && ret != -ECANCELED) {
-		if (!t->failed++)
+		if (!t->units[idx].failed && !t->failed++)
 			snprintf(t->st.error, sizeof(t->st.error), "%s",
 				 e.msg[0] ? e.msg : strerror(-ret));
+		t->units[idx].failed = true;
 	} else if (!ret) {
 		if (!t->units[idx].done)
 			t->st.done_bytes += u.len;
+		if (t->units[idx].failed && !--t->failed)
+			t->st.error[0] = '\0';
 		t->units[idx].done = true;
+		t->units[idx].failed = false;
 		t->st.fetched_bytes += fetched;
 		if (t->st.bandwidth && fetched) {
 			double from = t->pace > start ? t->pace : start;

@@ -177,6 +177,46 @@ static int flip_byte(const char *path, off_t at)
 	return ret;
 }
 
+/* A clone (a cachefiles object's cache of the kernel's file) is the
+ * blob's table with a state of its own, counting into the blob and
+ * borrowing its pools: without them it would never read ahead. */
+static void test_clone(struct image *im, struct be_source *src, struct sk_pool *pool)
+{
+	struct ld_cache c, k;
+	struct sk_err e = { { 0 } };
+	int fd = new_cache_file("clone.cache");
+
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 4u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	c.bg_pool = pool;
+	c.ahead = 8u << 20;
+	c.readahead = 64u << 10;
+	c.bufs = g_bufs;
+	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0, "the blob's cache is filled");
+	if (!ok(ld_cache_clone(&k, &c) == 0, "a clone is made")) {
+		ld_cache_close(&c);
+		return;
+	}
+	is_int((long long)k.table.count, (long long)c.table.count, "... with the same chunks");
+	ok(!memcmp(k.table.chunks, c.table.chunks, c.table.count * sizeof(*c.table.chunks)),
+	   "... the same table");
+	ok(k.table.chunks != c.table.chunks, "... a copy of it");
+	is_int((long long)k.ready, 0, "... none ready: its file is another one");
+	ok(!ld_cache_complete(&k), "... so it is not complete");
+	ok(k.cnt == c.cnt, "... counting into the blob's counters");
+	ok(k.pool == c.pool, "... decoding on the blob's pool");
+	ok(k.bg_pool == c.bg_pool, "... reading ahead on its read-ahead pool");
+	is_int(k.ahead, c.ahead, "... as far ahead");
+	is_int(k.readahead, c.readahead, "... with its read-ahead");
+	ok(k.bufs == c.bufs, "... and its buffers");
+	is_int(k.bg_fd, -1, "... but no fd to read ahead through until one is given");
+	ld_cache_close(&k);
+	ld_cache_close(&c);
+	close(fd);
+}
+
 static void test_corrupt(struct image *im, struct be_source *src,
 			 struct sk_pool *pool)
 {
@@ -752,6 +792,7 @@ int main(void)
 
 	test_bufs();
 	test_fill_all(&im, src, pool);
+	test_clone(&im, src, pool);
 	test_corrupt(&im, src, pool);
 	test_concurrent(&im, src, pool);
 	test_readahead(&im, src, pool);

@@ -52,6 +52,16 @@ static int open_fd(void)
 	return fd;
 }
 
+static bool attached(struct ld_daemon *d, struct ld_blob *b)
+{
+	bool yes;
+
+	pthread_mutex_lock(&d->lock);
+	yes = b->file != NULL;
+	pthread_mutex_unlock(&d->lock);
+	return yes;
+}
+
 static bool fd_closed(int fd)
 {
 	return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
@@ -169,6 +179,7 @@ int main(void)
 	struct fmt_blob_ref ref;
 	struct sk_err e = { { 0 } };
 	uint64_t bytes, chunks, fetched;
+	struct ld_blob_file *user;
 	const char *t = getenv("TMPDIR");
 	char cmd[PATH_MAX], tpath[PATH_MAX], want[64], anon[PATH_MAX];
 	uint8_t buf[1024];
@@ -186,7 +197,6 @@ int main(void)
 	if (sk_mkdir_p(cmd, 0700) || (mkdir(cmd, 0700) < 0 && errno != EEXIST))
 		bail_out("mkdir %s", cmd);
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->blob_cond, NULL);
 	pthread_mutex_init(&d->api_lock, NULL);
 	if (sk_pool_create(&d->pool, 2))
 		bail_out("pool");
@@ -307,7 +317,10 @@ int main(void)
 	is_str(reply(), want, "the OPEN of the blob answers its size");
 	is_int(net.reads, 0, "... without the source, at registration or OPEN");
 	ok(!fd_closed(fd), "... and keeps the fd");
-	ok(b->file != NULL, "the kernel's file is attached to the daemon's blob");
+	/* attached on the pool, once the kernel's file is there */
+	for (int i = 0; i < 2000 && !attached(d, b); i++)
+		usleep(1000);
+	ok(attached(d, b), "the kernel's file is attached to the daemon's blob");
 	ok(ld_blob_ready(b, &bytes, &chunks), "status reads what it holds");
 	is_int((long long)b->refs, 2, "the object holds a reference on the blob");
 	{
@@ -319,16 +332,23 @@ int main(void)
 		       "not on the device");
 		is_int((long long)atomic_load(&d->events_denied), 2, "... and counts as denied");
 	}
+	/* a prefetch writing through the file when the CLOSE comes: the
+	 * object is freed by it when it is done, nobody waits for it */
+	user = ld_blob_use(d, b);
+	ok(user != NULL, "a prefetch takes the attached file");
 	n = make_msg(buf, 17, CACHEFILES_OP_CLOSE, 3, NULL, 0);
 	ld_cachefiles_handle(fe, buf, n);
 	is_int((long long)atomic_load(&d->closes), 1, "a CLOSE is taken");
 
-	/* the CLOSE frees the object on the pool: let it run, then the
-	 * image's last reference goes */
+	/* the CLOSE frees the object on the pool: let it run (it must not
+	 * wait for the prefetch: this would never return) */
 	sk_pool_destroy(d->pool);
 	d->pool = NULL;
-	ok(fd_closed(fd), "the CLOSE closed the object's fd");
-	ok(b->file == NULL, "... and detached the kernel's file from the blob");
+	ok(b->file == NULL, "the CLOSE detached the kernel's file from the blob");
+	ok(!fd_closed(fd), "... and left the object to its last user");
+	if (user)
+		ld_blob_unuse(d, user);
+	ok(fd_closed(fd), "the prefetch letting go freed it, closing its fd");
 	is_int((long long)b->refs, 1, "... letting go of its reference");
 	is_int(ld_blob_prefetch(d, b, 0, 4096, &fetched, &e), -EAGAIN,
 	       "prefetch after the CLOSE waits for the next OPEN");

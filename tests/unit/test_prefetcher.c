@@ -481,7 +481,6 @@ int main(void)
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->api_lock, NULL);
 	pthread_mutex_init(&d->src_lock, NULL);
-	pthread_cond_init(&d->blob_cond, NULL);
 	if (sk_pool_create(&d->pool, 2))
 		bail_out("pool");
 
