@@ -27,14 +27,6 @@
 #include "holder.h"
 #include "request.h"
 
-/* Debian bookworm's headers predate pre-content events. */
-#ifndef FAN_PRE_ACCESS
-#define FAN_PRE_ACCESS 0x00100000
-#endif
-#ifndef FAN_DENY_ERRNO
-#define FAN_DENY_ERRNO(err) (FAN_DENY | ((((__u32)(err)) & 0xff) << 24))
-#endif
-
 struct fan_fe {
 	struct ld_frontend base;
 	struct ld_daemon *d;

@@ -24,6 +24,10 @@ struct holder {
 	pid_t server;
 	int stopping;
 	int log_level;
+	/* no server runs and none may start before retry_at (a server
+	 * that keeps dying): the holder answers events itself, with EIO */
+	bool denying;
+	time_t retry_at;
 	struct ld_hold_event *pending;	/* unanswered, in arrival order */
 	size_t npending, cap;
 };
@@ -108,6 +112,26 @@ static int spawn(struct holder *h)
 	return 1;
 }
 
+/* Answers an event the holder cannot hand to any server: EIO for its
+ * reader. Never allowed: the kernel would read the holes as zeros. */
+static void deny(struct holder *h, int fd)
+{
+	struct fanotify_response r = { fd, FAN_DENY_ERRNO(EIO) };
+
+	if (write(h->group, &r, sizeof(r)) < 0)
+		hlog(h, 0, "deny: %s", strerror(errno));
+	close(fd);
+}
+
+static void deny_pending(struct holder *h)
+{
+	for (size_t i = 0; i < h->npending; i++)
+		deny(h, h->pending[i].hfd);
+	if (h->npending)
+		hlog(h, 1, "answered %zu waiting reads with EIO", h->npending);
+	h->npending = 0;
+}
+
 static void take_events(struct holder *h)
 {
 	char buf[16384] __attribute__((aligned(8)));
@@ -122,6 +146,10 @@ static void take_events(struct holder *h)
 
 		if (m->fd < 0)
 			continue;
+		if (h->denying) {
+			deny(h, m->fd);
+			continue;
+		}
 		ev.has_range = ld_fan_event_range(m, (size_t)n, &ev.off, &ev.len);
 		if (h->npending == h->cap) {
 			size_t ncap = h->cap ? h->cap * 2 : 64;
@@ -130,11 +158,7 @@ static void take_events(struct holder *h)
 			if (!np) {
 				/* cannot track it: answer with an error rather
 				 * than let it hang or read zeros */
-				struct fanotify_response r = { m->fd, FAN_DENY };
-
-				if (write(h->group, &r, sizeof(r)) < 0)
-					hlog(h, 0, "deny: %s", strerror(errno));
-				close(m->fd);
+				deny(h, m->fd);
 				continue;
 			}
 			h->pending = np;
@@ -169,11 +193,14 @@ static void take_answers(struct holder *h)
 	}
 }
 
+/* Backoff of a server that keeps dying: seconds before the next try. */
+#define HOLD_BACKOFF_MAX 30
+
 int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd)
 {
 	struct holder h = { .group = group, .sock = -1, .log_level = log_level };
 	sigset_t set;
-	unsigned int quick_deaths = 0;
+	unsigned int quick_deaths = 0, backoff = 1;
 	time_t started;
 	int ret;
 
@@ -200,9 +227,30 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd)
 		struct pollfd p[3] = {
 			{ h.group, POLLIN, 0 }, { h.sock, POLLIN, 0 }, { h.sigfd, POLLIN, 0 }
 		};
+		int timeout = -1;
 
-		if (poll(p, 3, -1) < 0 && errno != EINTR)
+		if (h.denying) {
+			time_t now = time(NULL);
+
+			timeout = h.retry_at > now ? (int)(h.retry_at - now) * 1000 : 0;
+		}
+		if (poll(p, 3, timeout) < 0 && errno != EINTR)
 			break;
+		if (h.denying && time(NULL) >= h.retry_at && !h.stopping) {
+			h.denying = false;
+			hlog(&h, 2, "trying a serving process again");
+			started = time(NULL);
+			ret = spawn(&h);
+			if (ret == 0) {
+				*sock = h.sock;
+				return 0;
+			}
+			if (ret < 0) {
+				hlog(&h, 0, "starting a serving process: %s", strerror(-ret));
+				h.denying = true;
+				h.retry_at = time(NULL) + backoff;
+			}
+		}
 		if (p[0].revents & POLLIN)
 			take_events(&h);
 		if (h.sock >= 0 && (p[1].revents & (POLLIN | POLLHUP)))
@@ -216,6 +264,8 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd)
 				h.stopping = 1;
 				if (h.server > 0)
 					kill(h.server, (int)si.ssi_signo);
+				else
+					exit(1);	/* none runs to stop */
 				continue;
 			}
 			int st;
@@ -232,11 +282,24 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd)
 				hlog(&h, 0, "serving process %d died (%s %d): starting another",
 				     (int)pid, WIFSIGNALED(st) ? "signal" : "status",
 				     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-				/* a server that cannot start at all must not spin */
-				quick_deaths = time(NULL) - started < 2 ? quick_deaths + 1 : 0;
+				/* a server that cannot start at all must not spin;
+				 * but the group stays open whatever happens: closed,
+				 * it lets the kernel read every hole as zeros */
+				if (time(NULL) - started < 2) {
+					quick_deaths++;
+				} else {
+					quick_deaths = 0;
+					backoff = 1;
+				}
 				if (quick_deaths > 5) {
-					hlog(&h, 0, "the serving process keeps dying: giving up");
-					exit(1);
+					hlog(&h, 0, "the serving process keeps dying: reads of what is "
+					     "not cached get EIO; trying again in %u s", backoff);
+					deny_pending(&h);
+					h.denying = true;
+					h.retry_at = time(NULL) + backoff;
+					backoff = backoff * 2 > HOLD_BACKOFF_MAX ? HOLD_BACKOFF_MAX
+										 : backoff * 2;
+					continue;
 				}
 				if (quick_deaths)
 					sleep(1);

@@ -11,6 +11,10 @@
  * the inherited group fd (responses are matched by the holder's fd
  * number, which the holder keeps open, so it cannot be reused meanwhile).
  *
+ * A server that keeps dying is tried again with a growing backoff; until
+ * one runs, the holder answers events itself with EIO, never allowing
+ * them (the holes would read as zeros) and never closing the group.
+ *
  * What remains: if the holder itself dies, the group dies with it. Under
  * systemd, FDSTORE=1 would keep the group fd across that too.
  */

@@ -291,6 +291,13 @@ int main(int argc, char **argv)
 			ld_log(&d, LD_LOG_ERROR, "holder: %s", strerror(-ret));
 			return 1;
 		}
+		/* tests: a serving process that dies at once, for as long
+		 * as the named file exists */
+		if (getenv("SKIFF_TEST_SERVER_CRASH_FILE") &&
+		    access(getenv("SKIFF_TEST_SERVER_CRASH_FILE"), F_OK) == 0) {
+			ld_log(&d, LD_LOG_ERROR, "test: the serving process dies at start");
+			_exit(3);
+		}
 	}
 	ret = sk_pool_create(&d.pool, d.cfg.threads);
 	if (ret) {

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The fanotify holder never lets the kernel read holes as zeros: while the
+# serving process keeps dying at start, the holder keeps the group open,
+# answers the reads that reach it with EIO itself and tries again after a
+# growing pause; once a server runs again, the same files read right (no
+# zeros were handed out, so none stay in the page cache).
+. "$(dirname "$0")/lib.sh"
+need_root
+command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
+need_fanotify_skiffd
+
+SRC=$T/src
+mkdir -p "$SRC"
+head -c $((3 * 1024 * 1024)) /dev/urandom >"$SRC/data"
+echo "a small file" >"$SRC/small"
+IMG=$T/store
+t_ok "build an image with 64K chunks" "$SKIFF" build -q --chunk-size 64K "$SRC" "$IMG:a" ||
+	done_testing
+
+# the serving process dies at start while $T/crash exists (a test hook
+# of skiffd, read at each start of a serving process)
+export SKIFF_TEST_SERVER_CRASH_FILE=$T/crash
+t_ok "skiffd starts (fanotify, holder)" start_skiffd --frontend fanotify --readahead 0 --ahead 0 ||
+	done_testing
+MNT=$T/mnt
+t_ok "skiff mount" skiff_mount "$IMG:a" "$MNT" || done_testing
+t_ok "the small file reads right" cmp "$MNT/small" "$SRC/small"
+server=$("$SKIFF" status --json | jq .pid)
+t_ok "a holder ($SKIFFD_PID) runs a server ($server)" \
+	test "$server" -gt 0 -a "$server" != "$SKIFFD_PID"
+
+touch "$T/crash"
+kill -KILL "$server"
+for _ in $(seq 1 300); do
+	grep -q "keeps dying" "$T/skiffd.log" && break
+	sleep 0.1
+done
+t_grep "the holder sees the server keep dying" \
+	"the serving process keeps dying: reads of what is not cached get EIO" "$T/skiffd.log"
+t_grep "... each one the test hook" "the serving process dies at start" "$T/skiffd.log"
+t_ok "the holder is still up" kill -0 "$SKIFFD_PID"
+t_fails_msg "a read of data not cached gets EIO, not zeros" "Input/output error" \
+	timeout 30 dd if="$MNT/data" of="$T/denied.out" bs=64k count=1
+size=$(stat -c %s "$T/denied.out" 2>/dev/null || echo 0)
+t_ok "... what it gave ($size bytes) is the source's, not zeros" \
+	cmp -n "$size" "$T/denied.out" "$SRC/data"
+t_ok "the small file still reads right (from the page cache)" cmp "$MNT/small" "$SRC/small"
+
+rm -f "$T/crash"
+up=
+for _ in $(seq 1 600); do
+	new=$("$SKIFF" status --json 2>/dev/null | jq -r '.pid // empty' 2>/dev/null)
+	if [ -n "$new" ] && [ "$new" != "$server" ]; then
+		up=$new
+		break
+	fi
+	sleep 0.1
+done
+t_ok "the holder tries again and a server ($up) runs" test -n "$up"
+t_grep "... after a pause" "trying a serving process again" "$T/skiffd.log"
+t_ok "the file denied before reads right now" timeout 60 cmp "$MNT/data" "$SRC/data"
+t_ok "the holder still holds the group (same holder)" kill -0 "$SKIFFD_PID"
+t_ok "skiff umount" skiff_umount "$MNT"
+t_ok "skiffd stops cleanly" stop_skiffd
+unset SKIFF_TEST_SERVER_CRASH_FILE
+done_testing
