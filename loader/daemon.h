@@ -80,7 +80,7 @@ struct ld_image {
 	struct be_source *src;		/* a reference on a source of d->sources */
 	struct ld_blob **blobs;		/* references, device-table order */
 	struct ld_trace *trace;		/* owned: reads being recorded, or NULL */
-	/* the registration + each cachefiles object naming the image: the
+	/* the registration + each cachefiles bootstrap object of it: the
 	 * kernel keeps a mount's objects open after an unregistration, and
 	 * they read bs_buf and id (ld_image_hold/ld_image_put) */
 	_Atomic unsigned int users;
