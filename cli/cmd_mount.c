@@ -371,6 +371,13 @@ int cmd_status(int argc, char **argv)
 	       json_string_value(json_object_get(st, "frontend")),
 	       json_real_value(json_object_get(st, "uptime")),
 	       json_string_value(json_object_get(st, "cache_dir")));
+	if (json_integer_value(json_object_get(st, "holder_pid")) > 0)
+		printf("serving process %lld (generation %lld under holder %lld), "
+		       "%lld unanswered reads handed over at its start\n",
+		       json_integer_value(json_object_get(st, "pid")),
+		       json_integer_value(json_object_get(st, "generation")),
+		       json_integer_value(json_object_get(st, "holder_pid")),
+		       json_integer_value(json_object_get(st, "handed_over")));
 	json_array_foreach(json_object_get(ims, "images"), i, im) {
 		json_t *c = json_object_get(im, "counters");
 		char fb[32];

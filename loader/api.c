@@ -558,8 +558,9 @@ static void handler(void *ctx, const struct ctl_req *req,
 		srcs = sources_json(d);
 		pthread_mutex_unlock(&d->lock);
 		reply(resp, 200, json_pack(
-			"{s:i, s:i, s:s, s:s, s:f, s:s, s:s, s:i, s:I, s:o}",
+			"{s:i, s:i, s:i, s:i, s:s, s:s, s:f, s:s, s:s, s:i, s:I, s:o}",
 			"pid", (int)getpid(), "holder_pid", d->hold_sock >= 0 ? (int)getppid() : 0,
+			"generation", (int)d->generation, "handed_over", (int)d->handed,
 			"version", "0.1.0",
 			"frontend", d->fe->ops->name, "uptime", sk_now() - d->start_time,
 			"cache_dir", d->cfg.cache_dir, "socket", d->cfg.socket_path,

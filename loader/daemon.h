@@ -138,6 +138,9 @@ struct ld_daemon {
 	struct ld_rings *rings;		/* cache-file writes, one per worker */
 	struct ld_bufs *bufs;		/* fetch buffers kept for reuse */
 	int hold_group, hold_sock;	/* from the holder, or -1 */
+	/* this serving process: its number among those the holder started
+	 * (0: no holder), and the unanswered events it was handed */
+	unsigned int generation, handed;
 	struct ld_frontend *fe;
 	struct ctl_server *http;
 	struct ld_prefetcher *pf;

@@ -28,6 +28,8 @@ struct holder {
 	 * that keeps dying): the holder answers events itself, with EIO */
 	bool denying;
 	time_t retry_at;
+	unsigned int generation;	/* servers started */
+	struct ld_hold_info *info;	/* the caller's, filled in a server */
 	struct ld_hold_event *pending;	/* unanswered, in arrival order */
 	size_t npending, cap;
 };
@@ -75,6 +77,7 @@ static int spawn(struct holder *h)
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
+	h->generation++;
 	pid = fork();
 	if (pid < 0) {
 		close(sv[0]);
@@ -82,6 +85,8 @@ static int spawn(struct holder *h)
 		return -errno;
 	}
 	if (pid == 0) {
+		h->info->generation = h->generation;
+		h->info->handed = (unsigned int)h->npending;
 		close(sv[0]);
 		if (h->sock >= 0)
 			close(h->sock);	/* the holder's end of an old server */
@@ -196,9 +201,11 @@ static void take_answers(struct holder *h)
 /* Backoff of a server that keeps dying: seconds before the next try. */
 #define HOLD_BACKOFF_MAX 30
 
-int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd)
+int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
+		  struct ld_hold_info *info)
 {
-	struct holder h = { .group = group, .sock = -1, .log_level = log_level };
+	struct holder h = { .group = group, .sock = -1, .log_level = log_level,
+			    .info = info };
 	sigset_t set;
 	unsigned int quick_deaths = 0, backoff = 1;
 	time_t started;

@@ -38,14 +38,21 @@ struct ld_hold_done {
 	int32_t hfd;
 };
 
+/* What a serving process learns of its start from the holder. */
+struct ld_hold_info {
+	unsigned int generation;	/* 1 for the first server, then +1 */
+	unsigned int handed;		/* unanswered events handed to it */
+};
+
 /*
  * Runs the holder on `group`. Returns only in a freshly forked server
- * process, with *sock its end of the event socket (0); the holder itself
- * exits from inside when the server has stopped for good.
+ * process, with *sock its end of the event socket and *info (0); the
+ * holder itself exits from inside when the server has stopped for good.
  * *server_only_fd (if >= 0) is for the first server alone (a readiness
  * pipe): the holder closes it and sets it to -1, so that later servers,
  * forked from the holder, do not write to whatever reuses the number.
  */
-int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd);
+int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
+		  struct ld_hold_info *info);
 
 #endif

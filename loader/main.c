@@ -285,8 +285,12 @@ int main(int argc, char **argv)
 			ld_log(&d, LD_LOG_ERROR, "fanotify_init: %s", strerror(errno));
 			return 1;
 		}
+		struct ld_hold_info hi = { 0, 0 };
+
 		ret = ld_holder_run(d.hold_group, &d.hold_sock, d.cfg.log_level,
-				    &d.cfg.ready_fd);
+				    &d.cfg.ready_fd, &hi);
+		d.generation = hi.generation;
+		d.handed = hi.handed;
 		if (ret) {
 			ld_log(&d, LD_LOG_ERROR, "holder: %s", strerror(-ret));
 			return 1;

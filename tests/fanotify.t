@@ -155,6 +155,9 @@ t_grep "the holder saw the server die" "died \\(signal 9\\)" "$T/skiffd.log"
 t_grep "... and handed its unanswered event on" "handed [0-9]+ unanswered" "$T/skiffd.log"
 new=$("$SKIFF" status --json | jq .pid)
 t_ok "a new server ($new) serves" test "$new" -gt 0 -a "$new" != "$server"
+t_is "... the holder's second (generation 2)" "$("$SKIFF" status --json | jq .generation)" 2
+t_ok "... which says it was handed the waiting read" \
+	test "$("$SKIFF" status --json | jq .handed_over)" -ge 1
 t_ok "the whole tree is right afterwards" timeout 300 "$TREECMP" "$SRC" "$MNT"
 skiff_umount "$MNT"
 stop_skiffd

@@ -28,6 +28,9 @@ t_ok "the small file reads right" cmp "$MNT/small" "$SRC/small"
 server=$("$SKIFF" status --json | jq .pid)
 t_ok "a holder ($SKIFFD_PID) runs a server ($server)" \
 	test "$server" -gt 0 -a "$server" != "$SKIFFD_PID"
+t_is "... the holder's first (generation 1)" "$("$SKIFF" status --json | jq .generation)" 1
+t_is "... handed no reads at its start" "$("$SKIFF" status --json | jq .handed_over)" 0
+t_is "... its holder is named" "$("$SKIFF" status --json | jq .holder_pid)" "$SKIFFD_PID"
 
 touch "$T/crash"
 kill -KILL "$server"
@@ -57,6 +60,10 @@ for _ in $(seq 1 600); do
 	sleep 0.1
 done
 t_ok "the holder tries again and a server ($up) runs" test -n "$up"
+gen=$("$SKIFF" status --json | jq .generation)
+t_ok "... a later generation ($gen) than the first" test "$gen" -gt 6
+t_grep "skiff status says which" "serving process $up \\(generation $gen under holder $SKIFFD_PID\\)" \
+	<("$SKIFF" status)
 t_grep "... after a pause" "trying a serving process again" "$T/skiffd.log"
 t_ok "the file denied before reads right now" timeout 60 cmp "$MNT/data" "$SRC/data"
 t_ok "the holder still holds the group (same holder)" kill -0 "$SKIFFD_PID"
