@@ -51,9 +51,21 @@ bench_start_skiffd() {
 # the process that serves (skiffd's holder forks it): whose CPU counts
 bench_skiffd_server() { pgrep -P "$BENCH_SKIFFD_PID" | head -n 1; }
 
+# skiffd refuses SIGTERM while a lazy mount is up: a bench that left one
+# (it failed half-way) gets it killed after 30 s
 bench_stop_skiffd() {
+	local i
 	[ -n "${BENCH_SKIFFD_PID:-}" ] || return 0
 	kill "$BENCH_SKIFFD_PID" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$BENCH_SKIFFD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$BENCH_SKIFFD_PID" 2>/dev/null; then
+		echo "skiffd refused to stop (a lazy mount is up): killing it" >&2
+		pkill -KILL -P "$BENCH_SKIFFD_PID" 2>/dev/null || true
+		kill -KILL "$BENCH_SKIFFD_PID" 2>/dev/null || true
+	fi
 	wait "$BENCH_SKIFFD_PID" 2>/dev/null || true
 	BENCH_SKIFFD_PID=
 }

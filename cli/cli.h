@@ -70,6 +70,7 @@ int cmd_export_cache(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_prefetch(int argc, char **argv);
 int cmd_trace(int argc, char **argv);

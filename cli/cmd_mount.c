@@ -47,6 +47,14 @@ static const char status_usage[] =
 "Shows skiffd's state, the registered images, each blob's cache fill and\n"
 "the counters: reads served, chunks and bytes fetched, errors.\n";
 
+static const char stop_usage[] =
+"usage: skiff stop [--force] [--socket PATH]\n"
+"\n"
+"Stops skiffd once every request it holds is answered. Refused while\n"
+"images are mounted lazily in fanotify mode (their reads of what is not\n"
+"cached would then return zeros): unmount them first. --force stops\n"
+"anyway; those reads then return zeros, and the page cache keeps them.\n";
+
 static const char *default_socket(void)
 {
 	const char *s = getenv("SKIFF_SOCKET");
@@ -452,4 +460,51 @@ int cli_find_by_mount(const char *sock, const char *mnt, char *id, size_t idlen)
 int cli_absolute_ref(const char *ref, char *out, size_t outlen)
 {
 	return absolute_ref(ref, out, outlen);
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	const char *sock = default_socket();
+	bool force = false;
+	json_t *r, *body;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': sock = optarg; break;
+		case 'f': force = true; break;
+		case 'h':
+			fputs(stop_usage, stdout);
+			return 0;
+		default:
+			fputs(stop_usage, stderr);
+			return 2;
+		}
+	}
+	if (argc != optind) {
+		fputs(stop_usage, stderr);
+		return 2;
+	}
+	body = json_pack("{s:b}", "force", force);
+	ret = api(sock, "POST", "/v1/stop", body, &r);
+	json_decref(body);
+	if (ret)
+		return 1;
+	json_decref(r);
+	/* gone when its socket is: it unlinks it first when it stops */
+	for (int i = 0; i < 600; i++) {
+		if (access(sock, F_OK) < 0) {
+			printf("skiffd stopped\n");
+			return 0;
+		}
+		usleep(100 * 1000);
+	}
+	cli_err("skiffd said it stops, but its socket %s is still there after 60 s", sock);
+	return 1;
 }

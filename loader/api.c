@@ -12,6 +12,7 @@
  * and with the frontend: they take the daemon lock for what they read.
  */
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -130,6 +131,41 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 	if (j && ld_pf_status(d, im, &st) == 0)
 		json_object_set_new(j, "prefetch", pf_json(&st));
 	return j;
+}
+
+/*
+ * POST /v1/stop {"force": bool}: stops skiffd as SIGTERM does, answering
+ * first. Refused (409, naming them) while lazy mounts are up in fanotify
+ * mode, unless forced: their uncached reads would then return zeros.
+ */
+static void post_stop(struct ld_daemon *d, const struct ctl_req *req,
+		      struct ctl_resp *resp)
+{
+	json_error_t je;
+	json_t *j = req->body_len ? json_loadb(req->body, req->body_len, 0, &je) : json_object();
+	json_t *force = json_object_get(j, "force");
+	char lazy[1024];
+	int n;
+
+	if (!json_is_object(j) || (force && !json_is_boolean(force))) {
+		json_decref(j);
+		reply_error(resp, 400, "body must be a JSON object, \"force\" a boolean");
+		return;
+	}
+	if (!json_is_true(force) && d->fe && d->fe->ops == &ld_fanotify_ops &&
+	    (n = ld_lazy_mounts(d, lazy, sizeof(lazy))) > 0) {
+		json_decref(j);
+		reply_error(resp, 409, "%d lazy mount%s up, whose uncached reads would return "
+			    "zeros without skiffd: %s; unmount %s first, or use --force",
+			    n, n == 1 ? " is" : "s are", lazy, n == 1 ? "it" : "them");
+		return;
+	}
+	if (json_is_true(force))
+		atomic_store(&d->force_stop, true);
+	json_decref(j);
+	reply(resp, 200, json_pack("{s:b}", "stopping", 1));
+	/* main's sigwait takes it once this answer is on its way */
+	kill(getpid(), SIGTERM);
 }
 
 static void get_images(struct ld_daemon *d, struct ctl_resp *resp)
@@ -566,6 +602,8 @@ static void handler(void *ctx, const struct ctl_req *req,
 			"cache_dir", d->cfg.cache_dir, "socket", d->cfg.socket_path,
 			"images", n, "events", (json_int_t)LOAD(d->events),
 			"sources", srcs));
+	} else if (!strcmp(p, "/v1/stop") && !strcmp(req->method, "POST")) {
+		post_stop(d, req, resp);
 	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "GET")) {
 		get_images(d, resp);
 	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "POST")) {

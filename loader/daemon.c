@@ -470,3 +470,65 @@ void ld_daemon_free_images(struct ld_daemon *d)
 	}
 }
 
+
+/* Whether dir is a mount point now, by /proc/self/mountinfo (its 5th
+ * field, with the kernel's octal escapes of space, tab, newline, '\\'). */
+static bool is_mounted(const char *dir)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char *p = line, mp[PATH_MAX];
+		size_t n = 0;
+
+		for (int field = 0; field < 4 && p; field++)
+			p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
+		if (!p)
+			continue;
+		for (; *p && *p != ' ' && *p != '\n' && n < sizeof(mp) - 1; p++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' &&
+			    p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+				mp[n++] = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+				p += 3;
+			} else {
+				mp[n++] = *p;
+			}
+		}
+		mp[n] = '\0';
+		found = !strcmp(mp, dir);
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+int ld_lazy_mounts(struct ld_daemon *d, char *out, size_t outlen)
+{
+	int count = 0;
+	size_t len = 0;
+
+	out[0] = '\0';
+	pthread_mutex_lock(&d->lock);
+	for (struct ld_image *im = d->images; im; im = im->next) {
+		bool lazy = false;
+
+		for (unsigned int i = 0; i < im->nblobs && !lazy; i++)
+			lazy = im->blobs[i] && im->blobs[i]->marked;
+		if (!lazy || !im->mountpoint[0] || !is_mounted(im->mountpoint))
+			continue;
+		count++;
+		if (len < outlen) {
+			int n = snprintf(out + len, outlen - len, "%s%s (%s)", len ? ", " : "",
+					 im->mountpoint, im->id);
+
+			len += n > 0 ? (size_t)n : 0;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return count;
+}

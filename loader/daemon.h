@@ -141,6 +141,8 @@ struct ld_daemon {
 	/* this serving process: its number among those the holder started
 	 * (0: no holder), and the unanswered events it was handed */
 	unsigned int generation, handed;
+	/* a stop asked for with --force (POST /v1/stop): lazy mounts or not */
+	_Atomic bool force_stop;
 	struct ld_frontend *fe;
 	struct ctl_server *http;
 	struct ld_prefetcher *pf;
@@ -286,6 +288,14 @@ int ld_bs_load(struct ld_daemon *d, struct be_source *src, const struct be_image
 	       struct ld_image *im, void **map, struct sk_err *e);
 int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
 		struct sk_err *e);
+
+/*
+ * Images mounted now whose reads may still reach skiffd (a blob not
+ * complete, watched): a fanotify group closed under them lets the kernel
+ * read the holes as zeros. Their count, and "MOUNTPOINT (ID), ..." in out
+ * (cut to outlen). skiffd refuses to stop while any is, unless forced.
+ */
+int ld_lazy_mounts(struct ld_daemon *d, char *out, size_t outlen);
 
 int ld_api_start(struct ld_daemon *d, struct sk_err *e);
 void ld_api_stop(struct ld_daemon *d);

@@ -22,7 +22,6 @@ struct holder {
 	int group, sock, sigfd;
 	sigset_t server_mask;	/* the signal mask servers start with */
 	pid_t server;
-	int stopping;
 	int log_level;
 	/* no server runs and none may start before retry_at (a server
 	 * that keeps dying): the holder answers events itself, with EIO */
@@ -243,7 +242,7 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 		}
 		if (poll(p, 3, timeout) < 0 && errno != EINTR)
 			break;
-		if (h.denying && time(NULL) >= h.retry_at && !h.stopping) {
+		if (h.denying && time(NULL) >= h.retry_at) {
 			h.denying = false;
 			hlog(&h, 2, "trying a serving process again");
 			started = time(NULL);
@@ -268,11 +267,16 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 			if (read(h.sigfd, &si, sizeof(si)) != sizeof(si))
 				continue;
 			if (si.ssi_signo != SIGCHLD) {
-				h.stopping = 1;
-				if (h.server > 0)
+				if (h.server > 0) {
+					/* it decides: it refuses while lazy
+					 * mounts are up, and exits 0 when it
+					 * stops */
 					kill(h.server, (int)si.ssi_signo);
-				else
-					exit(1);	/* none runs to stop */
+				} else {
+					hlog(&h, 0, "stopping with no serving process: reads of "
+					     "mounted images that are not cached now read zeros");
+					exit(1);
+				}
 				continue;
 			}
 			int st;
@@ -282,9 +286,11 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 				if (pid != h.server)
 					continue;
 				h.server = 0;
-				if (h.stopping) {
+				/* only a stop ends a server with status 0 (main.c),
+				 * asked through us or through its own API */
+				if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 					hlog(&h, 2, "serving process stopped: exiting");
-					exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+					exit(0);
 				}
 				hlog(&h, 0, "serving process %d died (%s %d): starting another",
 				     (int)pid, WIFSIGNALED(st) ? "signal" : "status",

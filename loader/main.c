@@ -360,8 +360,26 @@ int main(int argc, char **argv)
 			ld_log(&d, LD_LOG_WARN, "--ready-fd: %s", strerror(errno));
 		close(d.cfg.ready_fd);
 	}
-	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-		ld_log(&d, LD_LOG_INFO, "SIGHUP: nothing to reload");
+	while (sigwait(&set, &sig) == 0) {
+		char lazy[1024];
+		int n;
+
+		if (sig == SIGHUP) {
+			ld_log(&d, LD_LOG_INFO, "SIGHUP: nothing to reload");
+			continue;
+		}
+		/* the group would close with the holder: the kernel would
+		 * read the holes of those mounts as zeros */
+		if (!atomic_load(&d.force_stop) && ops == &ld_fanotify_ops &&
+		    (n = ld_lazy_mounts(&d, lazy, sizeof(lazy))) > 0) {
+			ld_log(&d, LD_LOG_ERROR, "signal %d: not stopping: %d lazy mount%s up, "
+			       "whose uncached reads would return zeros without skiffd: %s; "
+			       "unmount %s first, or stop with skiff stop --force", sig, n,
+			       n == 1 ? " is" : "s are", lazy, n == 1 ? "it" : "them");
+			continue;
+		}
+		break;
+	}
 	ld_log(&d, LD_LOG_INFO, "signal %d: stopping", sig);
 	ld_api_stop(&d);
 	/* no new events; answer every queued one; only then let go of the

@@ -3,7 +3,9 @@
 # serving process keeps dying at start, the holder keeps the group open,
 # answers the reads that reach it with EIO itself and tries again after a
 # growing pause; once a server runs again, the same files read right (no
-# zeros were handed out, so none stay in the page cache).
+# zeros were handed out, so none stay in the page cache). A stop with a
+# lazy mount up (SIGTERM, skiff stop) is refused, naming the mount;
+# skiff stop --force stops anyway, and once nothing is lazy a stop works.
 . "$(dirname "$0")/lib.sh"
 need_root
 command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
@@ -70,4 +72,46 @@ t_ok "the holder still holds the group (same holder)" kill -0 "$SKIFFD_PID"
 t_ok "skiff umount" skiff_umount "$MNT"
 t_ok "skiffd stops cleanly" stop_skiffd
 unset SKIFF_TEST_SERVER_CRASH_FILE
+
+# a stop with a lazy mount up: the group would close, and the kernel
+# would read the holes as zeros
+rm -rf "$T/cache" "$T/work"
+t_ok "skiffd starts on an empty cache" start_skiffd --frontend fanotify --readahead 0 --ahead 0 ||
+	done_testing
+t_ok "skiff mount" skiff_mount "$IMG:a" "$MNT"
+t_ok "the small file reads right (the rest is not cached)" cmp "$MNT/small" "$SRC/small"
+kill -TERM "$SKIFFD_PID"
+for _ in $(seq 1 100); do
+	grep -q "not stopping" "$T/skiffd.log" && break
+	sleep 0.1
+done
+t_grep "SIGTERM is refused, naming the lazy mount" \
+	"signal 15: not stopping: 1 lazy mount is up.*$MNT \\(" "$T/skiffd.log"
+t_ok "skiffd still runs" kill -0 "$SKIFFD_PID"
+t_ok "... and serves: the first 64K of the big file read right" \
+	timeout 30 cmp -n 65536 "$MNT/data" "$SRC/data"
+t_fails_msg "skiff stop is refused, naming the mount" "lazy mount is up, .*: $MNT \\(" "$SKIFF" stop
+t_ok "skiffd still runs" kill -0 "$SKIFFD_PID"
+t_ok "skiff stop --force stops it" "$SKIFF" stop --force
+st=0
+ends "$SKIFFD_PID" 30 || st=$?
+t_is "... the holder with it, status 0" "$st" 0
+t_grep "... after answering what it had" "signal 15: stopping" "$T/skiffd.log"
+SKIFFD_PID=
+umount "$MNT"
+
+# nothing lazy: a whole read makes the blob complete, and a stop works
+t_ok "skiffd starts again" start_skiffd --frontend fanotify --readahead 0 --ahead 0 ||
+	done_testing
+t_ok "mount" skiff_mount "$IMG:a" "$MNT"
+t_ok "the whole image reads right" cmp "$MNT/data" "$SRC/data"
+t_is "its blob is complete, no longer watched" \
+	"$("$SKIFF" status --json | jq '.images[0].blobs[0].watched')" false
+t_ok "skiff stop stops it with the mount up" "$SKIFF" stop
+st=0
+ends "$SKIFFD_PID" 30 || st=$?
+t_is "... the holder with it, status 0" "$st" 0
+SKIFFD_PID=
+t_ok "the mount still reads right without skiffd" cmp "$MNT/data" "$SRC/data"
+umount "$MNT"
 done_testing
