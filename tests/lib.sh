@@ -337,6 +337,17 @@ need_fanotify_skiffd() {
 	rm -rf "$T/cache" "$T/work" "$T/skiffd.log"
 }
 
+# force_stop_skiffd: skiff stop --force (a restart with lazy mounts up,
+# which a plain stop refuses), and skiffd's exit status
+force_stop_skiffd() {
+	local st=0
+	[ -n "$SKIFFD_PID" ] || return 0
+	"$SKIFF" stop --force >/dev/null || return 1
+	ends "$SKIFFD_PID" 30 || st=$?
+	SKIFFD_PID=
+	return "$st"
+}
+
 # ends PID SECONDS: PID's exit status once it ends, 124 if it runs longer
 ends() {
 	local i

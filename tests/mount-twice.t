@@ -63,8 +63,12 @@ t_fails "an id mounted at m1 is refused for another mount point" \
 _t_mounts+=("$T/m3")
 t_grep "... saying where it is mounted" "id $id1 is mounted at $M1" "$T/.out"
 
-# 2. a restart brings both back
-t_ok "skiffd stops" stop_skiffd
+# 2. a restart brings both back. Both mounts are lazy: a plain stop is
+#    refused (the group would close under them), so it is forced, and
+#    nothing reads them until skiffd is back
+t_fails "a plain stop is refused" "$SKIFF" stop
+t_grep "... naming both mounts" "2 lazy mounts are up.*$M2 .*$M1 " "$T/.out"
+t_ok "skiffd stops (forced)" force_stop_skiffd
 t_ok "skiffd restarts" start_skiffd --frontend fanotify --readahead 0 --ahead 0 || done_testing
 t_is "both are registered again" "$(mounts)" "$M1 $M2"
 t_is "... under the same ids" "$(id_at "$M1") $(id_at "$M2")" "$id1 $id2"
@@ -126,7 +130,7 @@ t_is "... m2 from the web server" \
 t_is "one cache file for both" "$(ls "$T/cache/blobs")" "$(cache_name "$T/store:a")"
 t_ok "a file reads right through m1" cmp "$M1/files/small5" "$SRC/files/small5"
 t_ok "another reads right through m2" cmp "$M2/files/random-3.5M" "$SRC/files/random-3.5M"
-t_ok "skiffd stops" stop_skiffd
+t_ok "skiffd stops (forced: both mounts are lazy)" force_stop_skiffd
 t_ok "skiffd restarts" start_skiffd --frontend fanotify --readahead 0 --ahead 0 || done_testing
 t_is "both are registered again" "$(mounts)" "$M1 $M2"
 t_ok "skiff umount m1" skiff_umount "$M1"
