@@ -144,20 +144,16 @@ static void post_stop(struct ld_daemon *d, const struct ctl_req *req,
 	json_error_t je;
 	json_t *j = req->body_len ? json_loadb(req->body, req->body_len, 0, &je) : json_object();
 	json_t *force = json_object_get(j, "force");
-	char lazy[1024];
-	int n;
+	char why[1024];
 
 	if (!json_is_object(j) || (force && !json_is_boolean(force))) {
 		json_decref(j);
 		reply_error(resp, 400, "body must be a JSON object, \"force\" a boolean");
 		return;
 	}
-	if (!json_is_true(force) && d->fe && d->fe->ops == &ld_fanotify_ops &&
-	    (n = ld_lazy_mounts(d, lazy, sizeof(lazy))) > 0) {
+	if (!json_is_true(force) && ld_stop_refused(d, why, sizeof(why))) {
 		json_decref(j);
-		reply_error(resp, 409, "%d lazy mount%s up, whose uncached reads would return "
-			    "zeros without skiffd: %s; unmount %s first, or use --force",
-			    n, n == 1 ? " is" : "s are", lazy, n == 1 ? "it" : "them");
+		reply_error(resp, 409, "%s, or use --force", why);
 		return;
 	}
 	if (json_is_true(force))

@@ -81,6 +81,15 @@ struct ld_blob *ld_blob_put(struct ld_daemon *d, struct ld_blob *b)
  * d->lock section that unlists it, so no sample sees them twice or not
  * at all. A kernel object holds a reference, so nothing is attached.
  */
+/* What b holds besides its cache, once that is closed. */
+static void blob_free(struct ld_daemon *d, struct ld_blob *b)
+{
+	if (b->own.fd >= 0)
+		close(b->own.fd);
+	ld_source_put(d, b->src);
+	free(b);
+}
+
 void ld_blob_close(struct ld_daemon *d, struct ld_blob *b)
 {
 	if (!b)
@@ -90,10 +99,7 @@ void ld_blob_close(struct ld_daemon *d, struct ld_blob *b)
 	blob_unlist(&d->closing, b);
 	ld_counters_add(&d->retired, b->cache.cnt);
 	pthread_mutex_unlock(&d->lock);
-	if (b->own.fd >= 0)
-		close(b->own.fd);
-	ld_source_put(d, b->src);
-	free(b);
+	blob_free(d, b);
 }
 
 static void blob_close_later(struct ld_daemon *d, void *b)
@@ -171,42 +177,21 @@ void ld_blob_discard(struct ld_daemon *d, struct ld_blob *b)
 	if (!b)
 		return;
 	ld_cache_close(&b->cache);
-	if (b->own.fd >= 0)
-		close(b->own.fd);
-	ld_source_put(d, b->src);
-	free(b);
+	blob_free(d, b);
 }
 
-/* Whether a and b cache one blob as one table describes it (cache.h: a
- * blob id alone names no content), in one volume. */
+/* Whether a and b name one blob id in one volume. */
+static bool same_id(const struct ld_blob *a, const struct ld_blob *b)
+{
+	return !strcmp(a->volume, b->volume) && !strcmp(a->cache.hex, b->cache.hex);
+}
+
+/* ... and cache it as one table describes it (cache.h: a blob id alone
+ * names no content). */
 static bool same_blob(const struct ld_blob *a, const struct ld_blob *b)
 {
-	return !strcmp(a->volume, b->volume) && !strcmp(a->cache.hex, b->cache.hex) &&
-	       !memcmp(a->cache.table.table_digest, b->cache.table.table_digest,
-		       SK_SHA256_LEN);
-}
-
-/*
- * In cachefiles mode the kernel keeps one cache file per blob id in a
- * volume, and reads what it holds without asking, so two images of one
- * domain naming one blob id must describe it with the same chunk table:
- * an image claiming a blob id it does not have would otherwise have its
- * bytes read by the other. skiffd's own cache files are named by the
- * table too and never meet this.
- */
-static int volume_conflict(struct ld_daemon *d, const struct ld_blob *b,
-			   struct sk_err *e)
-{
-	if (!b->volume[0])
-		return 0;
-	for (const struct ld_blob *o = d->blobs; o; o = o->next)
-		if (!strcmp(o->volume, b->volume) && !strcmp(o->cache.hex, b->cache.hex) &&
-		    !same_blob(o, b)) {
-			sk_err_set(e, "blob %s: volume %s already has it with another "
-				   "chunk table", b->cache.hex, b->volume);
-			return -EEXIST;
-		}
-	return 0;
+	return same_id(a, b) && !memcmp(a->cache.table.table_digest,
+					b->cache.table.table_digest, SK_SHA256_LEN);
 }
 
 /* Opens skiffd's own sparse cache file of prep and finds what it holds. */
@@ -264,13 +249,31 @@ int ld_blob_get(struct ld_daemon *d, struct ld_blob *prep, const char *volume,
 	if (volume[0])
 		prep->path[0] = '\0';	/* the kernel's file, not ours */
 
-	for (b = d->blobs; b; b = b->next)
+	for (b = d->blobs; b; b = b->next) {
+		if (!same_id(b, prep))
+			continue;
 		if (same_blob(b, prep)) {
 			b->refs++;
 			*out = b;
 			ld_blob_discard(d, prep);
 			return 0;
 		}
+		/*
+		 * In cachefiles mode the kernel keeps one cache file per blob
+		 * id in a volume, and reads what it holds without asking, so
+		 * two images of one domain naming one blob id must describe
+		 * it with the same chunk table: an image claiming a blob id it
+		 * does not have would otherwise have its bytes read by the
+		 * other. skiffd's own files (volume "") are named by the table
+		 * too and never meet this.
+		 */
+		if (prep->volume[0]) {
+			sk_err_set(e, "blob %s: volume %s already has it with another "
+				   "chunk table", prep->cache.hex, prep->volume);
+			ld_blob_discard(d, prep);
+			return -EEXIST;
+		}
+	}
 	for (b = prep->volume[0] ? NULL : d->closing; b; b = b->next)
 		if (same_blob(b, prep)) {
 			/* its windows may still write skiffd's own file: a
@@ -283,10 +286,7 @@ int ld_blob_get(struct ld_daemon *d, struct ld_blob *prep, const char *volume,
 			return -EBUSY;
 		}
 	b = prep;
-	ret = volume_conflict(d, b, e);
-	if (!ret && !b->volume[0])
-		ret = open_own(d, b, e);
-	if (ret)
+	if (!b->volume[0] && (ret = open_own(d, b, e)))
 		goto fail;
 	b->refs = 1;
 	if (b->file && !ld_cache_complete(b->file->cache) && d->fe) {

@@ -471,18 +471,18 @@ void ld_daemon_free_images(struct ld_daemon *d)
 }
 
 
-/* Whether dir is a mount point now, by /proc/self/mountinfo (its 5th
- * field, with the kernel's octal escapes of space, tab, newline, '\\'). */
-static bool is_mounted(const char *dir)
+/* Each line's mount point in /proc/self/mountinfo (its 5th field, with
+ * the kernel's octal escapes of space, tab, newline and '\\' undone), to
+ * fn until it returns true. */
+static void each_mount(bool (*fn)(const char *mp, void *arg), void *arg)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
 	size_t cap = 0;
-	bool found = false;
 
 	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
+		return;
+	while (getline(&line, &cap, f) > 0) {
 		char *p = line, mp[PATH_MAX];
 		size_t n = 0;
 
@@ -500,35 +500,88 @@ static bool is_mounted(const char *dir)
 			}
 		}
 		mp[n] = '\0';
-		found = !strcmp(mp, dir);
+		if (fn(mp, arg))
+			break;
 	}
 	free(line);
 	fclose(f);
-	return found;
 }
 
-int ld_lazy_mounts(struct ld_daemon *d, char *out, size_t outlen)
-{
-	int count = 0;
-	size_t len = 0;
+/* Registered images with a blob still watched: their mount points. */
+struct lazy_set {
+	unsigned int n;
+	char (*mp)[PATH_MAX];
+	char (*id)[128];
+	bool *mounted;
+};
 
-	out[0] = '\0';
+static bool mark_mounted(const char *mp, void *arg)
+{
+	struct lazy_set *l = arg;
+
+	for (unsigned int i = 0; i < l->n; i++)
+		l->mounted[i] |= !strcmp(l->mp[i], mp);
+	return false;
+}
+
+int ld_stop_refused(struct ld_daemon *d, char *why, size_t len)
+{
+	struct lazy_set l = { 0 };
+	unsigned int cap = 0;
+	size_t at = 0;
+	int count = 0;
+
+	why[0] = '\0';
+	/* only a fanotify group lets the kernel read holes as zeros */
+	if (!d->fe || d->fe->ops != &ld_fanotify_ops)
+		return 0;
 	pthread_mutex_lock(&d->lock);
-	for (struct ld_image *im = d->images; im; im = im->next) {
+	for (struct ld_image *im = d->images; im; im = im->next)
+		cap++;
+	l.mp = calloc(cap ? cap : 1, sizeof(*l.mp));
+	l.id = calloc(cap ? cap : 1, sizeof(*l.id));
+	l.mounted = calloc(cap ? cap : 1, sizeof(*l.mounted));
+	for (struct ld_image *im = d->images; l.mounted && l.id && l.mp && im; im = im->next) {
 		bool lazy = false;
 
 		for (unsigned int i = 0; i < im->nblobs && !lazy; i++)
 			lazy = im->blobs[i] && im->blobs[i]->marked;
-		if (!lazy || !im->mountpoint[0] || !is_mounted(im->mountpoint))
+		if (!lazy || !im->mountpoint[0])
 			continue;
-		count++;
-		if (len < outlen) {
-			int n = snprintf(out + len, outlen - len, "%s%s (%s)", len ? ", " : "",
-					 im->mountpoint, im->id);
-
-			len += n > 0 ? (size_t)n : 0;
-		}
+		memcpy(l.mp[l.n], im->mountpoint, sizeof(l.mp[l.n]));
+		memcpy(l.id[l.n], im->id, sizeof(l.id[l.n]));
+		l.n++;
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (!l.mounted || !l.id || !l.mp) {
+		/* cannot tell: refusing is the side that never reads zeros */
+		snprintf(why, len, "skiffd cannot tell which mounts are lazy (out of memory)");
+		count = -ENOMEM;
+		goto out;
+	}
+	/* outside d->lock, which every fanotify event takes: a node's
+	 * mount table can be long */
+	if (l.n)
+		each_mount(mark_mounted, &l);
+	for (unsigned int i = 0; i < l.n; i++)
+		if (l.mounted[i])
+			count++;
+	if (!count)
+		goto out;
+	at = (size_t)snprintf(why, len, "%d lazy mount%s up, whose uncached reads would "
+			      "return zeros without skiffd: ", count,
+			      count == 1 ? " is" : "s are");
+	for (unsigned int i = 0, k = 0; i < l.n && at < len; i++) {
+		if (!l.mounted[i])
+			continue;
+		at += (size_t)snprintf(why + at, len - at, "%s%s (%s)", k++ ? ", " : "",
+				       l.mp[i], l.id[i]);
+	}
+	if (at < len)
+		snprintf(why + at, len - at, "; unmount %s first", count == 1 ? "it" : "them");
+out:
+	free(l.mp);
+	free(l.id);
+	free(l.mounted);
 	return count;
 }

@@ -290,12 +290,14 @@ int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
 		struct sk_err *e);
 
 /*
- * Images mounted now whose reads may still reach skiffd (a blob not
- * complete, watched): a fanotify group closed under them lets the kernel
- * read the holes as zeros. Their count, and "MOUNTPOINT (ID), ..." in out
- * (cut to outlen). skiffd refuses to stop while any is, unless forced.
+ * Whether a stop must be refused (unless forced): in fanotify mode, the
+ * images mounted now whose reads may still reach skiffd (a blob not
+ * complete, watched), since the group closed under them lets the kernel
+ * read the holes as zeros. Their count (-ENOMEM when it cannot tell, which
+ * refuses too), and in why "N lazy mounts are up, ...: MOUNTPOINT (ID),
+ * ...; unmount them first" (cut to len); 0 and "" when a stop is safe.
  */
-int ld_lazy_mounts(struct ld_daemon *d, char *out, size_t outlen);
+int ld_stop_refused(struct ld_daemon *d, char *why, size_t len);
 
 int ld_api_start(struct ld_daemon *d, struct sk_err *e);
 void ld_api_stop(struct ld_daemon *d);

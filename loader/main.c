@@ -361,8 +361,7 @@ int main(int argc, char **argv)
 		close(d.cfg.ready_fd);
 	}
 	while (sigwait(&set, &sig) == 0) {
-		char lazy[1024];
-		int n;
+		char why[1024];
 
 		if (sig == SIGHUP) {
 			ld_log(&d, LD_LOG_INFO, "SIGHUP: nothing to reload");
@@ -370,12 +369,9 @@ int main(int argc, char **argv)
 		}
 		/* the group would close with the holder: the kernel would
 		 * read the holes of those mounts as zeros */
-		if (!atomic_load(&d.force_stop) && ops == &ld_fanotify_ops &&
-		    (n = ld_lazy_mounts(&d, lazy, sizeof(lazy))) > 0) {
-			ld_log(&d, LD_LOG_ERROR, "signal %d: not stopping: %d lazy mount%s up, "
-			       "whose uncached reads would return zeros without skiffd: %s; "
-			       "unmount %s first, or stop with skiff stop --force", sig, n,
-			       n == 1 ? " is" : "s are", lazy, n == 1 ? "it" : "them");
+		if (!atomic_load(&d.force_stop) && ld_stop_refused(&d, why, sizeof(why))) {
+			ld_log(&d, LD_LOG_ERROR, "signal %d: not stopping: %s, or stop with "
+			       "skiff stop --force", sig, why);
 			continue;
 		}
 		break;

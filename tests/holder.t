@@ -36,10 +36,7 @@ t_is "... its holder is named" "$("$SKIFF" status --json | jq .holder_pid)" "$SK
 
 touch "$T/crash"
 kill -KILL "$server"
-for _ in $(seq 1 300); do
-	grep -q "keeps dying" "$T/skiffd.log" && break
-	sleep 0.1
-done
+logged "keeps dying" 30
 t_grep "the holder sees the server keep dying" \
 	"the serving process keeps dying: reads of what is not cached get EIO" "$T/skiffd.log"
 t_grep "... each one the test hook" "the serving process dies at start" "$T/skiffd.log"
@@ -81,10 +78,7 @@ t_ok "skiffd starts on an empty cache" start_skiffd --frontend fanotify --readah
 t_ok "skiff mount" skiff_mount "$IMG:a" "$MNT"
 t_ok "the small file reads right (the rest is not cached)" cmp "$MNT/small" "$SRC/small"
 kill -TERM "$SKIFFD_PID"
-for _ in $(seq 1 100); do
-	grep -q "not stopping" "$T/skiffd.log" && break
-	sleep 0.1
-done
+logged "not stopping" 10
 t_grep "SIGTERM is refused, naming the lazy mount" \
 	"signal 15: not stopping: 1 lazy mount is up.*$MNT \\(" "$T/skiffd.log"
 t_ok "skiffd still runs" kill -0 "$SKIFFD_PID"

@@ -381,6 +381,17 @@ metric_above() {
 	return 1
 }
 
+# logged PATTERN SECONDS: waits until $T/skiffd.log has a line matching
+# PATTERN (grep -E); 0 once it does, 1 if it never did
+logged() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		grep -qE -- "$1" "$T/skiffd.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # metric NAME: a counter from skiffd's /metrics
 metric() {
 	curl -s --unix-socket "$SKIFF_SOCKET" http://skiffd/metrics |
