@@ -34,7 +34,7 @@ BASE_SRCS := $(wildcard common/*.c format/*.c backend/*.c ctl/*.c)
 LIB_SRCS := $(BASE_SRCS) $(filter-out loader/main.c,$(wildcard loader/*.c))
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-TOOL_SRCS := tests/treecmp.c
+TOOL_SRCS := tests/treecmp.c tests/readcheck.c
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
@@ -49,7 +49,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	uninstall clean setup
 .DEFAULT_GOAL := all
 
-all: $(B)/skiff $(B)/skiffd $(B)/treecmp
+all: $(B)/skiff $(B)/skiffd $(B)/treecmp $(B)/readcheck
 
 setup: $(SETUP_STAMP)
 $(SETUP_STAMP): scripts/setup.sh
@@ -73,6 +73,9 @@ $(B)/skiffd: $(B)/loader/main.o $(B)/libskiff.a
 
 $(B)/treecmp: $(B)/tests/treecmp.o
 	$(CC) $(CFLAGS) -o $@ $^
+
+$(B)/readcheck: $(B)/tests/readcheck.o
+	$(CC) $(CFLAGS) -o $@ $^ -pthread -lm
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libskiff.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

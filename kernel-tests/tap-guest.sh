@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# tap-guest.sh [--host SCRIPT] GUEST_SCRIPT [ARGS...]: the host half of a
-# guest test.
+# tap-guest.sh --kernel VERSION [--host SCRIPT] GUEST_SCRIPT [ARGS...]:
+# the host half of a guest test.
 #
-# A `kernel-tests/NAME.t` is one line, `exec "$(dirname "$0")/tap-guest.sh"
-# guest-NAME.sh`: this skips with a printed reason when the guest cannot
+# A `kernel-tests/NAME-VERSION.t` is one line, `exec "$(dirname "$0")/tap-guest.sh"
+# --kernel VERSION guest-NAME.sh`, one per guest kernel (6.1, 6.12): this skips with a printed reason when the guest cannot
 # run here (not root, no QEMU or busybox-static, skiff not built), gets the
-# test kernel (scripts/build-test-kernel.sh: built once, then cached),
+# test kernel of that version (scripts/build-test-kernel.sh: built once,
+# then cached),
 # runs GUEST_SCRIPT (relative to kernel-tests/) in the QEMU guest and
 # relays its TAP as its own. The plan is printed here, at the end, from
 # the results seen, so a guest that dies half way (panic, hang, timeout)
@@ -31,13 +32,18 @@ TREECMP=${TREECMP:-$ROOT/build/treecmp}
 
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 
+kver=6.1
+if [ "${1:-}" = --kernel ]; then
+	kver=${2:?--kernel wants a version}
+	shift 2
+fi
 host=''
 if [ "${1:-}" = --host ]; then
 	host=${2:?--host wants a script}
 	shift 2
 	[[ $host == /* ]] || host=$HERE/$host
 fi
-[ $# -ge 1 ] || { echo "usage: $0 [--host SCRIPT] GUEST_SCRIPT [ARGS...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 --kernel VERSION [--host SCRIPT] GUEST_SCRIPT [ARGS...]" >&2; exit 2; }
 guest=$1
 shift
 [[ $guest == /* ]] || guest=$HERE/$guest
@@ -62,16 +68,17 @@ trap 'rm -rf "$W"' EXIT
 
 # The kernel: built once (5-10 minutes), then cached. Its progress lines
 # go to stderr as they come, so a CI log shows it is not stuck.
-if ! kernel=$("$ROOT/scripts/build-test-kernel.sh" 2> >(tee "$W/kernel.log" >&2)); then
+if ! kernel=$("$ROOT/scripts/build-test-kernel.sh" --version "$kver" \
+	2> >(tee "$W/kernel.log" >&2)); then
 	echo "1..1"
-	echo "not ok 1 - build the test kernel"
+	echo "not ok 1 - build the $kver test kernel"
 	sleep 1 # let tee finish the log
 	tail -n 30 "$W/kernel.log" | sed 's/^/#   /'
 	exit 1
 fi
 echo "# kernel: $kernel"
 
-envs=(--env "SKIFF=$SKIFF" --env "TREECMP=$TREECMP")
+envs=(--env "SKIFF=$SKIFF" --env "TREECMP=$TREECMP" --env "SKIFF_GUEST_KERNEL=$kver")
 while IFS='=' read -r name _; do
 	case $name in
 	SKIFF_KERNEL* | SKIFF_GUEST* | SKIFF | TREECMP) ;;

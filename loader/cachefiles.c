@@ -15,6 +15,7 @@
 #include <linux/cachefiles.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "cachefiles.h"
 #include "daemon.h"
 #include "evloop.h"
+#include "holder.h"
 #include "prefetch.h"
 #include "request.h"
 
@@ -53,8 +55,10 @@ struct cf_object {
 struct cf_fe {
 	struct ld_frontend base;
 	struct ld_daemon *d;
-	int dev;		/* /dev/cachefiles, bound */
-	struct ld_ev ev;	/* the event thread: waits on dev */
+	int dev;		/* /dev/cachefiles, bound (the holder's, when held) */
+	int hsock;		/* the holder's socket, or -1 */
+	atomic_bool held;	/* requests come from hsock; false: read dev */
+	struct ld_ev ev;	/* the event thread: waits on hsock, else dev */
 	pthread_mutex_t lock;	/* objects */
 	struct cf_object *objects;
 };
@@ -272,12 +276,23 @@ static int fill_bootstrap(struct cf_object *o, uint64_t off, uint64_t len)
 }
 
 /* Answers an OPEN: its size, or -errno to fail it. */
+/* Tells the holder (if any) that msg_id is answered. */
+static void answered(struct cf_fe *fe, uint32_t msg_id, uint32_t flags)
+{
+	int ret;
+
+	if (atomic_load(&fe->held) &&
+	    (ret = ld_hold_answered(fe->hsock, (int32_t)msg_id, flags)))
+		ld_log(fe->d, LD_LOG_WARN, "cachefiles: telling the holder: %s", strerror(-ret));
+}
+
 static void copen(struct cf_fe *fe, uint32_t msg_id, long long size)
 {
 	int ret = dev_cmd(fe->dev, "copen %u,%lld", msg_id, size);
 
 	if (ret)
 		ld_log(fe->d, LD_LOG_ERROR, "cachefiles: copen %u: %s", msg_id, strerror(-ret));
+	answered(fe, msg_id, size < 0 ? LD_HOLD_FAILED : 0);
 }
 
 /*
@@ -316,7 +331,10 @@ static void scan_later(struct ld_daemon *d, void *arg)
 	obj_put(fe, o);
 }
 
-static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t n)
+/* An OPEN, or (replay) one an earlier serving process answered, whose
+ * object is set up again without a copen. */
+static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t n,
+			bool replay)
 {
 	struct ld_daemon *d = fe->d;
 	struct cachefiles_open op;
@@ -328,7 +346,8 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 	int kind = 0, ret = -ENOENT;
 	long long size = 0;
 
-	atomic_fetch_add(&d->opens, 1);
+	if (!replay)
+		atomic_fetch_add(&d->opens, 1);
 	if (m->len != n || n < sizeof(*m) + sizeof(op)) {
 		/* the kernel waits for an answer to every OPEN, and the fd
 		 * it carries (when the bytes reach it) is ours to close */
@@ -338,7 +357,8 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 			       sizeof(op.fd));
 			close((int)op.fd);
 		}
-		copen(fe, m->msg_id, -EINVAL);
+		if (!replay)
+			copen(fe, m->msg_id, -EINVAL);
 		return;
 	}
 	memcpy(&op, m->data, sizeof(op));
@@ -407,7 +427,11 @@ static void handle_open(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 		o->file.release = file_released;
 	}
 reply:
-	copen(fe, m->msg_id, ret ? (long long)ret : size);
+	if (!replay)
+		copen(fe, m->msg_id, ret ? (long long)ret : size);
+	else if (ret)
+		ld_log(d, LD_LOG_ERROR, "cachefiles: object %u (%s) cannot be served again: "
+		       "its reads get EIO", m->object_id, ckey);
 	if (ret) {
 		if (o && o->blob)
 			ld_blob_release(d, o->blob);
@@ -421,11 +445,11 @@ reply:
 	if (kind == CF_BLOB)
 		o->refs++;	/* scan_later's */
 	pthread_mutex_unlock(&fe->lock);
-	ld_log(d, LD_LOG_DEBUG, "cachefiles: OPEN %s/%s as object %u, %lld bytes",
-	       vkey, ckey, o->object_id, size);
+	ld_log(d, LD_LOG_DEBUG, "cachefiles: %s %s/%s as object %u, %lld bytes",
+	       replay ? "taking over" : "OPEN", vkey, ckey, o->object_id, size);
 	/* the bootstrap is in memory and EROFS reads most of it at once:
 	 * fill its cache file now rather than page by page on READs */
-	if (kind == CF_BOOTSTRAP && size > 0 &&
+	if (kind == CF_BOOTSTRAP && size > 0 && !replay &&
 	    (ret = fill_bootstrap(o, 0, (uint64_t)size)))
 		ld_log(d, LD_LOG_WARN, "cachefiles: pre-filling bootstrap of %s: %s",
 		       o->im->id, strerror(-ret));
@@ -438,6 +462,7 @@ static void complete(struct cf_fe *fe, struct cf_object *o, uint32_t msg_id)
 	if (ioctl(o->fd, CACHEFILES_IOC_READ_COMPLETE, msg_id) < 0)
 		ld_log(fe->d, LD_LOG_WARN, "cachefiles: READ_COMPLETE %u: %s", msg_id,
 		       strerror(errno));
+	answered(fe, msg_id, 0);
 }
 
 /* The bootstrap's READs: from memory, not through the loader core. */
@@ -481,6 +506,8 @@ static void handle_read(struct cf_fe *fe, const struct cachefiles_msg *m, size_t
 		atomic_fetch_add(&fe->d->events_denied, 1);
 		ld_log(fe->d, LD_LOG_ERROR, "cachefiles: READ %u for unknown object %u",
 		       m->msg_id, m->object_id);
+		/* the holder has its fd: it completes it without data */
+		answered(fe, m->msg_id, LD_HOLD_FAILED);
 		return;
 	}
 	if (m->len != n || n < sizeof(*m) + sizeof(rd)) {
@@ -554,7 +581,7 @@ static void handle_msg(struct cf_fe *fe, const void *buf, size_t n)
 	memcpy(&m, buf, sizeof(m));
 	switch (m.opcode) {
 	case CACHEFILES_OP_OPEN:
-		handle_open(fe, buf, n);
+		handle_open(fe, buf, n, false);
 		break;
 	case CACHEFILES_OP_READ:
 		handle_read(fe, buf, n);
@@ -568,11 +595,76 @@ static void handle_msg(struct cf_fe *fe, const void *buf, size_t n)
 	}
 }
 
-/* The device is readable: take every pending request. */
+/* Requests the holder passes on; an OPEN's (or an object's) anon fd comes
+ * along, and replaces the holder's number in the message. Returns -EPIPE
+ * when the holder is gone. */
+static int take_held(struct cf_fe *fe)
+{
+	const size_t fdat = sizeof(struct cachefiles_msg) + offsetof(struct cachefiles_open, fd);
+	struct ld_hold_msg m;
+	struct cachefiles_msg hdr;
+	uint32_t fd32;
+	int fd, ret;
+
+	while ((ret = ld_hold_recv(fe->hsock, &m, &fd)) > 0) {
+		if ((m.type != LD_HOLD_MSG && m.type != LD_HOLD_OBJECT) || m.dlen < sizeof(hdr)) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		memcpy(&hdr, m.data, sizeof(hdr));
+		if (fd >= 0) {
+			if (hdr.opcode != CACHEFILES_OP_OPEN || m.dlen < fdat + sizeof(fd32)) {
+				close(fd);
+				fd = -1;
+			} else {
+				fd32 = (uint32_t)fd;
+				memcpy(m.data + fdat, &fd32, sizeof(fd32));
+			}
+		}
+		if (m.type == LD_HOLD_OBJECT) {
+			if (fd >= 0)
+				handle_open(fe, (const void *)m.data, m.dlen, true);
+		} else if (hdr.opcode == CACHEFILES_OP_OPEN && fd < 0) {
+			/* the fd did not make it: nothing to serve it with */
+			copen(fe, hdr.msg_id, -EIO);
+		} else {
+			handle_msg(fe, m.data, m.dlen);
+		}
+	}
+	return ret;
+}
+
+/* The holder died: read the device ourselves. What it had read and not
+ * passed on is sent again after `restore` (Linux 6.12+); older kernels
+ * keep those requests waiting until their readers are killed. */
+static void holder_gone(struct cf_fe *fe)
+{
+	int ret;
+
+	atomic_store(&fe->held, false);
+	fe->ev.fd = fe->dev;
+	ret = dev_cmd(fe->dev, "restore");
+	if (!ret)
+		ld_log(fe->d, LD_LOG_ERROR, "the holder is gone: reading requests directly; "
+		       "the kernel sends what was pending again (restore)");
+	else
+		ld_log(fe->d, LD_LOG_ERROR, "the holder is gone: reading requests directly; "
+		       "restore: %s: requests it had read and not passed on are lost "
+		       "(their readers wait until killed)", strerror(-ret));
+}
+
+/* The device (or the holder's socket) is readable: take every pending
+ * request. */
 static int on_requests(struct ld_ev *ev, void *buf, size_t bufsz)
 {
 	struct cf_fe *fe = ev->arg;
 
+	if (atomic_load(&fe->held)) {
+		if (take_held(fe) == -EPIPE)
+			holder_gone(fe);
+		return 0;
+	}
 	/* read() hands out one message, 0 when none is pending */
 	for (;;) {
 		ssize_t n = read(fe->dev, buf, bufsz);
@@ -596,14 +688,16 @@ static int cf_start(struct ld_daemon *d, struct ld_frontend **out, struct sk_err
 	fe->base.ops = &ld_cachefiles_ops;
 	fe->d = d;
 	pthread_mutex_init(&fe->lock, NULL);
-	fe->dev = ld_cachefiles_bind(d->cfg.cache_dir, e);
+	fe->hsock = d->hold_sock;
+	atomic_init(&fe->held, fe->hsock >= 0);
+	fe->dev = d->hold_fd >= 0 ? d->hold_fd : ld_cachefiles_bind(d->cfg.cache_dir, e);
 	if (fe->dev < 0) {
 		ret = fe->dev;
 		free(fe);
 		return ret;
 	}
-	ret = ld_ev_init(&fe->ev, d, "cachefiles", fe->dev, CACHEFILES_MSG_MAX_SIZE,
-			 on_requests, fe, e);
+	ret = ld_ev_init(&fe->ev, d, "cachefiles", fe->hsock >= 0 ? fe->hsock : fe->dev,
+			 CACHEFILES_MSG_MAX_SIZE, on_requests, fe, e);
 	if (ret) {
 		close(fe->dev);
 		free(fe);
@@ -624,6 +718,7 @@ int ld_cachefiles_fake(struct ld_daemon *d, int dev, struct ld_frontend **out)
 	fe->base.ops = &ld_cachefiles_ops;
 	fe->d = d;
 	fe->dev = dev;
+	fe->hsock = -1;
 	pthread_mutex_init(&fe->lock, NULL);
 	ret = ld_ev_init(&fe->ev, d, "cachefiles", dev, CACHEFILES_MSG_MAX_SIZE,
 			 on_requests, fe, &e);
@@ -675,8 +770,11 @@ static void cf_destroy(struct ld_frontend *base)
 		obj_put_how(fe, o, false);
 	}
 	ld_ev_destroy(&fe->ev);
-	/* closing the device withdraws the cache: live mounts lose it */
+	/* closing the device withdraws the cache: live mounts lose it
+	 * (unless the holder keeps it) */
 	close(fe->dev);
+	if (fe->hsock >= 0)
+		close(fe->hsock);
 	free(fe);
 }
 

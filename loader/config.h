@@ -32,7 +32,7 @@ struct ld_config {
 	int log_level;
 	enum ld_frontend_kind frontend;
 	int ready_fd;		/* -1: none; written and closed when serving */
-	bool no_holder;		/* fanotify without the holder process */
+	bool no_holder;		/* no holder process (debugging) */
 	unsigned int prefetch_threads;	/* prefetch's own threads */
 	uint64_t prefetch_bandwidth;	/* bytes/s prefetch may fetch, 0: any */
 	bool prefetch_on_mount;	/* run an image's prefetch list at mount */

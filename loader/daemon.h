@@ -137,7 +137,7 @@ struct ld_daemon {
 	struct sk_pool *ra_pool;	/* background read-ahead windows */
 	struct ld_rings *rings;		/* cache-file writes, one per worker */
 	struct ld_bufs *bufs;		/* fetch buffers kept for reuse */
-	int hold_group, hold_sock;	/* from the holder, or -1 */
+	int hold_fd, hold_sock;	/* from the holder, or -1 */
 	/* this serving process: its number among those the holder started
 	 * (0: no holder), and the unanswered events it was handed */
 	unsigned int generation, handed;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ struct fan_fe {
 	struct ld_frontend base;
 	struct ld_daemon *d;
 	int fan;		/* the fanotify group (the holder's, when held) */
-	int hsock;		/* events from the holder, -1: read fan ourselves */
+	int hsock;		/* the holder's socket, or -1 */
+	atomic_bool held;	/* events come from hsock; false: read fan */
 	struct ld_ev ev;	/* the event thread: waits on hsock, else fan */
 	pid_t self;		/* events we cause ourselves are allowed */
 };
@@ -78,14 +80,14 @@ int ld_fanotify_probe(const char *cache_dir, struct sk_err *e)
 static void respond(struct fan_fe *fe, int fd, int hfd, uint32_t verdict)
 {
 	struct fanotify_response r = { .fd = hfd, .response = verdict };
-	struct ld_hold_done done = { hfd };
+	int ret;
 
 	/* a response is a small write: all or nothing */
 	while (write(fe->fan, &r, sizeof(r)) < 0 && errno == EINTR)
 		;
 	close(fd);
-	if (fe->hsock >= 0 && send(fe->hsock, &done, sizeof(done), MSG_NOSIGNAL) < 0)
-		ld_log(fe->d, LD_LOG_WARN, "telling the holder: %s", strerror(errno));
+	if (atomic_load(&fe->held) && (ret = ld_hold_answered(fe->hsock, hfd, 0)))
+		ld_log(fe->d, LD_LOG_WARN, "telling the holder: %s", strerror(-ret));
 }
 
 static void req_answer(struct ld_req *r, int err)
@@ -170,34 +172,21 @@ static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m,
 	dispatch(fe, m->fd, m->fd, m->mask, m->pid, has_range, off, len);
 }
 
-/* Events the holder passes on: one message each, the fd as SCM_RIGHTS.
- * Returns -EPIPE when the holder is gone. */
+/* Events the holder passes on. Returns -EPIPE when the holder is gone. */
 static int take_held(struct fan_fe *fe)
 {
-	for (;;) {
-		struct ld_hold_event ev;
-		char cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = { &ev, sizeof(ev) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *c;
-		ssize_t n = recvmsg(fe->hsock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		int fd = -1;
+	struct ld_hold_msg m;
+	int fd, ret;
 
-		if (n < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
-		if (n == 0)
-			return -EPIPE;
-		c = CMSG_FIRSTHDR(&mh);
-		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(c), sizeof(int));
-		if (n != sizeof(ev) || fd < 0) {
+	while ((ret = ld_hold_recv(fe->hsock, &m, &fd)) > 0) {
+		if (m.type != LD_HOLD_EVENT || fd < 0) {
 			if (fd >= 0)
 				close(fd);
 			continue;
 		}
-		dispatch(fe, fd, ev.hfd, ev.mask, ev.pid, ev.has_range, ev.off, ev.len);
+		dispatch(fe, fd, m.id, m.mask, m.pid, m.has_range, m.off, m.len);
 	}
+	return ret;
 }
 
 /* The group (or the holder's socket) is readable: take what is there. */
@@ -206,13 +195,13 @@ static int on_events(struct ld_ev *ev, void *buf, size_t bufsz)
 	struct fan_fe *fe = ev->arg;
 	ssize_t n;
 
-	if (fe->hsock >= 0) {
+	if (atomic_load(&fe->held)) {
 		if (take_held(fe) == -EPIPE) {
 			/* the holder died: our copy of the group is all
-			 * that is left; read it ourselves */
+			 * that is left; read it ourselves. The socket stays
+			 * open: request threads may still send on it */
 			ld_log(fe->d, LD_LOG_ERROR, "the holder is gone: reading events directly");
-			close(fe->hsock);
-			fe->hsock = -1;
+			atomic_store(&fe->held, false);
 			ev->fd = fe->fan;
 		}
 		return 0;
@@ -234,7 +223,7 @@ static int on_events(struct ld_ev *ev, void *buf, size_t bufsz)
 				respond(fe, m->fd, m->fd, FAN_DENY_ERRNO(EIO));
 			continue;
 		}
-		handle_event(fe, m, (size_t)n);
+		handle_event(fe, m, (size_t)((char *)buf + n - (char *)m));
 	}
 	return 0;
 }
@@ -251,7 +240,8 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 	fe->d = d;
 	fe->self = getpid();
 	fe->hsock = d->hold_sock;
-	fe->fan = d->hold_group >= 0 ? d->hold_group :
+	atomic_init(&fe->held, fe->hsock >= 0);
+	fe->fan = d->hold_fd >= 0 ? d->hold_fd :
 		fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
 			      O_RDWR | O_LARGEFILE);
 	if (fe->fan < 0) {

@@ -5,10 +5,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fanotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -16,27 +16,9 @@
 #include <unistd.h>
 
 #include "../common/sk.h"
-#include "fanrec.h"
+#include "holdpriv.h"
 
-struct holder {
-	int group, sock, sigfd;
-	sigset_t server_mask;	/* the signal mask servers start with */
-	pid_t server;
-	int log_level;
-	/* no server runs and none may start before retry_at (a server
-	 * that keeps dying): the holder answers events itself, with EIO */
-	bool denying;
-	time_t retry_at;
-	unsigned int generation;	/* servers started */
-	struct ld_hold_info *info;	/* the caller's, filled in a server */
-	struct ld_hold_event *pending;	/* unanswered, in arrival order */
-	size_t npending, cap;
-};
-
-static void hlog(const struct holder *h, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void hlog(const struct holder *h, int level, const char *fmt, ...)
+void hold_log(const struct holder *h, int level, const char *fmt, ...)
 {
 	static const char *names[] = { "error", "warn", "info", "debug" };
 	va_list ap;
@@ -50,21 +32,65 @@ static void hlog(const struct holder *h, int level, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static int send_event(int sock, const struct ld_hold_event *ev)
+int hold_send(struct holder *h, const struct ld_hold_msg *m, int fd)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { (void *)ev, sizeof(*ev) };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	struct iovec iov = { (void *)m, ld_hold_msg_size(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
 
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &ev->hfd, sizeof(int));
-	if (sendmsg(sock, &m, MSG_NOSIGNAL) < 0)
+	if (h->sock < 0)
+		return -EPIPE;
+	if (fd >= 0) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	if (sendmsg(h->sock, &mh, MSG_NOSIGNAL) < 0)
 		return -errno;
 	return 0;
+}
+
+static void drop(struct holder *h, size_t i)
+{
+	if (h->pending[i].owns_fd)
+		close(h->pending[i].fd);
+	memmove(&h->pending[i], &h->pending[i + 1],
+		(h->npending - i - 1) * sizeof(*h->pending));
+	h->npending--;
+}
+
+void hold_add(struct holder *h, const struct hold_req *r)
+{
+	struct hold_req copy = *r;
+
+	if (h->denying) {
+		h->kind->deny(h, &copy);
+		if (copy.owns_fd)
+			close(copy.fd);
+		return;
+	}
+	if (h->npending == h->cap) {
+		size_t ncap = h->cap ? h->cap * 2 : 64;
+		struct hold_req *np = realloc(h->pending, ncap * sizeof(*np));
+
+		if (!np) {
+			/* cannot track it: answer with an error rather than
+			 * let it hang or read zeros */
+			h->kind->deny(h, &copy);
+			if (copy.owns_fd)
+				close(copy.fd);
+			return;
+		}
+		h->pending = np;
+		h->cap = ncap;
+	}
+	h->pending[h->npending++] = copy;
+	hold_send(h, &copy.m, copy.fd);	/* a dead server gets it later */
 }
 
 /* Forks a server: returns 0 in the child (with h->sock its end), the
@@ -90,11 +116,13 @@ static int spawn(struct holder *h)
 		if (h->sock >= 0)
 			close(h->sock);	/* the holder's end of an old server */
 		close(h->sigfd);
-		/* the server keeps its copies of the event fds it is given;
-		 * the holder's copies are not its business */
+		/* the server keeps its copies of the fds it is given; the
+		 * holder's copies are not its business */
 		for (size_t i = 0; i < h->npending; i++)
-			close(h->pending[i].hfd);
+			if (h->pending[i].owns_fd)
+				close(h->pending[i].fd);
 		free(h->pending);
+		h->kind->forget(h);
 		/* the caller's mask: the server takes its signals with
 		 * sigwait, so they must stay blocked */
 		sigprocmask(SIG_SETMASK, &h->server_mask, NULL);
@@ -106,72 +134,28 @@ static int spawn(struct holder *h)
 		close(h->sock);
 	h->sock = sv[0];
 	h->server = pid;
-	hlog(h, 2, "serving process %d started", (int)pid);
-	/* whatever the last server left unanswered goes to this one */
+	h->server_ready = false;
+	hold_log(h, 2, "serving process %d started", (int)pid);
+	/* what earlier servers set up, then whatever they left unanswered */
+	h->kind->replay(h);
 	for (size_t i = 0; i < h->npending; i++)
-		send_event(h->sock, &h->pending[i]);
+		hold_send(h, &h->pending[i].m, h->pending[i].fd);
 	if (h->npending)
-		hlog(h, 2, "handed %zu unanswered events to process %d", h->npending,
-		     (int)pid);
+		hold_log(h, 2, "handed %zu unanswered requests to process %d", h->npending,
+			 (int)pid);
 	return 1;
-}
-
-/* Answers an event the holder cannot hand to any server: EIO for its
- * reader. Never allowed: the kernel would read the holes as zeros. */
-static void deny(struct holder *h, int fd)
-{
-	struct fanotify_response r = { fd, FAN_DENY_ERRNO(EIO) };
-
-	if (write(h->group, &r, sizeof(r)) < 0)
-		hlog(h, 0, "deny: %s", strerror(errno));
-	close(fd);
 }
 
 static void deny_pending(struct holder *h)
 {
-	for (size_t i = 0; i < h->npending; i++)
-		deny(h, h->pending[i].hfd);
-	if (h->npending)
-		hlog(h, 1, "answered %zu waiting reads with EIO", h->npending);
-	h->npending = 0;
-}
+	size_t n = h->npending;
 
-static void take_events(struct holder *h)
-{
-	char buf[16384] __attribute__((aligned(8)));
-	ssize_t n = read(h->group, buf, sizeof(buf));
-
-	if (n <= 0)
-		return;
-	for (struct fanotify_event_metadata *m = (void *)buf;
-	     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-		struct ld_hold_event ev = { .hfd = m->fd, .mask = m->mask,
-					     .pid = m->pid };
-
-		if (m->fd < 0)
-			continue;
-		if (h->denying) {
-			deny(h, m->fd);
-			continue;
-		}
-		ev.has_range = ld_fan_event_range(m, (size_t)n, &ev.off, &ev.len);
-		if (h->npending == h->cap) {
-			size_t ncap = h->cap ? h->cap * 2 : 64;
-			struct ld_hold_event *np = realloc(h->pending, ncap * sizeof(*np));
-
-			if (!np) {
-				/* cannot track it: answer with an error rather
-				 * than let it hang or read zeros */
-				deny(h, m->fd);
-				continue;
-			}
-			h->pending = np;
-			h->cap = ncap;
-		}
-		h->pending[h->npending++] = ev;
-		if (h->sock >= 0)
-			send_event(h->sock, &ev);	/* a dead server gets it later */
+	while (h->npending) {
+		h->kind->deny(h, &h->pending[0]);
+		drop(h, 0);
 	}
+	if (n)
+		hold_log(h, 1, "answered %zu waiting requests with errors", n);
 }
 
 static void take_answers(struct holder *h)
@@ -180,13 +164,15 @@ static void take_answers(struct holder *h)
 	ssize_t n;
 
 	while ((n = recv(h->sock, &d, sizeof(d), MSG_DONTWAIT)) == sizeof(d)) {
+		if (d.flags & LD_HOLD_READY) {
+			h->server_ready = true;
+			continue;
+		}
 		for (size_t i = 0; i < h->npending; i++) {
-			if (h->pending[i].hfd != d.hfd)
+			if (h->pending[i].m.id != d.id)
 				continue;
-			close(d.hfd);
-			memmove(&h->pending[i], &h->pending[i + 1],
-				(h->npending - i - 1) * sizeof(*h->pending));
-			h->npending--;
+			h->kind->answered(h, &h->pending[i], d.flags);
+			drop(h, i);
 			break;
 		}
 	}
@@ -200,16 +186,16 @@ static void take_answers(struct holder *h)
 /* Backoff of a server that keeps dying: seconds before the next try. */
 #define HOLD_BACKOFF_MAX 30
 
-int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
-		  struct ld_hold_info *info)
+int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
+		  int *server_only_fd, struct ld_hold_info *info)
 {
-	struct holder h = { .group = group, .sock = -1, .log_level = log_level,
+	struct holder h = { .kfd = kfd, .sock = -1, .log_level = log_level,
 			    .info = info };
 	sigset_t set;
 	unsigned int quick_deaths = 0, backoff = 1;
-	time_t started;
 	int ret;
 
+	h.kind = kind == LD_HOLD_CACHEFILES ? &ld_hold_cachefiles : &ld_hold_fanotify;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -219,7 +205,6 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 	h.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (h.sigfd < 0)
 		return -errno;
-	started = time(NULL);
 	ret = spawn(&h);
 	if (ret <= 0) {
 		*sock = h.sock;
@@ -231,7 +216,7 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 	}
 	for (;;) {
 		struct pollfd p[3] = {
-			{ h.group, POLLIN, 0 }, { h.sock, POLLIN, 0 }, { h.sigfd, POLLIN, 0 }
+			{ h.kfd, POLLIN, 0 }, { h.sock, POLLIN, 0 }, { h.sigfd, POLLIN, 0 }
 		};
 		int timeout = -1;
 
@@ -244,21 +229,20 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 			break;
 		if (h.denying && time(NULL) >= h.retry_at) {
 			h.denying = false;
-			hlog(&h, 2, "trying a serving process again");
-			started = time(NULL);
+			hold_log(&h, 2, "trying a serving process again");
 			ret = spawn(&h);
 			if (ret == 0) {
 				*sock = h.sock;
 				return 0;
 			}
 			if (ret < 0) {
-				hlog(&h, 0, "starting a serving process: %s", strerror(-ret));
+				hold_log(&h, 0, "starting a serving process: %s", strerror(-ret));
 				h.denying = true;
 				h.retry_at = time(NULL) + backoff;
 			}
 		}
 		if (p[0].revents & POLLIN)
-			take_events(&h);
+			h.kind->take(&h);
 		if (h.sock >= 0 && (p[1].revents & (POLLIN | POLLHUP)))
 			take_answers(&h);
 		if (p[2].revents & POLLIN) {
@@ -273,8 +257,8 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 					 * stops */
 					kill(h.server, (int)si.ssi_signo);
 				} else {
-					hlog(&h, 0, "stopping with no serving process: reads of "
-					     "mounted images that are not cached now read zeros");
+					hold_log(&h, 0, "stopping with no serving process: mounted "
+						 "images lose what is not cached");
 					exit(1);
 				}
 				continue;
@@ -289,24 +273,30 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 				/* only a stop ends a server with status 0 (main.c),
 				 * asked through us or through its own API */
 				if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-					hlog(&h, 2, "serving process stopped: exiting");
+					hold_log(&h, 2, "serving process stopped: exiting");
 					exit(0);
 				}
-				hlog(&h, 0, "serving process %d died (%s %d): starting another",
+				hold_log(&h, 0, "serving process %d died (%s %d): starting another",
 				     (int)pid, WIFSIGNALED(st) ? "signal" : "status",
 				     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
 				/* a server that cannot start at all must not spin;
-				 * but the group stays open whatever happens: closed,
-				 * it lets the kernel read every hole as zeros */
-				if (time(NULL) - started < 2) {
+				 * but the kernel fd stays open whatever happens
+				 * (a closed group lets the kernel read every hole
+				 * as zeros, a closed device withdraws the cache).
+				 * One that served (it said so) is replaced at once,
+				 * however short it lived: a kill is not a failed
+				 * start */
+				if (h.sock >= 0)
+					take_answers(&h);	/* its READY may wait there */
+				if (!h.server_ready) {
 					quick_deaths++;
 				} else {
 					quick_deaths = 0;
 					backoff = 1;
 				}
 				if (quick_deaths > 5) {
-					hlog(&h, 0, "the serving process keeps dying: reads of what is "
-					     "not cached get EIO; trying again in %u s", backoff);
+					hold_log(&h, 0, "the serving process keeps dying: reads of what is "
+						 "not cached get EIO; trying again in %u s", backoff);
 					deny_pending(&h);
 					h.denying = true;
 					h.retry_at = time(NULL) + backoff;
@@ -316,16 +306,52 @@ int ld_holder_run(int group, int *sock, int log_level, int *server_only_fd,
 				}
 				if (quick_deaths)
 					sleep(1);
-				started = time(NULL);
 				ret = spawn(&h);
 				if (ret == 0) {
 					*sock = h.sock;
 					return 0;
 				}
 				if (ret < 0)
-					hlog(&h, 0, "starting a serving process: %s", strerror(-ret));
+					hold_log(&h, 0, "starting a serving process: %s", strerror(-ret));
 			}
 		}
 	}
 	exit(1);
+}
+
+int ld_hold_recv(int sock, struct ld_hold_msg *m, int *fd)
+{
+	for (;;) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = { m, sizeof(*m) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c;
+		ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		*fd = -1;
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (n == 0)
+			return -EPIPE;
+		c = CMSG_FIRSTHDR(&mh);
+		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(fd, CMSG_DATA(c), sizeof(int));
+		/* the holder is trusted, but the size decides what is read */
+		if ((size_t)n >= offsetof(struct ld_hold_msg, data) &&
+		    m->dlen <= LD_HOLD_DATA_MAX && (size_t)n == ld_hold_msg_size(m))
+			return 1;
+		if (*fd >= 0)
+			close(*fd);
+	}
+}
+
+int ld_hold_answered(int sock, int32_t id, uint32_t flags)
+{
+	struct ld_hold_done d = { id, flags };
+
+	if (send(sock, &d, sizeof(d), MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
 }

@@ -38,8 +38,9 @@ static const char usage_head[] =
 
 static const char usage_tail[] =
 "      --ready-fd FD       write \"READY\\n\" to FD and close it once serving\n"
-"      --no-holder         fanotify: no holder process (a crash then lets reads\n"
-"                          of uncached data return zeros; for debugging only)\n"
+"      --no-holder         no holder process (a crash then lets reads of\n"
+"                          uncached data return zeros with fanotify, or\n"
+"                          withdraws the cachefiles cache; for debugging only)\n"
 "      --dump-options      print the options of the table above as JSON\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n";
@@ -255,7 +256,7 @@ int main(int argc, char **argv)
 	int sig, ret;
 
 	ld_config_defaults(&d.cfg);
-	d.hold_group = d.hold_sock = -1;
+	d.hold_fd = d.hold_sock = -1;
 	ret = parse_args(&d.cfg, argc, argv);
 	if (ret)
 		return ret;
@@ -276,19 +277,28 @@ int main(int argc, char **argv)
 	ops = pick_frontend(&d);
 	if (!ops)
 		return 1;
-	if (ops == &ld_fanotify_ops && !d.cfg.no_holder) {
-		/* the group must outlive any crash of the serving process:
-		 * a small holder process keeps it and restarts the server */
-		d.hold_group = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
-					     O_RDWR | O_LARGEFILE);
-		if (d.hold_group < 0) {
-			ld_log(&d, LD_LOG_ERROR, "fanotify_init: %s", strerror(errno));
-			return 1;
+	if (!d.cfg.no_holder) {
+		/* the kernel fd must outlive any crash of the serving
+		 * process: a small holder process keeps it and restarts the
+		 * server */
+		bool fan = ops == &ld_fanotify_ops;
+
+		if (fan) {
+			d.hold_fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC |
+						  FAN_NONBLOCK, O_RDWR | O_LARGEFILE);
+			if (d.hold_fd < 0)
+				ld_log(&d, LD_LOG_ERROR, "fanotify_init: %s", strerror(errno));
+		} else {
+			d.hold_fd = ld_cachefiles_bind(d.cfg.cache_dir, &e);
+			if (d.hold_fd < 0)
+				ld_log(&d, LD_LOG_ERROR, "cachefiles: %s", e.msg);
 		}
+		if (d.hold_fd < 0)
+			return 1;
 		struct ld_hold_info hi = { 0, 0 };
 
-		ret = ld_holder_run(d.hold_group, &d.hold_sock, d.cfg.log_level,
-				    &d.cfg.ready_fd, &hi);
+		ret = ld_holder_run(fan ? LD_HOLD_FANOTIFY : LD_HOLD_CACHEFILES, d.hold_fd,
+				    &d.hold_sock, d.cfg.log_level, &d.cfg.ready_fd, &hi);
 		d.generation = hi.generation;
 		d.handed = hi.handed;
 		if (ret) {
@@ -355,6 +365,9 @@ int main(int argc, char **argv)
 	}
 	ld_log(&d, LD_LOG_INFO, "ready: frontend %s, socket %s, cache %s",
 	       ops->name, d.cfg.socket_path, d.cfg.cache_dir);
+	/* the holder restarts a server that served at once when it dies */
+	if (d.hold_sock >= 0 && (ret = ld_hold_answered(d.hold_sock, -1, LD_HOLD_READY)))
+		ld_log(&d, LD_LOG_WARN, "telling the holder: %s", strerror(-ret));
 	if (d.cfg.ready_fd >= 0) {
 		if (write(d.cfg.ready_fd, "READY\n", 6) < 0)
 			ld_log(&d, LD_LOG_WARN, "--ready-fd: %s", strerror(errno));

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# build-test-kernel.sh [--key]
+# build-test-kernel.sh [--version 6.1|6.12] [--key]
 #
-# Builds (once) the Linux 6.1 kernel that skiff's QEMU guest tests boot:
-# Debian's linux-source-6.1, `make tinyconfig`, plus the fragment
-# kernel-tests/kernel.config (cachefiles on-demand, EROFS over fscache,
-# 9p, virtio, ext4, loop). Prints the path of the bzImage on stdout;
-# progress goes to stderr.
+# Builds (once) a Linux kernel that skiff's QEMU guest tests boot:
+# Debian's linux-source-VERSION (6.1 by default; 6.12 comes from
+# Debian 12's security archive and has the cachefiles `restore` command),
+# `make tinyconfig`, plus the fragment kernel-tests/kernel.config
+# (cachefiles on-demand, EROFS over fscache, 9p, virtio, ext4, loop) and
+# kernel-tests/kernel-VERSION.config (what only that version has).
+# SKIFF_KERNEL_VERSION sets the default version. Prints the path of the
+# bzImage on stdout; progress goes to stderr.
 #
 # The kernel is cached under ${SKIFF_KERNEL_CACHE:-/var/cache/skiff-test-kernel}
-# in a directory named by a key: the SHA-256 of the fragment, the
-# linux-source-6.1 package version and this script. A cached kernel is
+# in a directory named by a key: the SHA-256 of the fragments, the
+# linux-source-VERSION package version and this script. A cached kernel is
 # reused at once; a change of any of the three builds a new one. Safe to
 # run twice at the same time (the second waits for the first and reuses
 # its kernel). `--key` prints the key only.
@@ -22,8 +25,25 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FRAGMENT=$ROOT/kernel-tests/kernel.config
 SELF=$ROOT/scripts/build-test-kernel.sh
 CACHE=${SKIFF_KERNEL_CACHE:-/var/cache/skiff-test-kernel}
-SRC_TARBALL=/usr/src/linux-source-6.1.tar.xz
-PACKAGES=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev
+VERSION=${SKIFF_KERNEL_VERSION:-6.1}
+want_key=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--version) [ $# -ge 2 ] || { echo "$0: --version needs a value" >&2; exit 2; }
+		VERSION=$2; shift 2 ;;
+	--version=*) VERSION=${1#--version=}; shift ;;
+	--key) want_key=1; shift ;;
+	*) echo "usage: $0 [--version 6.1|6.12] [--key]" >&2; exit 2 ;;
+	esac
+done
+case $VERSION in
+6.1 | 6.12) ;;
+*) echo "$0: unsupported kernel version '$VERSION' (6.1 or 6.12)" >&2; exit 2 ;;
+esac
+VFRAGMENT=$ROOT/kernel-tests/kernel-$VERSION.config
+SRC_PKG=linux-source-$VERSION
+SRC_TARBALL=/usr/src/$SRC_PKG.tar.xz
+PACKAGES=("$SRC_PKG" build-essential bc flex bison libelf-dev libssl-dev
 	xz-utils perl)
 
 say() { printf '%s: %s\n' "$prog" "$*" >&2; }
@@ -47,12 +67,12 @@ install_missing() {
 
 compute_key() {
 	local ver
-	ver=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null) ||
-		die "linux-source-6.1 is not installed"
+	ver=$(dpkg-query -W -f='${Version}' "$SRC_PKG" 2>/dev/null) ||
+		die "$SRC_PKG is not installed"
 	{
-		printf 'linux-source-6.1 %s\n' "$ver"
+		printf '%s %s\n' "$SRC_PKG" "$ver"
 		printf -- '--- fragment\n'
-		cat "$FRAGMENT"
+		cat "$FRAGMENT" "$VFRAGMENT"
 		printf -- '--- script\n'
 		cat "$SELF"
 	} | sha256sum | cut -c1-64
@@ -69,7 +89,7 @@ check_config() {
 		grep -qE "^CONFIG_$sym=[ym]$" "$cfg" && bad+=("CONFIG_$sym must be unset (got: $(grep -E "^CONFIG_$sym=" "$cfg"))")
 	done < <(sed -n 's/^# CONFIG_\([A-Za-z0-9_]*\) is not set$/\1/p' "$frag")
 	if [ ${#bad[@]} -ne 0 ]; then
-		say "the final .config does not have these fragment options (a dependency is off or the symbol does not exist in 6.1):"
+		say "the final .config does not have these fragment options (a dependency is off or the symbol does not exist in $VERSION):"
 		printf '    %s\n' "${bad[@]}" >&2
 		return 1
 	fi
@@ -96,11 +116,11 @@ run_logged() {
 }
 
 [ -r "$FRAGMENT" ] || die "missing $FRAGMENT"
-if [ "${1:-}" = --key ]; then
+[ -r "$VFRAGMENT" ] || die "missing $VFRAGMENT"
+if [ "$want_key" = 1 ]; then
 	compute_key
 	exit 0
 fi
-[ $# -eq 0 ] || die "usage: $0 [--key]"
 
 install_missing
 KEY=$(compute_key)
@@ -122,7 +142,7 @@ if [ -f "$OUT/bzImage" ]; then
 	exit 0
 fi
 
-[ -r "$SRC_TARBALL" ] || die "missing $SRC_TARBALL (package linux-source-6.1)"
+[ -r "$SRC_TARBALL" ] || die "missing $SRC_TARBALL (package $SRC_PKG)"
 BUILD=$CACHE/build-$KEY
 LOG=$CACHE/build-$KEY.log
 rm -rf "$BUILD" "$CACHE/.tmp-$KEY"
@@ -134,20 +154,22 @@ cleanup() {
 trap cleanup EXIT
 
 t_start=$SECONDS
-say "building test kernel $KEY (log: $LOG)"
+say "building test kernel $VERSION $KEY (log: $LOG)"
 say "unpacking $SRC_TARBALL"
 mkdir -p "$BUILD"
 tar -xJf "$SRC_TARBALL" -C "$BUILD" --strip-components=1 ||
 	die "cannot unpack $SRC_TARBALL"
 
 cd "$BUILD"
-say "configuring: tinyconfig + $(basename "$FRAGMENT")"
+say "configuring: tinyconfig + $(basename "$FRAGMENT") + $(basename "$VFRAGMENT")"
+cat "$FRAGMENT" "$VFRAGMENT" >"$BUILD/skiff.config"
 {
 	make tinyconfig &&
-		scripts/kconfig/merge_config.sh -m .config "$FRAGMENT" &&
+		scripts/kconfig/merge_config.sh -m .config "$BUILD/skiff.config" &&
 		make olddefconfig
 } >>"$LOG" 2>&1 || { tail -n 30 "$LOG" >&2; die "configuration failed"; }
-check_config "$FRAGMENT" .config || die "kernel configuration is incomplete: fix $FRAGMENT"
+check_config "$BUILD/skiff.config" .config ||
+	die "kernel configuration is incomplete: fix $FRAGMENT or $VFRAGMENT"
 
 jobs=$(nproc)
 say "make -j$jobs bzImage (a few minutes; a line every 30 s)"
@@ -161,7 +183,7 @@ TMP=$CACHE/.tmp-$KEY
 mkdir -p "$TMP"
 cp arch/x86/boot/bzImage "$TMP/bzImage"
 cp .config "$TMP/config"
-cp "$FRAGMENT" "$TMP/kernel.config"
+cp "$BUILD/skiff.config" "$TMP/kernel.config"
 make -s kernelrelease >"$TMP/release" 2>/dev/null || true
 sync "$TMP/bzImage" "$TMP/config"
 mv -T "$TMP" "$OUT"

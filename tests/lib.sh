@@ -8,6 +8,7 @@ set -uo pipefail
 ROOT=${SKIFF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 SKIFF=${SKIFF:-$ROOT/build/skiff}
 TREECMP=${TREECMP:-$ROOT/build/treecmp}
+READCHECK=${READCHECK:-$ROOT/build/readcheck}
 GEN_TREE=$ROOT/scripts/gen-edge-tree.sh
 
 _t_n=0
@@ -390,6 +391,49 @@ logged() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# server_pid: the serving process skiffd's status names (fails while no
+# server answers)
+server_pid() {
+	"$SKIFF" status --json 2>/dev/null | jq -er '.pid' 2>/dev/null
+}
+
+# kill_servers KILLS [MAX_PAUSE_MS]: SIGKILLs skiffd's serving process
+# KILLS times, each after a random pause of up to MAX_PAUSE_MS (default
+# 400) once the one before was replaced; fails, saying which, when a new
+# server does not answer within 60 s.
+kill_servers() {
+	local kills=$1 pause=${2:-400} i pid new t0
+	for ((i = 1; i <= kills; i++)); do
+		pid=$(server_pid) || { diag "kill $i: no server answers"; return 1; }
+		sleep "$(printf '%d.%03d' 0 $((RANDOM % pause)))"
+		kill -KILL "$pid" 2>/dev/null
+		t0=$SECONDS
+		until new=$(server_pid) && [ "$new" != "$pid" ]; do
+			[ $((SECONDS - t0)) -lt 60 ] || { diag "kill $i: no new server after 60 s"; return 1; }
+			sleep 0.05
+		done
+	done
+}
+
+# crash_loop KILLS MNT SRC FILES...: readcheck's 8 readers go through
+# FILES of MNT (compared with SRC) while kill_servers KILLS runs; the
+# readers stop after their pass that ends after the last kill. Fails
+# unless every kill was survived and every byte read right, none hung
+# (60 s); readcheck's figures are in $T/crash_loop.out.
+crash_loop() {
+	local kills=$1 mnt=$2 src=$3 rc st=0 ks=0
+	shift 3
+	rm -f "$T/crash_loop.stop"
+	"$READCHECK" -r 8 -d 60 -u "$T/crash_loop.stop" "$mnt" "$src" "$@" \
+		>"$T/crash_loop.out" 2>"$T/crash_loop.err" &
+	rc=$!
+	kill_servers "$kills" || ks=$?
+	touch "$T/crash_loop.stop"
+	reaped "$rc" 600 || st=$?
+	[ "$ks" = 0 ] && [ "$st" = 0 ] || diag "$(head -n 5 "$T/crash_loop.err")"
+	[ "$ks" = 0 ] && [ "$st" = 0 ]
 }
 
 # metric NAME: a counter from skiffd's /metrics

@@ -6,4 +6,4 @@
 # serves an image from nginx on the guest's loopback, the OCI layout of
 # which host-cachefiles.sh builds here first; and lives through an image
 # unregistered while mounted and read.
-exec "$(dirname "$0")/tap-guest.sh" --host host-cachefiles.sh guest-cachefiles.sh
+exec "$(dirname "$0")/tap-guest.sh" --kernel 6.1 --host host-cachefiles.sh guest-cachefiles.sh

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Boots the Linux 6.1 test guest and runs guest-failover.sh in it: the
+# cachefiles frontend under a crash loop (the holder keeps /dev/cachefiles
+# and every open object across SIGKILLs of the serving process) and a
+# holder that dies while the server runs.
+exec "$(dirname "$0")/tap-guest.sh" --kernel 6.1 guest-failover.sh

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Inside the holder (holder.h): the process loop (holder.c) and what each
+ * kind of kernel fd needs (holdkinds.c): how its requests are read, how
+ * the holder answers one itself, and what state a new server is given
+ * before the unanswered requests.
+ */
+#ifndef SKIFF_LOADER_HOLDPRIV_H
+#define SKIFF_LOADER_HOLDPRIV_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "holder.h"
+
+/* An unanswered request. */
+struct hold_req {
+	struct ld_hold_msg m;
+	int fd;			/* goes along with it, or -1 */
+	bool owns_fd;		/* ours to close when it is answered */
+	uint32_t opcode;	/* cachefiles: of m.data */
+	uint32_t object_id;	/* cachefiles */
+};
+
+/* A cachefiles object the kernel opened: its anon fd stays open here
+ * until the kernel CLOSEs it, whatever happens to servers. */
+struct hold_obj {
+	uint32_t object_id;
+	int fd;
+	bool answered;		/* copen done: a new server gets it as LD_HOLD_OBJECT */
+	struct ld_hold_msg open;	/* the OPEN as read */
+};
+
+struct holder;
+
+struct hold_kind {
+	/* the kernel fd is readable: take its requests (hold_add each) */
+	void (*take)(struct holder *h);
+	/* no server can answer r: answer it with an error */
+	void (*deny)(struct holder *h, struct hold_req *r);
+	/* the server answered r (flags: ld_hold_done's); r is dropped after */
+	void (*answered)(struct holder *h, struct hold_req *r, uint32_t flags);
+	/* a new server starts: send it the state that must come before the
+	 * unanswered requests */
+	void (*replay)(struct holder *h);
+	/* in a new server, before it runs: close the holder's own fds */
+	void (*forget)(struct holder *h);
+};
+
+struct holder {
+	const struct hold_kind *kind;
+	int kfd, sock, sigfd;
+	sigset_t server_mask;	/* the signal mask servers start with */
+	pid_t server;
+	bool server_ready;	/* it said LD_HOLD_READY */
+	int log_level;
+	/* no server runs and none may start before retry_at (a server
+	 * that keeps dying): the holder answers requests itself */
+	bool denying;
+	time_t retry_at;
+	unsigned int generation;	/* servers started */
+	struct ld_hold_info *info;	/* the caller's, filled in a server */
+	struct hold_req *pending;	/* unanswered, in arrival order */
+	size_t npending, cap;
+	struct hold_obj *objs;		/* cachefiles: open objects */
+	size_t nobjs, objcap;
+};
+
+extern const struct hold_kind ld_hold_fanotify, ld_hold_cachefiles;
+
+void hold_log(const struct holder *h, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Sends m (and fd, if >= 0) to the server: 0 or -errno. */
+int hold_send(struct holder *h, const struct ld_hold_msg *m, int fd);
+/* Keeps r as unanswered and sends it to the server, if one runs; when
+ * the holder is denying, or cannot keep it, answers it at once instead. */
+void hold_add(struct holder *h, const struct hold_req *r);
+
+#endif

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The fanotify frontend under a crash loop: 8 readers go through two
+# lazily mounted images, every byte checked against the source, while the
+# serving process is SIGKILLed 50 times at random moments (each time the
+# holder starts another, which takes the group, the registered images
+# and the unanswered reads). No read fails, hangs or returns a wrong byte,
+# and the servers go on fetching. SKIFF_CRASH_KILLS sets the number of
+# kills (bench/ runs the long version).
+. "$(dirname "$0")/lib.sh"
+need_root
+command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
+[ -x "$READCHECK" ] || skip_all "build readcheck first (make)"
+need_fanotify_skiffd
+KILLS=${SKIFF_CRASH_KILLS:-50}
+
+# two images of many 64K chunks, so that cold reads go on through the
+# kills: 8 files of 4 MiB each
+files=()
+for img in a b; do
+	mkdir -p "$T/src/$img"
+	for i in 1 2 3 4; do
+		head -c $((4 * 1024 * 1024)) /dev/urandom >"$T/src/$img/f$i"
+		files+=("$img/f$i")
+	done
+	t_ok "build image $img" "$SKIFF" build -q --chunk-size 64K "$T/src/$img" "$T/store:$img" ||
+		done_testing
+done
+
+# the store behind a 400 kB/s link: the 32 MiB take over a minute, so
+# reads are in flight whenever a kill comes
+export SKIFF_TEST_FETCH_BPS=400000
+t_ok "skiffd starts (fanotify, holder)" start_skiffd --frontend fanotify --readahead 0 --ahead 0 ||
+	done_testing
+unset SKIFF_TEST_FETCH_BPS
+for img in a b; do
+	t_ok "mount image $img" skiff_mount "$T/store:$img" "$T/mnt/$img" || done_testing
+done
+
+t0=$SECONDS
+t_ok "$KILLS kills of the serving process under 8 readers: every byte right, no read failed or hung" \
+	crash_loop "$KILLS" "$T/mnt" "$T/src" "${files[@]}"
+diag "crash loop: $((SECONDS - t0)) s; readcheck: $(cat "$T/crash_loop.out")"
+t_is "every kill was followed by a new server" "$("$SKIFF" status --json | jq .generation)" \
+	"$((KILLS + 1))"
+t_ok "the holder is the one that started" kill -0 "$SKIFFD_PID"
+t_ok "reads waiting at a kill were handed to the next server" \
+	grep -q "handed [0-9]* unanswered requests" "$T/skiffd.log"
+t_ok "the last server fetched too (counters go on)" \
+	test "$(metric skiff_fetched_chunks_total)" -gt 0
+t_ok "both trees read whole and right after the loop" \
+	"$READCHECK" -r 2 "$T/mnt" "$T/src" "${files[@]}"
+t_no_grep "no server ever saw an event for a file it did not know" \
+	"event for a cache file no image uses" "$T/skiffd.log"
+for img in a b; do
+	t_ok "skiff umount $img" skiff_umount "$T/mnt/$img"
+done
+t_ok "skiffd stops" stop_skiffd
+done_testing
