@@ -57,6 +57,9 @@ int cli_prefetch_list_load(const char *path, struct fmt_prefetch_list *pl,
 const char *cli_default_socket(void);
 int cli_api(const char *sock, const char *method, const char *path,
 	    json_t *body, json_t **out);
+/* The same, with no message: for polling while skiffd may be away. */
+int cli_api_quiet(const char *sock, const char *method, const char *path,
+		  json_t *body, json_t **out);
 int cli_find_by_mount(const char *sock, const char *mnt, char *id, size_t idlen);
 int cli_absolute_ref(const char *ref, char *out, size_t outlen);
 
@@ -68,6 +71,7 @@ int cmd_cat(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_export_cache(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);

@@ -63,8 +63,8 @@ static const char *default_socket(void)
 }
 
 /* Calls skiffd; on success *out is the parsed JSON body. */
-static int api(const char *sock, const char *method, const char *path,
-	       json_t *body, json_t **out)
+static int api_how(const char *sock, const char *method, const char *path,
+		   json_t *body, json_t **out, bool quiet)
 {
 	char *req = body ? json_dumps(body, JSON_COMPACT) : NULL, *resp = NULL;
 	size_t rlen = 0;
@@ -74,6 +74,8 @@ static int api(const char *sock, const char *method, const char *path,
 	ret = ctl_call(sock, method, path, req, req ? strlen(req) : 0,
 		       API_TIMEOUT_MS, &status, &resp, &rlen);
 	free(req);
+	if (ret && quiet)
+		return ret;
 	if (ret == -ENOENT || ret == -ECONNREFUSED) {
 		cli_err("skiffd is not running (no socket at %s)", sock);
 		return -ENOTCONN;
@@ -84,6 +86,10 @@ static int api(const char *sock, const char *method, const char *path,
 	}
 	j = json_loadb(resp ? resp : "", rlen, 0, NULL);
 	free(resp);
+	if (status != 200 && quiet) {
+		json_decref(j);
+		return -EIO;
+	}
 	if (status != 200) {
 		const char *msg = json_string_value(json_object_get(j, "error"));
 
@@ -97,6 +103,12 @@ static int api(const char *sock, const char *method, const char *path,
 	}
 	*out = j;
 	return 0;
+}
+
+static int api(const char *sock, const char *method, const char *path,
+	       json_t *body, json_t **out)
+{
+	return api_how(sock, method, path, body, out, false);
 }
 
 static int parse_common(int argc, char **argv, const char *usage,
@@ -450,6 +462,12 @@ int cli_api(const char *sock, const char *method, const char *path,
 	    json_t *body, json_t **out)
 {
 	return api(sock, method, path, body, out);
+}
+
+int cli_api_quiet(const char *sock, const char *method, const char *path,
+		  json_t *body, json_t **out)
+{
+	return api_how(sock, method, path, body, out, true);
 }
 
 int cli_find_by_mount(const char *sock, const char *mnt, char *id, size_t idlen)

@@ -123,6 +123,18 @@ void sk_pool_wait(struct sk_pool *p, struct sk_job *job)
 	pthread_mutex_unlock(&p->lock);
 }
 
+size_t sk_pool_drop_queued(struct sk_pool *p)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct sk_job *j = p->head; j; j = j->next)
+		n++;
+	p->head = p->tail = NULL;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 void sk_pool_destroy(struct sk_pool *p)
 {
 	if (!p)

@@ -100,6 +100,10 @@ int sk_pool_create(struct sk_pool **out, unsigned int nthreads);
 void sk_pool_submit(struct sk_pool *p, struct sk_job *job);
 void sk_pool_wait(struct sk_pool *p, struct sk_job *job);
 void sk_pool_destroy(struct sk_pool *p);
+/* Forgets the jobs not started yet (they never run; nobody may wait for
+ * them): for a process that ends and leaves them to its successor.
+ * Returns how many. */
+size_t sk_pool_drop_queued(struct sk_pool *p);
 unsigned int sk_pool_threads(const struct sk_pool *p);
 unsigned int sk_ncpus(void);
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # guest-cachefiles.sh: runs INSIDE the QEMU test guest and prints TAP:
-# skiffd's cachefiles frontend on Linux 6.1 with on-demand fscache. Mounts
+# skiffd's cachefiles frontend on Linux 6.1 or 6.12 with on-demand fscache. Mounts
 # by fsid equal their source, fetch only what is read, and a remount
 # reads everything from the kernel's own cache with zero READs. Section 10
 # serves an image from nginx on the guest's loopback (the layout comes from

@@ -6,7 +6,10 @@
 # 1. a crash loop: 8 readers through two lazily mounted images, every
 #    byte checked, while the serving process is SIGKILLed
 #    SKIFF_CRASH_KILLS times (default 20) at random moments;
-# 2. the holder dies under 8 readers: the server reads the device itself
+# 2. SKIFF_UPGRADES (default 10) live upgrades under the same load: the
+#    holder (same pid) becomes each new binary with the device and every
+#    open object's anon fd, and the new server takes them over;
+# 3. the holder dies under 8 readers: the server reads the device itself
 #    from then on, after `restore` (what the holder had read comes again),
 #    so readers in flight finish right. Upstream 6.1 has no `restore` (a
 #    request the holder had read and not passed on then waits until its
@@ -25,12 +28,12 @@ KILLS=${SKIFF_CRASH_KILLS:-20}
 export SKIFF_TEST_CACHE=/var/cache/skiff/cf
 SRC=/var/cache/skiff/src
 rm -rf "$SRC" "$SKIFF_TEST_CACHE"
-files=()
+READ_FILES=()
 for img in a b; do
 	mkdir -p "$SRC/$img"
 	for i in 1 2 3 4; do
 		head -c $((1024 * 1024)) /dev/urandom >"$SRC/$img/f$i"
-		files+=("$img/f$i")
+		READ_FILES+=("$img/f$i")
 	done
 	t_ok "build image $img (64K chunks)" "$SKIFF" build -q --chunk-size 64K "$SRC/$img" "$T/store:$img" ||
 		done_testing
@@ -50,8 +53,8 @@ for img in a b; do
 done
 t0=$SECONDS
 t_ok "$KILLS kills of the serving process under 8 readers: every byte right, no read failed or hung" \
-	crash_loop "$KILLS" "$T/mnt" "$SRC" "${files[@]}"
-diag "Linux $KVER crash loop: $((SECONDS - t0)) s; readcheck: $(cat "$T/crash_loop.out")"
+	under_readers "$T/mnt" "$SRC" kill_servers "$KILLS"
+diag "Linux $KVER crash loop: $((SECONDS - t0)) s; readcheck: $(cat "$T/readers.out")"
 t_is "every kill was followed by a new server" "$("$SKIFF" status --json | jq .generation)" \
 	"$((KILLS + 1))"
 t_ok "the holder that started is the one that holds the device" kill -0 "$holder"
@@ -60,13 +63,52 @@ t_ok "later servers took over open objects without a copen" \
 t_no_grep "no READ named an object a server did not know" "READ [0-9]* for unknown object" \
 	"$T/skiffd.log"
 t_ok "both trees read whole and right after the loop" \
-	"$READCHECK" -r 2 "$T/mnt" "$SRC" "${files[@]}"
+	"$READCHECK" -r 2 "$T/mnt" "$SRC" "${READ_FILES[@]}"
 for img in a b; do
 	t_ok "skiff umount $img" skiff_umount "$T/mnt/$img"
 done
 t_ok "skiffd stops" stop_skiffd
 
-# 2. the holder dies
+# 2. live upgrades under the same load, on a fresh cache: the holder
+#    (same pid) becomes each new binary with the device and every open
+#    object's anon fd, and the new server takes them over
+UPGRADES=${SKIFF_UPGRADES:-10}
+rm -rf "$SKIFF_TEST_CACHE"
+cp "$SKIFFD" "$T/skiffd-a"
+cp "$SKIFFD" "$T/skiffd-b"
+export SKIFF_TEST_FETCH_BPS=200000
+t_ok "skiffd starts on an empty cache" start_skiffd --frontend cachefiles --readahead 0 --ahead 0 ||
+	done_testing
+unset SKIFF_TEST_FETCH_BPS
+for img in a b; do
+	t_ok "mount image $img (fsid)" skiff_mount "$T/store:$img" "$T/mnt/$img" --id "up$img" ||
+		done_testing
+done
+upgrades() {
+	local i
+	for ((i = 1; i <= UPGRADES; i++)); do
+		upgrade_servers 1 "$T/skiffd-$([ $((i % 2)) = 1 ] && echo a || echo b)" || return
+	done
+}
+t0=$SECONDS
+t_ok "$UPGRADES upgrades under 8 readers: every byte right, no read failed or hung" \
+	under_readers "$T/mnt" "$SRC" upgrades
+diag "Linux $KVER upgrades: $((SECONDS - t0)) s; readcheck: $(cat "$T/readers.out")"
+t_is "every upgrade started a new server" "$("$SKIFF" status --json | jq .generation)" \
+	"$((UPGRADES + 1))"
+t_is "... under the same holder" "$("$SKIFF" status --json | jq .holder_pid)" "$SKIFFD_PID"
+t_ok "the holder handed the open objects on each time" \
+	grep -q "took over as the holder (.*, [1-9][0-9]* open objects)" "$T/skiffd.log"
+t_no_grep "no READ named an object a server did not know" "READ [0-9]* for unknown object" \
+	"$T/skiffd.log"
+t_ok "both trees read whole and right after the upgrades" \
+	"$READCHECK" -r 2 "$T/mnt" "$SRC" "${READ_FILES[@]}"
+for img in a b; do
+	t_ok "skiff umount $img" skiff_umount "$T/mnt/$img"
+done
+t_ok "skiffd stops" stop_skiffd
+
+# 3. the holder dies
 rm -rf "$SKIFF_TEST_CACHE"
 export SKIFF_TEST_FETCH_BPS=200000
 t_ok "skiffd starts on an empty cache" start_skiffd --frontend cachefiles --readahead 0 --ahead 0 ||

@@ -2,7 +2,7 @@
 # run-guest.sh [OPTIONS] SCRIPT [ARGS...]
 #
 # Runs `bash SCRIPT ARGS...` as root inside a QEMU guest (TCG) booting the
-# test kernel of scripts/build-test-kernel.sh (Linux 6.1 with cachefiles
+# test kernel of scripts/build-test-kernel.sh (Linux 6.1 or 6.12, --kernel; with cachefiles
 # on-demand and EROFS over fscache), and exits with the script's status.
 #
 # The guest sees this machine's root filesystem read-only over 9p, so

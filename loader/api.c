@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "holder.h"
 #include "prefetch.h"
 #include "trace.h"
 #include "../ctl/ctl.h"
@@ -160,6 +161,58 @@ static void post_stop(struct ld_daemon *d, const struct ctl_req *req,
 		atomic_store(&d->force_stop, true);
 	json_decref(j);
 	reply(resp, 200, json_pack("{s:b}", "stopping", 1));
+	/* main's sigwait takes it once this answer is on its way */
+	kill(getpid(), SIGTERM);
+}
+
+/*
+ * POST /v1/upgrade {"binary": path}: replaces skiffd's binary with mounts
+ * up (default: the path skiffd runs from, where a package upgrade puts
+ * the new one). Once checked, the holder is told; this server answers
+ * what it holds and ends, and the holder becomes the binary and starts a
+ * server of it, which takes the images and the unanswered requests.
+ */
+static void post_upgrade(struct ld_daemon *d, const struct ctl_req *req,
+			 struct ctl_resp *resp)
+{
+	json_error_t je;
+	json_t *j = req->body_len ? json_loadb(req->body, req->body_len, 0, &je) : json_object();
+	json_t *bin = json_object_get(j, "binary");
+	struct sk_err e = { { 0 } };
+	char path[PATH_MAX];
+	int ret;
+
+	if (!json_is_object(j) || (bin && !json_is_string(bin))) {
+		json_decref(j);
+		reply_error(resp, 400, "body must be a JSON object, \"binary\" a string");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s", bin ? json_string_value(bin) : d->binary);
+	json_decref(j);
+	if (d->hold_sock < 0) {
+		reply_error(resp, 409, "skiffd runs without its holder (--no-holder): nothing "
+			    "keeps the kernel fds across an upgrade; stop and start it instead");
+		return;
+	}
+	if (atomic_load(&d->upgrading)) {
+		reply_error(resp, 409, "an upgrade is under way");
+		return;
+	}
+	ret = ld_upgrade_check(path, &e);
+	if (ret) {
+		reply_error(resp, ret == -EPROTO ? 409 : 400, "%s", e.msg);
+		return;
+	}
+	ret = ld_hold_ask_upgrade(d->hold_sock, path);
+	if (ret) {
+		reply_error(resp, 500, "telling the holder: %s", strerror(-ret));
+		return;
+	}
+	atomic_store(&d->upgrading, true);
+	ld_log(d, LD_LOG_INFO, "upgrade to %s: answering what this server holds, then "
+	       "handing over", path);
+	reply(resp, 200, json_pack("{s:b,s:s,s:i}", "upgrading", 1, "binary", path,
+				   "generation", (int)d->generation));
 	/* main's sigwait takes it once this answer is on its way */
 	kill(getpid(), SIGTERM);
 }
@@ -590,9 +643,10 @@ static void handler(void *ctx, const struct ctl_req *req,
 		srcs = sources_json(d);
 		pthread_mutex_unlock(&d->lock);
 		reply(resp, 200, json_pack(
-			"{s:i, s:i, s:i, s:i, s:s, s:s, s:f, s:s, s:s, s:i, s:I, s:o}",
+			"{s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:f, s:s, s:s, s:i, s:I, s:o}",
 			"pid", (int)getpid(), "holder_pid", d->hold_sock >= 0 ? (int)getppid() : 0,
 			"generation", (int)d->generation, "handed_over", (int)d->handed,
+			"binary", d->binary,
 			"version", "0.1.0",
 			"frontend", d->fe->ops->name, "uptime", sk_now() - d->start_time,
 			"cache_dir", d->cfg.cache_dir, "socket", d->cfg.socket_path,
@@ -600,6 +654,8 @@ static void handler(void *ctx, const struct ctl_req *req,
 			"sources", srcs));
 	} else if (!strcmp(p, "/v1/stop") && !strcmp(req->method, "POST")) {
 		post_stop(d, req, resp);
+	} else if (!strcmp(p, "/v1/upgrade") && !strcmp(req->method, "POST")) {
+		post_upgrade(d, req, resp);
 	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "GET")) {
 		get_images(d, resp);
 	} else if (!strcmp(p, "/v1/images") && !strcmp(req->method, "POST")) {

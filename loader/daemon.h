@@ -143,6 +143,10 @@ struct ld_daemon {
 	unsigned int generation, handed;
 	/* a stop asked for with --force (POST /v1/stop): lazy mounts or not */
 	_Atomic bool force_stop;
+	/* POST /v1/upgrade: this server ends for the holder to become a new
+	 * binary; not a stop, so lazy mounts do not refuse it */
+	_Atomic bool upgrading;
+	char binary[PATH_MAX];	/* what skiffd runs from, for an upgrade */
 	struct ld_frontend *fe;
 	struct ctl_server *http;
 	struct ld_prefetcher *pf;
@@ -301,5 +305,9 @@ int ld_stop_refused(struct ld_daemon *d, char *why, size_t len);
 
 int ld_api_start(struct ld_daemon *d, struct sk_err *e);
 void ld_api_stop(struct ld_daemon *d);
+
+/* upgrade.c: 0 when the holder may become `binary` (it runs here and
+ * speaks this holder's ABI); -errno with a message otherwise. */
+int ld_upgrade_check(const char *binary, struct sk_err *e);
 
 #endif

@@ -2,6 +2,7 @@
 #include "holder.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -160,10 +162,24 @@ static void deny_pending(struct holder *h)
 
 static void take_answers(struct holder *h)
 {
+	union {
+		struct ld_hold_done d;
+		struct ld_hold_upgrade u;
+	} msg;
 	struct ld_hold_done d;
 	ssize_t n;
 
-	while ((n = recv(h->sock, &d, sizeof(d), MSG_DONTWAIT)) == sizeof(d)) {
+	while ((n = recv(h->sock, &msg, sizeof(msg), MSG_DONTWAIT)) > 0) {
+		if ((size_t)n == sizeof(msg.u) && msg.u.flags == LD_HOLD_UPGRADE) {
+			memcpy(h->upgrade_to, msg.u.binary, sizeof(h->upgrade_to));
+			h->upgrade_to[sizeof(h->upgrade_to) - 1] = '\0';
+			hold_log(h, 2, "upgrade to %s asked for: once the server has "
+				 "finished, the holder becomes it", h->upgrade_to);
+			continue;
+		}
+		if ((size_t)n != sizeof(d))
+			continue;
+		d = msg.d;
 		if (d.flags & LD_HOLD_READY) {
 			h->server_ready = true;
 			continue;
@@ -186,25 +202,193 @@ static void take_answers(struct holder *h)
 /* Backoff of a server that keeps dying: seconds before the next try. */
 #define HOLD_BACKOFF_MAX 30
 
-int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
-		  int *server_only_fd, struct ld_hold_info *info)
-{
-	struct holder h = { .kfd = kfd, .sock = -1, .log_level = log_level,
-			    .info = info };
-	sigset_t set;
-	unsigned int quick_deaths = 0, backoff = 1;
-	int ret;
+/* The state a holder hands the binary it becomes (an upgrade), in a
+ * memfd: this header, the unanswered requests, the open objects. The fds
+ * they name stay open across the exec. */
+struct hold_state {
+	char magic[8];
+	uint32_t abi, req_size, obj_size, kind;
+	int32_t kfd;
+	uint32_t generation, npending, nobjs;
+};
+#define HOLD_STATE_MAGIC "skhold1"
 
-	h.kind = kind == LD_HOLD_CACHEFILES ? &ld_hold_cachefiles : &ld_hold_fanotify;
+void ld_holder_abi(char *buf, unsigned long len)
+{
+	snprintf(buf, len, "%d %zu %zu %zu", LD_HOLD_ABI, sizeof(struct hold_req),
+		 sizeof(struct hold_obj), sizeof(struct ld_hold_msg));
+}
+
+static void set_cloexec(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl >= 0)
+		fcntl(fd, F_SETFD, on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC);
+}
+
+/* Every fd the holder keeps, close-on-exec or not. */
+static void held_fds_cloexec(struct holder *h, bool on)
+{
+	set_cloexec(h->kfd, on);
+	for (size_t i = 0; i < h->npending; i++)
+		if (h->pending[i].owns_fd)
+			set_cloexec(h->pending[i].fd, on);
+	for (size_t i = 0; i < h->nobjs; i++)
+		set_cloexec(h->objs[i].fd, on);
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p = (const char *)p + w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *p, size_t n)
+{
+	while (n) {
+		ssize_t r = read(fd, p, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		p = (char *)p + r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Becomes h->upgrade_to (no server runs): returns only when that fails,
+ * with -errno, everything as it was. */
+static int become(struct holder *h)
+{
+	struct hold_state st = { .abi = LD_HOLD_ABI, .req_size = sizeof(struct hold_req),
+				 .obj_size = sizeof(struct hold_obj),
+				 .kind = h->kind == &ld_hold_cachefiles ? LD_HOLD_CACHEFILES
+									 : LD_HOLD_FANOTIFY,
+				 .kfd = h->kfd, .generation = h->generation,
+				 .npending = (uint32_t)h->npending, .nobjs = (uint32_t)h->nobjs };
+	char num[16];
+	int fd, ret;
+
+	memcpy(st.magic, HOLD_STATE_MAGIC, sizeof(st.magic));
+	fd = memfd_create("skiffd-holder-state", 0);	/* the new binary reads it */
+	if (fd < 0)
+		return -errno;
+	ret = write_all(fd, &st, sizeof(st));
+	if (!ret && h->npending)
+		ret = write_all(fd, h->pending, h->npending * sizeof(*h->pending));
+	if (!ret && h->nobjs)
+		ret = write_all(fd, h->objs, h->nobjs * sizeof(*h->objs));
+	if (!ret && lseek(fd, 0, SEEK_SET) < 0)
+		ret = -errno;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	snprintf(num, sizeof(num), "%d", fd);
+	held_fds_cloexec(h, false);
+	setenv("SKIFFD_HOLDER_STATE", num, 1);
+	hold_log(h, 2, "becoming %s (%zu unanswered requests, %zu open objects)",
+		 h->upgrade_to, h->npending, h->nobjs);
+	execv(h->upgrade_to, h->argv);
+	ret = -errno;
+	unsetenv("SKIFFD_HOLDER_STATE");
+	held_fds_cloexec(h, true);
+	close(fd);
+	return ret;
+}
+
+static int hold_loop(struct holder *h, int *sock, int *server_only_fd);
+
+static int hold_setup(struct holder *h, enum ld_hold_kind kind, bool resumed)
+{
+	sigset_t set;
+
+	h->kind = kind == LD_HOLD_CACHEFILES ? &ld_hold_cachefiles : &ld_hold_fanotify;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, &h.server_mask);
-	h.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
-	if (h.sigfd < 0)
+	sigprocmask(SIG_BLOCK, &set, &h->server_mask);
+	/* a holder that became this binary had SIGCHLD blocked already */
+	if (resumed)
+		sigdelset(&h->server_mask, SIGCHLD);
+	h->sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (h->sigfd < 0)
 		return -errno;
+	return 0;
+}
+
+int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
+		  int *server_only_fd, struct ld_hold_info *info, char **argv)
+{
+	struct holder h = { .kfd = kfd, .sock = -1, .log_level = log_level,
+			    .info = info, .argv = argv };
+	int ret = hold_setup(&h, kind, false);
+
+	if (ret)
+		return ret;
+	return hold_loop(&h, sock, server_only_fd);
+}
+
+int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
+		     int log_level, struct ld_hold_info *info, char **argv)
+{
+	struct holder h = { .sock = -1, .log_level = log_level, .info = info, .argv = argv };
+	struct hold_state st;
+	int none = -1, ret;
+
+	ret = read_all(statefd, &st, sizeof(st));
+	if (!ret && (memcmp(st.magic, HOLD_STATE_MAGIC, sizeof(st.magic)) ||
+		     st.abi != LD_HOLD_ABI || st.req_size != sizeof(struct hold_req) ||
+		     st.obj_size != sizeof(struct hold_obj) || st.npending > (1u << 24) ||
+		     st.nobjs > (1u << 24) ||
+		     (st.kind != LD_HOLD_FANOTIFY && st.kind != LD_HOLD_CACHEFILES)))
+		ret = -EPROTO;
+	if (ret)
+		return ret;
+	*kind = (enum ld_hold_kind)st.kind;
+	*kfd = h.kfd = st.kfd;
+	h.generation = st.generation;
+	h.pending = calloc(st.npending ? st.npending : 1, sizeof(*h.pending));
+	h.objs = calloc(st.nobjs ? st.nobjs : 1, sizeof(*h.objs));
+	if (!h.pending || !h.objs)
+		return -ENOMEM;
+	h.cap = h.npending = st.npending;
+	h.objcap = h.nobjs = st.nobjs;
+	ret = read_all(statefd, h.pending, h.npending * sizeof(*h.pending));
+	if (!ret)
+		ret = read_all(statefd, h.objs, h.nobjs * sizeof(*h.objs));
+	if (ret)
+		return ret;
+	close(statefd);
+	held_fds_cloexec(&h, true);
+	ret = hold_setup(&h, *kind, true);
+	if (ret)
+		return ret;
+	hold_log(&h, 2, "took over as the holder (%zu unanswered requests, %zu open objects)",
+		 h.npending, h.nobjs);
+	return hold_loop(&h, sock, &none);
+}
+
+static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
+{
+	struct holder h = *hp;
+	unsigned int quick_deaths = 0, backoff = 1;
+	int ret;
+
 	ret = spawn(&h);
 	if (ret <= 0) {
 		*sock = h.sock;
@@ -270,6 +454,20 @@ int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
 				if (pid != h.server)
 					continue;
 				h.server = 0;
+				if (h.sock >= 0)
+					take_answers(&h);	/* what it said last */
+				if (h.upgrade_to[0]) {
+					ret = become(&h);
+					hold_log(&h, 0, "upgrade: cannot execute %s: %s; serving on "
+						 "with this binary", h.upgrade_to, strerror(-ret));
+					h.upgrade_to[0] = '\0';
+					ret = spawn(&h);
+					if (ret == 0) {
+						*sock = h.sock;
+						return 0;
+					}
+					continue;
+				}
 				/* only a stop ends a server with status 0 (main.c),
 				 * asked through us or through its own API */
 				if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
@@ -286,8 +484,6 @@ int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
 				 * One that served (it said so) is replaced at once,
 				 * however short it lived: a kill is not a failed
 				 * start */
-				if (h.sock >= 0)
-					take_answers(&h);	/* its READY may wait there */
 				if (!h.server_ready) {
 					quick_deaths++;
 				} else {
@@ -345,6 +541,18 @@ int ld_hold_recv(int sock, struct ld_hold_msg *m, int *fd)
 		if (*fd >= 0)
 			close(*fd);
 	}
+}
+
+int ld_hold_ask_upgrade(int sock, const char *binary)
+{
+	struct ld_hold_upgrade u = { -1, LD_HOLD_UPGRADE, { 0 } };
+
+	if (strlen(binary) >= sizeof(u.binary))
+		return -ENAMETOOLONG;
+	strcpy(u.binary, binary);
+	if (send(sock, &u, sizeof(u), MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
 }
 
 int ld_hold_answered(int sock, int32_t id, uint32_t flags)

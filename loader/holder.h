@@ -78,6 +78,21 @@ struct ld_hold_done {
  * failed start, and the next server starts without a pause */
 #define LD_HOLD_READY 2u
 
+/* The server asks the holder to become `binary` (an upgrade): once this
+ * server has exited, the holder executes the binary in its own place,
+ * keeping its fds and handing it its state, and the new holder starts
+ * servers of the new binary. */
+#define LD_HOLD_UPGRADE 4u
+struct ld_hold_upgrade {
+	int32_t id;		/* -1 */
+	uint32_t flags;		/* LD_HOLD_UPGRADE */
+	char binary[4096];
+};
+
+/* The layout of what a holder hands the binary it becomes: a binary of
+ * another ABI cannot take over (skiffd --holder-abi prints it). */
+#define LD_HOLD_ABI 1
+
 /* What a serving process learns of its start from the holder. */
 struct ld_hold_info {
 	unsigned int generation;	/* 1 for the first server, then +1 */
@@ -94,7 +109,20 @@ struct ld_hold_info {
  * reuses the number.
  */
 int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
-		  int *server_only_fd, struct ld_hold_info *info);
+		  int *server_only_fd, struct ld_hold_info *info, char **argv);
+
+/*
+ * In a binary a holder has become (SKIFFD_HOLDER_STATE names the fd of
+ * its state): takes that state over and runs the holder as above, with
+ * *kind and *kfd set from it. -errno when the state cannot be read (the
+ * caller must then keep *kfd open and fail loudly: there is no other
+ * holder any more).
+ */
+int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
+		     int log_level, struct ld_hold_info *info, char **argv);
+
+/* The ABI string `skiffd --holder-abi` prints. */
+void ld_holder_abi(char *buf, unsigned long len);
 
 /*
  * Server side. ld_hold_recv takes one message without waiting: 1 (with
@@ -106,5 +134,7 @@ int ld_hold_recv(int sock, struct ld_hold_msg *m, int *fd);
 /* Tells the holder that request `id` is answered: 0 or -errno (-EPIPE
  * when the holder is gone, which only loses the holder's bookkeeping). */
 int ld_hold_answered(int sock, int32_t id, uint32_t flags);
+/* Asks the holder to become `binary` once this server exits: 0 or -errno. */
+int ld_hold_ask_upgrade(int sock, const char *binary);
 
 #endif

@@ -66,6 +66,8 @@ struct holder {
 	size_t npending, cap;
 	struct hold_obj *objs;		/* cachefiles: open objects */
 	size_t nobjs, objcap;
+	char **argv;			/* the holder's, for an upgrade */
+	char upgrade_to[4096];		/* "": no upgrade asked for */
 };
 
 extern const struct hold_kind ld_hold_fanotify, ld_hold_cachefiles;

@@ -24,7 +24,7 @@
 
 /* Flags that are no key of skiffd.json; ld_opts gives the rest. */
 enum { OPT_CONFIG = 'c', OPT_HELP = 'h', OPT_VERSION = 'V', OPT_READY_FD = 256,
-       OPT_NO_HOLDER, OPT_DUMP, OPT_TABLE };
+       OPT_NO_HOLDER, OPT_DUMP, OPT_HOLDER_ABI, OPT_TABLE };
 
 static const char usage_head[] =
 "usage: skiffd [options]\n"
@@ -42,6 +42,7 @@ static const char usage_tail[] =
 "                          uncached data return zeros with fanotify, or\n"
 "                          withdraws the cachefiles cache; for debugging only)\n"
 "      --dump-options      print the options of the table above as JSON\n"
+"      --holder-abi        print what a holder hands this binary in an upgrade\n"
 "  -h, --help              this help\n"
 "  -V, --version           print the version\n";
 
@@ -92,6 +93,7 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 		{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 		{ "no-holder", no_argument, NULL, OPT_NO_HOLDER },
 		{ "dump-options", no_argument, NULL, OPT_DUMP },
+		{ "holder-abi", no_argument, NULL, OPT_HOLDER_ABI },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 	};
@@ -155,6 +157,11 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 		case OPT_CONFIG:
 			break;
 		case OPT_READY_FD:
+			/* a holder that became this binary (an upgrade) keeps
+			 * the command line: its readiness pipe is long gone,
+			 * and the number may be one of the held fds now */
+			if (getenv("SKIFFD_HOLDER_STATE"))
+				break;
 			v = strtol(optarg, &end, 10);
 			if (*end || v < 0 || fcntl((int)v, F_GETFD) < 0) {
 				fprintf(stderr, "skiffd: --ready-fd %s: not an open descriptor\n", optarg);
@@ -167,6 +174,13 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 			break;
 		case OPT_DUMP:
 			exit(dump_options());
+		case OPT_HOLDER_ABI: {
+			char abi[128];
+
+			ld_holder_abi(abi, sizeof(abi));
+			printf("%s\n", abi);
+			exit(0);
+		}
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -219,6 +233,19 @@ static int make_dirs(struct ld_daemon *d)
 	return 0;
 }
 
+/* The path skiffd runs from: where a package upgrade puts the new binary
+ * (the link says " (deleted)" once it has). */
+static void what_binary(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	const char *del = " (deleted)";
+	size_t dl = strlen(del);
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (n > 0 && (size_t)n > dl && !strcmp(buf + n - dl, del))
+		buf[n - dl] = '\0';
+}
+
 static const struct ld_frontend_ops *pick_frontend(struct ld_daemon *d)
 {
 	struct sk_err ce = { { 0 } }, fe = { { 0 } };
@@ -250,7 +277,7 @@ static const struct ld_frontend_ops *pick_frontend(struct ld_daemon *d)
 int main(int argc, char **argv)
 {
 	struct ld_daemon d = { 0 };
-	const struct ld_frontend_ops *ops;
+	const struct ld_frontend_ops *ops = NULL;
 	struct sk_err e = { { 0 } };
 	sigset_t set;
 	int sig, ret;
@@ -274,15 +301,35 @@ int main(int argc, char **argv)
 
 	if (make_dirs(&d))
 		return 1;
-	ops = pick_frontend(&d);
-	if (!ops)
-		return 1;
-	if (!d.cfg.no_holder) {
+	what_binary(d.binary, sizeof(d.binary));
+	if (getenv("SKIFFD_HOLDER_STATE")) {
+		/* a holder that became this binary (skiff daemon upgrade) */
+		enum ld_hold_kind kind = LD_HOLD_FANOTIFY;
+		struct ld_hold_info hi = { 0, 0 };
+
+		ret = ld_holder_resume(atoi(getenv("SKIFFD_HOLDER_STATE")), &kind, &d.hold_fd,
+				       &d.hold_sock, d.cfg.log_level, &hi, argv);
+		if (ret) {
+			/* nobody else holds the kernel fd: keep it open and
+			 * say so, rather than exit and break every mount */
+			ld_log(&d, LD_LOG_ERROR, "upgrade: cannot take over the holder's state: "
+			       "%s; holding the kernel fd, serving nothing", strerror(-ret));
+			for (;;)
+				pause();
+		}
+		ops = kind == LD_HOLD_CACHEFILES ? &ld_cachefiles_ops : &ld_fanotify_ops;
+		d.generation = hi.generation;
+		d.handed = hi.handed;
+	} else if (!d.cfg.no_holder) {
 		/* the kernel fd must outlive any crash of the serving
 		 * process: a small holder process keeps it and restarts the
 		 * server */
-		bool fan = ops == &ld_fanotify_ops;
+		bool fan;
 
+		ops = pick_frontend(&d);
+		if (!ops)
+			return 1;
+		fan = ops == &ld_fanotify_ops;
 		if (fan) {
 			d.hold_fd = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC |
 						  FAN_NONBLOCK, O_RDWR | O_LARGEFILE);
@@ -298,7 +345,7 @@ int main(int argc, char **argv)
 		struct ld_hold_info hi = { 0, 0 };
 
 		ret = ld_holder_run(fan ? LD_HOLD_FANOTIFY : LD_HOLD_CACHEFILES, d.hold_fd,
-				    &d.hold_sock, d.cfg.log_level, &d.cfg.ready_fd, &hi);
+				    &d.hold_sock, d.cfg.log_level, &d.cfg.ready_fd, &hi, argv);
 		d.generation = hi.generation;
 		d.handed = hi.handed;
 		if (ret) {
@@ -313,6 +360,8 @@ int main(int argc, char **argv)
 			_exit(3);
 		}
 	}
+	if (!ops && !(ops = pick_frontend(&d)))
+		return 1;
 	ret = sk_pool_create(&d.pool, d.cfg.threads);
 	if (ret) {
 		ld_log(&d, LD_LOG_ERROR, "worker pool: %s", strerror(-ret));
@@ -382,25 +431,41 @@ int main(int argc, char **argv)
 		}
 		/* the group would close with the holder: the kernel would
 		 * read the holes of those mounts as zeros */
-		if (!atomic_load(&d.force_stop) && ld_stop_refused(&d, why, sizeof(why))) {
+		if (!atomic_load(&d.force_stop) && !atomic_load(&d.upgrading) &&
+		    ld_stop_refused(&d, why, sizeof(why))) {
 			ld_log(&d, LD_LOG_ERROR, "signal %d: not stopping: %s, or stop with "
 			       "skiff stop --force", sig, why);
 			continue;
 		}
 		break;
 	}
-	ld_log(&d, LD_LOG_INFO, "signal %d: stopping", sig);
+	if (atomic_load(&d.upgrading))
+		ld_log(&d, LD_LOG_INFO, "upgrade: this server ends; the holder hands over");
+	else
+		ld_log(&d, LD_LOG_INFO, "signal %d: stopping", sig);
 	ld_api_stop(&d);
 	/* no new events; answer every queued one; only then let go of the
 	 * group (the kernel allows what nobody answers) */
 	d.fe->ops->stop(d.fe);
+	if (atomic_load(&d.upgrading)) {
+		/* the holder keeps every request until it is answered, and
+		 * hands what we leave to the next server: answer only what
+		 * runs now, not a backlog that may take minutes on a slow
+		 * link. What the process owns goes with it, as in a crash. */
+		size_t left = sk_pool_drop_queued(d.pool);
+
+		sk_pool_destroy(d.pool);
+		ld_log(&d, LD_LOG_INFO, "upgrade: %zu queued requests left to the next server",
+		       left);
+		_exit(0);
+	}
 	/* after the frontend: a cachefiles OPEN kicks the prefetcher */
 	ld_pf_stop(&d);
 	sk_pool_destroy(d.pool);
 	sk_pool_destroy(d.ra_pool);	/* runs what is queued, then ends */
 	ld_rings_free(d.rings);
 	ld_bufs_free(d.bufs);
-	if (d.images)
+	if (d.images && !atomic_load(&d.upgrading))
 		ld_log(&d, LD_LOG_WARN, "images still mounted: their uncached reads fail or read zeros until skiffd runs again");
 	d.fe->ops->destroy(d.fe);
 	d.fe = NULL;

@@ -15,12 +15,12 @@ KILLS=${SKIFF_CRASH_KILLS:-50}
 
 # two images of many 64K chunks, so that cold reads go on through the
 # kills: 8 files of 4 MiB each
-files=()
+READ_FILES=()
 for img in a b; do
 	mkdir -p "$T/src/$img"
 	for i in 1 2 3 4; do
 		head -c $((4 * 1024 * 1024)) /dev/urandom >"$T/src/$img/f$i"
-		files+=("$img/f$i")
+		READ_FILES+=("$img/f$i")
 	done
 	t_ok "build image $img" "$SKIFF" build -q --chunk-size 64K "$T/src/$img" "$T/store:$img" ||
 		done_testing
@@ -38,8 +38,8 @@ done
 
 t0=$SECONDS
 t_ok "$KILLS kills of the serving process under 8 readers: every byte right, no read failed or hung" \
-	crash_loop "$KILLS" "$T/mnt" "$T/src" "${files[@]}"
-diag "crash loop: $((SECONDS - t0)) s; readcheck: $(cat "$T/crash_loop.out")"
+	under_readers "$T/mnt" "$T/src" kill_servers "$KILLS"
+diag "crash loop: $((SECONDS - t0)) s; readcheck: $(cat "$T/readers.out")"
 t_is "every kill was followed by a new server" "$("$SKIFF" status --json | jq .generation)" \
 	"$((KILLS + 1))"
 t_ok "the holder is the one that started" kill -0 "$SKIFFD_PID"
@@ -48,7 +48,7 @@ t_ok "reads waiting at a kill were handed to the next server" \
 t_ok "the last server fetched too (counters go on)" \
 	test "$(metric skiff_fetched_chunks_total)" -gt 0
 t_ok "both trees read whole and right after the loop" \
-	"$READCHECK" -r 2 "$T/mnt" "$T/src" "${files[@]}"
+	"$READCHECK" -r 2 "$T/mnt" "$T/src" "${READ_FILES[@]}"
 t_no_grep "no server ever saw an event for a file it did not know" \
 	"event for a cache file no image uses" "$T/skiffd.log"
 for img in a b; do

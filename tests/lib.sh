@@ -417,23 +417,36 @@ kill_servers() {
 	done
 }
 
-# crash_loop KILLS MNT SRC FILES...: readcheck's 8 readers go through
-# FILES of MNT (compared with SRC) while kill_servers KILLS runs; the
-# readers stop after their pass that ends after the last kill. Fails
-# unless every kill was survived and every byte read right, none hung
-# (60 s); readcheck's figures are in $T/crash_loop.out.
-crash_loop() {
-	local kills=$1 mnt=$2 src=$3 rc st=0 ks=0
-	shift 3
-	rm -f "$T/crash_loop.stop"
-	"$READCHECK" -r 8 -d 60 -u "$T/crash_loop.stop" "$mnt" "$src" "$@" \
-		>"$T/crash_loop.out" 2>"$T/crash_loop.err" &
+# upgrade_servers N [BINARY]: skiff daemon upgrade N times (to BINARY, or
+# to what skiffd runs from), each after a random pause of up to 400 ms;
+# fails, saying which, when one does not complete
+upgrade_servers() {
+	local n=$1 i
+	shift
+	for ((i = 1; i <= n; i++)); do
+		sleep "$(printf '%d.%03d' 0 $((RANDOM % 400)))"
+		"$SKIFF" daemon upgrade ${1:+--binary "$1"} >>"$T/upgrades.log" 2>&1 ||
+			{ diag "upgrade $i: $(tail -n 1 "$T/upgrades.log")"; return 1; }
+	done
+}
+
+# under_readers MNT SRC CMD [ARGS...]: readcheck's 8 readers go through
+# READ_FILES (paths under MNT, compared with SRC) while CMD runs; the
+# readers stop after their pass that ends after CMD. Fails unless CMD
+# succeeded and every byte read right, none failed or hung (60 s);
+# readcheck's figures are in $T/readers.out.
+under_readers() {
+	local mnt=$1 src=$2 rc st=0 cs=0
+	shift 2
+	rm -f "$T/readers.stop"
+	"$READCHECK" -r 8 -d 60 -u "$T/readers.stop" "$mnt" "$src" "${READ_FILES[@]}" \
+		>"$T/readers.out" 2>"$T/readers.err" &
 	rc=$!
-	kill_servers "$kills" || ks=$?
-	touch "$T/crash_loop.stop"
+	"$@" || cs=$?
+	touch "$T/readers.stop"
 	reaped "$rc" 600 || st=$?
-	[ "$ks" = 0 ] && [ "$st" = 0 ] || diag "$(head -n 5 "$T/crash_loop.err")"
-	[ "$ks" = 0 ] && [ "$st" = 0 ]
+	[ "$cs" = 0 ] && [ "$st" = 0 ] || diag "$(head -n 5 "$T/readers.err")"
+	[ "$cs" = 0 ] && [ "$st" = 0 ]
 }
 
 # metric NAME: a counter from skiffd's /metrics
