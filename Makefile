@@ -134,6 +134,7 @@ bench: all
 	@./bench/net-bench.sh
 	@./bench/convert-bench.sh
 	@./bench/prefetch-bench.sh
+	@./bench/restart-bench.sh
 
 # reads through skiffd's cachefiles frontend in the QEMU guest against
 # loop mounts (the first run builds the guest kernel: ~10 minutes)

@@ -31,14 +31,18 @@ static double now_s(void)
 }
 
 /* The serving process's pid and generation, 0 when nobody answers. */
-static int server_of(const char *sock, json_int_t *pid, json_int_t *gen)
+static int server_of(const char *sock, json_int_t *pid, json_int_t *gen, char *bin,
+		     size_t binlen)
 {
 	json_t *r;
+	const char *b;
 
 	if (cli_api_quiet(sock, "GET", "/v1/state", NULL, &r))
 		return -1;
 	*pid = json_integer_value(json_object_get(r, "pid"));
 	*gen = json_integer_value(json_object_get(r, "generation"));
+	b = json_string_value(json_object_get(r, "binary"));
+	snprintf(bin, binlen, "%s", b ? b : "");
 	json_decref(r);
 	return 0;
 }
@@ -53,7 +57,7 @@ static int upgrade(int argc, char **argv)
 		{ 0 }
 	};
 	const char *sock = cli_default_socket(), *binary = NULL;
-	char abs[PATH_MAX];
+	char abs[PATH_MAX], bin[PATH_MAX];
 	json_int_t pid0, gen0, pid, gen;
 	json_t *body, *r;
 	double t0, timeout = 60;
@@ -80,7 +84,7 @@ static int upgrade(int argc, char **argv)
 		cli_err("%s: %s", binary, strerror(errno));
 		return 1;
 	}
-	if (server_of(sock, &pid0, &gen0)) {
+	if (server_of(sock, &pid0, &gen0, bin, sizeof(bin))) {
 		cli_err("skiffd does not answer on %s", sock);
 		return 1;
 	}
@@ -91,10 +95,18 @@ static int upgrade(int argc, char **argv)
 		return 1;
 	}
 	json_decref(body);
-	printf("skiffd: upgrading to %s\n", json_string_value(json_object_get(r, "binary")));
+	snprintf(abs, sizeof(abs), "%s", json_string_value(json_object_get(r, "binary")) ?
+		 json_string_value(json_object_get(r, "binary")) : "?");
+	printf("skiffd: upgrading to %s\n", abs);
 	json_decref(r);
 	while (now_s() - t0 < timeout) {
-		if (server_of(sock, &pid, &gen) == 0 && pid != pid0 && gen > gen0) {
+		if (server_of(sock, &pid, &gen, bin, sizeof(bin)) == 0 && pid != pid0 &&
+		    gen > gen0) {
+			if (strcmp(bin, abs)) {
+				cli_err("a new serving process answers, but it runs %s: the "
+					"holder could not become %s (see skiffd's log)", bin, abs);
+				return 1;
+			}
 			printf("skiffd upgraded: serving process %lld (generation %lld) answers, "
 			       "%.2f s after the request\n", (long long)pid, (long long)gen,
 			       now_s() - t0);

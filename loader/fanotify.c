@@ -85,7 +85,8 @@ static void respond(struct fan_fe *fe, int fd, int hfd, uint32_t verdict)
 	/* a response is a small write: all or nothing */
 	while (write(fe->fan, &r, sizeof(r)) < 0 && errno == EINTR)
 		;
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	if (atomic_load(&fe->held) && (ret = ld_hold_answered(fe->hsock, hfd, 0)))
 		ld_log(fe->d, LD_LOG_WARN, "telling the holder: %s", strerror(-ret));
 }
@@ -182,6 +183,10 @@ static int take_held(struct fan_fe *fe)
 		if (m.type != LD_HOLD_EVENT || fd < 0) {
 			if (fd >= 0)
 				close(fd);
+			/* its fd did not make it (no fd left here): the
+			 * reader gets EIO rather than wait for a next server */
+			else if (m.type == LD_HOLD_EVENT)
+				respond(fe, -1, m.id, FAN_DENY_ERRNO(EIO));
 			continue;
 		}
 		dispatch(fe, fd, m.id, m.mask, m.pid, m.has_range, m.off, m.len);

@@ -52,13 +52,47 @@ int hold_send(struct holder *h, const struct ld_hold_msg *m, int fd)
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	if (sendmsg(h->sock, &mh, MSG_NOSIGNAL) < 0)
+	if (sendmsg(h->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return -errno;
 	return 0;
 }
 
+static void take_answers(struct holder *h);
+
+/* The holder never blocks on the socket: a server that waits to send an
+ * answer while the holder waits to send it a request would hang both.
+ * What must go now (a CLOSE, the objects a new server starts from) waits
+ * here for room, taking answers meanwhile (10 s at most). */
+int hold_send_sure(struct holder *h, const struct ld_hold_msg *m, int fd)
+{
+	for (int i = 0; i < 100; i++) {
+		struct pollfd p = { h->sock, POLLIN | POLLOUT, 0 };
+		int ret = hold_send(h, m, fd);
+
+		if (ret != -EAGAIN)
+			return ret;
+		poll(&p, 1, 100);
+		if (p.revents & POLLIN)
+			take_answers(h);
+		if (h->sock < 0)
+			return -EPIPE;
+	}
+	return -EAGAIN;
+}
+
+/* Sends the unanswered requests the server has not been sent yet, in
+ * order, until the socket is full (the poll loop then waits for room). */
+static void flush(struct holder *h)
+{
+	while (h->sock >= 0 && h->sent < h->npending &&
+	       hold_send(h, &h->pending[h->sent].m, h->pending[h->sent].fd) == 0)
+		h->sent++;
+}
+
 static void drop(struct holder *h, size_t i)
 {
+	if (i < h->sent)
+		h->sent--;
 	if (h->pending[i].owns_fd)
 		close(h->pending[i].fd);
 	memmove(&h->pending[i], &h->pending[i + 1],
@@ -92,7 +126,7 @@ void hold_add(struct holder *h, const struct hold_req *r)
 		h->cap = ncap;
 	}
 	h->pending[h->npending++] = copy;
-	hold_send(h, &copy.m, copy.fd);	/* a dead server gets it later */
+	flush(h);	/* a dead server's successor gets it later */
 }
 
 /* Forks a server: returns 0 in the child (with h->sock its end), the
@@ -125,6 +159,7 @@ static int spawn(struct holder *h)
 				close(h->pending[i].fd);
 		free(h->pending);
 		h->kind->forget(h);
+		free(h->objs);
 		/* the caller's mask: the server takes its signals with
 		 * sigwait, so they must stay blocked */
 		sigprocmask(SIG_SETMASK, &h->server_mask, NULL);
@@ -135,13 +170,13 @@ static int spawn(struct holder *h)
 	if (h->sock >= 0)
 		close(h->sock);
 	h->sock = sv[0];
+	h->sent = 0;
 	h->server = pid;
 	h->server_ready = false;
 	hold_log(h, 2, "serving process %d started", (int)pid);
 	/* what earlier servers set up, then whatever they left unanswered */
 	h->kind->replay(h);
-	for (size_t i = 0; i < h->npending; i++)
-		hold_send(h, &h->pending[i].m, h->pending[i].fd);
+	flush(h);
 	if (h->npending)
 		hold_log(h, 2, "handed %zu unanswered requests to process %d", h->npending,
 			 (int)pid);
@@ -196,6 +231,7 @@ static void take_answers(struct holder *h)
 		/* the server closed its end: it is gone or going */
 		close(h->sock);
 		h->sock = -1;
+		h->sent = 0;
 	}
 }
 
@@ -383,6 +419,17 @@ int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 	return hold_loop(&h, sock, &none);
 }
 
+/* No server could be started (fork failed): answer requests with errors
+ * and try again after a pause, rather than let them wait for nobody. */
+static void spawn_failed(struct holder *h, int err, unsigned int backoff)
+{
+	hold_log(h, 0, "starting a serving process: %s; trying again in %u s",
+		 strerror(-err), backoff);
+	deny_pending(h);
+	h->denying = true;
+	h->retry_at = time(NULL) + backoff;
+}
+
 static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 {
 	struct holder h = *hp;
@@ -400,7 +447,9 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 	}
 	for (;;) {
 		struct pollfd p[3] = {
-			{ h.kfd, POLLIN, 0 }, { h.sock, POLLIN, 0 }, { h.sigfd, POLLIN, 0 }
+			{ h.kfd, POLLIN, 0 },
+			{ h.sock, (short)(POLLIN | (h.sent < h.npending ? POLLOUT : 0)), 0 },
+			{ h.sigfd, POLLIN, 0 }
 		};
 		int timeout = -1;
 
@@ -429,6 +478,8 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 			h.kind->take(&h);
 		if (h.sock >= 0 && (p[1].revents & (POLLIN | POLLHUP)))
 			take_answers(&h);
+		if (h.sock >= 0 && (p[1].revents & POLLOUT))
+			flush(&h);
 		if (p[2].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -466,6 +517,8 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 						*sock = h.sock;
 						return 0;
 					}
+					if (ret < 0)
+						spawn_failed(&h, ret, backoff);
 					continue;
 				}
 				/* only a stop ends a server with status 0 (main.c),
@@ -508,7 +561,7 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 					return 0;
 				}
 				if (ret < 0)
-					hold_log(&h, 0, "starting a serving process: %s", strerror(-ret));
+					spawn_failed(&h, ret, backoff);
 			}
 		}
 	}

@@ -160,7 +160,9 @@ static void cf_take(struct holder *h)
 			o = obj_find(h, hdr.object_id);
 			if (o)
 				obj_drop(h, o);
-			hold_send(h, &r.m, -1);
+			if (hold_send_sure(h, &r.m, -1) == -EAGAIN)
+				hold_log(h, 1, "cachefiles: the server takes no CLOSE of object %u",
+					 hdr.object_id);
 			break;
 		default:
 			hold_add(h, &r);
@@ -209,7 +211,9 @@ static void cf_replay(struct holder *h)
 			continue;	/* its OPEN is among the pending */
 		m = h->objs[i].open;
 		m.type = LD_HOLD_OBJECT;
-		hold_send(h, &m, h->objs[i].fd);
+		if (hold_send_sure(h, &m, h->objs[i].fd))
+			hold_log(h, 0, "cachefiles: cannot hand object %u to the server: its "
+				 "reads get EIO", h->objs[i].object_id);
 	}
 }
 
@@ -217,9 +221,6 @@ static void cf_forget(struct holder *h)
 {
 	for (size_t i = 0; i < h->nobjs; i++)
 		close(h->objs[i].fd);
-	free(h->objs);
-	h->objs = NULL;
-	h->nobjs = h->objcap = 0;
 }
 
 const struct hold_kind ld_hold_cachefiles = {

@@ -45,7 +45,8 @@ struct hold_kind {
 	/* a new server starts: send it the state that must come before the
 	 * unanswered requests */
 	void (*replay)(struct holder *h);
-	/* in a new server, before it runs: close the holder's own fds */
+	/* in a new server, before it runs: close the holder's own fds (the
+	 * holder frees its arrays after) */
 	void (*forget)(struct holder *h);
 };
 
@@ -64,6 +65,7 @@ struct holder {
 	struct ld_hold_info *info;	/* the caller's, filled in a server */
 	struct hold_req *pending;	/* unanswered, in arrival order */
 	size_t npending, cap;
+	size_t sent;		/* the first `sent` went to the current server */
 	struct hold_obj *objs;		/* cachefiles: open objects */
 	size_t nobjs, objcap;
 	char **argv;			/* the holder's, for an upgrade */
@@ -74,8 +76,11 @@ extern const struct hold_kind ld_hold_fanotify, ld_hold_cachefiles;
 
 void hold_log(const struct holder *h, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Sends m (and fd, if >= 0) to the server: 0 or -errno. */
+/* Sends m (and fd, if >= 0) to the server without waiting: 0 or -errno
+ * (-EAGAIN: no room now). */
 int hold_send(struct holder *h, const struct ld_hold_msg *m, int fd);
+/* The same, waiting for room (taking answers meanwhile), 10 s at most. */
+int hold_send_sure(struct holder *h, const struct ld_hold_msg *m, int fd);
 /* Keeps r as unanswered and sends it to the server, if one runs; when
  * the holder is denying, or cannot keep it, answers it at once instead. */
 void hold_add(struct holder *h, const struct hold_req *r);

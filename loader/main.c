@@ -86,7 +86,7 @@ static int dump_options(void)
 	return 0;
 }
 
-static int parse_args(struct ld_config *c, int argc, char **argv)
+static int parse_args(struct ld_config *c, int argc, char **argv, bool resumed)
 {
 	static const struct option fixed[] = {
 		{ "config", required_argument, NULL, OPT_CONFIG },
@@ -160,7 +160,7 @@ static int parse_args(struct ld_config *c, int argc, char **argv)
 			/* a holder that became this binary (an upgrade) keeps
 			 * the command line: its readiness pipe is long gone,
 			 * and the number may be one of the held fds now */
-			if (getenv("SKIFFD_HOLDER_STATE"))
+			if (resumed)
 				break;
 			v = strtol(optarg, &end, 10);
 			if (*end || v < 0 || fcntl((int)v, F_GETFD) < 0) {
@@ -280,17 +280,11 @@ int main(int argc, char **argv)
 	const struct ld_frontend_ops *ops = NULL;
 	struct sk_err e = { { 0 } };
 	sigset_t set;
+	bool resumed = false;
 	int sig, ret;
 
 	ld_config_defaults(&d.cfg);
 	d.hold_fd = d.hold_sock = -1;
-	ret = parse_args(&d.cfg, argc, argv);
-	if (ret)
-		return ret;
-	pthread_mutex_init(&d.lock, NULL);
-	pthread_mutex_init(&d.api_lock, NULL);
-	pthread_mutex_init(&d.src_lock, NULL);
-	d.start_time = sk_now();
 	/* every thread inherits the mask; only main takes signals */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -298,17 +292,20 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-
-	if (make_dirs(&d))
-		return 1;
-	what_binary(d.binary, sizeof(d.binary));
 	if (getenv("SKIFFD_HOLDER_STATE")) {
-		/* a holder that became this binary (skiff daemon upgrade) */
+		/* a holder that became this binary (skiff daemon upgrade):
+		 * it takes over before anything here can fail, since it is
+		 * the only one holding the kernel fd. A server it starts that
+		 * cannot parse the command line or the configuration dies,
+		 * and the holder treats that as a failed start. */
+		int statefd = atoi(getenv("SKIFFD_HOLDER_STATE"));
 		enum ld_hold_kind kind = LD_HOLD_FANOTIFY;
 		struct ld_hold_info hi = { 0, 0 };
 
-		ret = ld_holder_resume(atoi(getenv("SKIFFD_HOLDER_STATE")), &kind, &d.hold_fd,
-				       &d.hold_sock, d.cfg.log_level, &hi, argv);
+		unsetenv("SKIFFD_HOLDER_STATE");	/* not for its children */
+		resumed = true;
+		ret = ld_holder_resume(statefd, &kind, &d.hold_fd, &d.hold_sock,
+				       d.cfg.log_level, &hi, argv);
 		if (ret) {
 			/* nobody else holds the kernel fd: keep it open and
 			 * say so, rather than exit and break every mount */
@@ -320,7 +317,19 @@ int main(int argc, char **argv)
 		ops = kind == LD_HOLD_CACHEFILES ? &ld_cachefiles_ops : &ld_fanotify_ops;
 		d.generation = hi.generation;
 		d.handed = hi.handed;
-	} else if (!d.cfg.no_holder) {
+	}
+	ret = parse_args(&d.cfg, argc, argv, resumed);
+	if (ret)
+		return ret;
+	pthread_mutex_init(&d.lock, NULL);
+	pthread_mutex_init(&d.api_lock, NULL);
+	pthread_mutex_init(&d.src_lock, NULL);
+	d.start_time = sk_now();
+
+	if (make_dirs(&d))
+		return 1;
+	what_binary(d.binary, sizeof(d.binary));
+	if (!resumed && !d.cfg.no_holder) {
 		/* the kernel fd must outlive any crash of the serving
 		 * process: a small holder process keeps it and restarts the
 		 * server */
@@ -454,6 +463,10 @@ int main(int argc, char **argv)
 		 * link. What the process owns goes with it, as in a crash. */
 		size_t left = sk_pool_drop_queued(d.pool);
 
+		/* a fetch that takes long (retries, a slow link) is not
+		 * waited for: after 3 s the alarm ends this process, which
+		 * is as safe as a crash (the holder still has it all) */
+		alarm(3);
 		sk_pool_destroy(d.pool);
 		ld_log(&d, LD_LOG_INFO, "upgrade: %zu queued requests left to the next server",
 		       left);

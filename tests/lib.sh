@@ -433,13 +433,14 @@ upgrade_servers() {
 # under_readers MNT SRC CMD [ARGS...]: readcheck's 8 readers go through
 # READ_FILES (paths under MNT, compared with SRC) while CMD runs; the
 # readers stop after their pass that ends after CMD. Fails unless CMD
-# succeeded and every byte read right, none failed or hung (60 s);
+# succeeded and every byte read right, none failed or hung (120 s: a
+# read whose fetch every kill interrupts waits for the storm to pass);
 # readcheck's figures are in $T/readers.out.
 under_readers() {
 	local mnt=$1 src=$2 rc st=0 cs=0
 	shift 2
 	rm -f "$T/readers.stop"
-	"$READCHECK" -r 8 -d 60 -u "$T/readers.stop" "$mnt" "$src" "${READ_FILES[@]}" \
+	"$READCHECK" -r 8 -d 120 -u "$T/readers.stop" "$mnt" "$src" "${READ_FILES[@]}" \
 		>"$T/readers.out" 2>"$T/readers.err" &
 	rc=$!
 	"$@" || cs=$?

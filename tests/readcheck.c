@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,8 +135,16 @@ static void check_file(struct reader *r, const char *name, int pass)
 			atomic_fetch_add(&s->wrong, 1);
 			report(s, "%s at %lld: %s", name, off, "wrong bytes");
 		}
-		if (n == 0)
+		if (n == 0) {
+			struct stat st;
+
+			/* an early end of file is as wrong as wrong bytes */
+			if (fstat(sf, &st) == 0 && st.st_size != off) {
+				atomic_fetch_add(&s->wrong, 1);
+				report(s, "%s at %lld: %s", name, off, "ends early");
+			}
 			break;
+		}
 		atomic_fetch_add(&s->bytes, (unsigned long)n);
 		off += n;
 	}

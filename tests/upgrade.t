@@ -56,6 +56,8 @@ last=$([ $((UPGRADES % 2)) = 1 ] && echo a || echo b)
 t_is "... which runs the last binary" "$("$SKIFF" status --json | jq -r .binary)" "$T/skiffd-$last"
 t_is "the holder became each binary in turn" "$(grep -c "took over as the holder" "$T/skiffd.log")" \
 	"$UPGRADES"
+t_ok "at least one upgrade came with reads waiting (handed to the new server)" \
+	grep -q "took over as the holder ([1-9][0-9]* unanswered" "$T/skiffd.log"
 t_ok "both trees read whole and right after the upgrades" \
 	"$READCHECK" -r 2 "$T/mnt" "$T/src" "${READ_FILES[@]}"
 
@@ -64,6 +66,9 @@ t_fails_msg "a binary that is no skiffd is refused, naming the ABI" "speaks hold
 	"$SKIFF" daemon upgrade --binary /bin/true
 t_fails_msg "a binary that is not there is refused" "No such file" \
 	"$SKIFF" daemon upgrade --binary "$T/nothing"
+t_is "... by skiffd too (the API)" "$(curl -s -o /dev/null -w '%{http_code}' \
+	--unix-socket "$SKIFF_SOCKET" -X POST -d '{"binary": "/nonexistent/skiffd"}' \
+	http://skiffd/v1/upgrade)" 400
 t_is "... and neither replaced the server" "$("$SKIFF" status --json | jq .generation)" "$gen"
 t_ok "without --binary, skiffd upgrades to what it runs from" "$SKIFF" daemon upgrade
 t_is "... the same path" "$("$SKIFF" status --json | jq -r .binary)" "$T/skiffd-$last"
