@@ -12,7 +12,7 @@
 JSON5=$ROOT/man/skiffd.json.5
 MAN8=$ROOT/man/skiffd.8
 # flags that are no key of skiffd.json
-FIXED="config ready-fd no-holder dump-options help version"
+FIXED="config ready-fd no-holder holder-abi dump-options help version"
 
 t_ok "skiffd --dump-options" "$SKIFFD" --dump-options || done_testing
 cp "$T/.out" "$T/opts.json"
