@@ -28,16 +28,7 @@ KILLS=${SKIFF_CRASH_KILLS:-20}
 export SKIFF_TEST_CACHE=/var/cache/skiff/cf
 SRC=/var/cache/skiff/src
 rm -rf "$SRC" "$SKIFF_TEST_CACHE"
-READ_FILES=()
-for img in a b; do
-	mkdir -p "$SRC/$img"
-	for i in 1 2 3 4; do
-		head -c $((1024 * 1024)) /dev/urandom >"$SRC/$img/f$i"
-		READ_FILES+=("$img/f$i")
-	done
-	t_ok "build image $img (64K chunks)" "$SKIFF" build -q --chunk-size 64K "$SRC/$img" "$T/store:$img" ||
-		done_testing
-done
+random_images "$SRC" 1 || done_testing
 
 # 1. the crash loop. The store is behind a 200 kB/s link: the 8 MiB take
 #    40 s, so reads are in flight whenever a kill comes
@@ -84,15 +75,9 @@ for img in a b; do
 	t_ok "mount image $img (fsid)" skiff_mount "$T/store:$img" "$T/mnt/$img" --id "up$img" ||
 		done_testing
 done
-upgrades() {
-	local i
-	for ((i = 1; i <= UPGRADES; i++)); do
-		upgrade_servers 1 "$T/skiffd-$([ $((i % 2)) = 1 ] && echo a || echo b)" || return
-	done
-}
 t0=$SECONDS
 t_ok "$UPGRADES upgrades under 8 readers: every byte right, no read failed or hung" \
-	under_readers "$T/mnt" "$SRC" upgrades
+	under_readers "$T/mnt" "$SRC" upgrade_servers "$UPGRADES" "$T/skiffd-a" "$T/skiffd-b"
 diag "Linux $KVER upgrades: $((SECONDS - t0)) s; readcheck: $(cat "$T/readers.out")"
 t_is "every upgrade started a new server" "$("$SKIFF" status --json | jq .generation)" \
 	"$((UPGRADES + 1))"

@@ -15,16 +15,7 @@ KILLS=${SKIFF_CRASH_KILLS:-50}
 
 # two images of many 64K chunks, so that cold reads go on through the
 # kills: 8 files of 4 MiB each
-READ_FILES=()
-for img in a b; do
-	mkdir -p "$T/src/$img"
-	for i in 1 2 3 4; do
-		head -c $((4 * 1024 * 1024)) /dev/urandom >"$T/src/$img/f$i"
-		READ_FILES+=("$img/f$i")
-	done
-	t_ok "build image $img" "$SKIFF" build -q --chunk-size 64K "$T/src/$img" "$T/store:$img" ||
-		done_testing
-done
+random_images "$T/src" 4 || done_testing
 
 # the store behind a 400 kB/s link: the 32 MiB take over a minute, so
 # reads are in flight whenever a kill comes

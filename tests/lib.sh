@@ -417,16 +417,36 @@ kill_servers() {
 	done
 }
 
-# upgrade_servers N [BINARY]: skiff daemon upgrade N times (to BINARY, or
-# to what skiffd runs from), each after a random pause of up to 400 ms;
-# fails, saying which, when one does not complete
+# upgrade_servers N [BINARY [BINARY2]]: skiff daemon upgrade N times (to
+# BINARY, alternating with BINARY2 when given, or to what skiffd runs
+# from), each after a random pause of up to 400 ms; fails, saying which,
+# when one does not complete
 upgrade_servers() {
-	local n=$1 i
+	local n=$1 i bin
 	shift
 	for ((i = 1; i <= n; i++)); do
+		bin=${1:-}
+		[ $((i % 2)) = 0 ] && [ -n "${2:-}" ] && bin=$2
 		sleep "$(printf '%d.%03d' 0 $((RANDOM % 400)))"
-		"$SKIFF" daemon upgrade ${1:+--binary "$1"} >>"$T/upgrades.log" 2>&1 ||
+		"$SKIFF" daemon upgrade ${bin:+--binary "$bin"} >>"$T/upgrades.log" 2>&1 ||
 			{ diag "upgrade $i: $(tail -n 1 "$T/upgrades.log")"; return 1; }
+	done
+}
+
+# random_images SRC MIB: images a and b ($T/store:a, :b, 64K chunks) of
+# four random files of MIB MiB each, made in SRC/a and SRC/b; READ_FILES
+# names the eight files (under_readers reads them)
+random_images() {
+	local src=$1 mib=$2 img i
+	READ_FILES=()
+	for img in a b; do
+		mkdir -p "$src/$img"
+		for i in 1 2 3 4; do
+			head -c $((mib * 1024 * 1024)) /dev/urandom >"$src/$img/f$i"
+			READ_FILES+=("$img/f$i")
+		done
+		t_ok "build image $img (64K chunks)" \
+			"$SKIFF" build -q --chunk-size 64K "$src/$img" "$T/store:$img" || return
 	done
 }
 

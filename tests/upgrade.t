@@ -14,16 +14,7 @@ command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs 
 need_fanotify_skiffd
 UPGRADES=${SKIFF_UPGRADES:-20}
 
-READ_FILES=()
-for img in a b; do
-	mkdir -p "$T/src/$img"
-	for i in 1 2 3 4; do
-		head -c $((2 * 1024 * 1024)) /dev/urandom >"$T/src/$img/f$i"
-		READ_FILES+=("$img/f$i")
-	done
-	t_ok "build image $img" "$SKIFF" build -q --chunk-size 64K "$T/src/$img" "$T/store:$img" ||
-		done_testing
-done
+random_images "$T/src" 2 || done_testing
 cp "$SKIFFD" "$T/skiffd-a"
 cp "$SKIFFD" "$T/skiffd-b"
 
@@ -37,16 +28,9 @@ for img in a b; do
 	t_ok "mount image $img" skiff_mount "$T/store:$img" "$T/mnt/$img" || done_testing
 done
 
-# alternate: odd upgrades to skiffd-a, even ones to skiffd-b
-upgrades() {
-	local i
-	for ((i = 1; i <= UPGRADES; i++)); do
-		upgrade_servers 1 "$T/skiffd-$([ $((i % 2)) = 1 ] && echo a || echo b)" || return
-	done
-}
 t0=$SECONDS
 t_ok "$UPGRADES upgrades under 8 readers: every byte right, no read failed or hung" \
-	under_readers "$T/mnt" "$T/src" upgrades
+	under_readers "$T/mnt" "$T/src" upgrade_servers "$UPGRADES" "$T/skiffd-a" "$T/skiffd-b"
 diag "upgrades: $((SECONDS - t0)) s; readcheck: $(cat "$T/readers.out")"
 diag "skiff daemon upgrade: $(grep -o '[0-9.]* s after' "$T/upgrades.log" | sort -n | tail -n 1) at most"
 t_is "every upgrade started a new server" "$("$SKIFF" status --json | jq .generation)" \
