@@ -5,9 +5,11 @@
 # nothing happening (the baseline), once while the serving process is
 # SIGKILLed SKIFF_BENCH_KILLS times (default 200), once during
 # SKIFF_BENCH_UPGRADES live upgrades (default 100). Each run starts on an
-# empty cache, the store 5 ms a fetch away. Prints read latency (p50, p99,
-# max: the longest stall a takeover caused) and the ratio of each to the
-# baseline of the same run; exits non-zero when a read failed, hung or
+# empty cache, the store behind a 2 MB/s link, so that the 128 MiB stay
+# partly cold for about a minute (a complete blob raises no events at
+# all). Prints read latency (p50, p99, max: the longest stall, link
+# queueing included) and the ratio of each to the baseline of the same
+# run; exits non-zero when a read failed, hung or
 # returned a wrong byte, or a kill or upgrade was not survived.
 #
 # Environment: SKIFF_BENCH_OUT (scratch, default /var/tmp/skiff-bench/restart).
@@ -40,7 +42,7 @@ files=()
 for img in a b; do
 	mkdir -p "$OUT/src/$img"
 	for i in $(seq 1 8); do
-		head -c $((4 * 1024 * 1024)) /dev/urandom >"$OUT/src/$img/f$i"
+		head -c $((8 * 1024 * 1024)) /dev/urandom >"$OUT/src/$img/f$i"
 		files+=("$img/f$i")
 	done
 	"$SKIFF" build -q --chunk-size 64K "$OUT/src/$img" "$OUT/store:$img"
@@ -73,17 +75,18 @@ upgrades() {
 	done
 }
 
-idle() { sleep 20; }
+idle() { sleep 30; }
 
 # run NAME ACTION: one run on an empty cache; its readcheck line in OUT/NAME
 run() {
 	local name=$1 action=$2 rc st=0 as=0
 	bench_start_skiffd "$OUT" --readahead 0 --ahead 0 || die "skiffd did not start"
 	for img in a b; do
+		mkdir -p "$OUT/mnt/$img"
 		"$SKIFF" mount "$OUT/store:$img" "$OUT/mnt/$img" >/dev/null || die "mount $img"
 	done
 	rm -f "$OUT/stop"
-	"$READCHECK" -r 8 -d 60 -u "$OUT/stop" "$OUT/mnt" "$OUT/src" "${files[@]}" \
+	"$READCHECK" -r 8 -d 300 -u "$OUT/stop" "$OUT/mnt" "$OUT/src" "${files[@]}" \
 		>"$OUT/$name" 2>"$OUT/$name.err" &
 	rc=$!
 	"$action" || as=$?
@@ -96,13 +99,13 @@ run() {
 	note "$name: $(cat "$OUT/$name")"
 }
 
-export SKIFF_TEST_FETCH_DELAY_MS=5
+export SKIFF_TEST_FETCH_BPS=2000000
 run baseline idle
 run kills kills
 run upgrades upgrades
 
 field() { awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' "$OUT/$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b > 0 ? a / b : 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 printf '\n%-22s %9s %9s %9s %9s %11s %11s\n' "run" "reads" "p50 ms" "p99 ms" "max ms" "p99/base" "max/base"
 for r in baseline kills upgrades; do
 	printf '%-22s %9s %9s %9s %9s %11s %11s\n' \
