@@ -38,10 +38,7 @@ t_ok "skiffd starts (cachefiles, holder)" start_skiffd --frontend cachefiles --r
 unset SKIFF_TEST_FETCH_BPS
 holder=$SKIFFD_PID
 t_is "a holder runs the server" "$("$SKIFF" status --json | jq .holder_pid)" "$holder"
-for img in a b; do
-	t_ok "mount image $img (fsid)" skiff_mount "$T/store:$img" "$T/mnt/$img" --id "fo$img" ||
-		done_testing
-done
+mount_random_images fo || done_testing
 t0=$SECONDS
 t_ok "$KILLS kills of the serving process under 8 readers: every byte right, no read failed or hung" \
 	under_readers "$T/mnt" "$SRC" kill_servers "$KILLS"
@@ -71,10 +68,7 @@ export SKIFF_TEST_FETCH_BPS=200000
 t_ok "skiffd starts on an empty cache" start_skiffd --frontend cachefiles --readahead 0 --ahead 0 ||
 	done_testing
 unset SKIFF_TEST_FETCH_BPS
-for img in a b; do
-	t_ok "mount image $img (fsid)" skiff_mount "$T/store:$img" "$T/mnt/$img" --id "up$img" ||
-		done_testing
-done
+mount_random_images up || done_testing
 t0=$SECONDS
 t_ok "$UPGRADES upgrades under 8 readers: every byte right, no read failed or hung" \
 	under_readers "$T/mnt" "$SRC" upgrade_servers "$UPGRADES" "$T/skiffd-a" "$T/skiffd-b"

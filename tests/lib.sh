@@ -450,6 +450,16 @@ random_images() {
 	done
 }
 
+# mount_random_images [ID_PREFIX]: mounts random_images' a and b at
+# $T/mnt/a and $T/mnt/b (ids ID_PREFIXa, ID_PREFIXb when given)
+mount_random_images() {
+	local img
+	for img in a b; do
+		t_ok "mount image $img" skiff_mount "$T/store:$img" "$T/mnt/$img" \
+			${1:+--id "$1$img"} || return
+	done
+}
+
 # under_readers MNT SRC CMD [ARGS...]: readcheck's 8 readers go through
 # READ_FILES (paths under MNT, compared with SRC) while CMD runs; the
 # readers stop after their pass that ends after CMD. Fails unless CMD

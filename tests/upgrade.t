@@ -24,9 +24,7 @@ export SKIFF_TEST_FETCH_BPS=400000
 t_ok "skiffd starts (fanotify, holder)" start_skiffd --frontend fanotify --readahead 0 --ahead 0 ||
 	done_testing
 unset SKIFF_TEST_FETCH_BPS
-for img in a b; do
-	t_ok "mount image $img" skiff_mount "$T/store:$img" "$T/mnt/$img" || done_testing
-done
+mount_random_images || done_testing
 
 t0=$SECONDS
 t_ok "$UPGRADES upgrades under 8 readers: every byte right, no read failed or hung" \
