@@ -12,7 +12,7 @@ CC ?= cc
 CLANG ?= clang
 PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
-PKGS := libzstd libcrypto jansson liburing libcurl zlib
+PKGS := libzstd libcrypto jansson liburing libcurl zlib libsystemd
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 STD := -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 # Tests run with a bounded fuzzing budget per target (seconds).
@@ -34,7 +34,7 @@ BASE_SRCS := $(wildcard common/*.c format/*.c backend/*.c ctl/*.c)
 LIB_SRCS := $(BASE_SRCS) $(filter-out loader/main.c,$(wildcard loader/*.c))
 CLI_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-TOOL_SRCS := tests/treecmp.c tests/readcheck.c
+TOOL_SRCS := tests/treecmp.c tests/readcheck.c tests/fdsup.c
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
@@ -49,7 +49,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	uninstall clean setup
 .DEFAULT_GOAL := all
 
-all: $(B)/skiff $(B)/skiffd $(B)/treecmp $(B)/readcheck
+all: $(B)/skiff $(B)/skiffd $(B)/treecmp $(B)/readcheck $(B)/fdsup
 
 setup: $(SETUP_STAMP)
 $(SETUP_STAMP): scripts/setup.sh
@@ -76,6 +76,10 @@ $(B)/treecmp: $(B)/tests/treecmp.o
 
 $(B)/readcheck: $(B)/tests/readcheck.o
 	$(CC) $(CFLAGS) -o $@ $^ -pthread -lm
+
+# plays systemd's part (notify socket, fd store, restarts) in tests
+$(B)/fdsup: $(B)/tests/fdsup.o
+	$(CC) $(CFLAGS) -o $@ $^
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libskiff.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

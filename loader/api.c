@@ -488,10 +488,12 @@ static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 	       "# HELP skiff_events_cached_total Events answered from the chunk map at once\n# TYPE skiff_events_cached_total counter\nskiff_events_cached_total %llu\n"
 	       "# HELP skiff_events_failed_total Events answered with an error\n# TYPE skiff_events_failed_total counter\nskiff_events_failed_total %llu\n"
 	       "# HELP skiff_opens_total Objects the kernel opened (cachefiles OPEN)\n# TYPE skiff_opens_total counter\nskiff_opens_total %llu\n"
-	       "# HELP skiff_closes_total Objects the kernel closed (cachefiles CLOSE)\n# TYPE skiff_closes_total counter\nskiff_closes_total %llu\n",
+	       "# HELP skiff_closes_total Objects the kernel closed (cachefiles CLOSE)\n# TYPE skiff_closes_total counter\nskiff_closes_total %llu\n"
+	       "# HELP skiff_events_adopted_total Events a dead holder had read, served from its journal by this process\n# TYPE skiff_events_adopted_total counter\nskiff_events_adopted_total %llu\n",
 	       (unsigned long long)LOAD(d->events), (unsigned long long)LOAD(d->events_fast),
 	       (unsigned long long)LOAD(d->events_denied),
-	       (unsigned long long)LOAD(d->opens), (unsigned long long)LOAD(d->closes));
+	       (unsigned long long)LOAD(d->opens), (unsigned long long)LOAD(d->closes),
+	       (unsigned long long)LOAD(d->orphans));
 	pthread_mutex_lock(&d->lock);
 	counter_table(&buf, &len, &cap, cs, SK_ARRAY_SIZE(cs), total_sample, d);
 	/* the same per cache file in use, as skiff_blob_* */

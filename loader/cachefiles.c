@@ -635,13 +635,21 @@ static int take_held(struct cf_fe *fe)
 	return ret;
 }
 
-/* The holder died: read the device ourselves. What it had read and not
- * passed on is sent again after `restore` (Linux 6.12+); older kernels
- * keep those requests waiting until their readers are killed. */
+/* The holder died: read the device ourselves (without systemd). What it
+ * had read and not passed on is sent again after `restore` (Linux 6.12,
+ * and Debian's 6.1); a kernel without it keeps those requests waiting
+ * until their readers are killed. */
 static void holder_gone(struct cf_fe *fe)
 {
 	int ret;
 
+	/* systemd restarts skiffd with the device from its fd store; the
+	 * new holder writes `restore` */
+	if (fe->d->hold_fdstore) {
+		ld_log(fe->d, LD_LOG_ERROR, "the holder is gone: exiting; systemd restarts "
+		       "skiffd with the device from its fd store");
+		_exit(1);
+	}
 	atomic_store(&fe->held, false);
 	fe->ev.fd = fe->dev;
 	ret = dev_cmd(fe->dev, "restore");

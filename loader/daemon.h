@@ -138,6 +138,11 @@ struct ld_daemon {
 	struct ld_rings *rings;		/* cache-file writes, one per worker */
 	struct ld_bufs *bufs;		/* fetch buffers kept for reuse */
 	int hold_fd, hold_sock;	/* from the holder, or -1 */
+	/* the holder's journal (fanotify), or -1; whether the kernel fd is
+	 * in systemd's fd store (a holder death: exit, systemd restarts) */
+	int hold_jfd;
+	bool hold_fdstore;
+	char **argv;		/* skiffd's, to adopt the group as a holder */
 	/* this serving process: its number among those the holder started
 	 * (0: no holder), and the unanswered events it was handed */
 	unsigned int generation, handed;
@@ -156,6 +161,8 @@ struct ld_daemon {
 	_Atomic unsigned int tracing;	/* images recording a trace */
 	double start_time;
 	_Atomic uint64_t events, events_fast, events_denied, opens, closes;
+	/* events a dead holder had read, handed over from its journal */
+	_Atomic uint64_t orphans;
 	struct ld_counters retired;	/* of blobs closed */
 	/* event received to answered: already filled, and fetched first */
 	struct ld_hist lat_cached, lat_fetched;

@@ -106,32 +106,14 @@ static void req_release(struct ld_req *r)
 	free(q);
 }
 
-/* One pre-content event: fd is ours, hfd the number its answer names. */
-static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
-		     pid_t pid, bool has_range, uint64_t off, uint64_t len)
+/* Serves a read of blob b (a reference we pass on): fills the range,
+ * writing through wfd, then answers hfd; fd (ours, or -1) is closed. */
+static void serve(struct fan_fe *fe, struct ld_blob *b, int fd, int hfd, int wfd,
+		  bool has_range, uint64_t off, uint64_t len)
 {
 	struct ld_daemon *d = fe->d;
-	struct ld_blob *b;
 	struct fan_req *q;
-	struct stat st;
 
-	/* skiffd's own prefetch writes: it never reads its cache files
-	 * through a watched fd, and holding its write would deadlock it */
-	if (!(mask & FAN_PRE_ACCESS) || pid == fe->self) {
-		respond(fe, fd, hfd, FAN_ALLOW);
-		return;
-	}
-	atomic_fetch_add(&d->events, 1);
-	if (fstat(fd, &st) < 0 ||
-	    !(b = ld_blob_by_inode(d, st.st_dev, st.st_ino))) {
-		/* Only our cache files carry marks: one we do not know is one
-		 * whose image is not registered (yet). Letting the read
-		 * through would hand out the holes as zeros. */
-		ld_log(d, LD_LOG_ERROR, "event for a cache file no image uses: EIO");
-		atomic_fetch_add(&d->events_denied, 1);
-		respond(fe, fd, hfd, FAN_DENY_ERRNO(EIO));
-		return;
-	}
 	if (!has_range) {
 		off = 0;
 		len = b->cache.table.usize;
@@ -148,16 +130,65 @@ static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
 	q->fd = fd;
 	q->hfd = hfd;
 	snprintf(q->what, sizeof(q->what), "blob %s", b->cache.hex);
-	/* written through the event's fd: its writes raise no events */
 	q->base.blob = b;
 	q->base.cache = &b->cache;
-	q->base.wfd = fd;
+	q->base.wfd = wfd;
 	q->base.off = off;
 	q->base.len = len;
 	q->base.answer = req_answer;
 	q->base.release = req_release;
 	q->base.what = q->what;
 	ld_request(d, &q->base);
+}
+
+/* Only our cache files carry marks: one we do not know is one whose image
+ * is not registered (yet). Letting the read through would hand out the
+ * holes as zeros. */
+static void unknown_file(struct fan_fe *fe, int fd, int hfd)
+{
+	ld_log(fe->d, LD_LOG_ERROR, "event for a cache file no image uses: EIO");
+	atomic_fetch_add(&fe->d->events_denied, 1);
+	respond(fe, fd, hfd, FAN_DENY_ERRNO(EIO));
+}
+
+/* One pre-content event: fd is ours, hfd the number its answer names. */
+static void dispatch(struct fan_fe *fe, int fd, int hfd, uint64_t mask,
+		     pid_t pid, bool has_range, uint64_t off, uint64_t len)
+{
+	struct ld_daemon *d = fe->d;
+	struct ld_blob *b;
+	struct stat st;
+
+	/* skiffd's own prefetch writes: it never reads its cache files
+	 * through a watched fd, and holding its write would deadlock it */
+	if (!(mask & FAN_PRE_ACCESS) || pid == fe->self) {
+		respond(fe, fd, hfd, FAN_ALLOW);
+		return;
+	}
+	atomic_fetch_add(&d->events, 1);
+	if (fstat(fd, &st) < 0 || !(b = ld_blob_by_inode(d, st.st_dev, st.st_ino))) {
+		unknown_file(fe, fd, hfd);
+		return;
+	}
+	/* written through the event's fd: its writes raise no events */
+	serve(fe, b, fd, hfd, fd, has_range, off, len);
+}
+
+/* An event a dead holder had read (holder.h): no fd of it is left, only
+ * its number. Written through our own fd of the cache file, whose writes
+ * raise events of our own, which we allow. */
+static void dispatch_orphan(struct fan_fe *fe, const struct ld_hold_msg *m)
+{
+	struct ld_blob *b;
+
+	atomic_fetch_add(&fe->d->events, 1);
+	atomic_fetch_add(&fe->d->orphans, 1);
+	b = ld_blob_by_inode(fe->d, (dev_t)m->dev, (ino_t)m->ino);
+	if (!b) {
+		unknown_file(fe, -1, m->id);
+		return;
+	}
+	serve(fe, b, -1, m->id, b->own.fd, m->has_range, m->off, m->len);
 }
 
 /* avail: the bytes of the read buffer from m on */
@@ -180,6 +211,12 @@ static int take_held(struct fan_fe *fe)
 	int fd, ret;
 
 	while ((ret = ld_hold_recv(fe->hsock, &m, &fd)) > 0) {
+		if (m.type == LD_HOLD_ORPHAN) {
+			if (fd >= 0)
+				close(fd);
+			dispatch_orphan(fe, &m);
+			continue;
+		}
 		if (m.type != LD_HOLD_EVENT || fd < 0) {
 			if (fd >= 0)
 				close(fd);
@@ -194,6 +231,37 @@ static int take_held(struct fan_fe *fe)
 	return ret;
 }
 
+/*
+ * The holder died. The group's pending events carry its fd numbers, which
+ * this process's own numbers would collide with (the kernel matches an
+ * answer by number alone), so it never reads the group itself while
+ * there is a journal: under systemd it exits and a restarted skiffd
+ * adopts the stored group; without, it executes skiffd in its own place
+ * as the new holder (holder.h). Reading the group directly is the last
+ * resort, with that hazard.
+ */
+static void holder_gone(struct fan_fe *fe, struct ld_ev *ev)
+{
+	struct ld_daemon *d = fe->d;
+	int ret;
+
+	if (d->hold_fdstore) {
+		ld_log(d, LD_LOG_ERROR, "the holder is gone: exiting; systemd restarts skiffd "
+		       "with the group from its fd store");
+		_exit(1);
+	}
+	if (d->hold_jfd >= 0) {
+		ld_log(d, LD_LOG_ERROR, "the holder is gone: this process becomes the holder "
+		       "(%s)", d->binary);
+		ret = ld_holder_reexec(d->binary, LD_HOLD_FANOTIFY, fe->fan, d->hold_jfd, d->argv);
+		ld_log(d, LD_LOG_ERROR, "cannot execute %s: %s", d->binary, strerror(-ret));
+	}
+	/* the socket stays open: request threads may still send on it */
+	ld_log(d, LD_LOG_ERROR, "the holder is gone: reading events directly");
+	atomic_store(&fe->held, false);
+	ev->fd = fe->fan;
+}
+
 /* The group (or the holder's socket) is readable: take what is there. */
 static int on_events(struct ld_ev *ev, void *buf, size_t bufsz)
 {
@@ -201,14 +269,8 @@ static int on_events(struct ld_ev *ev, void *buf, size_t bufsz)
 	ssize_t n;
 
 	if (atomic_load(&fe->held)) {
-		if (take_held(fe) == -EPIPE) {
-			/* the holder died: our copy of the group is all
-			 * that is left; read it ourselves. The socket stays
-			 * open: request threads may still send on it */
-			ld_log(fe->d, LD_LOG_ERROR, "the holder is gone: reading events directly");
-			atomic_store(&fe->held, false);
-			ev->fd = fe->fan;
-		}
+		if (take_held(fe) == -EPIPE)
+			holder_gone(fe, ev);
 		return 0;
 	}
 	n = read(fe->fan, buf, bufsz);

@@ -10,14 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/sk.h"
+#include "fanrec.h"
 #include "holdpriv.h"
 
 void hold_log(const struct holder *h, int level, const char *fmt, ...)
@@ -59,6 +63,18 @@ int hold_send(struct holder *h, const struct ld_hold_msg *m, int fd)
 
 static void take_answers(struct holder *h);
 
+static void oom_adj(const char *v)
+{
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, v, strlen(v)) < 0) {
+		/* without CAP_SYS_RESOURCE: the default stays */
+	}
+	close(fd);
+}
+
 /* The holder never blocks on the socket: a server that waits to send an
  * answer while the holder waits to send it a request would hang both.
  * What must go now (a CLOSE, the objects a new server starts from) waits
@@ -84,15 +100,21 @@ int hold_send_sure(struct holder *h, const struct ld_hold_msg *m, int fd)
  * order, until the socket is full (the poll loop then waits for room). */
 static void flush(struct holder *h)
 {
-	while (h->sock >= 0 && h->sent < h->npending &&
-	       hold_send(h, &h->pending[h->sent].m, h->pending[h->sent].fd) == 0)
+	while (h->sock >= 0 && h->sent < h->npending) {
+		const struct hold_req *r = &h->pending[h->sent];
+
+		/* an orphan's fd only pins its number here */
+		if (hold_send(h, &r->m, r->m.type == LD_HOLD_ORPHAN ? -1 : r->fd))
+			break;
 		h->sent++;
+	}
 }
 
 static void drop(struct holder *h, size_t i)
 {
 	if (i < h->sent)
 		h->sent--;
+	hold_jr_drop(h, &h->pending[i]);
 	if (h->pending[i].owns_fd)
 		close(h->pending[i].fd);
 	memmove(&h->pending[i], &h->pending[i + 1],
@@ -100,32 +122,43 @@ static void drop(struct holder *h, size_t i)
 	h->npending--;
 }
 
+/* Appends r to the pending list as it is: 0 or -ENOMEM. */
+static int push(struct holder *h, const struct hold_req *r)
+{
+	if (h->npending == h->cap) {
+		size_t ncap = h->cap ? h->cap * 2 : 64;
+		struct hold_req *np = realloc(h->pending, ncap * sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		h->pending = np;
+		h->cap = ncap;
+	}
+	h->pending[h->npending++] = *r;
+	return 0;
+}
+
 void hold_add(struct holder *h, const struct hold_req *r)
 {
 	struct hold_req copy = *r;
 
+	copy.slot = -1;
 	if (h->denying) {
 		h->kind->deny(h, &copy);
 		if (copy.owns_fd)
 			close(copy.fd);
 		return;
 	}
-	if (h->npending == h->cap) {
-		size_t ncap = h->cap ? h->cap * 2 : 64;
-		struct hold_req *np = realloc(h->pending, ncap * sizeof(*np));
-
-		if (!np) {
-			/* cannot track it: answer with an error rather than
-			 * let it hang or read zeros */
-			h->kind->deny(h, &copy);
-			if (copy.owns_fd)
-				close(copy.fd);
-			return;
-		}
-		h->pending = np;
-		h->cap = ncap;
+	if (push(h, &copy)) {
+		/* cannot track it: answer with an error rather than let it
+		 * hang or read zeros */
+		h->kind->deny(h, &copy);
+		if (copy.owns_fd)
+			close(copy.fd);
+		return;
 	}
-	h->pending[h->npending++] = copy;
+	/* recorded before the server can answer it */
+	hold_jr_put(h, &h->pending[h->npending - 1]);
 	flush(h);	/* a dead server's successor gets it later */
 }
 
@@ -148,6 +181,10 @@ static int spawn(struct holder *h)
 	if (pid == 0) {
 		h->info->generation = h->generation;
 		h->info->handed = (unsigned int)h->npending;
+		/* the server keeps the journal: it adopts the group with it
+		 * if the holder dies (without systemd) */
+		h->info->jfd = h->jfd;
+		h->info->fdstore = h->fdstore;
 		close(sv[0]);
 		if (h->sock >= 0)
 			close(h->sock);	/* the holder's end of an old server */
@@ -158,8 +195,14 @@ static int spawn(struct holder *h)
 			if (h->pending[i].owns_fd)
 				close(h->pending[i].fd);
 		free(h->pending);
+		free(h->jfree);
 		h->kind->forget(h);
 		free(h->objs);
+		/* the holder is the last thing the OOM killer may take */
+		oom_adj("0");
+		signal(SIGQUIT, SIG_DFL);
+		signal(SIGUSR1, SIG_DFL);
+		signal(SIGUSR2, SIG_DFL);
 		/* the caller's mask: the server takes its signals with
 		 * sigwait, so they must stay blocked */
 		sigprocmask(SIG_SETMASK, &h->server_mask, NULL);
@@ -217,6 +260,9 @@ static void take_answers(struct holder *h)
 		d = msg.d;
 		if (d.flags & LD_HOLD_READY) {
 			h->server_ready = true;
+			if (h->notify)
+				sd_notifyf(0, "READY=1\nSTATUS=serving (process %d, generation %u)",
+					   (int)h->server, h->generation);
 			continue;
 		}
 		for (size_t i = 0; i < h->npending; i++) {
@@ -244,8 +290,8 @@ static void take_answers(struct holder *h)
 struct hold_state {
 	char magic[8];
 	uint32_t abi, req_size, obj_size, kind;
-	int32_t kfd;
-	uint32_t generation, npending, nobjs;
+	int32_t kfd, jfd;
+	uint32_t generation, npending, nobjs, fdstore;
 };
 #define HOLD_STATE_MAGIC "skhold1"
 
@@ -267,6 +313,8 @@ static void set_cloexec(int fd, bool on)
 static void held_fds_cloexec(struct holder *h, bool on)
 {
 	set_cloexec(h->kfd, on);
+	if (h->jfd >= 0)
+		set_cloexec(h->jfd, on);
 	for (size_t i = 0; i < h->npending; i++)
 		if (h->pending[i].owns_fd)
 			set_cloexec(h->pending[i].fd, on);
@@ -312,8 +360,9 @@ static int become(struct holder *h)
 				 .obj_size = sizeof(struct hold_obj),
 				 .kind = h->kind == &ld_hold_cachefiles ? LD_HOLD_CACHEFILES
 									 : LD_HOLD_FANOTIFY,
-				 .kfd = h->kfd, .generation = h->generation,
-				 .npending = (uint32_t)h->npending, .nobjs = (uint32_t)h->nobjs };
+				 .kfd = h->kfd, .jfd = h->jfd, .generation = h->generation,
+				 .npending = (uint32_t)h->npending, .nobjs = (uint32_t)h->nobjs,
+				 .fdstore = h->fdstore };
 	char num[16];
 	int fd, ret;
 
@@ -352,6 +401,14 @@ static int hold_setup(struct holder *h, enum ld_hold_kind kind, bool resumed)
 	sigset_t set;
 
 	h->kind = kind == LD_HOLD_CACHEFILES ? &ld_hold_cachefiles : &ld_hold_fanotify;
+	h->notify = getenv("NOTIFY_SOCKET") != NULL;
+	/* its death would cost a restart at best: it is small, and the
+	 * last process the OOM killer should pick; stray signals whose
+	 * default is to end it are ignored (servers get them back) */
+	oom_adj("-1000");
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -367,22 +424,53 @@ static int hold_setup(struct holder *h, enum ld_hold_kind kind, bool resumed)
 	return 0;
 }
 
+/* Under systemd: the kernel fd (and the journal) go to its fd store, so
+ * that a restart after the holder's death gets them back (LISTEN_FDS). */
+static void store_fds(struct holder *h)
+{
+	const char *kname = h->kind == &ld_hold_cachefiles ? LD_HOLD_FDNAME_CACHEFILES
+							    : LD_HOLD_FDNAME_FANOTIFY;
+	char msg[64];
+	int r1, r2 = 1;
+
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", kname);
+	r1 = sd_pid_notify_with_fds(0, 0, msg, &h->kfd, 1);
+	if (h->jfd >= 0) {
+		snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", LD_HOLD_FDNAME_JOURNAL);
+		r2 = sd_pid_notify_with_fds(0, 0, msg, &h->jfd, 1);
+	}
+	h->fdstore = r1 > 0 && r2 > 0;
+	if (h->fdstore)
+		hold_log(h, 2, "the %s fd%s in systemd's fd store", kname,
+			 h->jfd >= 0 ? " and the journal are" : " is");
+	else
+		hold_log(h, 0, "NOTIFY_SOCKET is set but the fd store refused the fds (%s): "
+			 "a death of this holder breaks every lazy mount",
+			 strerror(-(r1 <= 0 ? r1 : r2)));
+}
+
 int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
 		  int *server_only_fd, struct ld_hold_info *info, char **argv)
 {
-	struct holder h = { .kfd = kfd, .sock = -1, .log_level = log_level,
+	struct holder h = { .kfd = kfd, .jfd = -1, .sock = -1, .log_level = log_level,
 			    .info = info, .argv = argv };
 	int ret = hold_setup(&h, kind, false);
 
 	if (ret)
 		return ret;
+	if (kind == LD_HOLD_FANOTIFY && (ret = hold_jr_new(&h)))
+		hold_log(&h, 0, "journal: %s: a death of this holder fails the reads it had "
+			 "taken", strerror(-ret));
+	if (h.notify)
+		store_fds(&h);
 	return hold_loop(&h, sock, server_only_fd);
 }
 
 int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 		     int log_level, struct ld_hold_info *info, char **argv)
 {
-	struct holder h = { .sock = -1, .log_level = log_level, .info = info, .argv = argv };
+	struct holder h = { .sock = -1, .jfd = -1, .log_level = log_level, .info = info,
+			    .argv = argv };
 	struct hold_state st;
 	int none = -1, ret;
 
@@ -398,6 +486,10 @@ int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 	*kind = (enum ld_hold_kind)st.kind;
 	*kfd = h.kfd = st.kfd;
 	h.generation = st.generation;
+	h.fdstore = st.fdstore != 0;
+	/* the pending requests name their slots: the free ones are the rest */
+	if (st.jfd >= 0 && (ret = hold_jr_take(&h, st.jfd)))
+		return ret;
 	h.pending = calloc(st.npending ? st.npending : 1, sizeof(*h.pending));
 	h.objs = calloc(st.nobjs ? st.nobjs : 1, sizeof(*h.objs));
 	if (!h.pending || !h.objs)
@@ -417,6 +509,25 @@ int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 	hold_log(&h, 2, "took over as the holder (%zu unanswered requests, %zu open objects)",
 		 h.npending, h.nobjs);
 	return hold_loop(&h, sock, &none);
+}
+
+/* A stop (the server refused it while lazy mounts were up): systemd
+ * need not keep the fds. */
+static void stopping(struct holder *h)
+{
+	char msg[64];
+
+	if (!h->notify)
+		return;
+	sd_notify(0, "STOPPING=1");
+	if (!h->fdstore)
+		return;
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s",
+		 h->kind == &ld_hold_cachefiles ? LD_HOLD_FDNAME_CACHEFILES
+						: LD_HOLD_FDNAME_FANOTIFY);
+	sd_notify(0, msg);
+	if (h->jfd >= 0)
+		sd_notify(0, "FDSTOREREMOVE=1\nFDNAME=" LD_HOLD_FDNAME_JOURNAL);
 }
 
 /* No server could be started (fork failed): answer requests with errors
@@ -525,6 +636,7 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 				 * asked through us or through its own API */
 				if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 					hold_log(&h, 2, "serving process stopped: exiting");
+					stopping(&h);
 					exit(0);
 				}
 				hold_log(&h, 0, "serving process %d died (%s %d): starting another",
@@ -566,6 +678,262 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 		}
 	}
 	exit(1);
+}
+
+/* ---- adopting the kernel fd of a dead holder */
+
+/* fd moved above `top` (a number the adopter must keep free); the old
+ * number is closed. The same fd when it cannot be moved. */
+static int move_above(int fd, int top)
+{
+	int n = fcntl(fd, F_DUPFD_CLOEXEC, top + 1);
+
+	if (n < 0)
+		return fd;
+	close(fd);
+	return n;
+}
+
+/* The journal's bound on fd numbers: far above what a holder has open. */
+#define JR_MAX_FD (1 << 24)
+/* The most events one read of the group gives a holder (16 KiB of
+ * metadata), with room to spare: numbers an unrecorded event may have. */
+#define JR_READ_SPAN 1024
+
+/* Answers every number a dead holder could have given an event it had not
+ * recorded yet, except the journaled ones (mark[n] set; mark NULL: none),
+ * with EIO: those readers would otherwise wait until killed. Returns how
+ * many existed (a number without an event is refused with ENOENT). */
+static unsigned int sweep(struct holder *h, const unsigned char *mark, int bound)
+{
+	unsigned int lost = 0;
+
+	for (int n = 0; n < bound; n++) {
+		struct fanotify_response r = { n, FAN_DENY_ERRNO(EIO) };
+
+		if (mark && mark[n])
+			continue;
+		if (write(h->kfd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+			lost++;
+	}
+	return lost;
+}
+
+/* A fanotify group adopted with its journal: the journaled events become
+ * orphans, each pinning its number here until it is answered. */
+static int adopt_journal(struct holder *h, int jfd)
+{
+	struct ld_hold_jhdr hdr;
+	struct ld_hold_jslot *slots;
+	unsigned char *mark;
+	unsigned int lost, orphans = 0;
+	int top, null, bound, ret;
+
+	ret = ld_hold_jr_read(jfd, &hdr, &slots);
+	if (ret)
+		return ret;
+	top = hdr.hwm < 2 ? 2 : hdr.hwm;
+	for (uint32_t i = 0; i < hdr.nslots; i++)
+		if (slots[i].used && slots[i].id > top)
+			top = slots[i].id;
+	if (top >= JR_MAX_FD) {
+		free(slots);
+		return -EPROTO;
+	}
+	bound = top + (int)hdr.nslots + JR_READ_SPAN;
+	mark = calloc((size_t)bound, 1);
+	if (!mark) {
+		free(slots);
+		return -ENOMEM;
+	}
+	/* nothing of ours may sit on a number an event still has */
+	if (h->kfd <= top)
+		h->kfd = move_above(h->kfd, top);
+	if (jfd <= top)
+		jfd = move_above(jfd, top);
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null >= 0 && null <= top)
+		null = move_above(null, top);
+	ret = hold_jr_take(h, jfd);
+	for (uint32_t i = 0; !ret && i < hdr.nslots; i++) {
+		const struct ld_hold_jslot *sl = &slots[i];
+		struct hold_req r = { .fd = -1, .slot = (int32_t)i };
+
+		if (!sl->used || sl->id < 0)
+			continue;
+		r.m = (struct ld_hold_msg){ .type = LD_HOLD_ORPHAN, .id = sl->id,
+					    .mask = sl->mask, .off = sl->off, .len = sl->len,
+					    .has_range = sl->has_range, .dev = sl->dev,
+					    .ino = sl->ino };
+		/* stdin..stderr and our own fds stay open for good: pinned
+		 * already */
+		if (!mark[sl->id] && sl->id > 2 && sl->id != h->kfd && sl->id != jfd &&
+		    null >= 0 && dup3(null, sl->id, O_CLOEXEC) == sl->id) {
+			r.fd = sl->id;
+			r.owns_fd = true;
+		}
+		mark[sl->id] = 1;
+		if (push(h, &r)) {
+			ret = -ENOMEM;
+			break;
+		}
+		orphans++;
+	}
+	if (null >= 0)
+		close(null);
+	free(slots);
+	if (!ret) {
+		lost = sweep(h, mark, bound);
+		hold_log(h, lost ? 0 : 2, "adopted %u unanswered events from the journal%s", orphans,
+			 lost ? "" : "; none was lost");
+		if (lost)
+			hold_log(h, 0, "%u events the dead holder had read but not recorded were "
+				 "answered with EIO", lost);
+	}
+	free(mark);
+	return ret;
+}
+
+int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int *sock,
+		    int log_level, struct ld_hold_info *info, char **argv)
+{
+	struct holder h = { .kfd = *kfd, .jfd = -1, .sock = -1, .log_level = log_level,
+			    .info = info, .argv = argv, .fdstore = fdstore };
+	int none = -1, ret = 0;
+
+	h.kind = kind == LD_HOLD_CACHEFILES ? &ld_hold_cachefiles : &ld_hold_fanotify;
+	if (kind == LD_HOLD_CACHEFILES) {
+		/* the kernel sends every unanswered request again, and
+		 * reopens the objects whose anon fds closed with the holder */
+		if (write(h.kfd, "restore", 7) < 0)
+			hold_log(&h, 0, "cachefiles: restore: %s: requests the dead holder had "
+				 "read wait until their readers are killed", strerror(errno));
+	} else {
+		/* before anything else here opens an fd: the pins first */
+		if (jfd >= 0)
+			ret = adopt_journal(&h, jfd);
+		if (jfd < 0 || ret) {
+			hold_log(&h, 0, "journal: %s: every event the dead holder had read is "
+				 "answered with EIO", jfd < 0 ? "none" : strerror(-ret));
+			if (jfd >= 0)
+				close(jfd);
+			h.jfd = -1;
+			/* without the journal no number is known: deny
+			 * every one a holder plausibly used */
+			sweep(&h, NULL, 65536);
+			ret = hold_jr_new(&h);
+			if (ret)
+				hold_log(&h, 0, "journal: %s", strerror(-ret));
+			else if (fdstore && getenv("NOTIFY_SOCKET")) {
+				int r2 = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME="
+								LD_HOLD_FDNAME_JOURNAL, &h.jfd, 1);
+
+				if (r2 <= 0)
+					hold_log(&h, 0, "fd store: the new journal: %s",
+						 strerror(-r2));
+			}
+		}
+	}
+	ret = hold_setup(&h, kind, false);
+	if (ret)
+		return ret;
+	hold_log(&h, 2, "adopted the %s fd of a dead holder%s", h.kind == &ld_hold_cachefiles ?
+		 "cachefiles" : "fanotify", fdstore ? " from systemd's fd store" : "");
+	*kfd = h.kfd;
+	return hold_loop(&h, sock, &none);
+}
+
+int ld_holder_reexec(const char *binary, enum ld_hold_kind kind, int kfd, int jfd,
+		     char **argv)
+{
+	char env[64];
+	int ret;
+
+	snprintf(env, sizeof(env), "%s:%d:%d", kind == LD_HOLD_CACHEFILES ?
+		 LD_HOLD_FDNAME_CACHEFILES : LD_HOLD_FDNAME_FANOTIFY, kfd, jfd);
+	set_cloexec(kfd, false);
+	if (jfd >= 0)
+		set_cloexec(jfd, false);
+	setenv("SKIFFD_ADOPT", env, 1);
+	execv(binary, argv);
+	ret = -errno;
+	unsetenv("SKIFFD_ADOPT");
+	set_cloexec(kfd, true);
+	if (jfd >= 0)
+		set_cloexec(jfd, true);
+	return ret;
+}
+
+/* kfd is what its name says: a fanotify group, or /dev/cachefiles. */
+static bool kfd_is(int fd, enum ld_hold_kind kind)
+{
+	char p[64], link[64];
+	ssize_t n;
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	n = readlink(p, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = '\0';
+	return !strcmp(link, kind == LD_HOLD_CACHEFILES ? "/dev/cachefiles"
+							: "anon_inode:[fanotify]");
+}
+
+int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdstore)
+{
+	const char *adopt = getenv("SKIFFD_ADOPT");
+	char **names = NULL;
+	int n;
+
+	*kfd = *jfd = -1;
+	*fdstore = false;
+	n = sd_listen_fds_with_names(1, &names);
+	if (n > 0) {
+		for (int i = 0; i < n; i++) {
+			int fd = SD_LISTEN_FDS_START + i;
+			const char *name = names ? names[i] : "";
+
+			if (*kfd < 0 && !strcmp(name, LD_HOLD_FDNAME_FANOTIFY)) {
+				*kfd = fd;
+				*kind = LD_HOLD_FANOTIFY;
+			} else if (*kfd < 0 && !strcmp(name, LD_HOLD_FDNAME_CACHEFILES)) {
+				*kfd = fd;
+				*kind = LD_HOLD_CACHEFILES;
+			} else if (*jfd < 0 && !strcmp(name, LD_HOLD_FDNAME_JOURNAL)) {
+				*jfd = fd;
+			} else {
+				close(fd);	/* not ours, or a second copy */
+			}
+		}
+		if (names)
+			for (int i = 0; i < n; i++)
+				free(names[i]);
+		free(names);
+		*fdstore = true;
+	} else if (adopt) {
+		char kname[16];
+
+		if (sscanf(adopt, "%15[a-z]:%d:%d", kname, kfd, jfd) != 3) {
+			unsetenv("SKIFFD_ADOPT");
+			return -EINVAL;
+		}
+		unsetenv("SKIFFD_ADOPT");
+		*kind = !strcmp(kname, LD_HOLD_FDNAME_CACHEFILES) ? LD_HOLD_CACHEFILES
+								    : LD_HOLD_FANOTIFY;
+		if (*jfd >= 0 && fcntl(*jfd, F_GETFD) < 0)
+			*jfd = -1;
+	} else {
+		return n < 0 ? n : 0;
+	}
+	if (*kfd < 0 || !kfd_is(*kfd, *kind)) {
+		if (*jfd >= 0)
+			close(*jfd);
+		return -EBADF;
+	}
+	set_cloexec(*kfd, true);
+	if (*jfd >= 0)
+		set_cloexec(*jfd, true);
+	return 1;
 }
 
 int ld_hold_recv(int sock, struct ld_hold_msg *m, int *fd)

@@ -22,14 +22,32 @@
  * never allowing them; cachefiles: an OPEN fails, a READ is completed
  * without data), and never closes the kernel fd.
  *
- * If the holder itself dies, the server reads the kernel fd directly from
- * then on (cachefiles on 6.12: after `restore`, which re-sends what the
- * holder had read). Under systemd, FDSTORE=1 would keep the fds across
- * that too.
+ * If the holder itself dies, another process adopts the kernel fd: a
+ * skiffd that systemd restarts with the fds the holder put in its fd
+ * store (FDSTORE=1), or, without systemd, the serving process of a
+ * fanotify group, which executes skiffd in its own place. An adopting
+ * holder of a fanotify group starts from the journal (below); one of
+ * /dev/cachefiles writes `restore`, after which the kernel sends every
+ * pending request again and reopens the objects whose anon fds closed.
+ * (Without systemd, a cachefiles server reads the device itself after
+ * `restore`, keeping its objects' fds.)
+ *
+ * The journal (fanotify only) is a memfd the holder keeps, in the fd
+ * store too, with one slot per unanswered event: the fd number its answer
+ * names and the file and range it is for. The kernel matches an answer by
+ * fd number alone, so an adopter must answer those events before it can
+ * take a new event with the same number: it pins every journaled number
+ * in its own fd table (a /dev/null there until the event is answered),
+ * answers every other number the dead holder could have used with EIO (an
+ * event read but not yet journaled, a window of microseconds: its reader
+ * gets EIO, never zeros and never a hang), and hands the journaled events
+ * to its server as LD_HOLD_ORPHAN: filled through the server's own fd of
+ * the cache file, then allowed by number.
  */
 #ifndef SKIFF_LOADER_HOLDER_H
 #define SKIFF_LOADER_HOLDER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum ld_hold_kind { LD_HOLD_FANOTIFY = 1, LD_HOLD_CACHEFILES = 2 };
@@ -42,6 +60,8 @@ enum {
 				 * the holder's number: the receiver uses its own) */
 	LD_HOLD_OBJECT = 3,	/* an OPEN an earlier server answered: set the
 				 * object up again, do not copen it again */
+	LD_HOLD_ORPHAN = 4,	/* a fanotify event a dead holder had read: no
+				 * fd; dev, ino name the cache file */
 };
 
 /* CACHEFILES_MSG_MAX_SIZE */
@@ -54,6 +74,7 @@ struct ld_hold_msg {
 	int32_t id;		/* the answer's id: the holder's fd number
 				 * (fanotify) or the msg_id (cachefiles) */
 	uint64_t mask, off, len;	/* fanotify */
+	uint64_t dev, ino;		/* fanotify: the cache file */
 	uint32_t has_range;
 	int32_t pid;		/* who caused it (fanotify) */
 	uint32_t dlen;		/* of data (cachefiles) */
@@ -91,13 +112,36 @@ struct ld_hold_upgrade {
 
 /* The layout of what a holder hands the binary it becomes: a binary of
  * another ABI cannot take over (skiffd --holder-abi prints it). */
-#define LD_HOLD_ABI 1
+#define LD_HOLD_ABI 2
 
 /* What a serving process learns of its start from the holder. */
 struct ld_hold_info {
 	unsigned int generation;	/* 1 for the first server, then +1 */
 	unsigned int handed;		/* unanswered requests handed to it */
+	int jfd;			/* the journal (fanotify), or -1 */
+	bool fdstore;			/* the kernel fd is in systemd's fd store */
 };
+
+/* One slot of the journal (fanotify), after struct ld_hold_jhdr. */
+struct ld_hold_jslot {
+	uint32_t used;		/* 0: free */
+	int32_t id;		/* the fd number the answer names */
+	uint64_t dev, ino, off, len, mask;
+	uint32_t has_range, pad;
+};
+struct ld_hold_jhdr {
+	char magic[8];		/* LD_HOLD_JMAGIC */
+	uint32_t slot_size, nslots;
+	int32_t hwm;		/* the highest fd number ever journaled */
+	uint32_t pad;
+};
+#define LD_HOLD_JMAGIC "skjrnl1"
+
+/* The names of the fds skiffd keeps in systemd's fd store. */
+#define LD_HOLD_FDNAME_FANOTIFY "fanotify"
+#define LD_HOLD_FDNAME_CACHEFILES "cachefiles"
+#define LD_HOLD_FDNAME_JOURNAL "journal"
+
 
 /*
  * Runs the holder on `kfd` (a fanotify group, or /dev/cachefiles bound).
@@ -120,6 +164,33 @@ int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
  */
 int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 		     int log_level, struct ld_hold_info *info, char **argv);
+
+/*
+ * Adopts a kernel fd a dead holder left (from systemd's fd store, or from
+ * a server whose holder died): jfd is the journal (fanotify; -1 for
+ * cachefiles), fdstore whether both are in systemd's fd store already.
+ * Runs the holder as ld_holder_run does; *kfd may move to another number
+ * (numbers the dead holder's events still have are kept free).
+ */
+int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int *sock,
+		    int log_level, struct ld_hold_info *info, char **argv);
+
+/*
+ * In a server whose holder died, without systemd: executes `binary` in
+ * the server's place as an adopting holder of kfd and jfd (SKIFFD_ADOPT).
+ * Returns only on failure, with -errno.
+ */
+int ld_holder_reexec(const char *binary, enum ld_hold_kind kind, int kfd, int jfd,
+		     char **argv);
+
+/*
+ * At the start of main: the kernel fd a dead holder left, from systemd
+ * (LISTEN_FDS with the names above) or from ld_holder_reexec
+ * (SKIFFD_ADOPT). 1 with *kind, *kfd and *jfd (-1 if none) set and
+ * *fdstore whether they came from systemd; 0 when there is none; -errno
+ * when what was passed is unusable.
+ */
+int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdstore);
 
 /* The ABI string `skiffd --holder-abi` prints. */
 void ld_holder_abi(char *buf, unsigned long len);

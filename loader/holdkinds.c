@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fanrec.h"
@@ -29,9 +30,15 @@ static void fan_take(struct holder *h)
 	for (struct fanotify_event_metadata *m = (void *)buf;
 	     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
 		struct hold_req r = { .fd = m->fd, .owns_fd = true };
+		struct stat st;
 
 		if (m->fd < 0)
 			continue;
+		/* the journal names the file: an adopter has no fd of it */
+		if (fstat(m->fd, &st) == 0) {
+			r.m.dev = st.st_dev;
+			r.m.ino = st.st_ino;
+		}
 		r.m.type = LD_HOLD_EVENT;
 		r.m.id = m->fd;
 		r.m.mask = m->mask;
@@ -42,10 +49,11 @@ static void fan_take(struct holder *h)
 	}
 }
 
-/* Never allowed: the kernel would read the holes as zeros. */
+/* Never allowed: the kernel would read the holes as zeros. By number: an
+ * orphan's fd is only a pin of it. */
 static void fan_deny(struct holder *h, struct hold_req *r)
 {
-	struct fanotify_response resp = { r->fd, FAN_DENY_ERRNO(EIO) };
+	struct fanotify_response resp = { r->m.id, FAN_DENY_ERRNO(EIO) };
 
 	if (write(h->kfd, &resp, sizeof(resp)) < 0)
 		hold_log(h, 0, "deny: %s", strerror(errno));

@@ -22,6 +22,7 @@ struct hold_req {
 	bool owns_fd;		/* ours to close when it is answered */
 	uint32_t opcode;	/* cachefiles: of m.data */
 	uint32_t object_id;	/* cachefiles */
+	int32_t slot;		/* its journal slot, or -1 */
 };
 
 /* A cachefiles object the kernel opened: its anon fd stays open here
@@ -68,6 +69,15 @@ struct holder {
 	size_t sent;		/* the first `sent` went to the current server */
 	struct hold_obj *objs;		/* cachefiles: open objects */
 	size_t nobjs, objcap;
+	/* the journal (fanotify): -1 for none; slots jslots, the free
+	 * ones listed in jfree */
+	int jfd;
+	uint32_t jslots;
+	int32_t jhwm;
+	uint32_t *jfree;
+	size_t njfree, jfreecap;
+	bool notify;			/* NOTIFY_SOCKET: tell systemd */
+	bool fdstore;			/* the fds are in systemd's fd store */
 	char **argv;			/* the holder's, for an upgrade */
 	char upgrade_to[4096];		/* "": no upgrade asked for */
 };
@@ -84,5 +94,20 @@ int hold_send_sure(struct holder *h, const struct ld_hold_msg *m, int fd);
 /* Keeps r as unanswered and sends it to the server, if one runs; when
  * the holder is denying, or cannot keep it, answers it at once instead. */
 void hold_add(struct holder *h, const struct hold_req *r);
+
+/* The journal (holdjournal.c): a new one in h->jfd, 0 or -errno. */
+int hold_jr_new(struct holder *h);
+/* Takes over the journal jfd (which must be valid: ld_hold_jr_read):
+ * rebuilds the list of free slots, 0 or -errno. */
+int hold_jr_take(struct holder *h, int jfd);
+/* Records r (an event) in a free slot, setting r->slot; r->slot is -1
+ * when there is no journal or no room (the event is then lost if the
+ * holder dies, and its reader gets EIO from the next holder). */
+void hold_jr_put(struct holder *h, struct hold_req *r);
+/* r is answered: frees its slot. */
+void hold_jr_drop(struct holder *h, const struct hold_req *r);
+/* Reads a journal: 0 with *hdr and *slots (hdr->nslots of them, to free)
+ * or -errno (-EPROTO: not a journal of this ABI). */
+int ld_hold_jr_read(int jfd, struct ld_hold_jhdr *hdr, struct ld_hold_jslot **slots);
 
 #endif

@@ -280,11 +280,13 @@ int main(int argc, char **argv)
 	const struct ld_frontend_ops *ops = NULL;
 	struct sk_err e = { { 0 } };
 	sigset_t set;
-	bool resumed = false;
-	int sig, ret;
+	enum ld_hold_kind kind = LD_HOLD_FANOTIFY;
+	bool resumed = false, fdstore = false;
+	int sig, ret, kfd = -1, jfd = -1;
 
 	ld_config_defaults(&d.cfg);
-	d.hold_fd = d.hold_sock = -1;
+	d.hold_fd = d.hold_sock = d.hold_jfd = -1;
+	d.argv = argv;
 	/* every thread inherits the mask; only main takes signals */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -299,8 +301,7 @@ int main(int argc, char **argv)
 		 * cannot parse the command line or the configuration dies,
 		 * and the holder treats that as a failed start. */
 		int statefd = atoi(getenv("SKIFFD_HOLDER_STATE"));
-		enum ld_hold_kind kind = LD_HOLD_FANOTIFY;
-		struct ld_hold_info hi = { 0, 0 };
+		struct ld_hold_info hi = { 0, 0, -1, false };
 
 		unsetenv("SKIFFD_HOLDER_STATE");	/* not for its children */
 		resumed = true;
@@ -317,6 +318,34 @@ int main(int argc, char **argv)
 		ops = kind == LD_HOLD_CACHEFILES ? &ld_cachefiles_ops : &ld_fanotify_ops;
 		d.generation = hi.generation;
 		d.handed = hi.handed;
+		d.hold_jfd = hi.jfd;
+		d.hold_fdstore = hi.fdstore;
+	} else if ((ret = ld_holder_inherited(&kind, &kfd, &jfd, &fdstore)) != 0) {
+		/* the kernel fd of a dead holder: from systemd's fd store
+		 * (a restart), or from our former serving process. It is
+		 * adopted before anything here can fail, as above. */
+		struct ld_hold_info hi = { 0, 0, -1, false };
+
+		if (ret < 0) {
+			ld_log(&d, LD_LOG_ERROR, "the fds passed to skiffd are not a kernel fd "
+			       "it can adopt: %s", strerror(-ret));
+			return 1;
+		}
+		resumed = true;
+		ret = ld_holder_adopt(kind, &kfd, jfd, fdstore, &d.hold_sock, d.cfg.log_level,
+				      &hi, argv);
+		if (ret) {
+			ld_log(&d, LD_LOG_ERROR, "adopting the kernel fd: %s; holding it, serving "
+			       "nothing", strerror(-ret));
+			for (;;)
+				pause();
+		}
+		d.hold_fd = kfd;
+		ops = kind == LD_HOLD_CACHEFILES ? &ld_cachefiles_ops : &ld_fanotify_ops;
+		d.generation = hi.generation;
+		d.handed = hi.handed;
+		d.hold_jfd = hi.jfd;
+		d.hold_fdstore = hi.fdstore;
 	}
 	ret = parse_args(&d.cfg, argc, argv, resumed);
 	if (ret)
@@ -351,12 +380,14 @@ int main(int argc, char **argv)
 		}
 		if (d.hold_fd < 0)
 			return 1;
-		struct ld_hold_info hi = { 0, 0 };
+		struct ld_hold_info hi = { 0, 0, -1, false };
 
 		ret = ld_holder_run(fan ? LD_HOLD_FANOTIFY : LD_HOLD_CACHEFILES, d.hold_fd,
 				    &d.hold_sock, d.cfg.log_level, &d.cfg.ready_fd, &hi, argv);
 		d.generation = hi.generation;
 		d.handed = hi.handed;
+		d.hold_jfd = hi.jfd;
+		d.hold_fdstore = hi.fdstore;
 		if (ret) {
 			ld_log(&d, LD_LOG_ERROR, "holder: %s", strerror(-ret));
 			return 1;

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	build-essential pkg-config libzstd-dev libssl-dev libjansson-dev
-	liburing-dev libcurl4-openssl-dev zlib1g-dev
+	liburing-dev libcurl4-openssl-dev zlib1g-dev libsystemd-dev
 	# fuzzing and sanitizers
 	clang libclang-rt-14-dev
 	# tests: TAP runner, image judge, test-tree tools

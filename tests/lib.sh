@@ -9,6 +9,7 @@ ROOT=${SKIFF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 SKIFF=${SKIFF:-$ROOT/build/skiff}
 TREECMP=${TREECMP:-$ROOT/build/treecmp}
 READCHECK=${READCHECK:-$ROOT/build/readcheck}
+FDSUP=${FDSUP:-$ROOT/build/fdsup}
 GEN_TREE=$ROOT/scripts/gen-edge-tree.sh
 
 _t_n=0
@@ -286,8 +287,10 @@ fi
 SKIFFD_PID=
 
 # start_skiffd [ARGS...]: runs skiffd with its cache (or
-# $SKIFF_TEST_CACHE), state and socket in $T and returns once it says it is ready (--ready-fd), or fails when it
-# exits first. Its log is $T/skiffd.log.
+# $SKIFF_TEST_CACHE), state and socket in $T and returns once it says it
+# is ready (--ready-fd), or fails when it exits first. Its log is
+# $T/skiffd.log. SKIFFD_WRAP, when set, is a command skiffd runs under
+# ("$FDSUP --": the test supervisor; SKIFFD_PID is then the wrapper's).
 start_skiffd() {
 	local line
 	rm -f "$T/ready"
@@ -295,7 +298,7 @@ start_skiffd() {
 	export SKIFF_SOCKET=$T/skiffd.sock
 	ASAN_OPTIONS=${SKIFF_ASAN_OPTIONS:-log_path=$T/sanitizer:abort_on_error=1:detect_leaks=1} \
 	UBSAN_OPTIONS=${SKIFF_UBSAN_OPTIONS:-log_path=$T/sanitizer:print_stacktrace=1:halt_on_error=1} \
-	"$SKIFFD" --cache-dir "${SKIFF_TEST_CACHE:-$T/cache}" --work-dir "$T/work" --socket "$SKIFF_SOCKET" \
+	${SKIFFD_WRAP:-} "$SKIFFD" --cache-dir "${SKIFF_TEST_CACHE:-$T/cache}" --work-dir "$T/work" --socket "$SKIFF_SOCKET" \
 		--ready-fd 3 "$@" 3>"$T/ready" >>"$T/skiffd.log" 2>&1 &
 	SKIFFD_PID=$!
 	# the read ends with READY, or with EOF when skiffd dies first
@@ -399,6 +402,30 @@ server_pid() {
 	"$SKIFF" status --json 2>/dev/null | jq -er '.pid' 2>/dev/null
 }
 
+# holder_pid: the holder skiffd's status names (fails while no server
+# answers)
+holder_pid() {
+	"$SKIFF" status --json 2>/dev/null | jq -er '.holder_pid' 2>/dev/null
+}
+
+# kill_holders KILLS: SIGKILLs skiffd's holder KILLS times, each after a
+# random pause of up to 400 ms once the one before was replaced (by the
+# test supervisor, fdsup, from its fd store); fails, saying which, when no
+# new holder serves within 60 s.
+kill_holders() {
+	local kills=$1 i pid new t0
+	for ((i = 1; i <= kills; i++)); do
+		pid=$(holder_pid) || { diag "holder kill $i: no server answers"; return 1; }
+		sleep "$(printf '%d.%03d' 0 $((RANDOM % 400)))"
+		kill -KILL "$pid" 2>/dev/null
+		t0=$SECONDS
+		until new=$(holder_pid) && [ "$new" != "$pid" ]; do
+			[ $((SECONDS - t0)) -lt 60 ] || { diag "holder kill $i: no new holder after 60 s"; return 1; }
+			sleep 0.05
+		done
+	done
+}
+
 # kill_servers KILLS [MAX_PAUSE_MS]: SIGKILLs skiffd's serving process
 # KILLS times, each after a random pause of up to MAX_PAUSE_MS (default
 # 400) once the one before was replaced; fails, saying which, when a new
@@ -487,7 +514,15 @@ metric() {
 }
 
 _t_stop_daemon_on_exit() {
+	local p g
 	if [ -n "$SKIFFD_PID" ]; then
+		# a supervisor (fdsup) runs skiffd in a process group of its
+		# own, with servers that would adopt the group
+		for p in $(pgrep -P "$SKIFFD_PID"); do
+			g=$(ps -o pgid= -p "$p" | tr -d ' ')
+			[ -n "$g" ] && [ "$g" != "$(ps -o pgid= -p $$ | tr -d ' ')" ] &&
+				kill -KILL -- -"$g" 2>/dev/null
+		done
 		# the holder's serving child would outlive it on purpose
 		pkill -KILL -P "$SKIFFD_PID" 2>/dev/null
 		kill -KILL "$SKIFFD_PID" 2>/dev/null

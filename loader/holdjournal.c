@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The holder's journal of unanswered fanotify events (holder.h): a memfd
+ * of a header and fixed-size slots. Only the holder writes it, each
+ * change one pwrite of a whole slot (or of the header), so that a holder
+ * killed at any moment leaves every slot either as it was or as it was
+ * meant to be. A slot is written only after the header counts it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "holdpriv.h"
+
+/* a bound on what an adopter reads: far above any real backlog */
+#define JR_MAX_SLOTS (1u << 20)
+
+static off_t slot_off(uint32_t i)
+{
+	return (off_t)sizeof(struct ld_hold_jhdr) + (off_t)i * (off_t)sizeof(struct ld_hold_jslot);
+}
+
+static int pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+	ssize_t w = pwrite(fd, p, n, off);
+
+	if (w < 0)
+		return -errno;
+	return (size_t)w == n ? 0 : -EIO;
+}
+
+static int write_hdr(struct holder *h)
+{
+	struct ld_hold_jhdr hdr = { .slot_size = sizeof(struct ld_hold_jslot),
+				    .nslots = h->jslots, .hwm = h->jhwm };
+
+	memcpy(hdr.magic, LD_HOLD_JMAGIC, sizeof(hdr.magic));
+	return pwrite_all(h->jfd, &hdr, sizeof(hdr), 0);
+}
+
+int hold_jr_new(struct holder *h)
+{
+	int ret;
+
+	h->jfd = memfd_create("skiffd-journal", MFD_CLOEXEC);
+	if (h->jfd < 0)
+		return -errno;
+	h->jslots = 0;
+	h->jhwm = -1;
+	ret = write_hdr(h);
+	if (ret) {
+		close(h->jfd);
+		h->jfd = -1;
+	}
+	return ret;
+}
+
+int ld_hold_jr_read(int jfd, struct ld_hold_jhdr *hdr, struct ld_hold_jslot **slots)
+{
+	struct stat st;
+	ssize_t n;
+	size_t want;
+
+	*slots = NULL;
+	n = pread(jfd, hdr, sizeof(*hdr), 0);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != sizeof(*hdr) || memcmp(hdr->magic, LD_HOLD_JMAGIC, sizeof(hdr->magic)) ||
+	    hdr->slot_size != sizeof(struct ld_hold_jslot) || hdr->nslots > JR_MAX_SLOTS)
+		return -EPROTO;
+	if (fstat(jfd, &st) < 0)
+		return -errno;
+	/* a slot counted but never written (the holder died in between)
+	 * reads as zeros: free */
+	want = (size_t)hdr->nslots * sizeof(**slots);
+	*slots = calloc(hdr->nslots ? hdr->nslots : 1, sizeof(**slots));
+	if (!*slots)
+		return -ENOMEM;
+	n = pread(jfd, *slots, want, slot_off(0));
+	if (n < 0) {
+		free(*slots);
+		*slots = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+/* A slot is free again; without memory for the list it stays unused
+ * until the next holder reads the journal. */
+static void free_push(struct holder *h, uint32_t i)
+{
+	if (h->njfree == h->jfreecap) {
+		size_t ncap = h->jfreecap ? h->jfreecap * 2 : 64;
+		uint32_t *np = realloc(h->jfree, ncap * sizeof(*np));
+
+		if (!np)
+			return;
+		h->jfree = np;
+		h->jfreecap = ncap;
+	}
+	h->jfree[h->njfree++] = i;
+}
+
+int hold_jr_take(struct holder *h, int jfd)
+{
+	struct ld_hold_jhdr hdr;
+	struct ld_hold_jslot *slots;
+	int ret = ld_hold_jr_read(jfd, &hdr, &slots);
+
+	if (ret)
+		return ret;
+	h->jfd = jfd;
+	h->jslots = hdr.nslots;
+	h->jhwm = hdr.hwm;
+	h->njfree = 0;
+	for (uint32_t i = hdr.nslots; i-- > 0;)
+		if (!slots[i].used)
+			free_push(h, i);
+	free(slots);
+	return 0;
+}
+
+void hold_jr_put(struct holder *h, struct hold_req *r)
+{
+	struct ld_hold_jslot s = { .used = 1, .id = r->m.id, .dev = r->m.dev, .ino = r->m.ino,
+				   .off = r->m.off, .len = r->m.len, .mask = r->m.mask,
+				   .has_range = r->m.has_range };
+	bool grow = !h->njfree;
+	uint32_t i;
+
+	r->slot = -1;
+	if (h->jfd < 0 || (r->m.type != LD_HOLD_EVENT && r->m.type != LD_HOLD_ORPHAN))
+		return;
+	if (grow && h->jslots >= JR_MAX_SLOTS) {
+		hold_log(h, 1, "journal: full; event %d is not recorded", r->m.id);
+		return;
+	}
+	i = grow ? h->jslots++ : h->jfree[--h->njfree];
+	/* the header first: an adopter reads the slots it counts, and a
+	 * sweep up to its hwm answers the numbers it does not find */
+	if (grow || r->m.id > h->jhwm) {
+		if (r->m.id > h->jhwm)
+			h->jhwm = r->m.id;
+		if (write_hdr(h))
+			goto fail;
+	}
+	if (pwrite_all(h->jfd, &s, sizeof(s), slot_off(i)))
+		goto fail;
+	r->slot = (int32_t)i;
+	return;
+fail:
+	/* still free: a new slot uncounted again (the next one written
+	 * rewrites the header), a reused one back on the list */
+	if (grow)
+		h->jslots--;
+	else
+		free_push(h, i);
+	hold_log(h, 1, "journal: cannot record event %d (a holder death would fail its read)",
+		 r->m.id);
+}
+
+void hold_jr_drop(struct holder *h, const struct hold_req *r)
+{
+	uint32_t zero = 0;
+
+	if (h->jfd < 0 || r->slot < 0)
+		return;
+	if (pwrite_all(h->jfd, &zero, sizeof(zero), slot_off((uint32_t)r->slot))) {
+		hold_log(h, 1, "journal: cannot free slot %d: it stays used", r->slot);
+		return;
+	}
+	free_push(h, (uint32_t)r->slot);
+}

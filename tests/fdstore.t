@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# skiffd under systemd survives the death of its holder (the process
+# that owns the fanotify group): the holder keeps the group and its
+# journal of unanswered events in systemd's fd store, and a skiffd that
+# systemd restarts adopts both (skiffd(8), RESTART AND UPGRADE). fdsup
+# plays systemd: the notify socket, the fd store, Restart=on-failure and
+# KillMode=control-group. A read in flight at the holder's death gets
+# the right bytes; 8 readers go through two images while the holder is
+# SIGKILLed SKIFF_HOLDER_KILLS times (default 10): no read fails, hangs
+# or returns a wrong byte. A stop is refused while a lazy mount is up.
+. "$(dirname "$0")/lib.sh"
+need_root
+command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
+[ -x "$READCHECK" ] && [ -x "$FDSUP" ] || skip_all "build readcheck and fdsup first (make)"
+need_fanotify_skiffd
+KILLS=${SKIFF_HOLDER_KILLS:-10}
+
+random_images "$T/src" 4 || done_testing
+
+# 1. one read in flight (the store answers after 2 s) when the holder dies
+export SKIFF_TEST_FETCH_DELAY_MS=2000
+SKIFFD_WRAP="$FDSUP --"
+t_ok "skiffd starts under the test supervisor" \
+	start_skiffd --frontend fanotify --readahead 0 --ahead 0 || done_testing
+unset SKIFF_TEST_FETCH_DELAY_MS
+t_ok "the holder keeps the group in the fd store" logged "fdsup: stored fanotify in the fd store" 5
+t_ok "... and its journal" logged "fdsup: stored journal in the fd store" 5
+t_ok "systemd hears READY=1 from the holder" logged "fdsup: ready: main process" 5
+t_no_grep "no other process of skiffd's speaks to systemd" "fdsup: ignored a message" \
+	"$T/skiffd.log"
+t_ok "mount image a" skiff_mount "$T/store:a" "$T/mnt/a"
+holder=$(holder_pid)
+t_ok "the holder ($holder) is fdsup's main process" test "$(ps -o ppid= -p "$holder" | tr -d ' ')" = "$SKIFFD_PID"
+dd if="$T/mnt/a/f1" of="$T/inflight.out" bs=4096 count=1 2>"$T/inflight.err" &
+reader=$!
+t_ok "the reader waits on a fetch in flight" metric_above skiff_reads_total 0
+kill -KILL "$holder"
+t_ok "systemd restarts skiffd with the two stored fds" \
+	logged "main process $holder died \\(signal 9\\): restarting with 2 stored fds" 10
+st=0
+reaped "$reader" 60 || st=$?
+t_is "the reader finished without error" "$st" 0
+t_ok "... with the right bytes (not zeros)" cmp "$T/inflight.out" <(head -c 4096 "$T/src/a/f1")
+t_ok "the new holder adopted the group from the fd store" \
+	grep -q "adopted the fanotify fd of a dead holder from systemd's fd store" "$T/skiffd.log"
+t_ok "... and the unanswered event from the journal" \
+	grep -qE "adopted [1-9][0-9]* unanswered events from the journal" "$T/skiffd.log"
+t_ok "... which its server served" test "$(metric skiff_events_adopted_total)" -ge 1
+t_ok "a new holder serves" test "$(holder_pid)" != "$holder"
+t_ok "the image is registered again, and reads right" \
+	"$READCHECK" -r 1 "$T/mnt" "$T/src" a/f2
+# a stop (systemd's SIGTERM) with the lazy mount up is refused
+holder=$(holder_pid)
+kill -TERM "$SKIFFD_PID"
+t_ok "a stop with a lazy mount up is refused, naming it" \
+	logged "signal 15: not stopping: 1 lazy mount is up.*$T/mnt/a \\(" 10
+t_ok "... and skiffd goes on serving" "$READCHECK" -r 1 "$T/mnt" "$T/src" a/f3
+t_is "... under the same holder" "$(holder_pid)" "$holder"
+t_ok "skiff umount" skiff_umount "$T/mnt/a"
+t_ok "skiffd stops (exit 0) once nothing is mounted" stop_skiffd
+t_ok "... and gives the fds back to systemd" grep -q "fdsup: removed fanotify from the fd store" \
+	"$T/skiffd.log"
+
+# 2. holder kills under load, from a cold cache behind a 400 kB/s link
+rm -rf "$T/cache" "$T/work"
+: >"$T/skiffd.log"
+export SKIFF_TEST_FETCH_BPS=400000
+t_ok "skiffd starts under the test supervisor (slow store)" \
+	start_skiffd --frontend fanotify --readahead 0 --ahead 0 || done_testing
+unset SKIFF_TEST_FETCH_BPS
+mount_random_images || done_testing
+t0=$SECONDS
+t_ok "$KILLS holder kills under 8 readers: every byte right, no read failed or hung" \
+	under_readers "$T/mnt" "$T/src" kill_holders "$KILLS"
+diag "holder kills: $((SECONDS - t0)) s; readcheck: $(cat "$T/readers.out")"
+t_is "systemd restarted skiffd after each" "$(grep -c "fdsup: main process .* died" "$T/skiffd.log")" \
+	"$KILLS"
+t_is "each restart adopted the group from the fd store" \
+	"$(grep -c "adopted the fanotify fd of a dead holder from systemd's fd store" "$T/skiffd.log")" \
+	"$KILLS"
+t_no_grep "no event was lost between a read and the journal" "answered with EIO" "$T/skiffd.log"
+t_no_grep "no server ever saw an event for a file it did not know" \
+	"event for a cache file no image uses" "$T/skiffd.log"
+t_ok "the last server fetched too (counters go on)" \
+	test "$(metric skiff_fetched_chunks_total)" -gt 0
+t_ok "both trees read whole and right after the kills" \
+	"$READCHECK" -r 2 "$T/mnt" "$T/src" "${READ_FILES[@]}"
+
+for img in a b; do
+	t_ok "skiff umount $img" skiff_umount "$T/mnt/$img"
+done
+t_ok "skiffd stops once nothing is mounted" stop_skiffd
+done_testing
