@@ -191,16 +191,20 @@ static void dispatch_orphan(struct fan_fe *fe, const struct ld_hold_msg *m)
 	serve(fe, b, -1, m->id, b->own.fd, m->has_range, m->off, m->len);
 }
 
-/* avail: the bytes of the read buffer from m on */
-static void handle_event(struct fan_fe *fe, struct fanotify_event_metadata *m,
-			 size_t avail)
+/* One event of a read of the group (ld_fan_events). */
+static void handle_event(void *arg, struct fanotify_event_metadata *m,
+			 bool has_range, uint64_t off, uint64_t len)
 {
-	uint64_t off = 0, len = 0;
-	bool has_range;
+	struct fan_fe *fe = arg;
 
+	if (m->vers != FANOTIFY_METADATA_VERSION) {
+		ld_log(fe->d, LD_LOG_ERROR, "fanotify: metadata version %u", m->vers);
+		if (m->fd >= 0)
+			respond(fe, m->fd, m->fd, FAN_DENY_ERRNO(EIO));
+		return;
+	}
 	if (m->fd < 0)
 		return;
-	has_range = ld_fan_event_range(m, avail, &off, &len);
 	dispatch(fe, m->fd, m->fd, m->mask, m->pid, has_range, off, len);
 }
 
@@ -282,16 +286,7 @@ static int on_events(struct ld_ev *ev, void *buf, size_t bufsz)
 		ld_log(fe->d, LD_LOG_ERROR, "fanotify read: %s", strerror(err));
 		return -err;
 	}
-	for (struct fanotify_event_metadata *m = buf;
-	     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-		if (m->vers != FANOTIFY_METADATA_VERSION) {
-			ld_log(fe->d, LD_LOG_ERROR, "fanotify: metadata version %u", m->vers);
-			if (m->fd >= 0)
-				respond(fe, m->fd, m->fd, FAN_DENY_ERRNO(EIO));
-			continue;
-		}
-		handle_event(fe, m, (size_t)((char *)buf + n - (char *)m));
-	}
+	ld_fan_events(buf, (size_t)n, handle_event, fe);
 	return 0;
 }
 

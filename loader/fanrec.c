@@ -40,3 +40,19 @@ bool ld_fan_event_range(const void *ev, size_t avail, uint64_t *off,
 	}
 	return found;
 }
+
+void ld_fan_events(void *buf, size_t n, ld_fan_event_fn *fn, void *arg)
+{
+	size_t left = n;
+
+	/* FAN_EVENT_NEXT counts `left` down: at each m it is the bytes
+	 * from m on, where m's records lie (buf + n - m is not, past the
+	 * first event: that lost the range of every later one) */
+	for (struct fanotify_event_metadata *m = buf;
+	     FAN_EVENT_OK(m, left); m = FAN_EVENT_NEXT(m, left)) {
+		uint64_t off = 0, len = 0;
+		bool has_range = ld_fan_event_range(m, left, &off, &len);
+
+		fn(arg, m, has_range, off, len);
+	}
+}

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/fanotify.h>
 
 /* Debian bookworm's headers predate pre-content events. */
 #ifndef FAN_EVENT_INFO_TYPE_RANGE
@@ -46,5 +47,16 @@ _Static_assert(sizeof(struct ld_fan_range_info) == 24, "the kernel's layout");
  */
 bool ld_fan_event_range(const void *ev, size_t avail, uint64_t *off,
 			uint64_t *len);
+
+/*
+ * The events one read(2) of the group put in buf (n bytes, 8-byte
+ * aligned): calls fn for each whole one, in order, with the range its
+ * records give (has_range false, off and len 0, when none). The one
+ * walk the holder and the frontend share: an event whose range went
+ * missing is served as a read of the whole file.
+ */
+typedef void ld_fan_event_fn(void *arg, struct fanotify_event_metadata *m,
+			     bool has_range, uint64_t off, uint64_t len);
+void ld_fan_events(void *buf, size_t n, ld_fan_event_fn *fn, void *arg);
 
 #endif

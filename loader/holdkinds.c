@@ -20,33 +20,36 @@
 
 /* ---- fanotify: one event per request, answered on the group by fd */
 
+static void fan_hold(void *arg, struct fanotify_event_metadata *m,
+		     bool has_range, uint64_t off, uint64_t len)
+{
+	struct hold_req r = { .fd = m->fd, .owns_fd = true };
+	struct stat st;
+
+	if (m->fd < 0)
+		return;
+	/* the journal names the file: an adopter has no fd of it */
+	if (fstat(m->fd, &st) == 0) {
+		r.m.dev = st.st_dev;
+		r.m.ino = st.st_ino;
+	}
+	r.m.type = LD_HOLD_EVENT;
+	r.m.id = m->fd;
+	r.m.mask = m->mask;
+	r.m.pid = m->pid;
+	r.m.has_range = has_range;
+	r.m.off = off;
+	r.m.len = len;
+	hold_add(arg, &r);
+}
+
 static void fan_take(struct holder *h)
 {
 	char buf[16384] __attribute__((aligned(8)));
 	ssize_t n = read(h->kfd, buf, sizeof(buf));
 
-	if (n <= 0)
-		return;
-	for (struct fanotify_event_metadata *m = (void *)buf;
-	     FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-		struct hold_req r = { .fd = m->fd, .owns_fd = true };
-		struct stat st;
-
-		if (m->fd < 0)
-			continue;
-		/* the journal names the file: an adopter has no fd of it */
-		if (fstat(m->fd, &st) == 0) {
-			r.m.dev = st.st_dev;
-			r.m.ino = st.st_ino;
-		}
-		r.m.type = LD_HOLD_EVENT;
-		r.m.id = m->fd;
-		r.m.mask = m->mask;
-		r.m.pid = m->pid;
-		r.m.has_range = ld_fan_event_range(m, (size_t)((char *)buf + n - (char *)m),
-						   &r.m.off, &r.m.len);
-		hold_add(h, &r);
-	}
+	if (n > 0)
+		ld_fan_events(buf, (size_t)n, fan_hold, h);
 }
 
 /* Never allowed: the kernel would read the holes as zeros. By number: an

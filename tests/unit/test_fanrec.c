@@ -5,6 +5,8 @@
  * buffer, a zero-length record (which must end the walk, not loop), two
  * records, a short metadata_len. Each event is parsed from a heap copy of
  * exactly the bytes given, so under ASan a read past them is a finding.
+ * Then the walk over one read(2)'s events (ld_fan_events): every event
+ * of a batch keeps its own range, not only the first.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +74,101 @@ static bool parse(const struct ev *e, size_t avail, uint64_t *off,
 	r = ld_fan_event_range(copy, avail, off, len);
 	free(copy);
 	return r;
+}
+
+/* What ld_fan_events handed over, event by event. */
+struct seen {
+	int n;
+	int fd[8];
+	bool has_range[8];
+	uint64_t off[8], len[8];
+};
+
+static void see(void *arg, struct fanotify_event_metadata *m, bool has_range,
+		uint64_t off, uint64_t len)
+{
+	struct seen *s = arg;
+
+	if (s->n < 8) {
+		s->fd[s->n] = m->fd;
+		s->has_range[s->n] = has_range;
+		s->off[s->n] = off;
+		s->len[s->n] = len;
+	}
+	s->n++;
+}
+
+/* Appends event e (fd set to fd) to a read buffer of *n bytes. */
+static void put(uint8_t *buf, size_t cap, size_t *n, struct ev *e, int fd)
+{
+	struct fanotify_event_metadata m;
+
+	memcpy(&m, e->b, sizeof(m));
+	m.fd = fd;
+	memcpy(e->b, &m, sizeof(m));
+	if (*n + e->n > cap)
+		bail_out("read buffer too small");
+	memcpy(buf + *n, e->b, e->n);
+	*n += e->n;
+}
+
+/* Several events in one read, as the kernel hands a batch of readers'
+ * misses: each must come with its own range. One whose range got lost
+ * would be served as a read of the whole file, and every reader of that
+ * file would wait for all of it to be fetched. */
+static void test_walk(void)
+{
+	uint8_t buf[1024] __attribute__((aligned(8)));
+	struct seen s = { 0 };
+	struct ev e;
+	size_t n = 0;
+
+	/* two readers' misses in one read, as skiffd met them */
+	for (int k = 0; k < 2; k++) {
+		ev_init(&e);
+		ev_rec(&e, FAN_EVENT_INFO_TYPE_RANGE, 24, 24, 8388608 + (uint64_t)k * 65536,
+		       65536);
+		ev_len(&e, 0);
+		put(buf, sizeof(buf), &n, &e, 10 + k);
+	}
+	ld_fan_events(buf, n, see, &s);
+	is_int(s.n, 2, "a read of two events: two events");
+	ok(s.has_range[0] && s.off[0] == 8388608 && s.len[0] == 65536,
+	   "the first: its range");
+	ok(s.has_range[1] && s.off[1] == 8388608 + 65536 && s.len[1] == 65536,
+	   "the second: its range too (not a read of the whole file)");
+
+	memset(&s, 0, sizeof(s));
+	n = 0;
+	for (int k = 0; k < 4; k++) {
+		ev_init(&e);
+		/* the third has no range record: it must stay without one */
+		if (k != 2)
+			ev_rec(&e, FAN_EVENT_INFO_TYPE_RANGE, 24, 24,
+			       (uint64_t)k << 16, 65536 + (uint64_t)k * 4096);
+		ev_len(&e, 0);
+		put(buf, sizeof(buf), &n, &e, 10 + k);
+	}
+	/* a torn event at the end (a short read) is no event */
+	ev_init(&e);
+	ev_rec(&e, FAN_EVENT_INFO_TYPE_RANGE, 24, 24, 1, 2);
+	ev_len(&e, 0);
+	put(buf, sizeof(buf), &n, &e, 99);
+	ld_fan_events(buf, n - 8, see, &s);
+	is_int(s.n, 4, "a read of four events and a torn one: four events");
+	for (int k = 0; k < 4 && k < s.n; k++) {
+		is_int(s.fd[k], 10 + k, "event %d: its fd, in order", k);
+		if (k == 2) {
+			ok(!s.has_range[k], "event %d: no range record, no range", k);
+			continue;
+		}
+		ok(s.has_range[k], "event %d: its range found", k);
+		is_int(s.off[k], (uint64_t)k << 16, "event %d: its offset", k);
+		is_int(s.len[k], 65536 + (uint64_t)k * 4096, "event %d: its count", k);
+	}
+	s.n = 0;
+	ld_fan_events(buf, 0, see, &s);
+	is_int(s.n, 0, "an empty read: no event");
 }
 
 int main(void)
@@ -193,5 +290,6 @@ int main(void)
 	ok(!parse(&e, FAN_EVENT_METADATA_LEN - 1, &off, &len),
 	   "a buffer shorter than the metadata: no range");
 	ok(!parse(&e, 0, &off, &len), "an empty buffer: no range");
+	test_walk();
 	return done_testing();
 }
