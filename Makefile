@@ -6,6 +6,7 @@
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 CC ?= cc
@@ -153,11 +154,14 @@ install: all
 	install -m 0644 man/skiff.1 $(DESTDIR)$(MANDIR)/man1/skiff.1
 	install -m 0644 man/skiffd.8 $(DESTDIR)$(MANDIR)/man8/skiffd.8
 	install -m 0644 man/skiffd.json.5 $(DESTDIR)$(MANDIR)/man5/skiffd.json.5
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' systemd/skiffd.service.in >$(DESTDIR)$(UNITDIR)/skiffd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/skiffd.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/skiff $(DESTDIR)$(BINDIR)/skiffd \
 		$(DESTDIR)$(MANDIR)/man1/skiff.1 $(DESTDIR)$(MANDIR)/man8/skiffd.8 \
-		$(DESTDIR)$(MANDIR)/man5/skiffd.json.5
+		$(DESTDIR)$(MANDIR)/man5/skiffd.json.5 $(DESTDIR)$(UNITDIR)/skiffd.service
 
 clean:
 	rm -rf $(B) $(BA)

@@ -33,14 +33,16 @@ bench_drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 # fanotify frontend, cache, state and socket under DIR (emptied first;
 # DIR/sock is the socket, DIR/skiffd.log the log), and waits for it to
 # say it is ready. Sets BENCH_SKIFFD_PID; env vars set for the call
-# (SKIFF_TEST_FETCH_BPS=...) reach skiffd.
+# (SKIFF_TEST_FETCH_BPS=...) reach skiffd. BENCH_SKIFFD_WRAP, when set,
+# is a command skiffd runs under (build/fdsup: the test supervisor that
+# plays systemd); BENCH_SKIFFD_PID is then the wrapper's.
 bench_start_skiffd() {
 	local dir=$1 line=
 	shift
 	rm -rf "$dir/cache" "$dir/work" "$dir/ready"
 	mkdir -p "$dir"
 	mkfifo "$dir/ready"
-	"$SKIFFD" --frontend fanotify --cache-dir "$dir/cache" --work-dir "$dir/work" \
+	${BENCH_SKIFFD_WRAP:-} "$SKIFFD" --frontend fanotify --cache-dir "$dir/cache" --work-dir "$dir/work" \
 		--socket "$dir/sock" --ready-fd 3 "$@" 3>"$dir/ready" 2>>"$dir/skiffd.log" &
 	BENCH_SKIFFD_PID=$!
 	read -r -t 30 line <"$dir/ready" || true

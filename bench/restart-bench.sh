@@ -4,7 +4,9 @@
 # through two lazily mounted images, every byte checked, once with
 # nothing happening (the baseline), once while the serving process is
 # SIGKILLed SKIFF_BENCH_KILLS times (default 200), once during
-# SKIFF_BENCH_UPGRADES live upgrades (default 100). Each run starts on an
+# SKIFF_BENCH_UPGRADES live upgrades (default 100), once while the holder
+# is SIGKILLed SKIFF_BENCH_HOLDER_KILLS times (default 50) under
+# build/fdsup, which plays systemd's fd store. Each run starts on an
 # empty cache, the store behind a 2 MB/s link, so that the 128 MiB stay
 # partly cold for about a minute (a complete blob raises no events at
 # all). Prints read latency (p50, p99, max: the longest stall, link
@@ -22,12 +24,15 @@ READCHECK=$ROOT/build/readcheck
 OUT=${SKIFF_BENCH_OUT:-/var/tmp/skiff-bench/restart}
 KILLS=${SKIFF_BENCH_KILLS:-200}
 UPGRADES=${SKIFF_BENCH_UPGRADES:-100}
+HOLDER_KILLS=${SKIFF_BENCH_HOLDER_KILLS:-50}
 . "$ROOT/bench/lib.sh"
 
 die() { echo "restart-bench: $*" >&2; exit 1; }
 note() { echo "restart-bench: $*" >&2; }
 [ "$(id -u)" -eq 0 ] || die "needs root"
-[ -x "$SKIFF" ] && [ -x "$SKIFFD" ] && [ -x "$READCHECK" ] || die "build first (make)"
+FDSUP=$ROOT/build/fdsup
+[ -x "$SKIFF" ] && [ -x "$SKIFFD" ] && [ -x "$READCHECK" ] && [ -x "$FDSUP" ] ||
+	die "build first (make)"
 
 cleanup() {
 	for m in "$OUT"/mnt/*; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
@@ -49,20 +54,26 @@ for img in a b; do
 done
 
 server() { "$SKIFF" status --json 2>/dev/null | jq -er .pid 2>/dev/null; }
+holder() { "$SKIFF" status --json 2>/dev/null | jq -er .holder_pid 2>/dev/null; }
 
-kills() {
+# kill_loop N WHO: SIGKILLs the process WHO names N times, each once the
+# one before was replaced
+kill_loop() {
 	local i pid new t0
-	for ((i = 1; i <= KILLS; i++)); do
-		pid=$(server) || return 1
+	for ((i = 1; i <= $1; i++)); do
+		pid=$($2) || return 1
 		sleep "0.$(printf '%03d' $((RANDOM % 300)))"
 		kill -KILL "$pid"
 		t0=$SECONDS
-		until new=$(server) && [ "$new" != "$pid" ]; do
+		until new=$($2) && [ "$new" != "$pid" ]; do
 			[ $((SECONDS - t0)) -lt 60 ] || return 1
 			sleep 0.02
 		done
 	done
 }
+
+kills() { kill_loop "$KILLS" server; }
+holders() { kill_loop "$HOLDER_KILLS" holder; }
 
 upgrades() {
 	local i
@@ -103,13 +114,16 @@ export SKIFF_TEST_FETCH_BPS=2000000
 run baseline idle
 run kills kills
 run upgrades upgrades
+BENCH_SKIFFD_WRAP="$FDSUP -s $OUT/notify.sock --"
+run holders holders
+unset BENCH_SKIFFD_WRAP
 
 field() { awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' "$OUT/$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 printf '\n%-22s %9s %9s %9s %9s %11s %11s\n' "run" "reads" "p50 ms" "p99 ms" "max ms" "p99/base" "max/base"
-for r in baseline kills upgrades; do
+for r in baseline kills upgrades holders; do
 	printf '%-22s %9s %9s %9s %9s %11s %11s\n' \
-		"$r$([ $r = kills ] && echo " ($KILLS)")$([ $r = upgrades ] && echo " ($UPGRADES)")" \
+		"$r$([ $r = kills ] && echo " ($KILLS)")$([ $r = upgrades ] && echo " ($UPGRADES)")$([ $r = holders ] && echo " ($HOLDER_KILLS)")" \
 		"$(field $r reads)" "$(field $r p50_ms)" "$(field $r p99_ms)" "$(field $r max_ms)" \
 		"$(ratio "$(field $r p99_ms)" "$(field baseline p99_ms)")" \
 		"$(ratio "$(field $r max_ms)" "$(field baseline max_ms)")"

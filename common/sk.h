@@ -48,6 +48,10 @@ void sk_err_set(struct sk_err *e, const char *fmt, ...)
 int sk_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int sk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int sk_write_full(int fd, const void *buf, size_t len);
+/* Room for element n of the array *arrp (a T ** passed as void *; *cap
+ * allocated, size bytes each): doubles it when full, from `first`. 0 or
+ * -ENOMEM, the array then as it was. */
+int sk_grow(void *arrp, size_t *cap, size_t n, size_t size, size_t first);
 /* Reads a whole regular file of at most max bytes into a malloc'd buffer. */
 int sk_read_file(const char *path, size_t max, void **out, size_t *len);
 /* Writes a file via a temporary name (PATH.tmp.PID.TID) and rename(2), so

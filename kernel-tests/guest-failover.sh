@@ -14,15 +14,21 @@
 #    so readers in flight finish right. Upstream 6.1 has no `restore` (a
 #    request the holder had read and not passed on then waits until its
 #    reader is killed; skiffd(8) says so); Debian's 6.1 has it backported.
+# 4. under systemd (tests/fdsup.c plays it) the holder keeps the device in
+#    the fd store: SKIFF_HOLDER_KILLS (default 5) holder deaths under 8
+#    readers, each followed by a skiffd that adopts the device, writes
+#    `restore` (the kernel sends every pending request again and reopens
+#    the objects whose anon fds closed) and serves on.
 . "$(dirname "$0")/../tests/lib.sh"
 
 [ "${SKIFF_GUEST:-}" = 1 ] ||
 	skip_all "runs inside the test guest: kernel-tests/run-guest.sh $0"
 need_root
 [ -c /dev/cachefiles ] || skip_all "no /dev/cachefiles in this kernel"
-[ -x "$READCHECK" ] || skip_all "build readcheck first (make)"
+[ -x "$READCHECK" ] && [ -x "$FDSUP" ] || skip_all "build readcheck and fdsup first (make)"
 KVER=${SKIFF_GUEST_KERNEL:-$(uname -r)}
 KILLS=${SKIFF_CRASH_KILLS:-20}
+HKILLS=${SKIFF_HOLDER_KILLS:-5}
 
 # the cachefiles cache must be on ext4: run-guest.sh mounts one here
 export SKIFF_TEST_CACHE=/var/cache/skiff/cf
@@ -132,4 +138,31 @@ t_fails "the server stops on SIGTERM" kill -0 "$server"
 t_grep "... cleanly" "signal 15: stopping" "$T/skiffd.log"
 wait "$holder" 2>/dev/null
 SKIFFD_PID=
+
+# 4. holder deaths under systemd
+rm -rf "$SKIFF_TEST_CACHE"
+export SKIFF_TEST_FETCH_BPS=200000
+SKIFFD_WRAP="$FDSUP -s $T/notify.sock --"
+t_ok "skiffd starts under the test supervisor" start_skiffd --frontend cachefiles \
+	--readahead 0 --ahead 0 || done_testing
+unset SKIFF_TEST_FETCH_BPS SKIFFD_WRAP
+t_ok "the holder keeps the device in the fd store" \
+	logged "fdsup: stored cachefiles in the fd store" 5
+mount_random_images sd || done_testing
+t0=$SECONDS
+t_ok "$HKILLS holder kills under 8 readers: every byte right, no read failed or hung" \
+	under_readers "$T/mnt" "$SRC" kill_holders "$HKILLS"
+diag "Linux $KVER holder kills: $((SECONDS - t0)) s; readcheck: $(cat "$T/readers.out")"
+t_is "systemd restarted skiffd after each" \
+	"$(grep -c "fdsup: main process .* died" "$T/skiffd.log")" "$HKILLS"
+t_is "each restart adopted the device from the fd store" \
+	"$(grep -c "adopted the cachefiles fd of a dead holder from systemd's fd store" \
+		"$T/skiffd.log")" "$HKILLS"
+t_no_grep "... and the kernel took every restore" "cachefiles: restore: " "$T/skiffd.log"
+t_ok "both trees read whole and right after the kills" \
+	"$READCHECK" -r 2 "$T/mnt" "$SRC" "${READ_FILES[@]}"
+for img in a b; do
+	t_ok "skiff umount $img" skiff_umount "$T/mnt/$img"
+done
+t_ok "skiffd stops" stop_skiffd
 done_testing

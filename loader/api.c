@@ -194,17 +194,22 @@ static void post_upgrade(struct ld_daemon *d, const struct ctl_req *req,
 			    "keeps the kernel fds across an upgrade; stop and start it instead");
 		return;
 	}
-	if (atomic_load(&d->upgrading)) {
+	/* one at a time: the check runs the new binary, which takes a while.
+	 * upgrading itself is set only once the holder was asked, since it
+	 * makes a SIGTERM end this server without a stop's checks */
+	if (atomic_exchange(&d->upgrade_busy, true)) {
 		reply_error(resp, 409, "an upgrade is under way");
 		return;
 	}
 	ret = ld_upgrade_check(path, &e);
 	if (ret) {
+		atomic_store(&d->upgrade_busy, false);
 		reply_error(resp, ret == -EPROTO ? 409 : 400, "%s", e.msg);
 		return;
 	}
 	ret = ld_hold_ask_upgrade(d->hold_sock, path);
 	if (ret) {
+		atomic_store(&d->upgrade_busy, false);
 		reply_error(resp, 500, "telling the holder: %s", strerror(-ret));
 		return;
 	}

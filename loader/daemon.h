@@ -151,6 +151,8 @@ struct ld_daemon {
 	/* POST /v1/upgrade: this server ends for the holder to become a new
 	 * binary; not a stop, so lazy mounts do not refuse it */
 	_Atomic bool upgrading;
+	/* an upgrade request is being checked or carried out: one at a time */
+	_Atomic bool upgrade_busy;
 	char binary[PATH_MAX];	/* what skiffd runs from, for an upgrade */
 	struct ld_frontend *fe;
 	struct ctl_server *http;

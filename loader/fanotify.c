@@ -36,6 +36,9 @@ struct fan_fe {
 	atomic_bool held;	/* events come from hsock; false: read fan */
 	struct ld_ev ev;	/* the event thread: waits on hsock, else fan */
 	pid_t self;		/* events we cause ourselves are allowed */
+	/* tests: a read of this cache-file offset makes the server fault
+	 * (SKIFF_TEST_POISON_OFFSET), or UINT64_MAX */
+	uint64_t poison;
 };
 
 /* A read event being served (ld_request): answered through the group,
@@ -118,6 +121,11 @@ static void serve(struct fan_fe *fe, struct ld_blob *b, int fd, int hfd, int wfd
 		off = 0;
 		len = b->cache.table.usize;
 	}
+	if (fe->poison >= off && fe->poison - off < len) {
+		ld_log(d, LD_LOG_ERROR, "test: a read of offset %llu: the serving process faults",
+		       (unsigned long long)fe->poison);
+		abort();
+	}
 	q = calloc(1, sizeof(*q));
 	if (!q) {
 		atomic_fetch_add(&d->events_denied, 1);
@@ -181,6 +189,11 @@ static void dispatch_orphan(struct fan_fe *fe, const struct ld_hold_msg *m)
 {
 	struct ld_blob *b;
 
+	if (!(m->mask & FAN_PRE_ACCESS)) {
+		respond(fe, -1, m->id, FAN_ALLOW);
+		return;
+	}
+
 	atomic_fetch_add(&fe->d->events, 1);
 	atomic_fetch_add(&fe->d->orphans, 1);
 	b = ld_blob_by_inode(fe->d, (dev_t)m->dev, (ino_t)m->ino);
@@ -238,13 +251,14 @@ static int take_held(struct fan_fe *fe)
 /*
  * The holder died. The group's pending events carry its fd numbers, which
  * this process's own numbers would collide with (the kernel matches an
- * answer by number alone), so it never reads the group itself while
- * there is a journal: under systemd it exits and a restarted skiffd
- * adopts the stored group; without, it executes skiffd in its own place
- * as the new holder (holder.h). Reading the group directly is the last
- * resort, with that hazard.
+ * answer by number alone), so it never reads the group itself: when
+ * systemd keeps the group (its fd store, of a size it told), it exits and
+ * a restarted skiffd adopts the group; otherwise it executes skiffd in
+ * its own place as the new holder (holder.h), with the journal if there
+ * is one. Until that works it keeps the group, reads nothing and tries
+ * again each second: readers of uncached data wait, and never read zeros.
  */
-static void holder_gone(struct fan_fe *fe, struct ld_ev *ev)
+static void holder_gone(struct fan_fe *fe)
 {
 	struct ld_daemon *d = fe->d;
 	int ret;
@@ -254,16 +268,13 @@ static void holder_gone(struct fan_fe *fe, struct ld_ev *ev)
 		       "with the group from its fd store");
 		_exit(1);
 	}
-	if (d->hold_jfd >= 0) {
-		ld_log(d, LD_LOG_ERROR, "the holder is gone: this process becomes the holder "
-		       "(%s)", d->binary);
-		ret = ld_holder_reexec(d->binary, LD_HOLD_FANOTIFY, fe->fan, d->hold_jfd, d->argv);
-		ld_log(d, LD_LOG_ERROR, "cannot execute %s: %s", d->binary, strerror(-ret));
+	ld_log(d, LD_LOG_ERROR, "the holder is gone: this process becomes the holder");
+	for (;;) {
+		ret = ld_holder_reexec(LD_HOLD_FANOTIFY, fe->fan, d->hold_jfd, d->argv);
+		ld_log(d, LD_LOG_ERROR, "becoming the holder: %s; trying again in 1 s (reads of "
+		       "uncached data wait)", strerror(-ret));
+		sleep(1);
 	}
-	/* the socket stays open: request threads may still send on it */
-	ld_log(d, LD_LOG_ERROR, "the holder is gone: reading events directly");
-	atomic_store(&fe->held, false);
-	ev->fd = fe->fan;
 }
 
 /* The group (or the holder's socket) is readable: take what is there. */
@@ -274,7 +285,7 @@ static int on_events(struct ld_ev *ev, void *buf, size_t bufsz)
 
 	if (atomic_load(&fe->held)) {
 		if (take_held(fe) == -EPIPE)
-			holder_gone(fe, ev);
+			holder_gone(fe);
 		return 0;
 	}
 	n = read(fe->fan, buf, bufsz);
@@ -301,6 +312,8 @@ static int fan_start(struct ld_daemon *d, struct ld_frontend **out,
 	fe->base.ops = &ld_fanotify_ops;
 	fe->d = d;
 	fe->self = getpid();
+	fe->poison = getenv("SKIFF_TEST_POISON_OFFSET") ?
+		strtoull(getenv("SKIFF_TEST_POISON_OFFSET"), NULL, 10) : UINT64_MAX;
 	fe->hsock = d->hold_sock;
 	atomic_init(&fe->held, fe->hsock >= 0);
 	fe->fan = d->hold_fd >= 0 ? d->hold_fd :

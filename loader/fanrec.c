@@ -54,5 +54,9 @@ void ld_fan_events(void *buf, size_t n, ld_fan_event_fn *fn, void *arg)
 		bool has_range = ld_fan_event_range(m, left, &off, &len);
 
 		fn(arg, m, has_range, off, len);
+		/* the kernel's lengths keep events 8-byte aligned; one that
+		 * does not would misalign the next metadata */
+		if (m->event_len % 8)
+			break;
 	}
 }

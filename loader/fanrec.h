@@ -51,7 +51,8 @@ bool ld_fan_event_range(const void *ev, size_t avail, uint64_t *off,
 /*
  * The events one read(2) of the group put in buf (n bytes, 8-byte
  * aligned): calls fn for each whole one, in order, with the range its
- * records give (has_range false, off and len 0, when none). The one
+ * records give (has_range false, off and len 0, when none); an event
+ * whose length is no multiple of 8 is the last one. The one
  * walk the holder and the frontend share: an event whose range went
  * missing is served as a read of the whole file.
  */

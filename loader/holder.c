@@ -106,6 +106,7 @@ static void flush(struct holder *h)
 		/* an orphan's fd only pins its number here */
 		if (hold_send(h, &r->m, r->m.type == LD_HOLD_ORPHAN ? -1 : r->fd))
 			break;
+		h->pending[h->sent].gen = h->generation;
 		h->sent++;
 	}
 }
@@ -114,7 +115,9 @@ static void drop(struct holder *h, size_t i)
 {
 	if (i < h->sent)
 		h->sent--;
-	hold_jr_drop(h, &h->pending[i]);
+	/* a slot that still says used keeps its number taken for good */
+	if (hold_jr_drop(h, &h->pending[i]))
+		h->pending[i].owns_fd = false;
 	if (h->pending[i].owns_fd)
 		close(h->pending[i].fd);
 	memmove(&h->pending[i], &h->pending[i + 1],
@@ -125,17 +128,35 @@ static void drop(struct holder *h, size_t i)
 /* Appends r to the pending list as it is: 0 or -ENOMEM. */
 static int push(struct holder *h, const struct hold_req *r)
 {
-	if (h->npending == h->cap) {
-		size_t ncap = h->cap ? h->cap * 2 : 64;
-		struct hold_req *np = realloc(h->pending, ncap * sizeof(*np));
+	int ret = sk_grow(&h->pending, &h->cap, h->npending, sizeof(*h->pending), 64);
 
-		if (!np)
-			return -ENOMEM;
-		h->pending = np;
-		h->cap = ncap;
-	}
+	if (ret)
+		return ret;
 	h->pending[h->npending++] = *r;
 	return 0;
+}
+
+size_t hold_forget(struct holder *h, bool (*pred)(const struct hold_req *r, const void *arg),
+		   const void *arg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < h->npending;) {
+		if (pred(&h->pending[i], arg)) {
+			drop(h, i);
+			n++;
+		} else {
+			i++;
+		}
+	}
+	return n;
+}
+
+static bool same_msg_id(const struct hold_req *r, const void *arg)
+{
+	const struct hold_req *nr = arg;
+
+	return r->m.type == LD_HOLD_MSG && r->m.id == nr->m.id;
 }
 
 void hold_add(struct holder *h, const struct hold_req *r)
@@ -143,6 +164,15 @@ void hold_add(struct holder *h, const struct hold_req *r)
 	struct hold_req copy = *r;
 
 	copy.slot = -1;
+	copy.gen = 0;
+	copy.crashes = 0;
+	/* cachefiles reuses a msg_id only once its request is done: one we
+	 * still keep was answered by a server that died before telling us,
+	 * and handing it on would have the next one answer the new request
+	 * with the old answer */
+	if (r->m.type == LD_HOLD_MSG && hold_forget(h, same_msg_id, r))
+		hold_log(h, 3, "cachefiles: msg_id %d reused: the old request was answered",
+			 r->m.id);
 	if (h->denying) {
 		h->kind->deny(h, &copy);
 		if (copy.owns_fd)
@@ -281,6 +311,44 @@ static void take_answers(struct holder *h)
 	}
 }
 
+/* A fault (not a kill: SIGKILL is an operator or the OOM killer). */
+static bool crash_signal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+	       sig == SIGABRT || sig == SIGSYS || sig == SIGTRAP;
+}
+
+/* Servers in a row that may crash holding one request before it is
+ * answered with an error: a request that makes every server fault would
+ * otherwise be handed to each new one for ever. Kills do not count. */
+#define HOLD_POISON 3
+
+/* The server of this generation died holding the requests sent to it. */
+static void count_crashes(struct holder *h, bool crash)
+{
+	size_t denied = 0;
+
+	for (size_t i = 0; i < h->npending;) {
+		struct hold_req *r = &h->pending[i];
+
+		if (r->gen != h->generation) {
+			i++;
+			continue;
+		}
+		r->crashes = crash ? r->crashes + 1 : 0;
+		if (r->crashes < HOLD_POISON) {
+			i++;
+			continue;
+		}
+		h->kind->deny(h, r);
+		drop(h, i);
+		denied++;
+	}
+	if (denied)
+		hold_log(h, 0, "answered %zu requests with errors: %d serving processes in a row "
+			 "crashed holding them", denied, HOLD_POISON);
+}
+
 /* Backoff of a server that keeps dying: seconds before the next try. */
 #define HOLD_BACKOFF_MAX 30
 
@@ -322,36 +390,6 @@ static void held_fds_cloexec(struct holder *h, bool on)
 		set_cloexec(h->objs[i].fd, on);
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p = (const char *)p + w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *p, size_t n)
-{
-	while (n) {
-		ssize_t r = read(fd, p, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		p = (char *)p + r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Becomes h->upgrade_to (no server runs): returns only when that fails,
  * with -errno, everything as it was. */
 static int become(struct holder *h)
@@ -370,11 +408,11 @@ static int become(struct holder *h)
 	fd = memfd_create("skiffd-holder-state", 0);	/* the new binary reads it */
 	if (fd < 0)
 		return -errno;
-	ret = write_all(fd, &st, sizeof(st));
+	ret = sk_write_full(fd, &st, sizeof(st));
 	if (!ret && h->npending)
-		ret = write_all(fd, h->pending, h->npending * sizeof(*h->pending));
+		ret = sk_write_full(fd, h->pending, h->npending * sizeof(*h->pending));
 	if (!ret && h->nobjs)
-		ret = write_all(fd, h->objs, h->nobjs * sizeof(*h->objs));
+		ret = sk_write_full(fd, h->objs, h->nobjs * sizeof(*h->objs));
 	if (!ret && lseek(fd, 0, SEEK_SET) < 0)
 		ret = -errno;
 	if (ret) {
@@ -424,29 +462,68 @@ static int hold_setup(struct holder *h, enum ld_hold_kind kind, bool resumed)
 	return 0;
 }
 
-/* Under systemd: the kernel fd (and the journal) go to its fd store, so
- * that a restart after the holder's death gets them back (LISTEN_FDS). */
-static void store_fds(struct holder *h)
+/* One fd into systemd's fd store under name, replacing what was stored
+ * under it before: > 0 when sent, 0 without NOTIFY_SOCKET, -errno. */
+static int store_one(int fd, const char *name)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	sd_notify(0, msg);
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	return sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+}
+
+/*
+ * Under systemd: the kernel fd (unless it is there already: an adopter's)
+ * and the journal go to its fd store, so that a restart after the
+ * holder's death gets them back (LISTEN_FDS). A store that is too small
+ * (FileDescriptorStoreMax) drops them without a word; systemd 254+ says
+ * its size in FDSTORE, and only then does h->fdstore say the fds are
+ * safe there (a server whose holder dies may then just exit).
+ */
+static void store_fds(struct holder *h, bool kernel_fd)
 {
 	const char *kname = h->kind == &ld_hold_cachefiles ? LD_HOLD_FDNAME_CACHEFILES
 							    : LD_HOLD_FDNAME_FANOTIFY;
-	char msg[64];
-	int r1, r2 = 1;
+	const char *room = getenv("FDSTORE");
+	int r1 = 1, r2 = 1, need = (kernel_fd ? 1 : 0) + (h->jfd >= 0 ? 1 : 0);
 
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", kname);
-	r1 = sd_pid_notify_with_fds(0, 0, msg, &h->kfd, 1);
-	if (h->jfd >= 0) {
-		snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", LD_HOLD_FDNAME_JOURNAL);
-		r2 = sd_pid_notify_with_fds(0, 0, msg, &h->jfd, 1);
+	if (kernel_fd)
+		r1 = store_one(h->kfd, kname);
+	if (h->jfd >= 0)
+		r2 = store_one(h->jfd, LD_HOLD_FDNAME_JOURNAL);
+	if (!kernel_fd) {
+		/* an adopter's: the kernel fd came from the store, so it is
+		 * safe there whatever happens to the journal */
+		if (r2 <= 0)
+			hold_log(h, 0, "fd store: the new journal: %s; a death of this holder "
+				 "fails the reads it had taken", strerror(-r2));
+		return;
 	}
-	h->fdstore = r1 > 0 && r2 > 0;
+	if (r1 <= 0 || r2 <= 0) {
+		hold_log(h, 0, "NOTIFY_SOCKET is set but the fds could not be sent to the fd store "
+			 "(%s): a death of this holder breaks every lazy mount",
+			 strerror(-(r1 <= 0 ? r1 : r2)));
+		h->fdstore = false;
+		return;
+	}
+	if (!room) {
+		/* systemd before 254: sent, but whether kept is not known */
+		hold_log(h, 2, "the %s fd%s sent to systemd's fd store (its size is not known: "
+			 "FileDescriptorStoreMax must be 2 or more)", kname,
+			 h->jfd >= 0 ? " and the journal are" : " is");
+		h->fdstore = false;
+		return;
+	}
+	h->fdstore = atoi(room) >= need;
 	if (h->fdstore)
 		hold_log(h, 2, "the %s fd%s in systemd's fd store", kname,
 			 h->jfd >= 0 ? " and the journal are" : " is");
 	else
-		hold_log(h, 0, "NOTIFY_SOCKET is set but the fd store refused the fds (%s): "
-			 "a death of this holder breaks every lazy mount",
-			 strerror(-(r1 <= 0 ? r1 : r2)));
+		hold_log(h, 0, "systemd's fd store holds %s fds (FileDescriptorStoreMax): too few "
+			 "for the %d skiffd keeps there; a death of this holder breaks every "
+			 "lazy mount", room, need);
 }
 
 int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
@@ -462,19 +539,17 @@ int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
 		hold_log(&h, 0, "journal: %s: a death of this holder fails the reads it had "
 			 "taken", strerror(-ret));
 	if (h.notify)
-		store_fds(&h);
+		store_fds(&h, true);
 	return hold_loop(&h, sock, server_only_fd);
 }
 
-int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
-		     int log_level, struct ld_hold_info *info, char **argv)
+/* The state a holder handed this binary (become), into h: 0 or -errno. */
+static int resume_read(int statefd, struct holder *h, enum ld_hold_kind *kind)
 {
-	struct holder h = { .sock = -1, .jfd = -1, .log_level = log_level, .info = info,
-			    .argv = argv };
 	struct hold_state st;
-	int none = -1, ret;
+	uint64_t at = sizeof(st);
+	int ret = sk_pread_full(statefd, &st, sizeof(st), 0);
 
-	ret = read_all(statefd, &st, sizeof(st));
 	if (!ret && (memcmp(st.magic, HOLD_STATE_MAGIC, sizeof(st.magic)) ||
 		     st.abi != LD_HOLD_ABI || st.req_size != sizeof(struct hold_req) ||
 		     st.obj_size != sizeof(struct hold_obj) || st.npending > (1u << 24) ||
@@ -484,24 +559,42 @@ int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 	if (ret)
 		return ret;
 	*kind = (enum ld_hold_kind)st.kind;
-	*kfd = h.kfd = st.kfd;
-	h.generation = st.generation;
-	h.fdstore = st.fdstore != 0;
+	h->kfd = st.kfd;
+	h->generation = st.generation;
+	h->fdstore = st.fdstore != 0;
 	/* the pending requests name their slots: the free ones are the rest */
-	if (st.jfd >= 0 && (ret = hold_jr_take(&h, st.jfd)))
+	if (st.jfd >= 0 && (ret = hold_jr_take(h, st.jfd)))
 		return ret;
-	h.pending = calloc(st.npending ? st.npending : 1, sizeof(*h.pending));
-	h.objs = calloc(st.nobjs ? st.nobjs : 1, sizeof(*h.objs));
-	if (!h.pending || !h.objs)
+	h->pending = calloc(st.npending ? st.npending : 1, sizeof(*h->pending));
+	h->objs = calloc(st.nobjs ? st.nobjs : 1, sizeof(*h->objs));
+	if (!h->pending || !h->objs)
 		return -ENOMEM;
-	h.cap = h.npending = st.npending;
-	h.objcap = h.nobjs = st.nobjs;
-	ret = read_all(statefd, h.pending, h.npending * sizeof(*h.pending));
+	h->cap = h->npending = st.npending;
+	h->objcap = h->nobjs = st.nobjs;
+	ret = sk_pread_full(statefd, h->pending, h->npending * sizeof(*h->pending), at);
+	at += h->npending * sizeof(*h->pending);
 	if (!ret)
-		ret = read_all(statefd, h.objs, h.nobjs * sizeof(*h.objs));
-	if (ret)
-		return ret;
+		ret = sk_pread_full(statefd, h->objs, h->nobjs * sizeof(*h->objs), at);
+	return ret;
+}
+
+int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
+		     int log_level, struct ld_hold_info *info, char **argv)
+{
+	struct holder h = { .kfd = -1, .sock = -1, .jfd = -1, .log_level = log_level,
+			    .info = info, .argv = argv };
+	int none = -1, ret = resume_read(statefd, &h, kind);
+
 	close(statefd);
+	*kfd = h.kfd;
+	if (ret) {
+		/* the caller keeps the kernel fd open (and the pending fds
+		 * stay open with it): only the memory goes */
+		free(h.pending);
+		free(h.objs);
+		free(h.jfree);
+		return ret;
+	}
 	held_fds_cloexec(&h, true);
 	ret = hold_setup(&h, *kind, true);
 	if (ret)
@@ -618,6 +711,7 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 				h.server = 0;
 				if (h.sock >= 0)
 					take_answers(&h);	/* what it said last */
+				count_crashes(&h, WIFSIGNALED(st) && crash_signal(WTERMSIG(st)));
 				if (h.upgrade_to[0]) {
 					ret = become(&h);
 					hold_log(&h, 0, "upgrade: cannot execute %s: %s; serving on "
@@ -719,17 +813,47 @@ static unsigned int sweep(struct holder *h, const unsigned char *mark, int bound
 	return lost;
 }
 
-/* A fanotify group adopted with its journal: the journaled events become
- * orphans, each pinning its number here until it is answered. */
-static int adopt_journal(struct holder *h, int jfd)
+/* Answers event number n with EIO at once: 0 or -errno. */
+static int deny_number(struct holder *h, int n)
+{
+	struct fanotify_response r = { n, FAN_DENY_ERRNO(EIO) };
+
+	return write(h->kfd, &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : -errno;
+}
+
+/*
+ * Keeps number id taken in this process until its orphan is answered:
+ * true with *pin the fd to close then (-1: a number taken for good, by
+ * stdin..stderr or our own kernel fd or journal), false when it cannot be
+ * (the orphan must then be answered at once, before any event is read).
+ */
+static bool pin_number(struct holder *h, int id, int jfd, int null, int *pin)
+{
+	*pin = -1;
+	if (id == h->kfd || id == jfd || (id <= 2 && fcntl(id, F_GETFD) >= 0))
+		return true;
+	if (null < 0 || dup3(null, id, O_CLOEXEC) != id)
+		return false;
+	*pin = id;
+	return true;
+}
+
+/*
+ * A fanotify group adopted with its journal (*jfd, which may move to
+ * another number): the journaled events become orphans, each pinning its
+ * number here until it is answered; every other number the dead holder
+ * may have used is answered with EIO. On failure the orphans taken so
+ * far are answered with EIO too, and nothing is left pending.
+ */
+static int adopt_journal(struct holder *h, int *jfd)
 {
 	struct ld_hold_jhdr hdr;
 	struct ld_hold_jslot *slots;
 	unsigned char *mark;
-	unsigned int lost, orphans = 0;
+	unsigned int lost, orphans = 0, denied = 0;
 	int top, null, bound, ret;
 
-	ret = ld_hold_jr_read(jfd, &hdr, &slots);
+	ret = ld_hold_jr_read(*jfd, &hdr, &slots);
 	if (ret)
 		return ret;
 	top = hdr.hwm < 2 ? 2 : hdr.hwm;
@@ -749,31 +873,39 @@ static int adopt_journal(struct holder *h, int jfd)
 	/* nothing of ours may sit on a number an event still has */
 	if (h->kfd <= top)
 		h->kfd = move_above(h->kfd, top);
-	if (jfd <= top)
-		jfd = move_above(jfd, top);
+	if (*jfd <= top)
+		*jfd = move_above(*jfd, top);
 	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null >= 0 && null <= top)
 		null = move_above(null, top);
-	ret = hold_jr_take(h, jfd);
+	ret = hold_jr_take(h, *jfd);
 	for (uint32_t i = 0; !ret && i < hdr.nslots; i++) {
 		const struct ld_hold_jslot *sl = &slots[i];
 		struct hold_req r = { .fd = -1, .slot = (int32_t)i };
 
-		if (!sl->used || sl->id < 0)
+		if (!sl->used)
 			continue;
 		r.m = (struct ld_hold_msg){ .type = LD_HOLD_ORPHAN, .id = sl->id,
 					    .mask = sl->mask, .off = sl->off, .len = sl->len,
 					    .has_range = sl->has_range, .dev = sl->dev,
 					    .ino = sl->ino };
-		/* stdin..stderr and our own fds stay open for good: pinned
-		 * already */
-		if (!mark[sl->id] && sl->id > 2 && sl->id != h->kfd && sl->id != jfd &&
-		    null >= 0 && dup3(null, sl->id, O_CLOEXEC) == sl->id) {
-			r.fd = sl->id;
-			r.owns_fd = true;
+		/* a number twice (a slot whose freeing failed) names one event
+		 * whose range is not known for sure; one we cannot pin could be
+		 * given to a new event: both are answered now, with EIO */
+		if (sl->id < 0 || mark[sl->id] ||
+		    !pin_number(h, sl->id, *jfd, null, &r.fd)) {
+			if (sl->id >= 0 && !mark[sl->id] && !deny_number(h, sl->id))
+				denied++;
+			if (sl->id >= 0)
+				mark[sl->id] = 1;
+			hold_jr_drop(h, &r);
+			continue;
 		}
+		r.owns_fd = r.fd >= 0;
 		mark[sl->id] = 1;
 		if (push(h, &r)) {
+			if (r.owns_fd)
+				close(r.fd);
 			ret = -ENOMEM;
 			break;
 		}
@@ -782,16 +914,19 @@ static int adopt_journal(struct holder *h, int jfd)
 	if (null >= 0)
 		close(null);
 	free(slots);
-	if (!ret) {
-		lost = sweep(h, mark, bound);
-		hold_log(h, lost ? 0 : 2, "adopted %u unanswered events from the journal%s", orphans,
-			 lost ? "" : "; none was lost");
-		if (lost)
-			hold_log(h, 0, "%u events the dead holder had read but not recorded were "
-				 "answered with EIO", lost);
+	if (ret) {
+		deny_pending(h);	/* by number; each pin closed after */
+		free(mark);
+		return ret;
 	}
+	lost = sweep(h, mark, bound);
+	hold_log(h, lost || denied ? 0 : 2, "adopted %u unanswered events from the journal%s",
+		 orphans, lost || denied ? "" : "; none was lost");
+	if (lost || denied)
+		hold_log(h, 0, "%u events the dead holder had read but not recorded, and %u it "
+			 "recorded that cannot be served, were answered with EIO", lost, denied);
 	free(mark);
-	return ret;
+	return 0;
 }
 
 int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int *sock,
@@ -803,6 +938,8 @@ int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int
 
 	h.kind = kind == LD_HOLD_CACHEFILES ? &ld_hold_cachefiles : &ld_hold_fanotify;
 	if (kind == LD_HOLD_CACHEFILES) {
+		if (jfd >= 0)
+			close(jfd);	/* cachefiles keeps no journal */
 		/* the kernel sends every unanswered request again, and
 		 * reopens the objects whose anon fds closed with the holder */
 		if (write(h.kfd, "restore", 7) < 0)
@@ -811,27 +948,21 @@ int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int
 	} else {
 		/* before anything else here opens an fd: the pins first */
 		if (jfd >= 0)
-			ret = adopt_journal(&h, jfd);
+			ret = adopt_journal(&h, &jfd);
 		if (jfd < 0 || ret) {
 			hold_log(&h, 0, "journal: %s: every event the dead holder had read is "
 				 "answered with EIO", jfd < 0 ? "none" : strerror(-ret));
 			if (jfd >= 0)
 				close(jfd);
 			h.jfd = -1;
-			/* without the journal no number is known: deny
-			 * every one a holder plausibly used */
+			/* no number is known: deny every one a holder
+			 * plausibly used */
 			sweep(&h, NULL, 65536);
 			ret = hold_jr_new(&h);
 			if (ret)
 				hold_log(&h, 0, "journal: %s", strerror(-ret));
-			else if (fdstore && getenv("NOTIFY_SOCKET")) {
-				int r2 = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME="
-								LD_HOLD_FDNAME_JOURNAL, &h.jfd, 1);
-
-				if (r2 <= 0)
-					hold_log(&h, 0, "fd store: the new journal: %s",
-						 strerror(-r2));
-			}
+			else if (fdstore && getenv("NOTIFY_SOCKET"))
+				store_fds(&h, false);	/* the group is there */
 		}
 	}
 	ret = hold_setup(&h, kind, false);
@@ -843,8 +974,7 @@ int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int
 	return hold_loop(&h, sock, &none);
 }
 
-int ld_holder_reexec(const char *binary, enum ld_hold_kind kind, int kfd, int jfd,
-		     char **argv)
+int ld_holder_reexec(enum ld_hold_kind kind, int kfd, int jfd, char **argv)
 {
 	char env[64];
 	int ret;
@@ -855,7 +985,7 @@ int ld_holder_reexec(const char *binary, enum ld_hold_kind kind, int kfd, int jf
 	if (jfd >= 0)
 		set_cloexec(jfd, false);
 	setenv("SKIFFD_ADOPT", env, 1);
-	execv(binary, argv);
+	execv("/proc/self/exe", argv);
 	ret = -errno;
 	unsetenv("SKIFFD_ADOPT");
 	set_cloexec(kfd, true);
@@ -879,14 +1009,15 @@ static bool kfd_is(int fd, enum ld_hold_kind kind)
 							: "anon_inode:[fanotify]");
 }
 
-int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdstore)
+int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdstore,
+			bool *only_copy)
 {
 	const char *adopt = getenv("SKIFFD_ADOPT");
 	char **names = NULL;
 	int n;
 
 	*kfd = *jfd = -1;
-	*fdstore = false;
+	*fdstore = *only_copy = false;
 	n = sd_listen_fds_with_names(1, &names);
 	if (n > 0) {
 		for (int i = 0; i < n; i++) {
@@ -909,10 +1040,20 @@ int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdsto
 			for (int i = 0; i < n; i++)
 				free(names[i]);
 		free(names);
+		if (*kfd < 0) {
+			/* a journal alone: nothing to adopt; a fresh start
+			 * replaces it in the store */
+			if (*jfd >= 0)
+				close(*jfd);
+			*jfd = -1;
+			return 0;
+		}
 		*fdstore = true;
 	} else if (adopt) {
 		char kname[16];
 
+		/* from our own serving process: nobody else may hold it */
+		*only_copy = true;
 		if (sscanf(adopt, "%15[a-z]:%d:%d", kname, kfd, jfd) != 3) {
 			unsetenv("SKIFFD_ADOPT");
 			return -EINVAL;

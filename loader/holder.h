@@ -24,8 +24,9 @@
  *
  * If the holder itself dies, another process adopts the kernel fd: a
  * skiffd that systemd restarts with the fds the holder put in its fd
- * store (FDSTORE=1), or, without systemd, the serving process of a
- * fanotify group, which executes skiffd in its own place. An adopting
+ * store (FDSTORE=1), or the serving process of a fanotify group, which
+ * executes skiffd in its own place (unless systemd said its store holds
+ * the fds: then it exits and leaves the restart to systemd). An adopting
  * holder of a fanotify group starts from the journal (below); one of
  * /dev/cachefiles writes `restore`, after which the kernel sends every
  * pending request again and reopens the objects whose anon fds closed.
@@ -122,20 +123,25 @@ struct ld_hold_info {
 	bool fdstore;			/* the kernel fd is in systemd's fd store */
 };
 
-/* One slot of the journal (fanotify), after struct ld_hold_jhdr. */
+/* One slot of the journal (fanotify), after struct ld_hold_jhdr. 64
+ * bytes each, header included, so that no slot straddles a page: the
+ * kernel copies a write within one page whole, even when the writer is
+ * killed (it checks for SIGKILL between pages). */
 struct ld_hold_jslot {
 	uint32_t used;		/* 0: free */
 	int32_t id;		/* the fd number the answer names */
 	uint64_t dev, ino, off, len, mask;
-	uint32_t has_range, pad;
+	uint32_t has_range, pad[3];
 };
 struct ld_hold_jhdr {
 	char magic[8];		/* LD_HOLD_JMAGIC */
 	uint32_t slot_size, nslots;
 	int32_t hwm;		/* the highest fd number ever journaled */
-	uint32_t pad;
+	uint32_t pad[11];
 };
-#define LD_HOLD_JMAGIC "skjrnl1"
+_Static_assert(sizeof(struct ld_hold_jslot) == 64, "a journal slot is 64 bytes");
+_Static_assert(sizeof(struct ld_hold_jhdr) == 64, "the journal header is 64 bytes");
+#define LD_HOLD_JMAGIC "skjrnl2"
 
 /* The names of the fds skiffd keeps in systemd's fd store. */
 #define LD_HOLD_FDNAME_FANOTIFY "fanotify"
@@ -176,21 +182,23 @@ int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int
 		    int log_level, struct ld_hold_info *info, char **argv);
 
 /*
- * In a server whose holder died, without systemd: executes `binary` in
- * the server's place as an adopting holder of kfd and jfd (SKIFFD_ADOPT).
- * Returns only on failure, with -errno.
+ * In a server whose holder died: executes this very binary
+ * (/proc/self/exe: the path may be gone or hold another version) in the
+ * server's place as an adopting holder of kfd and jfd (-1: none), passed
+ * in SKIFFD_ADOPT. Returns only on failure, with -errno.
  */
-int ld_holder_reexec(const char *binary, enum ld_hold_kind kind, int kfd, int jfd,
-		     char **argv);
+int ld_holder_reexec(enum ld_hold_kind kind, int kfd, int jfd, char **argv);
 
 /*
  * At the start of main: the kernel fd a dead holder left, from systemd
  * (LISTEN_FDS with the names above) or from ld_holder_reexec
  * (SKIFFD_ADOPT). 1 with *kind, *kfd and *jfd (-1 if none) set and
  * *fdstore whether they came from systemd; 0 when there is none; -errno
- * when what was passed is unusable.
+ * when what was passed is unusable: then, if *only_copy, this process may
+ * hold the only copy of a kernel fd and must never exit.
  */
-int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdstore);
+int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdstore,
+			bool *only_copy);
 
 /* The ABI string `skiffd --holder-abi` prints. */
 void ld_holder_abi(char *buf, unsigned long len);

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The holder's journal of unanswered fanotify events (holder.h): a memfd
- * of a header and fixed-size slots. Only the holder writes it, each
- * change one pwrite of a whole slot (or of the header), so that a holder
- * killed at any moment leaves every slot either as it was or as it was
- * meant to be. A slot is written only after the header counts it.
+ * of a header and 64-byte slots, none straddling a page. Only the holder
+ * writes it, each change one pwrite of a whole slot (or of the header,
+ * or of a slot's used word), so that a holder killed at any moment leaves
+ * every slot either as it was or as it was meant to be. A slot is written
+ * only after the header counts it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/sk.h"
 #include "holdpriv.h"
 
 /* a bound on what an adopter reads: far above any real backlog */
@@ -23,22 +25,13 @@ static off_t slot_off(uint32_t i)
 	return (off_t)sizeof(struct ld_hold_jhdr) + (off_t)i * (off_t)sizeof(struct ld_hold_jslot);
 }
 
-static int pwrite_all(int fd, const void *p, size_t n, off_t off)
-{
-	ssize_t w = pwrite(fd, p, n, off);
-
-	if (w < 0)
-		return -errno;
-	return (size_t)w == n ? 0 : -EIO;
-}
-
 static int write_hdr(struct holder *h)
 {
 	struct ld_hold_jhdr hdr = { .slot_size = sizeof(struct ld_hold_jslot),
 				    .nslots = h->jslots, .hwm = h->jhwm };
 
 	memcpy(hdr.magic, LD_HOLD_JMAGIC, sizeof(hdr.magic));
-	return pwrite_all(h->jfd, &hdr, sizeof(hdr), 0);
+	return sk_pwrite_full(h->jfd, &hdr, sizeof(hdr), 0);
 }
 
 int hold_jr_new(struct holder *h)
@@ -60,19 +53,17 @@ int hold_jr_new(struct holder *h)
 
 int ld_hold_jr_read(int jfd, struct ld_hold_jhdr *hdr, struct ld_hold_jslot **slots)
 {
-	struct stat st;
 	ssize_t n;
 	size_t want;
+	int ret;
 
 	*slots = NULL;
-	n = pread(jfd, hdr, sizeof(*hdr), 0);
-	if (n < 0)
-		return -errno;
-	if ((size_t)n != sizeof(*hdr) || memcmp(hdr->magic, LD_HOLD_JMAGIC, sizeof(hdr->magic)) ||
+	ret = sk_pread_full(jfd, hdr, sizeof(*hdr), 0);
+	if (ret)
+		return ret == -ENODATA ? -EPROTO : ret;
+	if (memcmp(hdr->magic, LD_HOLD_JMAGIC, sizeof(hdr->magic)) ||
 	    hdr->slot_size != sizeof(struct ld_hold_jslot) || hdr->nslots > JR_MAX_SLOTS)
 		return -EPROTO;
-	if (fstat(jfd, &st) < 0)
-		return -errno;
 	/* a slot counted but never written (the holder died in between)
 	 * reads as zeros: free */
 	want = (size_t)hdr->nslots * sizeof(**slots);
@@ -92,16 +83,8 @@ int ld_hold_jr_read(int jfd, struct ld_hold_jhdr *hdr, struct ld_hold_jslot **sl
  * until the next holder reads the journal. */
 static void free_push(struct holder *h, uint32_t i)
 {
-	if (h->njfree == h->jfreecap) {
-		size_t ncap = h->jfreecap ? h->jfreecap * 2 : 64;
-		uint32_t *np = realloc(h->jfree, ncap * sizeof(*np));
-
-		if (!np)
-			return;
-		h->jfree = np;
-		h->jfreecap = ncap;
-	}
-	h->jfree[h->njfree++] = i;
+	if (sk_grow(&h->jfree, &h->jfreecap, h->njfree, sizeof(*h->jfree), 64) == 0)
+		h->jfree[h->njfree++] = i;
 }
 
 int hold_jr_take(struct holder *h, int jfd)
@@ -147,8 +130,14 @@ void hold_jr_put(struct holder *h, struct hold_req *r)
 		if (write_hdr(h))
 			goto fail;
 	}
-	if (pwrite_all(h->jfd, &s, sizeof(s), slot_off(i)))
+	if (sk_pwrite_full(h->jfd, &s, sizeof(s), (uint64_t)slot_off(i))) {
+		/* whatever part landed must not read as a used slot */
+		uint32_t zero = 0;
+
+		if (sk_pwrite_full(h->jfd, &zero, sizeof(zero), (uint64_t)slot_off(i)))
+			return;	/* the slot stays out of use */
 		goto fail;
+	}
 	r->slot = (int32_t)i;
 	return;
 fail:
@@ -162,15 +151,18 @@ fail:
 		 r->m.id);
 }
 
-void hold_jr_drop(struct holder *h, const struct hold_req *r)
+int hold_jr_drop(struct holder *h, const struct hold_req *r)
 {
 	uint32_t zero = 0;
+	int ret;
 
 	if (h->jfd < 0 || r->slot < 0)
-		return;
-	if (pwrite_all(h->jfd, &zero, sizeof(zero), slot_off((uint32_t)r->slot))) {
+		return 0;
+	ret = sk_pwrite_full(h->jfd, &zero, sizeof(zero), (uint64_t)slot_off((uint32_t)r->slot));
+	if (ret) {
 		hold_log(h, 1, "journal: cannot free slot %d: it stays used", r->slot);
-		return;
+		return ret;
 	}
 	free_push(h, (uint32_t)r->slot);
+	return 0;
 }

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/sk.h"
 #include "fanrec.h"
 #include "holdpriv.h"
 
@@ -28,6 +29,16 @@ static void fan_hold(void *arg, struct fanotify_event_metadata *m,
 
 	if (m->fd < 0)
 		return;
+	if (m->vers != FANOTIFY_METADATA_VERSION) {
+		/* a layout we do not know: never allowed */
+		struct fanotify_response resp = { m->fd, FAN_DENY_ERRNO(EIO) };
+
+		hold_log(arg, 0, "fanotify: metadata version %u", m->vers);
+		if (write(((struct holder *)arg)->kfd, &resp, sizeof(resp)) < 0)
+			hold_log(arg, 0, "deny: %s", strerror(errno));
+		close(m->fd);
+		return;
+	}
 	/* the journal names the file: an adopter has no fd of it */
 	if (fstat(m->fd, &st) == 0) {
 		r.m.dev = st.st_dev;
@@ -120,22 +131,20 @@ static bool cf_open(struct holder *h, struct hold_req *r, const struct cachefile
 	memcpy(&op, m->data, sizeof(op));
 	r->fd = (int)op.fd;
 	fcntl(r->fd, F_SETFD, FD_CLOEXEC);
-	if (h->nobjs == h->objcap) {
-		size_t ncap = h->objcap ? h->objcap * 2 : 32;
-		struct hold_obj *np = realloc(h->objs, ncap * sizeof(*np));
-
-		if (!np) {
-			snprintf(cmd, sizeof(cmd), "copen %u,%d", m->msg_id, -ENOMEM);
-			cf_cmd(h, cmd);
-			close(r->fd);
-			return false;
-		}
-		h->objs = np;
-		h->objcap = ncap;
+	if (sk_grow(&h->objs, &h->objcap, h->nobjs, sizeof(*h->objs), 32)) {
+		snprintf(cmd, sizeof(cmd), "copen %u,%d", m->msg_id, -ENOMEM);
+		cf_cmd(h, cmd);
+		close(r->fd);
+		return false;
 	}
 	h->objs[h->nobjs++] = (struct hold_obj){ .object_id = m->object_id,
 						 .fd = r->fd, .open = r->m };
 	return true;
+}
+
+static bool read_of(const struct hold_req *r, const void *arg)
+{
+	return r->opcode == CACHEFILES_OP_READ && r->object_id == *(const uint32_t *)arg;
 }
 
 static void cf_take(struct holder *h)
@@ -167,10 +176,13 @@ static void cf_take(struct holder *h)
 			break;
 		case CACHEFILES_OP_CLOSE:
 			/* answered by being read; the server lets go of its
-			 * copy when it gets it (a later server never does) */
+			 * copy when it gets it (a later server never does).
+			 * The kernel cancelled the object's READs with it: their
+			 * ids are free for new requests */
 			o = obj_find(h, hdr.object_id);
 			if (o)
 				obj_drop(h, o);
+			hold_forget(h, read_of, &hdr.object_id);
 			if (hold_send_sure(h, &r.m, -1) == -EAGAIN)
 				hold_log(h, 1, "cachefiles: the server takes no CLOSE of object %u",
 					 hdr.object_id);

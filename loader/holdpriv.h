@@ -23,6 +23,8 @@ struct hold_req {
 	uint32_t opcode;	/* cachefiles: of m.data */
 	uint32_t object_id;	/* cachefiles */
 	int32_t slot;		/* its journal slot, or -1 */
+	uint32_t gen;		/* the server it was last sent to, or 0 */
+	uint32_t crashes;	/* servers in a row that crashed holding it */
 };
 
 /* A cachefiles object the kernel opened: its anon fd stays open here
@@ -94,6 +96,10 @@ int hold_send_sure(struct holder *h, const struct ld_hold_msg *m, int fd);
 /* Keeps r as unanswered and sends it to the server, if one runs; when
  * the holder is denying, or cannot keep it, answers it at once instead. */
 void hold_add(struct holder *h, const struct hold_req *r);
+/* Forgets, unanswered, every pending request pred(r, arg) names (the
+ * kernel dropped them): 0 or more. */
+size_t hold_forget(struct holder *h, bool (*pred)(const struct hold_req *r, const void *arg),
+		   const void *arg);
 
 /* The journal (holdjournal.c): a new one in h->jfd, 0 or -errno. */
 int hold_jr_new(struct holder *h);
@@ -104,8 +110,9 @@ int hold_jr_take(struct holder *h, int jfd);
  * when there is no journal or no room (the event is then lost if the
  * holder dies, and its reader gets EIO from the next holder). */
 void hold_jr_put(struct holder *h, struct hold_req *r);
-/* r is answered: frees its slot. */
-void hold_jr_drop(struct holder *h, const struct hold_req *r);
+/* r is answered: frees its slot, 0 or -errno (the slot still says used:
+ * its fd number must then stay taken, or an adopter could find it twice). */
+int hold_jr_drop(struct holder *h, const struct hold_req *r);
 /* Reads a journal: 0 with *hdr and *slots (hdr->nslots of them, to free)
  * or -errno (-EPROTO: not a journal of this ABI). */
 int ld_hold_jr_read(int jfd, struct ld_hold_jhdr *hdr, struct ld_hold_jslot **slots);

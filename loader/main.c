@@ -281,7 +281,7 @@ int main(int argc, char **argv)
 	struct sk_err e = { { 0 } };
 	sigset_t set;
 	enum ld_hold_kind kind = LD_HOLD_FANOTIFY;
-	bool resumed = false, fdstore = false;
+	bool resumed = false, fdstore = false, only_copy = false;
 	int sig, ret, kfd = -1, jfd = -1;
 
 	ld_config_defaults(&d.cfg);
@@ -320,13 +320,20 @@ int main(int argc, char **argv)
 		d.handed = hi.handed;
 		d.hold_jfd = hi.jfd;
 		d.hold_fdstore = hi.fdstore;
-	} else if ((ret = ld_holder_inherited(&kind, &kfd, &jfd, &fdstore)) != 0) {
+	} else if ((ret = ld_holder_inherited(&kind, &kfd, &jfd, &fdstore, &only_copy)) != 0) {
 		/* the kernel fd of a dead holder: from systemd's fd store
 		 * (a restart), or from our former serving process. It is
 		 * adopted before anything here can fail, as above. */
 		struct ld_hold_info hi = { 0, 0, -1, false };
 
+		if (ret < 0 && only_copy) {
+			ld_log(&d, LD_LOG_ERROR, "cannot adopt the kernel fd of the dead holder "
+			       "(%s): holding it, serving nothing", strerror(-ret));
+			for (;;)
+				pause();
+		}
 		if (ret < 0) {
+			/* systemd still has them in its store */
 			ld_log(&d, LD_LOG_ERROR, "the fds passed to skiffd are not a kernel fd "
 			       "it can adopt: %s", strerror(-ret));
 			return 1;

@@ -5,18 +5,24 @@
  * on-failure, KillMode=control-group), so that the fd store path runs in
  * make check without systemd as PID 1.
  *
- *   fdsup [-r MAX_RESTARTS] -- COMMAND [ARG...]
+ *   fdsup [-m STORE_MAX] [-n] [-t STOP_TIMEOUT_S] [-r MAX_RESTARTS]
+ *         [-s SOCKET] -- COMMAND [ARG...]
  *
- * It listens on NOTIFY_SOCKET (a datagram socket it makes); keeps the fds
- * sent with FDSTORE=1 under their FDNAME, drops them on FDSTOREREMOVE=1,
- * and accepts messages from the main process alone. When the main process
- * dies of a signal or a failure status, it SIGKILLs the rest of its
- * process group (the unit's cgroup), reaps it, and starts COMMAND again
- * with the stored fds from fd 3 on (LISTEN_FDS, LISTEN_PID,
- * LISTEN_FDNAMES). A main process that exits 0 ends fdsup with 0 (the
- * stored fds are dropped, as systemd does on a stop). SIGTERM and SIGINT
- * are passed on to the main process. Everything it does is logged to
- * stderr as "fdsup: ...", which tests wait for.
+ * It listens on NOTIFY_SOCKET (a datagram socket it makes at SOCKET,
+ * default $TMPDIR/fdsup.PID.sock) and accepts messages from the main
+ * process alone (NotifyAccess=main). It keeps the fds sent with
+ * FDSTORE=1 under their FDNAME, up to STORE_MAX of them (default 0, as
+ * FileDescriptorStoreMax; beyond it they are dropped silently, as systemd
+ * does), drops them on FDSTOREREMOVE=1, and tells COMMAND STORE_MAX in
+ * FDSTORE (as systemd 254+ does; -n: not, as systemd before). When the main process dies, it sends
+ * SIGTERM to the rest of its process group (the unit's cgroup), then
+ * SIGKILL after STOP_TIMEOUT_S (default 90), reaps them, and, unless the
+ * death was clean (status 0, or SIGHUP, SIGINT, SIGTERM or SIGPIPE, as
+ * Restart=on-failure has it), starts COMMAND again after 100 ms with the
+ * stored fds from fd 3 on (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES). A
+ * clean death ends fdsup with 0, the stored fds dropped (a stop). SIGTERM
+ * and SIGINT are passed on to the main process. Everything it does is
+ * logged to stderr as "fdsup: ...", which tests wait for.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +43,9 @@
 
 #define MAX_STORE 16
 
+static const char usage[] = "usage: fdsup [-m STORE_MAX] [-n] [-t STOP_TIMEOUT_S] "
+			    "[-r MAX_RESTARTS] [-s SOCKET] -- COMMAND [ARG...]\n";
+
 struct stored {
 	char name[256];
 	int fd;
@@ -47,7 +56,8 @@ struct sup {
 	char sock_path[108];
 	int sock, sigfd;
 	pid_t main;
-	unsigned int starts, max_restarts;
+	unsigned int starts, max_restarts, store_max, stop_timeout;
+	bool no_fdstore_env;
 	struct stored store[MAX_STORE];
 	size_t nstore;
 };
@@ -97,6 +107,9 @@ static void child(struct sup *s)
 		setenv("LISTEN_FDNAMES", names, 1);
 	}
 	setenv("NOTIFY_SOCKET", s->sock_path, 1);
+	snprintf(num, sizeof(num), "%u", s->store_max);
+	if (!s->no_fdstore_env)
+		setenv("FDSTORE", num, 1);
 	execvp(s->cmd[0], s->cmd);
 	say("%s: %s", s->cmd[0], strerror(errno));
 	_exit(127);
@@ -207,8 +220,8 @@ static void on_notify(struct sup *s)
 		store_remove(s, name);
 	if (store) {
 		for (size_t i = 0; i < nfds; i++) {
-			if (s->nstore == MAX_STORE) {
-				say("fd store full: %s dropped", name);
+			if (s->nstore >= s->store_max || s->nstore == MAX_STORE) {
+				say("fd store full (%u): %s dropped", s->store_max, name);
 				close(fds[i]);
 				continue;
 			}
@@ -223,44 +236,78 @@ static void on_notify(struct sup *s)
 }
 
 /* KillMode=control-group: the rest of the unit goes with its main
- * process. As a subreaper, fdsup is handed every orphan to reap. */
+ * process, SIGTERM first, SIGKILL after the stop timeout. As a
+ * subreaper, fdsup is handed every orphan to reap. */
 static void kill_group(struct sup *s)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	unsigned int ticks = s->stop_timeout * 50;
+	int sig = SIGTERM;
 
-	for (int i = 0; i < 500; i++) {
-		if (kill(-s->main, SIGKILL) < 0 && errno == ESRCH)
-			return;
+	if (kill(-s->main, SIGTERM) < 0 && errno == ESRCH)
+		return;
+	for (unsigned int i = 0;; i++) {
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
+		if (kill(-s->main, 0) < 0 && errno == ESRCH) {
+			say("process group %d gone after %s", (int)s->main,
+			    sig == SIGTERM ? "SIGTERM" : "SIGKILL");
+			return;
+		}
+		if (sig == SIGTERM && i >= ticks) {
+			say("process group %d still there after %u s: SIGKILL", (int)s->main,
+			    s->stop_timeout);
+			sig = SIGKILL;
+			kill(-s->main, SIGKILL);
+		}
+		if (sig == SIGKILL && i >= ticks + 500) {
+			say("process group %d does not go away", (int)s->main);
+			return;
+		}
 		nanosleep(&ts, NULL);
 	}
-	say("process group %d does not go away", (int)s->main);
+}
+
+/* Restart=on-failure: these ends are a stop, not a failure */
+static bool clean_end(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st) == 0;
+	return WTERMSIG(st) == SIGHUP || WTERMSIG(st) == SIGINT || WTERMSIG(st) == SIGTERM ||
+	       WTERMSIG(st) == SIGPIPE;
 }
 
 int main(int argc, char **argv)
 {
-	struct sup s = { .sock = -1, .max_restarts = 1000 };
+	struct sup s = { .sock = -1, .max_restarts = 1000, .stop_timeout = 90 };
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	sigset_t set;
 	int one = 1, o;
 
-	while ((o = getopt(argc, argv, "+r:")) != -1) {
-		if (o == 'r') {
+	snprintf(s.sock_path, sizeof(s.sock_path), "%s/fdsup.%d.sock",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+	while ((o = getopt(argc, argv, "+m:nt:r:s:")) != -1) {
+		if (o == 'n') {
+			s.no_fdstore_env = true;
+		} else if (o == 'r') {
 			s.max_restarts = (unsigned int)strtoul(optarg, NULL, 10);
+		} else if (o == 'm') {
+			s.store_max = (unsigned int)strtoul(optarg, NULL, 10);
+		} else if (o == 't') {
+			s.stop_timeout = (unsigned int)strtoul(optarg, NULL, 10);
+		} else if (o == 's' && strlen(optarg) < sizeof(s.sock_path)) {
+			snprintf(s.sock_path, sizeof(s.sock_path), "%s", optarg);
 		} else {
-			fputs("usage: fdsup [-r MAX_RESTARTS] -- COMMAND [ARG...]\n", stderr);
+			fputs(usage, stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		fputs("usage: fdsup [-r MAX_RESTARTS] -- COMMAND [ARG...]\n", stderr);
+		fputs(usage, stderr);
 		return 2;
 	}
 	s.cmd = argv + optind;
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	snprintf(s.sock_path, sizeof(s.sock_path), "%s/fdsup.%d.sock",
-		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s.sock_path);
 	unlink(s.sock_path);
 	s.sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -306,9 +353,11 @@ int main(int argc, char **argv)
 			/* messages still queued were sent while it lived */
 			while (poll(p, 1, 0) == 1 && (p[0].revents & POLLIN))
 				on_notify(&s);
-			if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-				say("main process %d exited 0: stopped", (int)pid);
-				kill(-pid, SIGTERM);
+			if (clean_end(st)) {
+				say("main process %d ended (%s %d): stopped", (int)pid,
+				    WIFSIGNALED(st) ? "signal" : "status",
+				    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+				kill_group(&s);
 				unlink(s.sock_path);
 				return 0;
 			}

@@ -6,6 +6,8 @@
 # zeros were handed out, so none stay in the page cache). A stop with a
 # lazy mount up (SIGTERM, skiff stop) is refused, naming the mount;
 # skiff stop --force stops anyway, and once nothing is lazy a stop works.
+# A read that makes every serving process fault is answered with EIO
+# after three of them crashed on it.
 . "$(dirname "$0")/lib.sh"
 need_root
 command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
@@ -108,4 +110,31 @@ t_is "... the holder with it, status 0" "$st" 0
 SKIFFD_PID=
 t_ok "the mount still reads right without skiffd" cmp "$MNT/data" "$SRC/data"
 umount "$MNT"
+
+# a read that makes every serving process fault (a test hook: reading
+# that cache-file offset aborts the server) is handed to three servers in
+# a row, then answered with EIO by the holder; other reads go on
+rm -rf "$T/cache" "$T/work"
+ulimit -c 0
+export SKIFF_TEST_POISON_OFFSET=$((2 * 1024 * 1024))
+t_ok "skiffd starts (a poisoned offset)" start_skiffd --frontend fanotify --readahead 0 --ahead 0 ||
+	done_testing
+unset SKIFF_TEST_POISON_OFFSET
+t_ok "mount" skiff_mount "$IMG:a" "$MNT"
+t_ok "the first 64K read right" cmp -n 65536 "$MNT/data" "$SRC/data"
+t_fails_msg "a read of the poisoned range fails with EIO, not a hang" "Input/output error" \
+	timeout 120 dd if="$MNT/data" of=/dev/null bs=64K skip=32 count=1
+faults=$(grep -c "test: a read of offset .*: the serving process faults" "$T/skiffd.log")
+t_ok "three serving processes in a row faulted on each request for it ($faults)" \
+	test "$faults" -ge 3 -a $((faults % 3)) = 0
+t_is "... then the holder answered each with an error" \
+	"$(grep -c "answered 1 requests with errors: 3 serving processes in a row crashed" \
+		"$T/skiffd.log")" $((faults / 3))
+t_ok "the holder still runs" kill -0 "$SKIFFD_PID"
+t_ok "the first 2 MiB read right" cmp -n $((2 * 1024 * 1024)) "$MNT/data" "$SRC/data"
+t_ok "... and what follows the poisoned 128K" \
+	cmp <(tail -c +$((2 * 1024 * 1024 + 131072 + 1)) "$MNT/data") \
+	<(tail -c +$((2 * 1024 * 1024 + 131072 + 1)) "$SRC/data")
+t_ok "skiff umount" skiff_umount "$MNT"
+t_ok "skiffd stops" stop_skiffd
 done_testing

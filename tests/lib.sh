@@ -408,41 +408,32 @@ holder_pid() {
 	"$SKIFF" status --json 2>/dev/null | jq -er '.holder_pid' 2>/dev/null
 }
 
-# kill_holders KILLS: SIGKILLs skiffd's holder KILLS times, each after a
-# random pause of up to 400 ms once the one before was replaced (by the
-# test supervisor, fdsup, from its fd store); fails, saying which, when no
-# new holder serves within 60 s.
-kill_holders() {
-	local kills=$1 i pid new t0
+# _kill_loop KILLS PAUSE_MS WHO: SIGKILLs the process WHO_pid names KILLS
+# times, each after a random pause of up to PAUSE_MS once the one before
+# was replaced; fails, saying which, when no new one answers within 60 s.
+_kill_loop() {
+	local kills=$1 pause=$2 who=$3 i pid new t0
 	for ((i = 1; i <= kills; i++)); do
-		pid=$(holder_pid) || { diag "holder kill $i: no server answers"; return 1; }
-		sleep "$(printf '%d.%03d' 0 $((RANDOM % 400)))"
+		pid=$("${who}_pid") || { diag "$who kill $i: no server answers"; return 1; }
+		sleep "$(printf '%d.%03d' 0 $((RANDOM % pause)))"
 		kill -KILL "$pid" 2>/dev/null
 		t0=$SECONDS
-		until new=$(holder_pid) && [ "$new" != "$pid" ]; do
-			[ $((SECONDS - t0)) -lt 60 ] || { diag "holder kill $i: no new holder after 60 s"; return 1; }
+		until new=$("${who}_pid") && [ "$new" != "$pid" ]; do
+			[ $((SECONDS - t0)) -lt 60 ] || { diag "$who kill $i: no new $who after 60 s"; return 1; }
 			sleep 0.05
 		done
 	done
 }
 
+# kill_holders KILLS: SIGKILLs skiffd's holder KILLS times (each replaced
+# by the test supervisor, fdsup, from its fd store) as _kill_loop does,
+# pauses of up to 400 ms.
+kill_holders() { _kill_loop "$1" 400 holder; }
+
 # kill_servers KILLS [MAX_PAUSE_MS]: SIGKILLs skiffd's serving process
-# KILLS times, each after a random pause of up to MAX_PAUSE_MS (default
-# 400) once the one before was replaced; fails, saying which, when a new
-# server does not answer within 60 s.
-kill_servers() {
-	local kills=$1 pause=${2:-400} i pid new t0
-	for ((i = 1; i <= kills; i++)); do
-		pid=$(server_pid) || { diag "kill $i: no server answers"; return 1; }
-		sleep "$(printf '%d.%03d' 0 $((RANDOM % pause)))"
-		kill -KILL "$pid" 2>/dev/null
-		t0=$SECONDS
-		until new=$(server_pid) && [ "$new" != "$pid" ]; do
-			[ $((SECONDS - t0)) -lt 60 ] || { diag "kill $i: no new server after 60 s"; return 1; }
-			sleep 0.05
-		done
-	done
-}
+# KILLS times (each replaced by the holder) as _kill_loop does, pauses of
+# up to MAX_PAUSE_MS (default 400).
+kill_servers() { _kill_loop "$1" "${2:-400}" server; }
 
 # upgrade_servers N [BINARY [BINARY2]]: skiff daemon upgrade N times (to
 # BINARY, alternating with BINARY2 when given, or to what skiffd runs
@@ -492,12 +483,13 @@ mount_random_images() {
 # readers stop after their pass that ends after CMD. Fails unless CMD
 # succeeded and every byte read right, none failed or hung (120 s: a
 # read whose fetch every kill interrupts waits for the storm to pass);
-# readcheck's figures are in $T/readers.out.
+# readcheck's figures are in $T/readers.out. READCHECK_FLAGS adds flags
+# (-e: an EIO is retried and counted, not failed).
 under_readers() {
 	local mnt=$1 src=$2 rc st=0 cs=0
 	shift 2
 	rm -f "$T/readers.stop"
-	"$READCHECK" -r 8 -d 120 -u "$T/readers.stop" "$mnt" "$src" "${READ_FILES[@]}" \
+	"$READCHECK" -r 8 -d 120 ${READCHECK_FLAGS:-} -u "$T/readers.stop" "$mnt" "$src" "${READ_FILES[@]}" \
 		>"$T/readers.out" 2>"$T/readers.err" &
 	rc=$!
 	"$@" || cs=$?

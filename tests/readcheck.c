@@ -3,7 +3,7 @@
  * readcheck: readers that check every byte they read, for the tests that
  * kill, restart and upgrade skiffd under load.
  *
- *   readcheck [-r READERS] [-d DEADLINE_S] [-u UNTIL_FILE] [-b BLOCK]
+ *   readcheck [-r READERS] [-d DEADLINE_S] [-u UNTIL_FILE] [-b BLOCK] [-e]
  *             MNT SRC FILE...
  *
  * READERS threads (default 8) each go through the FILEs (paths relative to
@@ -14,15 +14,22 @@
  * reads reach the kernel again). A read slower than DEADLINE_S (default
  * 60) is a hang: readcheck reports it and exits at once.
  *
+ * With -e, a read that fails with EIO is tried once more (an EIO leaves
+ * no page behind, so the retry reaches the kernel again) and counted as
+ * eio; failed counts only errors that persist. For tests in which skiffd
+ * answers some reads with EIO by design, and counts them.
+ *
  * Prints one line: reads, bytes, wrong (blocks that differ), failed (read
- * errors, with the first few on stderr), hung, and the read latency p50,
- * p99 and max in ms. Exits 0 only when nothing was wrong, failed or hung.
+ * errors, with the first few on stderr), hung, the read latency p50, p99
+ * and max in ms, and eio. Exits 0 only when nothing was wrong, failed or
+ * hung.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +46,8 @@ struct shared {
 	int nfiles;
 	size_t block;
 	double deadline;
-	atomic_ulong reads, bytes, wrong, failed;
+	atomic_ulong reads, bytes, wrong, failed, eio;
+	bool retry_eio;
 	atomic_int done;
 	pthread_mutex_t lock;	/* hist, maxus, reports */
 	unsigned long hist[NBUCKETS];
@@ -121,6 +129,11 @@ static void check_file(struct reader *r, const char *name, int pass)
 
 		atomic_store(&r->busy_since, now_ms());
 		n = pread(mf, a, s->block, off);
+		if (n < 0 && errno == EIO && s->retry_eio) {
+			atomic_fetch_add(&s->eio, 1);
+			report(s, "%s at %lld: %s", name, off, "EIO, tried again");
+			n = pread(mf, a, s->block, off);
+		}
 		atomic_store(&r->busy_since, 0);
 		if (n < 0) {
 			atomic_fetch_add(&s->failed, 1);
@@ -205,8 +218,9 @@ int main(int argc, char **argv)
 	struct reader *rs;
 	int nreaders = 8, opt, hung = 0;
 
-	while ((opt = getopt(argc, argv, "r:d:u:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:d:u:b:e")) != -1) {
 		switch (opt) {
+		case 'e': s.retry_eio = true; break;
 		case 'r': nreaders = atoi(optarg); break;
 		case 'd': s.deadline = atof(optarg); break;
 		case 'u': s.until = optarg; break;
@@ -247,15 +261,15 @@ int main(int argc, char **argv)
 			pthread_join(rs[i].thread, NULL);
 	pthread_mutex_lock(&s.lock);
 	printf("reads %lu bytes %lu wrong %lu failed %lu hung %d p50_ms %.2f p99_ms %.2f "
-	       "max_ms %.2f\n", atomic_load(&s.reads), atomic_load(&s.bytes),
+	       "max_ms %.2f eio %lu\n", atomic_load(&s.reads), atomic_load(&s.bytes),
 	       atomic_load(&s.wrong), atomic_load(&s.failed), hung, percentile(&s, 0.5),
-	       percentile(&s, 0.99), s.maxus / 1000.0);
+	       percentile(&s, 0.99), s.maxus / 1000.0, atomic_load(&s.eio));
 	fflush(stdout);
 	if (hung)
 		_exit(1);
 	return atomic_load(&s.wrong) || atomic_load(&s.failed) ? 1 : 0;
 usage:
 	fprintf(stderr, "usage: readcheck [-r READERS] [-d DEADLINE_S] [-u UNTIL_FILE] "
-		"[-b BLOCK] MNT SRC FILE...\n");
+		"[-b BLOCK] [-e] MNT SRC FILE...\n");
 	return 2;
 }

@@ -6,7 +6,8 @@
 # keeping the group and the unanswered reads, and starts a server of it.
 # No read fails, hangs or returns a wrong byte. A binary that is no
 # skiffd of this holder ABI, a path that is not there, and a skiffd
-# without its holder are refused with the reason.
+# without its holder are refused with the reason, and so is an upgrade
+# asked for while another one is checked.
 . "$(dirname "$0")/lib.sh"
 need_root
 command -v curl >/dev/null || skip_all "curl missing (scripts/setup.sh installs it)"
@@ -55,6 +56,30 @@ t_is "... and neither replaced the server" "$("$SKIFF" status --json | jq .gener
 t_ok "without --binary, skiffd upgrades to what it runs from" "$SKIFF" daemon upgrade
 t_is "... the same path" "$("$SKIFF" status --json | jq -r .binary)" "$T/skiffd-$last"
 t_ok "the trees still read right" "$READCHECK" -r 2 "$T/mnt" "$T/src" "${READ_FILES[@]}"
+
+# two upgrades at once: while the first one's binary is checked (this one
+# takes a second to answer --holder-abi), a second is refused
+printf '#!/bin/sh\nsleep 1\nexec %s "$@"\n' "$T/skiffd-a" >"$T/skiffd-slow"
+chmod +x "$T/skiffd-slow"
+gen=$("$SKIFF" status --json | jq .generation)
+upgrade_code() {
+	curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SKIFF_SOCKET" -X POST \
+		-d "{\"binary\": \"$1\"}" http://skiffd/v1/upgrade
+}
+upgrade_code "$T/skiffd-slow" >"$T/first.code" &
+first=$!
+sleep 0.3
+t_is "a second upgrade while the first is checked is refused" "$(upgrade_code "$T/skiffd-a")" 409
+wait "$first"
+t_is "... and the first goes on" "$(cat "$T/first.code")" 200
+for _ in $(seq 1 300); do
+	[ "$("$SKIFF" status --json 2>/dev/null | jq .generation)" = $((gen + 1)) ] && break
+	sleep 0.1
+done
+t_is "... to one new server" "$("$SKIFF" status --json | jq .generation)" $((gen + 1))
+t_is "... of the binary it named (through the script)" "$("$SKIFF" status --json | jq -r .binary)" \
+	"$T/skiffd-a"
+t_ok "the trees still read right after it" "$READCHECK" -r 1 "$T/mnt" "$T/src" "${READ_FILES[@]}"
 for img in a b; do
 	t_ok "skiff umount $img" skiff_umount "$T/mnt/$img"
 done

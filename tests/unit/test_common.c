@@ -323,6 +323,31 @@ static int rm_rf(const char *path)
 	return system(cmd);
 }
 
+/* sk_grow: doubling from `first`, elements kept, full only when asked
+ * for room past what is allocated; a size that would wrap is refused */
+static void test_grow(void)
+{
+	int *a = NULL;
+	size_t cap = 0, n = 0;
+	bool kept = true;
+
+	for (int i = 0; i < 100; i++) {
+		if (sk_grow(&a, &cap, n, sizeof(*a), 4))
+			break;
+		a[n++] = i;
+	}
+	is_int((int)n, 100, "sk_grow: room for 100 ints, one at a time");
+	is_int((int)cap, 128, "... in 4, 8, ..., 128");
+	for (size_t i = 0; i < n; i++)
+		kept = kept && a[i] == (int)i;
+	ok(kept, "... every element kept through the moves");
+	is_int(sk_grow(&a, &cap, 10, sizeof(*a), 4), 0, "room that is there: nothing moves");
+	is_int((int)cap, 128, "... the same capacity");
+	cap = SIZE_MAX / 2 + 1;
+	is_int(sk_grow(&a, &cap, cap, sizeof(*a), 4), -ENOMEM, "a size that would wrap: -ENOMEM");
+	free(a);
+}
+
 int main(void)
 {
 	char tmp[PATH_MAX];
@@ -341,6 +366,7 @@ int main(void)
 	test_pool_reuse();
 	test_files(tmp);
 	test_misc();
+	test_grow();
 	rm_rf(tmp);
 	return done_testing();
 }
