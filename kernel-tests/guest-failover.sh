@@ -142,7 +142,7 @@ SKIFFD_PID=
 # 4. holder deaths under systemd
 rm -rf "$SKIFF_TEST_CACHE"
 export SKIFF_TEST_FETCH_BPS=200000
-SKIFFD_WRAP="$FDSUP -s $T/notify.sock --"
+SKIFFD_WRAP="$FDSUP -m 8 -t 10 -s $T/notify.sock --"
 t_ok "skiffd starts under the test supervisor" start_skiffd --frontend cachefiles \
 	--readahead 0 --ahead 0 || done_testing
 unset SKIFF_TEST_FETCH_BPS SKIFFD_WRAP
