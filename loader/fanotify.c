@@ -253,10 +253,11 @@ static int take_held(struct fan_fe *fe)
  * this process's own numbers would collide with (the kernel matches an
  * answer by number alone), so it never reads the group itself: when
  * systemd keeps the group (its fd store, of a size it told), it exits and
- * a restarted skiffd adopts the group; otherwise it executes skiffd in
- * its own place as the new holder (holder.h), with the journal if there
- * is one. Until that works it keeps the group, reads nothing and tries
- * again each second: readers of uncached data wait, and never read zeros.
+ * a restarted skiffd adopts the group; otherwise it starts skiffd as the
+ * new holder (holder.h), with the journal if there is one, and exits once
+ * that one has adopted the group. Until then it keeps its copy, reads
+ * nothing and tries again each second: readers of uncached data wait, and
+ * never read zeros.
  */
 static void holder_gone(struct fan_fe *fe)
 {
@@ -268,11 +269,17 @@ static void holder_gone(struct fan_fe *fe)
 		       "with the group from its fd store");
 		_exit(1);
 	}
-	ld_log(d, LD_LOG_ERROR, "the holder is gone: this process becomes the holder");
+	ld_log(d, LD_LOG_ERROR, "the holder is gone: a new holder takes the group over");
 	for (;;) {
-		ret = ld_holder_reexec(LD_HOLD_FANOTIFY, fe->fan, d->hold_jfd, d->argv);
-		ld_log(d, LD_LOG_ERROR, "becoming the holder: %s; trying again in 1 s (reads of "
-		       "uncached data wait)", strerror(-ret));
+		ret = ld_holder_handoff(LD_HOLD_FANOTIFY, fe->fan, d->hold_jfd, d->argv);
+		if (!ret) {
+			/* it has the group, pinned and swept; what runs here
+			 * is its business now (journaled: it serves it) */
+			ld_log(d, LD_LOG_INFO, "the new holder took the group over: exiting");
+			_exit(0);
+		}
+		ld_log(d, LD_LOG_ERROR, "starting a new holder: %s; trying again in 1 s (reads "
+		       "of uncached data wait)", strerror(-ret));
 		sleep(1);
 	}
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -96,6 +97,8 @@ int hold_send_sure(struct holder *h, const struct ld_hold_msg *m, int fd)
 	return -EAGAIN;
 }
 
+static void drop(struct holder *h, size_t i);
+
 /* Sends the unanswered requests the server has not been sent yet, in
  * order, until the socket is full (the poll loop then waits for room). */
 static void flush(struct holder *h)
@@ -104,8 +107,18 @@ static void flush(struct holder *h)
 		const struct hold_req *r = &h->pending[h->sent];
 
 		/* an orphan's fd only pins its number here */
-		if (hold_send(h, &r->m, r->m.type == LD_HOLD_ORPHAN ? -1 : r->fd))
+		int ret = hold_send(h, &r->m, r->m.type == LD_HOLD_ORPHAN ? -1 : r->fd);
+
+		if (ret == -EAGAIN || ret == -EPIPE)
 			break;
+		if (ret) {
+			/* it can never go (its fd is gone): answered with an
+			 * error rather than block every request after it */
+			hold_log(h, 0, "cannot pass request %d on: %s", r->m.id, strerror(-ret));
+			h->kind->deny(h, &h->pending[h->sent]);
+			drop(h, h->sent);
+			continue;
+		}
 		h->pending[h->sent].gen = h->generation;
 		h->sent++;
 	}
@@ -115,9 +128,12 @@ static void drop(struct holder *h, size_t i)
 {
 	if (i < h->sent)
 		h->sent--;
-	/* a slot that still says used keeps its number taken for good */
-	if (hold_jr_drop(h, &h->pending[i]))
+	/* a slot that still says used keeps its number taken for good,
+	 * across an upgrade's exec too */
+	if (hold_jr_drop(h, &h->pending[i]) && h->pending[i].owns_fd) {
+		fcntl(h->pending[i].fd, F_SETFD, 0);
 		h->pending[i].owns_fd = false;
+	}
 	if (h->pending[i].owns_fd)
 		close(h->pending[i].fd);
 	memmove(&h->pending[i], &h->pending[i + 1],
@@ -152,12 +168,6 @@ size_t hold_forget(struct holder *h, bool (*pred)(const struct hold_req *r, cons
 	return n;
 }
 
-static bool same_msg_id(const struct hold_req *r, const void *arg)
-{
-	const struct hold_req *nr = arg;
-
-	return r->m.type == LD_HOLD_MSG && r->m.id == nr->m.id;
-}
 
 void hold_add(struct holder *h, const struct hold_req *r)
 {
@@ -170,9 +180,15 @@ void hold_add(struct holder *h, const struct hold_req *r)
 	 * still keep was answered by a server that died before telling us,
 	 * and handing it on would have the next one answer the new request
 	 * with the old answer */
-	if (r->m.type == LD_HOLD_MSG && hold_forget(h, same_msg_id, r))
+	for (size_t i = 0; r->m.type == LD_HOLD_MSG && i < h->npending; i++) {
+		if (h->pending[i].m.type != LD_HOLD_MSG || h->pending[i].m.id != r->m.id)
+			continue;
 		hold_log(h, 3, "cachefiles: msg_id %d reused: the old request was answered",
 			 r->m.id);
+		h->kind->answered(h, &h->pending[i], 0);	/* an OPEN: its object is */
+		drop(h, i);
+		break;
+	}
 	if (h->denying) {
 		h->kind->deny(h, &copy);
 		if (copy.owns_fd)
@@ -365,8 +381,9 @@ struct hold_state {
 
 void ld_holder_abi(char *buf, unsigned long len)
 {
-	snprintf(buf, len, "%d %zu %zu %zu", LD_HOLD_ABI, sizeof(struct hold_req),
-		 sizeof(struct hold_obj), sizeof(struct ld_hold_msg));
+	snprintf(buf, len, "%d %zu %zu %zu %s %zu", LD_HOLD_ABI, sizeof(struct hold_req),
+		 sizeof(struct hold_obj), sizeof(struct ld_hold_msg), LD_HOLD_JMAGIC,
+		 sizeof(struct ld_hold_jslot));
 }
 
 static void set_cloexec(int fd, bool on)
@@ -544,7 +561,8 @@ int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
 }
 
 /* The state a holder handed this binary (become), into h: 0 or -errno. */
-static int resume_read(int statefd, struct holder *h, enum ld_hold_kind *kind)
+static int resume_read(int statefd, struct holder *h, enum ld_hold_kind *kind,
+		       bool *rejournal)
 {
 	struct hold_state st;
 	uint64_t at = sizeof(st);
@@ -562,9 +580,14 @@ static int resume_read(int statefd, struct holder *h, enum ld_hold_kind *kind)
 	h->kfd = st.kfd;
 	h->generation = st.generation;
 	h->fdstore = st.fdstore != 0;
-	/* the pending requests name their slots: the free ones are the rest */
-	if (st.jfd >= 0 && (ret = hold_jr_take(h, st.jfd)))
-		return ret;
+	/* the pending requests name their slots: the free ones are the rest.
+	 * A journal this binary cannot read (the ABI check should have
+	 * refused the upgrade) is replaced once the requests are in */
+	if (st.jfd >= 0 && hold_jr_take(h, st.jfd)) {
+		hold_jr_spoil(st.jfd);
+		close(st.jfd);
+		*rejournal = true;
+	}
 	h->pending = calloc(st.npending ? st.npending : 1, sizeof(*h->pending));
 	h->objs = calloc(st.nobjs ? st.nobjs : 1, sizeof(*h->objs));
 	if (!h->pending || !h->objs)
@@ -582,8 +605,9 @@ int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 		     int log_level, struct ld_hold_info *info, char **argv)
 {
 	struct holder h = { .kfd = -1, .sock = -1, .jfd = -1, .log_level = log_level,
-			    .info = info, .argv = argv };
-	int none = -1, ret = resume_read(statefd, &h, kind);
+			    .info = info, .argv = argv, .keep = true };
+	bool rejournal = false;
+	int none = -1, ret = resume_read(statefd, &h, kind, &rejournal);
 
 	close(statefd);
 	*kfd = h.kfd;
@@ -599,6 +623,12 @@ int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 	ret = hold_setup(&h, *kind, true);
 	if (ret)
 		return ret;
+	if (rejournal && hold_jr_new(&h) == 0) {
+		for (size_t i = 0; i < h.npending; i++)
+			hold_jr_put(&h, &h.pending[i]);
+		if (h.notify && h.fdstore)
+			store_fds(&h, false);
+	}
 	hold_log(&h, 2, "took over as the holder (%zu unanswered requests, %zu open objects)",
 		 h.npending, h.nobjs);
 	return hold_loop(&h, sock, &none);
@@ -641,10 +671,14 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 	int ret;
 
 	ret = spawn(&h);
-	if (ret <= 0) {
+	if (ret == 0 || (ret < 0 && !h.keep)) {
 		*sock = h.sock;
 		return ret;
 	}
+	/* a holder that resumed or adopted may have mounts up: it never
+	 * gives the fd up, it answers with errors and tries again */
+	if (ret < 0)
+		spawn_failed(&h, ret, 1);
 	if (*server_only_fd >= 0) {
 		close(*server_only_fd);
 		*server_only_fd = -1;
@@ -695,9 +729,17 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 					 * mounts are up, and exits 0 when it
 					 * stops */
 					kill(h.server, (int)si.ssi_signo);
+				} else if (h.kind->lazy(&h)) {
+					/* no server to ask: the kernel fd itself
+					 * says whether anything is served lazily */
+					hold_log(&h, 0, "signal %d: not stopping: no serving process, "
+						 "and %s", (int)si.ssi_signo, h.kind == &ld_hold_cachefiles ?
+						 "the kernel has objects open" : "cache files are "
+						 "still watched (lazy mounts)");
 				} else {
-					hold_log(&h, 0, "stopping with no serving process: mounted "
-						 "images lose what is not cached");
+					hold_log(&h, 1, "signal %d: stopping with no serving process "
+						 "(nothing is served lazily)", (int)si.ssi_signo);
+					deny_pending(&h);
 					exit(1);
 				}
 				continue;
@@ -711,6 +753,8 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 				h.server = 0;
 				if (h.sock >= 0)
 					take_answers(&h);	/* what it said last */
+				/* ready or not: requests are served from the
+				 * moment the images are back, before READY */
 				count_crashes(&h, WIFSIGNALED(st) && crash_signal(WTERMSIG(st)));
 				if (h.upgrade_to[0]) {
 					ret = become(&h);
@@ -731,6 +775,9 @@ static int hold_loop(struct holder *hp, int *sock, int *server_only_fd)
 				if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 					hold_log(&h, 2, "serving process stopped: exiting");
 					stopping(&h);
+					/* the kernel allows what nobody answers
+					 * once the fd closes */
+					deny_pending(&h);
 					exit(0);
 				}
 				hold_log(&h, 0, "serving process %d died (%s %d): starting another",
@@ -794,10 +841,28 @@ static int move_above(int fd, int top)
  * metadata), with room to spare: numbers an unrecorded event may have. */
 #define JR_READ_SPAN 1024
 
-/* Answers every number a dead holder could have given an event it had not
- * recorded yet, except the journaled ones (mark[n] set; mark NULL: none),
- * with EIO: those readers would otherwise wait until killed. Returns how
- * many existed (a number without an event is refused with ENOENT). */
+/*
+ * How far a sweep goes: every number the dead holder could have given an
+ * event, which is below its fd limit (the same unit, the same limit as
+ * ours), and past the highest number journaled in any case.
+ */
+static int sweep_bound(int top, uint32_t nslots)
+{
+	struct rlimit rl;
+	uint64_t b = (uint64_t)top + nslots + JR_READ_SPAN;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur > b)
+		b = rl.rlim_cur;
+	if (b < 65536)
+		b = 65536;
+	return b > JR_MAX_FD ? JR_MAX_FD : (int)b;
+}
+
+/* Answers every number below bound a dead holder could have given an
+ * event it had not recorded, except the journaled ones (mark[n] set; mark
+ * NULL: none), with EIO: those readers would otherwise wait until killed.
+ * Returns how many existed (a number without an event gets ENOENT). */
 static unsigned int sweep(struct holder *h, const unsigned char *mark, int bound)
 {
 	unsigned int lost = 0;
@@ -838,18 +903,31 @@ static bool pin_number(struct holder *h, int id, int jfd, int null, int *pin)
 	return true;
 }
 
+/* Per number below top + 1: 0 not journaled, 1 once, 2 more than once. */
+static unsigned char *count_numbers(const struct ld_hold_jslot *slots, uint32_t n, int bound)
+{
+	unsigned char *seen = calloc((size_t)bound, 1);
+
+	for (uint32_t i = 0; seen && i < n; i++)
+		if (slots[i].used && slots[i].id >= 0 && seen[slots[i].id] < 2)
+			seen[slots[i].id]++;
+	return seen;
+}
+
 /*
  * A fanotify group adopted with its journal (*jfd, which may move to
  * another number): the journaled events become orphans, each pinning its
  * number here until it is answered; every other number the dead holder
- * may have used is answered with EIO. On failure the orphans taken so
- * far are answered with EIO too, and nothing is left pending.
+ * may have used is answered with EIO, and so is a number journaled twice
+ * (a slot whose freeing failed: which range is the live one is not known)
+ * or one that cannot be pinned. On failure the orphans taken so far are
+ * answered with EIO too, and nothing is left pending.
  */
 static int adopt_journal(struct holder *h, int *jfd)
 {
 	struct ld_hold_jhdr hdr;
 	struct ld_hold_jslot *slots;
-	unsigned char *mark;
+	unsigned char *seen;
 	unsigned int lost, orphans = 0, denied = 0;
 	int top, null, bound, ret;
 
@@ -860,13 +938,13 @@ static int adopt_journal(struct holder *h, int *jfd)
 	for (uint32_t i = 0; i < hdr.nslots; i++)
 		if (slots[i].used && slots[i].id > top)
 			top = slots[i].id;
-	if (top >= JR_MAX_FD) {
+	if (top >= JR_MAX_FD - JR_READ_SPAN) {
 		free(slots);
 		return -EPROTO;
 	}
-	bound = top + (int)hdr.nslots + JR_READ_SPAN;
-	mark = calloc((size_t)bound, 1);
-	if (!mark) {
+	bound = sweep_bound(top, hdr.nslots);
+	seen = count_numbers(slots, hdr.nslots, bound);
+	if (!seen) {
 		free(slots);
 		return -ENOMEM;
 	}
@@ -889,20 +967,17 @@ static int adopt_journal(struct holder *h, int *jfd)
 					    .mask = sl->mask, .off = sl->off, .len = sl->len,
 					    .has_range = sl->has_range, .dev = sl->dev,
 					    .ino = sl->ino };
-		/* a number twice (a slot whose freeing failed) names one event
-		 * whose range is not known for sure; one we cannot pin could be
-		 * given to a new event: both are answered now, with EIO */
-		if (sl->id < 0 || mark[sl->id] ||
+		if (sl->id < 0 || seen[sl->id] != 1 ||
 		    !pin_number(h, sl->id, *jfd, null, &r.fd)) {
-			if (sl->id >= 0 && !mark[sl->id] && !deny_number(h, sl->id))
+			/* answered now, once per number */
+			if (sl->id >= 0 && seen[sl->id] && !deny_number(h, sl->id))
 				denied++;
 			if (sl->id >= 0)
-				mark[sl->id] = 1;
+				seen[sl->id] = 0;
 			hold_jr_drop(h, &r);
 			continue;
 		}
 		r.owns_fd = r.fd >= 0;
-		mark[sl->id] = 1;
 		if (push(h, &r)) {
 			if (r.owns_fd)
 				close(r.fd);
@@ -916,28 +991,42 @@ static int adopt_journal(struct holder *h, int *jfd)
 	free(slots);
 	if (ret) {
 		deny_pending(h);	/* by number; each pin closed after */
-		free(mark);
+		free(seen);
 		return ret;
 	}
-	lost = sweep(h, mark, bound);
+	/* the orphans' numbers are marked (1); every other one is swept */
+	for (size_t i = 0; i < h->npending; i++)
+		seen[h->pending[i].m.id] = 1;
+	lost = sweep(h, seen, bound);
 	hold_log(h, lost || denied ? 0 : 2, "adopted %u unanswered events from the journal%s",
 		 orphans, lost || denied ? "" : "; none was lost");
 	if (lost || denied)
 		hold_log(h, 0, "%u events the dead holder had read but not recorded, and %u it "
 			 "recorded that cannot be served, were answered with EIO", lost, denied);
-	free(mark);
+	free(seen);
 	return 0;
 }
 
-int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int *sock,
-		    int log_level, struct ld_hold_info *info, char **argv)
+/* The journal the store may still hold is not to be trusted: spoil it in
+ * place (the store holds the same memory file), and take it out. */
+static void journal_distrust(struct holder *h, int jfd)
 {
-	struct holder h = { .kfd = *kfd, .jfd = -1, .sock = -1, .log_level = log_level,
-			    .info = info, .argv = argv, .fdstore = fdstore };
-	int none = -1, ret = 0;
+	if (jfd >= 0)
+		hold_jr_spoil(jfd);
+	if (h->notify && h->fdstore)
+		sd_notify(0, "FDSTOREREMOVE=1\nFDNAME=" LD_HOLD_FDNAME_JOURNAL);
+}
 
-	h.kind = kind == LD_HOLD_CACHEFILES ? &ld_hold_cachefiles : &ld_hold_fanotify;
-	if (kind == LD_HOLD_CACHEFILES) {
+int ld_holder_adopt(struct ld_hold_inherit *in, int *sock, int log_level,
+		    struct ld_hold_info *info, char **argv)
+{
+	struct holder h = { .kfd = in->kfd, .jfd = -1, .sock = -1, .log_level = log_level,
+			    .info = info, .argv = argv, .fdstore = in->fdstore, .keep = true };
+	int none = -1, ret = 0, jfd = in->jfd;
+
+	h.kind = in->kind == LD_HOLD_CACHEFILES ? &ld_hold_cachefiles : &ld_hold_fanotify;
+	h.notify = getenv("NOTIFY_SOCKET") != NULL;
+	if (in->kind == LD_HOLD_CACHEFILES) {
 		if (jfd >= 0)
 			close(jfd);	/* cachefiles keeps no journal */
 		/* the kernel sends every unanswered request again, and
@@ -952,45 +1041,100 @@ int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int
 		if (jfd < 0 || ret) {
 			hold_log(&h, 0, "journal: %s: every event the dead holder had read is "
 				 "answered with EIO", jfd < 0 ? "none" : strerror(-ret));
+			journal_distrust(&h, jfd);
 			if (jfd >= 0)
 				close(jfd);
 			h.jfd = -1;
-			/* no number is known: deny every one a holder
-			 * plausibly used */
-			sweep(&h, NULL, 65536);
+			/* no number is known: deny every one a holder could
+			 * have used */
+			sweep(&h, NULL, sweep_bound(0, 0));
 			ret = hold_jr_new(&h);
 			if (ret)
 				hold_log(&h, 0, "journal: %s", strerror(-ret));
-			else if (fdstore && getenv("NOTIFY_SOCKET"))
+			else if (h.fdstore && h.notify)
 				store_fds(&h, false);	/* the group is there */
 		}
 	}
-	ret = hold_setup(&h, kind, false);
+	/* the server that started us may let go of its copies now */
+	if (in->readyfd >= 0) {
+		if (write(in->readyfd, "A", 1) < 0)
+			hold_log(&h, 1, "telling the old server: %s", strerror(errno));
+		close(in->readyfd);
+		in->readyfd = -1;
+	}
+	ret = hold_setup(&h, in->kind, false);
 	if (ret)
 		return ret;
 	hold_log(&h, 2, "adopted the %s fd of a dead holder%s", h.kind == &ld_hold_cachefiles ?
-		 "cachefiles" : "fanotify", fdstore ? " from systemd's fd store" : "");
-	*kfd = h.kfd;
+		 "cachefiles" : "fanotify", in->fdstore ? " from systemd's fd store" : "");
+	in->kfd = h.kfd;
 	return hold_loop(&h, sock, &none);
 }
 
-int ld_holder_reexec(enum ld_hold_kind kind, int kfd, int jfd, char **argv)
+/* environ without NOTIFY_SOCKET (systemd hears the main process alone)
+ * or an old SKIFFD_ADOPT, with `adopt` added; NULL without memory */
+static char **adopt_env(char *adopt)
 {
-	char env[64];
-	int ret;
+	extern char **environ;
+	size_t n = 0, k = 0;
+	char **env;
 
-	snprintf(env, sizeof(env), "%s:%d:%d", kind == LD_HOLD_CACHEFILES ?
-		 LD_HOLD_FDNAME_CACHEFILES : LD_HOLD_FDNAME_FANOTIFY, kfd, jfd);
-	set_cloexec(kfd, false);
-	if (jfd >= 0)
-		set_cloexec(jfd, false);
-	setenv("SKIFFD_ADOPT", env, 1);
-	execv("/proc/self/exe", argv);
-	ret = -errno;
-	unsetenv("SKIFFD_ADOPT");
-	set_cloexec(kfd, true);
-	if (jfd >= 0)
-		set_cloexec(jfd, true);
+	while (environ[n])
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) &&
+		    strncmp(environ[i], "SKIFFD_ADOPT=", 13))
+			env[k++] = environ[i];
+	env[k++] = adopt;
+	return env;
+}
+
+int ld_holder_handoff(enum ld_hold_kind kind, int kfd, int jfd, char **argv)
+{
+	char adopt[96], c;
+	char **env;
+	int p[2], ret = 0;
+	pid_t pid;
+	ssize_t n = 0;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	snprintf(adopt, sizeof(adopt), "SKIFFD_ADOPT=%s:%d:%d:%d", kind == LD_HOLD_CACHEFILES ?
+		 LD_HOLD_FDNAME_CACHEFILES : LD_HOLD_FDNAME_FANOTIFY, kfd, jfd, p[1]);
+	/* everything the child needs is made here: between fork and exec
+	 * a child of a threaded process may call only async-signal-safe
+	 * functions */
+	env = adopt_env(adopt);
+	if (!env) {
+		close(p[0]);
+		close(p[1]);
+		return -ENOMEM;
+	}
+	pid = fork();
+	if (pid == 0) {
+		fcntl(kfd, F_SETFD, 0);
+		if (jfd >= 0)
+			fcntl(jfd, F_SETFD, 0);
+		fcntl(p[1], F_SETFD, 0);
+		execve("/proc/self/exe", argv, env);
+		_exit(127);
+	}
+	if (pid < 0)
+		ret = -errno;
+	free(env);
+	close(p[1]);
+	/* until the child says it adopted them, it may die holding the
+	 * only other copies: ours stay open meanwhile */
+	while (!ret && (n = read(p[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	if (!ret && n != 1) {
+		ret = -ECHILD;
+		waitpid(pid, NULL, WNOHANG);
+	}
+	close(p[0]);
 	return ret;
 }
 
@@ -1009,71 +1153,87 @@ static bool kfd_is(int fd, enum ld_hold_kind kind)
 							: "anon_inode:[fanotify]");
 }
 
-int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdstore,
-			bool *only_copy)
+/* LISTEN_FDS: the fds systemd kept, by name. 1, 0 (none of ours) or
+ * -errno. */
+static int from_systemd(struct ld_hold_inherit *in, int n, char **names)
+{
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		const char *name = names ? names[i] : "";
+
+		if (in->kfd < 0 && !strcmp(name, LD_HOLD_FDNAME_FANOTIFY)) {
+			in->kfd = fd;
+			in->kind = LD_HOLD_FANOTIFY;
+		} else if (in->kfd < 0 && !strcmp(name, LD_HOLD_FDNAME_CACHEFILES)) {
+			in->kfd = fd;
+			in->kind = LD_HOLD_CACHEFILES;
+		} else if (in->jfd < 0 && !strcmp(name, LD_HOLD_FDNAME_JOURNAL)) {
+			in->jfd = fd;
+		} else {
+			close(fd);	/* not ours, or a second copy */
+		}
+	}
+	if (in->kfd < 0) {
+		/* a journal alone: nothing to adopt. Spoiled in place (the
+		 * store keeps the same file) so that no later adopter pairs
+		 * it with a new group; a fresh start replaces it */
+		if (in->jfd >= 0) {
+			hold_jr_spoil(in->jfd);
+			close(in->jfd);
+		}
+		in->jfd = -1;
+		return 0;
+	}
+	in->fdstore = true;
+	return 1;
+}
+
+int ld_holder_inherited(struct ld_hold_inherit *in)
 {
 	const char *adopt = getenv("SKIFFD_ADOPT");
 	char **names = NULL;
-	int n;
+	int n, ret;
 
-	*kfd = *jfd = -1;
-	*fdstore = *only_copy = false;
+	*in = (struct ld_hold_inherit){ .kfd = -1, .jfd = -1, .readyfd = -1 };
 	n = sd_listen_fds_with_names(1, &names);
 	if (n > 0) {
-		for (int i = 0; i < n; i++) {
-			int fd = SD_LISTEN_FDS_START + i;
-			const char *name = names ? names[i] : "";
-
-			if (*kfd < 0 && !strcmp(name, LD_HOLD_FDNAME_FANOTIFY)) {
-				*kfd = fd;
-				*kind = LD_HOLD_FANOTIFY;
-			} else if (*kfd < 0 && !strcmp(name, LD_HOLD_FDNAME_CACHEFILES)) {
-				*kfd = fd;
-				*kind = LD_HOLD_CACHEFILES;
-			} else if (*jfd < 0 && !strcmp(name, LD_HOLD_FDNAME_JOURNAL)) {
-				*jfd = fd;
-			} else {
-				close(fd);	/* not ours, or a second copy */
-			}
-		}
+		unsetenv("SKIFFD_ADOPT");	/* not for our children */
+		ret = from_systemd(in, n, names);
 		if (names)
 			for (int i = 0; i < n; i++)
 				free(names[i]);
 		free(names);
-		if (*kfd < 0) {
-			/* a journal alone: nothing to adopt; a fresh start
-			 * replaces it in the store */
-			if (*jfd >= 0)
-				close(*jfd);
-			*jfd = -1;
-			return 0;
-		}
-		*fdstore = true;
+		if (ret <= 0)
+			return ret;
 	} else if (adopt) {
 		char kname[16];
 
 		/* from our own serving process: nobody else may hold it */
-		*only_copy = true;
-		if (sscanf(adopt, "%15[a-z]:%d:%d", kname, kfd, jfd) != 3) {
-			unsetenv("SKIFFD_ADOPT");
-			return -EINVAL;
-		}
+		in->only_copy = true;
+		ret = sscanf(adopt, "%15[a-z]:%d:%d:%d", kname, &in->kfd, &in->jfd, &in->readyfd);
 		unsetenv("SKIFFD_ADOPT");
-		*kind = !strcmp(kname, LD_HOLD_FDNAME_CACHEFILES) ? LD_HOLD_CACHEFILES
-								    : LD_HOLD_FANOTIFY;
-		if (*jfd >= 0 && fcntl(*jfd, F_GETFD) < 0)
-			*jfd = -1;
+		if (ret < 3)
+			return -EINVAL;
+		in->kind = !strcmp(kname, LD_HOLD_FDNAME_CACHEFILES) ? LD_HOLD_CACHEFILES
+								      : LD_HOLD_FANOTIFY;
+		if (in->jfd >= 0 && fcntl(in->jfd, F_GETFD) < 0)
+			in->jfd = -1;
+		if (in->readyfd >= 0 && fcntl(in->readyfd, F_GETFD) < 0)
+			in->readyfd = -1;
 	} else {
 		return n < 0 ? n : 0;
 	}
-	if (*kfd < 0 || !kfd_is(*kfd, *kind)) {
-		if (*jfd >= 0)
-			close(*jfd);
+	if (in->kfd < 0 || !kfd_is(in->kfd, in->kind)) {
+		if (in->jfd >= 0)
+			close(in->jfd);
+		in->jfd = -1;
 		return -EBADF;
 	}
-	set_cloexec(*kfd, true);
-	if (*jfd >= 0)
-		set_cloexec(*jfd, true);
+	set_cloexec(in->kfd, true);
+	if (in->jfd >= 0)
+		set_cloexec(in->jfd, true);
+	if (in->readyfd >= 0)
+		set_cloexec(in->readyfd, true);
 	return 1;
 }
 

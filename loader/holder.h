@@ -171,34 +171,43 @@ int ld_holder_run(enum ld_hold_kind kind, int kfd, int *sock, int log_level,
 int ld_holder_resume(int statefd, enum ld_hold_kind *kind, int *kfd, int *sock,
 		     int log_level, struct ld_hold_info *info, char **argv);
 
-/*
- * Adopts a kernel fd a dead holder left (from systemd's fd store, or from
- * a server whose holder died): jfd is the journal (fanotify; -1 for
- * cachefiles), fdstore whether both are in systemd's fd store already.
- * Runs the holder as ld_holder_run does; *kfd may move to another number
- * (numbers the dead holder's events still have are kept free).
- */
-int ld_holder_adopt(enum ld_hold_kind kind, int *kfd, int jfd, bool fdstore, int *sock,
-		    int log_level, struct ld_hold_info *info, char **argv);
-
-/*
- * In a server whose holder died: executes this very binary
- * (/proc/self/exe: the path may be gone or hold another version) in the
- * server's place as an adopting holder of kfd and jfd (-1: none), passed
- * in SKIFFD_ADOPT. Returns only on failure, with -errno.
- */
-int ld_holder_reexec(enum ld_hold_kind kind, int kfd, int jfd, char **argv);
+/* A kernel fd a dead holder left, as a new process finds it. */
+struct ld_hold_inherit {
+	enum ld_hold_kind kind;
+	int kfd;		/* the group or device */
+	int jfd;		/* the journal (fanotify), or -1 */
+	int readyfd;		/* told once the fd is adopted, or -1 */
+	bool fdstore;		/* from systemd's fd store */
+	bool only_copy;		/* this process may hold the only copy */
+};
 
 /*
  * At the start of main: the kernel fd a dead holder left, from systemd
- * (LISTEN_FDS with the names above) or from ld_holder_reexec
- * (SKIFFD_ADOPT). 1 with *kind, *kfd and *jfd (-1 if none) set and
- * *fdstore whether they came from systemd; 0 when there is none; -errno
- * when what was passed is unusable: then, if *only_copy, this process may
+ * (LISTEN_FDS with the names above) or from ld_holder_handoff
+ * (SKIFFD_ADOPT). 1 with *in filled; 0 when there is none; -errno when
+ * what was passed is unusable: then, if in->only_copy, this process may
  * hold the only copy of a kernel fd and must never exit.
  */
-int ld_holder_inherited(enum ld_hold_kind *kind, int *kfd, int *jfd, bool *fdstore,
-			bool *only_copy);
+int ld_holder_inherited(struct ld_hold_inherit *in);
+
+/*
+ * Adopts it (the pins, the sweep, or `restore`; then in->readyfd is told
+ * and closed) and runs the holder as ld_holder_run does; in->kfd may move
+ * to another number (numbers the dead holder's events still have are
+ * kept free).
+ */
+int ld_holder_adopt(struct ld_hold_inherit *in, int *sock, int log_level,
+		    struct ld_hold_info *info, char **argv);
+
+/*
+ * In a server whose holder died: starts this very binary (/proc/self/exe:
+ * the path may be gone or hold another version) as the adopting holder
+ * of kfd and jfd (-1: none), passed in SKIFFD_ADOPT, and waits until it
+ * has adopted them. 0 then (this process may exit: the new holder has its
+ * own copies); -errno when it died first (this process still holds the
+ * fds: try again).
+ */
+int ld_holder_handoff(enum ld_hold_kind kind, int kfd, int jfd, char **argv);
 
 /* The ABI string `skiffd --holder-abi` prints. */
 void ld_holder_abi(char *buf, unsigned long len);

@@ -87,6 +87,15 @@ static void free_push(struct holder *h, uint32_t i)
 		h->jfree[h->njfree++] = i;
 }
 
+void hold_jr_spoil(int jfd)
+{
+	static const char none[8] = "spoiled";
+
+	if (sk_pwrite_full(jfd, none, sizeof(none), 0)) {
+		/* nothing else to do: the next adopter may read it */
+	}
+}
+
 int hold_jr_take(struct holder *h, int jfd)
 {
 	struct ld_hold_jhdr hdr;
@@ -130,8 +139,14 @@ void hold_jr_put(struct holder *h, struct hold_req *r)
 		if (write_hdr(h))
 			goto fail;
 	}
-	if (sk_pwrite_full(h->jfd, &s, sizeof(s), (uint64_t)slot_off(i))) {
-		/* whatever part landed must not read as a used slot */
+	/* the slot whole but free, then its used word: a slot reads as
+	 * used only once all of it is there, whatever a kill interrupts */
+	s.used = 0;
+	if (sk_pwrite_full(h->jfd, &s, sizeof(s), (uint64_t)slot_off(i)))
+		goto fail;
+	s.used = 1;
+	if (sk_pwrite_full(h->jfd, &s.used, sizeof(s.used), (uint64_t)slot_off(i))) {
+		/* whatever landed must not read as a used slot */
 		uint32_t zero = 0;
 
 		if (sk_pwrite_full(h->jfd, &zero, sizeof(zero), (uint64_t)slot_off(i)))

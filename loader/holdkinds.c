@@ -88,8 +88,27 @@ static void fan_forget(struct holder *h)
 	(void)h;
 }
 
+/* A mark on the group is a cache file not complete yet (a complete or
+ * unused one loses its mark): the kernel lists each in the fd's fdinfo.
+ * When that cannot be read, the answer is yes. */
+static bool fan_lazy(struct holder *h)
+{
+	char path[64], line[256];
+	bool marked = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", h->kfd);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	while (!marked && fgets(line, sizeof(line), f))
+		marked = !strncmp(line, "fanotify ino:", 13);
+	fclose(f);
+	return marked;
+}
+
 const struct hold_kind ld_hold_fanotify = {
-	fan_take, fan_deny, fan_answered, fan_replay, fan_forget,
+	fan_take, fan_deny, fan_answered, fan_replay, fan_forget, fan_lazy,
 };
 
 /* ---- cachefiles: OPEN / READ / CLOSE messages answered by msg_id; the
@@ -142,9 +161,12 @@ static bool cf_open(struct holder *h, struct hold_req *r, const struct cachefile
 	return true;
 }
 
-static bool read_of(const struct hold_req *r, const void *arg)
+/* A request of the object arg names: the kernel drops them all with it
+ * (an OPEN still kept names an fd closed with the object). */
+static bool of_object(const struct hold_req *r, const void *arg)
 {
-	return r->opcode == CACHEFILES_OP_READ && r->object_id == *(const uint32_t *)arg;
+	return (r->opcode == CACHEFILES_OP_READ || r->opcode == CACHEFILES_OP_OPEN) &&
+	       r->object_id == *(const uint32_t *)arg;
 }
 
 static void cf_take(struct holder *h)
@@ -177,12 +199,12 @@ static void cf_take(struct holder *h)
 		case CACHEFILES_OP_CLOSE:
 			/* answered by being read; the server lets go of its
 			 * copy when it gets it (a later server never does).
-			 * The kernel cancelled the object's READs with it: their
-			 * ids are free for new requests */
+			 * The kernel cancelled the object's requests with it:
+			 * their ids are free for new ones */
 			o = obj_find(h, hdr.object_id);
 			if (o)
 				obj_drop(h, o);
-			hold_forget(h, read_of, &hdr.object_id);
+			hold_forget(h, of_object, &hdr.object_id);
 			if (hold_send_sure(h, &r.m, -1) == -EAGAIN)
 				hold_log(h, 1, "cachefiles: the server takes no CLOSE of object %u",
 					 hdr.object_id);
@@ -246,6 +268,12 @@ static void cf_forget(struct holder *h)
 		close(h->objs[i].fd);
 }
 
+/* An open object is a blob a mount reads through the cache. */
+static bool cf_lazy(struct holder *h)
+{
+	return h->nobjs > 0;
+}
+
 const struct hold_kind ld_hold_cachefiles = {
-	cf_take, cf_deny, cf_answered, cf_replay, cf_forget,
+	cf_take, cf_deny, cf_answered, cf_replay, cf_forget, cf_lazy,
 };

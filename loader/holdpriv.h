@@ -51,6 +51,9 @@ struct hold_kind {
 	/* in a new server, before it runs: close the holder's own fds (the
 	 * holder frees its arrays after) */
 	void (*forget)(struct holder *h);
+	/* the kernel fd still serves something lazily (a stop with no
+	 * server must not close it) */
+	bool (*lazy)(struct holder *h);
 };
 
 struct holder {
@@ -79,6 +82,7 @@ struct holder {
 	uint32_t *jfree;
 	size_t njfree, jfreecap;
 	bool notify;			/* NOTIFY_SOCKET: tell systemd */
+	bool keep;			/* resumed or adopted: mounts may be up */
 	bool fdstore;			/* the fds are in systemd's fd store */
 	char **argv;			/* the holder's, for an upgrade */
 	char upgrade_to[4096];		/* "": no upgrade asked for */
@@ -113,6 +117,10 @@ void hold_jr_put(struct holder *h, struct hold_req *r);
 /* r is answered: frees its slot, 0 or -errno (the slot still says used:
  * its fd number must then stay taken, or an adopter could find it twice). */
 int hold_jr_drop(struct holder *h, const struct hold_req *r);
+/* Makes the journal jfd unreadable as one (its magic overwritten): a
+ * journal no longer to be trusted, which another copy of the fd (systemd's
+ * store) must not hand to a later adopter. */
+void hold_jr_spoil(int jfd);
 /* Reads a journal: 0 with *hdr and *slots (hdr->nslots of them, to free)
  * or -errno (-EPROTO: not a journal of this ABI). */
 int ld_hold_jr_read(int jfd, struct ld_hold_jhdr *hdr, struct ld_hold_jslot **slots);

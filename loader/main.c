@@ -281,8 +281,9 @@ int main(int argc, char **argv)
 	struct sk_err e = { { 0 } };
 	sigset_t set;
 	enum ld_hold_kind kind = LD_HOLD_FANOTIFY;
-	bool resumed = false, fdstore = false, only_copy = false;
-	int sig, ret, kfd = -1, jfd = -1;
+	struct ld_hold_inherit in;
+	bool resumed = false;
+	int sig, ret;
 
 	ld_config_defaults(&d.cfg);
 	d.hold_fd = d.hold_sock = d.hold_jfd = -1;
@@ -320,18 +321,20 @@ int main(int argc, char **argv)
 		d.handed = hi.handed;
 		d.hold_jfd = hi.jfd;
 		d.hold_fdstore = hi.fdstore;
-	} else if ((ret = ld_holder_inherited(&kind, &kfd, &jfd, &fdstore, &only_copy)) != 0) {
+	} else if ((ret = ld_holder_inherited(&in)) != 0) {
 		/* the kernel fd of a dead holder: from systemd's fd store
 		 * (a restart), or from our former serving process. It is
 		 * adopted before anything here can fail, as above. */
 		struct ld_hold_info hi = { 0, 0, -1, false };
 
-		if (ret < 0 && only_copy) {
+		if (ret < 0 && in.only_copy && in.readyfd < 0) {
 			ld_log(&d, LD_LOG_ERROR, "cannot adopt the kernel fd of the dead holder "
 			       "(%s): holding it, serving nothing", strerror(-ret));
 			for (;;)
 				pause();
 		}
+		/* a server that waits for us still holds its copy: it
+		 * tries again when we are gone */
 		if (ret < 0) {
 			/* systemd still has them in its store */
 			ld_log(&d, LD_LOG_ERROR, "the fds passed to skiffd are not a kernel fd "
@@ -339,16 +342,15 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		resumed = true;
-		ret = ld_holder_adopt(kind, &kfd, jfd, fdstore, &d.hold_sock, d.cfg.log_level,
-				      &hi, argv);
+		ret = ld_holder_adopt(&in, &d.hold_sock, d.cfg.log_level, &hi, argv);
 		if (ret) {
 			ld_log(&d, LD_LOG_ERROR, "adopting the kernel fd: %s; holding it, serving "
 			       "nothing", strerror(-ret));
 			for (;;)
 				pause();
 		}
-		d.hold_fd = kfd;
-		ops = kind == LD_HOLD_CACHEFILES ? &ld_cachefiles_ops : &ld_fanotify_ops;
+		d.hold_fd = in.kfd;
+		ops = in.kind == LD_HOLD_CACHEFILES ? &ld_cachefiles_ops : &ld_fanotify_ops;
 		d.generation = hi.generation;
 		d.handed = hi.handed;
 		d.hold_jfd = hi.jfd;

@@ -23,6 +23,11 @@
  * clean death ends fdsup with 0, the stored fds dropped (a stop). SIGTERM
  * and SIGINT are passed on to the main process. Everything it does is
  * logged to stderr as "fdsup: ...", which tests wait for.
+ *
+ * Where it differs from systemd: a stop asked of it (SIGTERM) goes to the
+ * main process alone and has no timeout (skiffd.service refuses manual
+ * stops: RefuseManualStop), a process group stands for the cgroup, and
+ * two fds stored under one name are both kept.
  */
 #include <errno.h>
 #include <fcntl.h>

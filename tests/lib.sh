@@ -396,6 +396,11 @@ logged() {
 	return 1
 }
 
+# gone PID: PID has exited (a zombie that is not ours to reap counts)
+gone() {
+	! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
 # server_pid: the serving process skiffd's status names (fails while no
 # server answers)
 server_pid() {
