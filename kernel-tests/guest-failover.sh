@@ -111,7 +111,7 @@ rm -f "$T/hd.stop"
 rc=$!
 sleep 2
 kill -KILL "$holder"
-t_ok "the server sees the holder gone" logged "the holder is gone: reading requests directly" 10
+t_ok "the server sees the holder gone" logged "the holder is gone: reading requests directly" 60
 if grep -q "restore: .*are lost" "$T/skiffd.log"; then
 	# no `restore` (upstream 6.1; Debian's 6.1 has it backported): a
 	# request the holder had read and not passed on is lost
@@ -146,8 +146,8 @@ SKIFFD_WRAP="$FDSUP -m 8 -t 10 -s $T/notify.sock --"
 t_ok "skiffd starts under the test supervisor" start_skiffd --frontend cachefiles \
 	--readahead 0 --ahead 0 || done_testing
 unset SKIFF_TEST_FETCH_BPS SKIFFD_WRAP
-t_ok "the holder keeps the device in the fd store" \
-	logged "fdsup: stored cachefiles in the fd store" 5
+t_ok "the holder keeps the device in the fd store before it says READY=1" \
+	logged_before "fdsup: stored cachefiles in the fd store" "fdsup: ready: main process" 120
 mount_random_images sd || done_testing
 t0=$SECONDS
 t_ok "$HKILLS holder kills under 8 readers: every byte right, no read failed or hung" \

@@ -44,9 +44,11 @@ SKIFFD_WRAP="$FDSUP -m 8 -t 10 -s $T/notify.sock --"
 t_ok "skiffd starts under the test supervisor" \
 	start_skiffd --frontend fanotify --readahead 0 --ahead 0 || done_testing
 unset SKIFF_TEST_FETCH_DELAY_MS
-t_ok "the holder keeps the group in the fd store" logged "fdsup: stored fanotify in the fd store" 5
-t_ok "... and its journal" logged "fdsup: stored journal in the fd store" 5
-t_ok "systemd hears READY=1 from the holder" logged "fdsup: ready: main process" 5
+t_ok "systemd hears READY=1 from the holder" logged "fdsup: ready: main process" 60
+t_ok "... after it stored the group" \
+	logged_before "fdsup: stored fanotify in the fd store" "fdsup: ready: main process" 1
+t_ok "... and its journal" \
+	logged_before "fdsup: stored journal in the fd store" "fdsup: ready: main process" 1
 t_no_grep "no other process of skiffd's speaks to systemd" "fdsup: ignored a message" \
 	"$T/skiffd.log"
 t_ok "mount image a" skiff_mount "$T/store:a" "$T/mnt/a"

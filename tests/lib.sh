@@ -396,6 +396,21 @@ logged() {
 	return 1
 }
 
+# logged_before FIRST THEN SECONDS: waits (up to SECONDS) for a line
+# matching THEN, and checks that a line matching FIRST came before it.
+# For what one process says in order (systemd's notify socket keeps a
+# sender's order): no time limit decides the outcome, only the order.
+logged_before() {
+	local a b
+	logged "$2" "$3" || { diag "never logged: $2"; return 1; }
+	b=$(grep -nE -m1 -- "$2" "$T/skiffd.log" | cut -d: -f1)
+	a=$(grep -nE -m1 -- "$1" "$T/skiffd.log" | cut -d: -f1)
+	[ -n "$a" ] && [ "$a" -lt "$b" ] && return 0
+	diag "not logged before line $b ($2): $1"
+	sed -n "1,${b}p" "$T/skiffd.log" | tail -n 8 | sed 's/^/#   /' >&2
+	return 1
+}
+
 # gone PID: PID has exited (a zombie that is not ours to reap counts)
 gone() {
 	! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null

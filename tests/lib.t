@@ -4,7 +4,8 @@
 # on a death by signal (a crash is never the failure a test expects) and
 # on a hang that timeout(1) ended;
 # t_fails_msg also wants the error message; t_no_grep fails on a match
-# and on a file it cannot read. Each helper runs in a
+# and on a file it cannot read; logged_before fails when the first line
+# came after the second or never. Each helper runs in a
 # subshell whose TAP line is captured, not counted.
 . "$(dirname "$0")/lib.sh"
 
@@ -40,4 +41,12 @@ printf 'one\ntwo\n' >"$T/lines"
 t_is "t_no_grep: no matching line passes" "$(verdict t_no_grep x three "$T/lines")" "ok"
 t_is "t_no_grep: a matching line fails" "$(verdict t_no_grep x tw "$T/lines")" "not ok"
 t_is "t_no_grep: a file that is not there fails" "$(verdict t_no_grep x three "$T/none")" "not ok"
+
+printf 'a: stored\nb: ready\nc: stored again\n' >"$T/skiffd.log"
+t_is "logged_before: in order passes" "$(verdict t_ok x logged_before stored ready 1)" "ok"
+t_is "logged_before: out of order fails" "$(verdict t_ok x logged_before 'again' ready 1)" "not ok"
+t_is "logged_before: never fails" "$(verdict t_ok x logged_before nothing ready 1)" "not ok"
+t_is "logged_before: the second never logged fails" \
+	"$(verdict t_ok x logged_before stored nothing 1)" "not ok"
+rm -f "$T/skiffd.log"
 done_testing
