@@ -207,6 +207,15 @@ out:
 	return ret;
 }
 
+enum be_layer_kind be_layer_kind(const char *mt)
+{
+	if (!strcmp(mt, BE_MT_BLOB) || !strcmp(mt, BE_MT_BLOB_V0))
+		return BE_LAYER_BLOB;
+	if (!strcmp(mt, BE_MT_BOOTSTRAP) || !strcmp(mt, BE_MT_BOOTSTRAP_V0))
+		return BE_LAYER_BOOTSTRAP;
+	return BE_LAYER_OTHER;
+}
+
 int be_image_from_manifest(const struct be_manifest *m, struct be_image *img,
 			   struct sk_err *e)
 {
@@ -220,9 +229,9 @@ int be_image_from_manifest(const struct be_manifest *m, struct be_image *img,
 
 		memcpy(l.hex, d->hex, sizeof(l.hex));
 		l.size = d->size;
-		if (!strcmp(d->mt, BE_MT_BLOB) && !img->bootstrap.hex[0]) {
+		if (be_layer_kind(d->mt) == BE_LAYER_BLOB && !img->bootstrap.hex[0]) {
 			img->blobs[img->nblobs++] = l;
-		} else if (!strcmp(d->mt, BE_MT_BOOTSTRAP) && !img->bootstrap.hex[0]) {
+		} else if (be_layer_kind(d->mt) == BE_LAYER_BOOTSTRAP && !img->bootstrap.hex[0]) {
 			img->bootstrap = l;
 		} else {
 			sk_err_set(e, "layer %u (%.100s) is not part of a skiff image%s", i, d->mt,

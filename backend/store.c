@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "store.h"
+#include "remote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -244,6 +245,10 @@ int be_image_json(const struct be_image *img, const char *config_json,
 
 		if (!dj || json_array_append_new(layers, dj))
 			goto out;
+		if (json_object_set_new(dj, "annotations",
+					json_pack("{s:s}", BE_ANN_LAYER,
+						  i < img->nblobs ? "blob" : "bootstrap")))
+			goto out;
 		snprintf(did, sizeof(did), "sha256:%s", l->hex);
 		if (json_array_append_new(diff_ids, json_string(did)))
 			goto out;
@@ -395,10 +400,12 @@ static int parse_desc(json_t *d, const char **mt, struct be_layer *l)
 int be_store_resolve(const struct be_store *s, const char *tag,
 		     struct be_image *img, struct sk_err *e)
 {
-	json_t *index = NULL, *man = NULL, *mans, *layers, *pick = NULL;
-	char p[PATH_MAX];
+	json_t *index = NULL, *mans, *pick = NULL;
+	char p[PATH_MAX], tagbuf[sizeof(img->tag)];
 	const char *mt;
 	struct be_layer ml;
+	void *buf = NULL;
+	size_t len;
 	int ret;
 
 	memset(img, 0, sizeof(*img));
@@ -440,43 +447,21 @@ int be_store_resolve(const struct be_store *s, const char *tag,
 		sk_err_set(e, "%s: bad manifest descriptor", p);
 		goto out;
 	}
-	memcpy(img->manifest_hex, ml.hex, sizeof(ml.hex));
-	img->manifest_size = ml.size;
 	be_store_blob_path(s, ml.hex, p, sizeof(p));
-	ret = read_json(p, &man, e);
-	if (ret)
-		goto out;
-	ret = -EINVAL;
-	layers = json_object_get(man, "layers");
-	if (!json_is_array(layers) || json_array_size(layers) < 1 ||
-	    json_array_size(layers) > 65536) {
-		sk_err_set(e, "manifest %s: no layers", ml.hex);
+	ret = sk_read_file(p, JSON_MAX, &buf, &len);
+	if (ret) {
+		sk_err_set(e, "manifest %s: %s", ml.hex, strerror(-ret));
 		goto out;
 	}
-	img->blobs = calloc(json_array_size(layers), sizeof(*img->blobs));
-	if (!img->blobs) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < json_array_size(layers); i++) {
-		struct be_layer l;
+	snprintf(tagbuf, sizeof(tagbuf), "%s", img->tag);
+	ret = be_image_parse(buf, len, ml.hex, tagbuf, img, e);
+	if (ret) {
+		/* its message names what is wrong; say which manifest */
+		char why[sizeof(e->msg)];
 
-		if (parse_desc(json_array_get(layers, i), &mt, &l)) {
-			sk_err_set(e, "manifest %s: bad layer %zu", ml.hex, i);
-			goto out;
-		}
-		if (!strcmp(mt, BE_MT_BLOB) && !img->bootstrap.hex[0]) {
-			img->blobs[img->nblobs++] = l;
-		} else if (!strcmp(mt, BE_MT_BOOTSTRAP) && !img->bootstrap.hex[0]) {
-			img->bootstrap = l;
-		} else {
-			sk_err_set(e, "manifest %s: layer %zu (%s) is not part of a skiff image",
-				   ml.hex, i, mt);
-			goto out;
-		}
-	}
-	if (!img->bootstrap.hex[0]) {
-		sk_err_set(e, "manifest %s: no bootstrap layer", ml.hex);
+		snprintf(why, sizeof(why), "%s",
+			 strncmp(e->msg, "manifest: ", 10) ? e->msg : e->msg + 10);
+		sk_err_set(e, "manifest %s: %s", ml.hex, why);
 		goto out;
 	}
 	ret = 0;
@@ -484,7 +469,7 @@ out:
 	if (ret)
 		be_image_free(img);
 	json_decref(index);
-	json_decref(man);
+	free(buf);
 	return ret;
 }
 

@@ -15,9 +15,26 @@
 
 #define BE_MT_MANIFEST	"application/vnd.oci.image.manifest.v1+json"
 #define BE_MT_CONFIG	"application/vnd.oci.image.config.v1+json"
-#define BE_MT_BLOB	"application/vnd.skiff.blob.v1"
-#define BE_MT_BOOTSTRAP	"application/vnd.skiff.bootstrap.v1.erofs"
+/*
+ * containerd (like every OCI tool that unpacks) counts a manifest entry as
+ * a layer, and hands it to a snapshotter, only under the OCI layer prefix:
+ * skiff's types live there. Images written before used the _V0 types,
+ * still read.
+ */
+#define BE_MT_BLOB	"application/vnd.oci.image.layer.skiff.blob.v1"
+#define BE_MT_BOOTSTRAP	"application/vnd.oci.image.layer.skiff.bootstrap.v1.erofs"
+#define BE_MT_BLOB_V0	"application/vnd.skiff.blob.v1"
+#define BE_MT_BOOTSTRAP_V0 "application/vnd.skiff.bootstrap.v1.erofs"
+/* On each layer descriptor, "blob" or "bootstrap": containerd passes a
+ * layer's annotations under this prefix (never its media type) to the
+ * snapshotter, which is how skiff-snapshotter knows a skiff layer. */
+#define BE_ANN_LAYER	"containerd.io/snapshot/skiff.layer"
 #define BE_REF_NAME	"org.opencontainers.image.ref.name"
+
+enum be_layer_kind { BE_LAYER_OTHER, BE_LAYER_BLOB, BE_LAYER_BOOTSTRAP };
+
+/* What a layer of this media type is to skiff (current and _V0 types). */
+enum be_layer_kind be_layer_kind(const char *mt);
 
 struct be_store {
 	char root[PATH_MAX];

@@ -31,9 +31,14 @@ t_ok "build tagged v2 into the same layout" "$SKIFF" build -q "$SRC" "$IMG:v2"
 t_ok "oci-layout file" test -f "$IMG/oci-layout"
 t_is "index.json holds both tags" \
 	"$(jq -r '[.manifests[].annotations["org.opencontainers.image.ref.name"]] | sort | join(",")' "$IMG/index.json")" "v1,v2"
-t_is "the bootstrap has skiff's media type" \
-	"$(jq -r '.layers[-1].mediaType' "$IMG/blobs/sha256/$(jq -r '.manifests[0].digest' "$IMG/index.json" | cut -c8-)")" \
-	"application/vnd.skiff.bootstrap.v1.erofs"
+MANF=$IMG/blobs/sha256/$(jq -r '.manifests[0].digest' "$IMG/index.json" | cut -c8-)
+t_is "the bootstrap has skiff's media type, under the OCI layer prefix" \
+	"$(jq -r '.layers[-1].mediaType' "$MANF")" "application/vnd.oci.image.layer.skiff.bootstrap.v1.erofs"
+t_is "... the blobs theirs" "$(jq -r '[.layers[:-1][].mediaType] | unique | join(",")' "$MANF")" \
+	"application/vnd.oci.image.layer.skiff.blob.v1"
+t_is "each layer says what it is to a containerd snapshotter" \
+	"$(jq -r '[.layers[].annotations["containerd.io/snapshot/skiff.layer"]] | join(",")' "$MANF")" \
+	"$(jq -r '[.layers[:-1][] | "blob"] + ["bootstrap"] | join(",")' "$MANF")"
 t_is "v1 keeps the old bytes" "$("$SKIFF" cat "$IMG:v1" /sub/hello)" hello
 t_is "v2 has the new bytes" "$("$SKIFF" cat "$IMG:v2" sub/hello)" changed
 t_fails "an untagged reference to a layout with two images" "$SKIFF" inspect "$IMG"

@@ -64,7 +64,7 @@ else
 fi
 
 l=$(damaged huge)
-remanifest "$l" "$MAN" "s/\"digest\":\"sha256:$BS\",\"mediaType\":\"application\/vnd.skiff.bootstrap.v1.erofs\",\"size\":[0-9]*/\"digest\":\"sha256:$BS\",\"mediaType\":\"application\/vnd.skiff.bootstrap.v1.erofs\",\"size\":1099511627776/"
+remanifest "$l" "$MAN" "s/\"digest\":\"sha256:$BS\",\"mediaType\":\"application\/vnd.oci.image.layer.skiff.bootstrap.v1.erofs\",\"size\":[0-9]*/\"digest\":\"sha256:$BS\",\"mediaType\":\"application\/vnd.oci.image.layer.skiff.bootstrap.v1.erofs\",\"size\":1099511627776/"
 if grep -q 1099511627776 "$l"/blobs/sha256/*; then
 	rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$server/status")
 	bad_mount "a manifest claiming a 1 TiB bootstrap" "$l" "1099511627776 bytes, over max_bootstrap_size"

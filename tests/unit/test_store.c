@@ -15,6 +15,12 @@
 #include "../../backend/store.h"
 #include "tap.h"
 
+
+/* a valid start for hand-written manifests: each bad one below fails for
+ * its own reason */
+#define Z64 "0000000000000000000000000000000000000000000000000000000000000000"
+#define MAN_HEAD "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" BE_MT_CONFIG \
+	"\",\"digest\":\"sha256:" Z64 "\",\"size\":2},"
 static char g_tmp[PATH_MAX];
 
 static int rm_rf(const char *path)
@@ -391,7 +397,7 @@ static void test_malformed(const char *root)
 {
 	struct be_store s;
 	struct sk_err e = { { 0 } };
-	char p[PATH_MAX], good_boot[80], good_blob[80], mdig[80], man[2048];
+	char p[PATH_MAX], good_boot[80], good_blob[80], mdig[80], mdig2[80], man[2048];
 	static const struct {
 		const char *text, *what;
 	} bad_index[] = {
@@ -456,7 +462,7 @@ static void test_malformed(const char *root)
 		ok(resolve_fails(&s, bad_digests[i]), "manifest digest \"%s\" rejected",
 		   bad_digests[i]);
 	}
-	snprintf(man, sizeof(man), "{\"schemaVersion\":2,\"layers\":["
+	snprintf(man, sizeof(man), MAN_HEAD "\"layers\":["
 		 "{\"mediaType\":\"" BE_MT_BLOB "\",\"digest\":\"%s\",\"size\":10},"
 		 "{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":15}]}",
 		 good_blob, good_boot);
@@ -476,6 +482,26 @@ static void test_malformed(const char *root)
 			be_image_free(&img);
 		} else {
 			skip(3, "no image");
+		}
+	}
+	/* an image written before skiff's types moved under the OCI layer prefix */
+	snprintf(man, sizeof(man), MAN_HEAD "\"layers\":["
+		 "{\"mediaType\":\"" BE_MT_BLOB_V0 "\",\"digest\":\"%s\",\"size\":10},"
+		 "{\"mediaType\":\"" BE_MT_BOOTSTRAP_V0 "\",\"digest\":\"%s\",\"size\":15}]}",
+		 good_blob, good_boot);
+	put_json(&s, man, mdig2);
+	set_index(&s, mdig2, BE_MT_MANIFEST, "");
+	{
+		struct be_image img;
+
+		e.msg[0] = '\0';
+		if (is_int(be_store_resolve(&s, NULL, &img, &e), 0,
+			   "a manifest with the v0 media types resolves (%s)", e.msg)) {
+			is_int(img.nblobs, 1, "... one blob");
+			is_int(img.bootstrap.size, 15, "... and the bootstrap");
+			be_image_free(&img);
+		} else {
+			skip(2, "no image");
 		}
 	}
 	set_index(&s, mdig, "application/vnd.docker.distribution.manifest.v2+json", "");
@@ -510,26 +536,28 @@ static void test_malformed(const char *root)
 		{ "{", "truncated manifest", 0 },
 		{ "[]", "manifest is an array", 0 },
 		{ "{}", "no layers", 0 },
-		{ "{\"layers\":[]}", "empty layers", 0 },
-		{ "{\"layers\":{}}", "layers is an object", 0 },
-		{ "{\"layers\":[null]}", "null layer", 0 },
-		{ "{\"layers\":[{\"mediaType\":\"" BE_MT_BLOB "\",\"digest\":\"%s\",\"size\":10}]}",
+		{ "{\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\","
+		  "\"size\":1}]}", "no schemaVersion or config", 1 },
+		{ MAN_HEAD "\"layers\":[]}", "empty layers", 0 },
+		{ MAN_HEAD "\"layers\":{}}", "layers is an object", 0 },
+		{ MAN_HEAD "\"layers\":[null]}", "null layer", 0 },
+		{ MAN_HEAD "\"layers\":[{\"mediaType\":\"" BE_MT_BLOB "\",\"digest\":\"%s\",\"size\":10}]}",
 		  "blob layers only, no bootstrap", 1 },
-		{ "{\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+		{ MAN_HEAD "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
 		  "\"digest\":\"%s\",\"size\":10}]}", "an ordinary tar layer", 1 },
-		{ "{\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":1},"
+		{ MAN_HEAD "\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":1},"
 		  "{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":1}]}",
 		  "two bootstraps", 2 },
-		{ "{\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":1},"
+		{ MAN_HEAD "\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":1},"
 		  "{\"mediaType\":\"" BE_MT_BLOB "\",\"digest\":\"%s\",\"size\":1}]}",
 		  "a blob after the bootstrap", 2 },
-		{ "{\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"sha256:abc\","
+		{ MAN_HEAD "\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"sha256:abc\","
 		  "\"size\":1}]}", "short layer digest", 0 },
-		{ "{\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\"}]}",
+		{ MAN_HEAD "\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\"}]}",
 		  "layer without a size", 1 },
-		{ "{\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":1.5}]}",
+		{ MAN_HEAD "\"layers\":[{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":1.5}]}",
 		  "fractional layer size", 1 },
-		{ "{\"layers\":[{\"digest\":\"%s\",\"size\":1}]}", "layer without a media type", 1 },
+		{ MAN_HEAD "\"layers\":[{\"digest\":\"%s\",\"size\":1}]}", "layer without a media type", 1 },
 	};
 	for (size_t i = 0; i < SK_ARRAY_SIZE(bad_man); i++) {
 		if (bad_man[i].args == 0)
@@ -549,7 +577,7 @@ static void test_malformed(const char *root)
 
 		if (!big)
 			bail_out("out of memory");
-		q += sprintf(q, "{\"layers\":[");
+		q += sprintf(q, MAN_HEAD "\"layers\":[");
 		for (int i = 0; i < 65537; i++)
 			q += sprintf(q, "%s{\"mediaType\":\"" BE_MT_BLOB "\",\"digest\":\"%s\",\"size\":1}",
 				     i ? "," : "", good_blob);
