@@ -50,7 +50,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	uninstall clean setup
 .DEFAULT_GOAL := all
 
-all: $(B)/skiff $(B)/skiffd $(B)/treecmp $(B)/readcheck $(B)/fdsup
+all: $(B)/skiff $(B)/skiffd $(B)/treecmp $(B)/readcheck $(B)/fdsup $(B)/skiff-snapshotter
 
 setup: $(SETUP_STAMP)
 $(SETUP_STAMP): scripts/setup.sh
@@ -84,6 +84,20 @@ $(B)/fdsup: $(B)/tests/fdsup.o
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libskiff.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# containerd's remote snapshotter: Go, offline, from Debian's Go packages
+# (GOPATH mode, as Debian builds them: /usr/share/gocode); the sources are
+# linked into a GOPATH under build/ and built by import path
+GO ?= go
+GO_ENV = env GO111MODULE=off GOFLAGS= GOPROXY=off GOPATH=$(CURDIR)/$(B)/gopath:/usr/share/gocode \
+	GOCACHE=$(CURDIR)/$(B)/gocache
+GO_SRCS := $(wildcard snapshotter/*.go)
+$(B)/gopath/src/skiff-snapshotter: | $(SETUP_STAMP)
+	@mkdir -p $(dir $@)
+	ln -sfn ../../../snapshotter $@
+$(B)/skiff-snapshotter: $(GO_SRCS) | $(B)/gopath/src/skiff-snapshotter
+	$(GO_ENV) $(GO) vet skiff-snapshotter
+	$(GO_ENV) $(GO) build -o $@ skiff-snapshotter
 
 # ASan + UBSan build of the library and unit tests
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -151,6 +165,8 @@ install: all
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(B)/skiff $(DESTDIR)$(BINDIR)/skiff
 	install -m 0755 $(B)/skiffd $(DESTDIR)$(BINDIR)/skiffd
+	install -m 0755 $(B)/skiff-snapshotter $(DESTDIR)$(BINDIR)/skiff-snapshotter
+	install -m 0644 man/skiff-snapshotter.8 $(DESTDIR)$(MANDIR)/man8/skiff-snapshotter.8
 	install -m 0644 man/skiff.1 $(DESTDIR)$(MANDIR)/man1/skiff.1
 	install -m 0644 man/skiffd.8 $(DESTDIR)$(MANDIR)/man8/skiffd.8
 	install -m 0644 man/skiffd.json.5 $(DESTDIR)$(MANDIR)/man5/skiffd.json.5
@@ -159,7 +175,8 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/skiffd.service
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/skiff $(DESTDIR)$(BINDIR)/skiffd \
+	rm -f $(DESTDIR)$(BINDIR)/skiff $(DESTDIR)$(BINDIR)/skiffd $(DESTDIR)$(BINDIR)/skiff-snapshotter \
+		$(DESTDIR)$(MANDIR)/man8/skiff-snapshotter.8 \
 		$(DESTDIR)$(MANDIR)/man1/skiff.1 $(DESTDIR)$(MANDIR)/man8/skiffd.8 \
 		$(DESTDIR)$(MANDIR)/man5/skiffd.json.5 $(DESTDIR)$(UNITDIR)/skiffd.service
 

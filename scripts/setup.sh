@@ -16,6 +16,10 @@ PACKAGES=(
 	nginx docker-registry apache2-utils python3 python3-jwt python3-cryptography
 	# skiff convert tests: layered OCI images from a Debian root filesystem, tar
 	debootstrap umoci tar gzip
+	# containerd's remote snapshotter (Go, from Debian's Go packages) and
+	# its tests: containerd, runc
+	golang-go golang-github-containerd-containerd-dev golang-google-grpc-dev
+	containerd runc
 	# kernel tests: QEMU guest and its Linux 6.1 kernel (kernel-tests/)
 	qemu-system-x86 busybox-static cpio linux-source-6.1 bc flex bison libelf-dev xz-utils
 )

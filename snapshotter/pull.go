@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/images"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/pkg/snapshotters"
+	"github.com/containerd/containerd/remotes/docker"
+	"github.com/containerd/containerd/remotes/docker/config"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+const pullUsage = `usage: skiff-snapshotter pull [OPTIONS] REF
+
+Pulls REF (HOST[:PORT]/REPO[:TAG|@DIGEST]) into containerd and unpacks it
+with the skiff snapshotter, passing each layer the labels the CRI plugin
+passes (image reference, manifest and layer digests). For a skiff image
+only the manifest and the config are downloaded here; skiffd fetches the
+bootstrap when the snapshotter mounts it, and file data when it is read.
+An ordinary image is downloaded and unpacked as usual. Then:
+ctr run --snapshotter skiff REF ID.
+
+options:
+`
+
+func pullMain(args []string) int {
+	fl := flag.NewFlagSet("pull", flag.ContinueOnError)
+	fl.Usage = func() { fmt.Fprint(os.Stderr, pullUsage); fl.PrintDefaults() }
+	addr := fl.String("address", "/run/containerd/containerd.sock", "containerd's `socket`")
+	ns := fl.String("namespace", "default", "containerd `namespace` (the CRI plugin's is k8s.io)")
+	sn := fl.String("snapshotter", "skiff", "the snapshotter's `name` in containerd's proxy_plugins")
+	hostsDir := fl.String("hosts-dir", "/etc/containerd/certs.d", "registry host configuration (hosts.toml, certificates) `directory`, as containerd's config_path")
+	plain := fl.Bool("plain-http", false, "talk plain HTTP to the registry")
+	user := fl.String("user", "", "registry credentials `USER[:PASSWORD]` (the password from $SKIFF_PULL_PASSWORD when left out)")
+	platform := fl.String("platform", "", "`os/arch` to pull (default: this machine's)")
+	timeout := fl.Duration("timeout", 10*time.Minute, "give up after this long")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if fl.NArg() != 1 {
+		fl.Usage()
+		return 2
+	}
+	ref := fl.Arg(0)
+	creds := func(string) (string, string, error) { return "", "", nil }
+	if *user != "" {
+		u, p, ok := strings.Cut(*user, ":")
+		if !ok {
+			p = os.Getenv("SKIFF_PULL_PASSWORD")
+		}
+		creds = func(string) (string, string, error) { return u, p, nil }
+	}
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), *ns), *timeout)
+	defer cancel()
+	opts := config.HostOptions{Credentials: creds}
+	if st, err := os.Stat(*hostsDir); err == nil && st.IsDir() {
+		opts.HostDir = config.HostDirFromRoot(*hostsDir)
+	}
+	if *plain {
+		opts.DefaultScheme = "http"
+	}
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(ctx, opts)})
+
+	client, err := containerd.New(*addr, containerd.WithTimeout(30*time.Second))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: containerd at %s: %v\n", *addr, err)
+		return 1
+	}
+	defer client.Close()
+	layers := 0
+	count := func(h images.Handler) images.Handler {
+		return images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+			children, err := h.Handle(ctx, desc)
+			if err == nil && images.IsManifestType(desc.MediaType) {
+				for _, c := range children {
+					if images.IsLayerType(c.MediaType) {
+						layers++
+					}
+				}
+				fmt.Printf("%s: manifest %s, %d layers\n", ref, desc.Digest, layers)
+			}
+			return children, err
+		})
+	}
+	popts := []containerd.RemoteOpt{
+		containerd.WithResolver(resolver),
+		containerd.WithPullUnpack,
+		containerd.WithPullSnapshotter(*sn),
+		containerd.WithImageHandlerWrapper(func(h images.Handler) images.Handler {
+			return count(snapshotters.AppendInfoHandlerWrapper(ref)(h))
+		}),
+	}
+	if *platform != "" {
+		popts = append(popts, containerd.WithPlatform(*platform))
+	}
+	start := time.Now()
+	img, err := client.Pull(ctx, ref, popts...)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", ref, err)
+		return 1
+	}
+	fmt.Printf("%s: pulled %s into %s (snapshotter %s) in %.2f s\n", ref, img.Target().Digest, *ns, *sn,
+		time.Since(start).Seconds())
+	return 0
+}

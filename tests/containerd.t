@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# containerd runs skiff images lazily through skiff-snapshotter. Debian's
+# containerd and runc (a root, socket and configuration of the test's own),
+# docker-registry over TLS on 127.0.0.1, skiffd (fanotify) under the test
+# supervisor, and the Debian test image of convert-debian.t, converted into
+# the registry. The pull downloads the manifest and config, skiffd the
+# bootstrap; a container reads files across the image and prints what the
+# source tree holds; a second tag costs nothing; an ordinary OCI image
+# through the same snapshotter is unpacked and runs; a running container
+# survives restarts of the snapshotter and of skiffd; broken skiff images
+# fail the pull, saying why, and leave nothing mounted; removing it all
+# leaves no mount, registration, container or shim.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/netlib.sh"
+. "$(dirname "$0")/debianlib.sh"
+. "$(dirname "$0")/ctdlib.sh"
+need_net_tools docker-registry openssl curl jq skopeo
+need_containerd
+need_fanotify_skiffd
+need_debian_rootfs
+
+S=$T/src
+debian_image "$S" || done_testing
+REF=$T/ref/rootfs
+CA=$T/ca
+t_ok "a test CA and certificates" make_ca "$CA" || done_testing
+port=$(free_port)
+t_ok "registry on 127.0.0.1:$port" start_registry reg "$port" "$CA" "" || done_testing
+K=127.0.0.1:$port
+RLOG=$T/reg/log
+mkdir -p "$T/certs" "$T/certs.d/$K"
+cp "$CA/ca.crt" "$T/certs/ca.crt"
+# containerd's registry host configuration, as a node has it
+printf 'server = "https://%s"\n[host."https://%s"]\n  ca = "%s"\n' "$K" "$K" "$CA/ca.crt" \
+	>"$T/certs.d/$K/hosts.toml"
+PULL=("$SNAPSHOTTER" pull --address "$CTD_SOCK" --namespace skiff-test --hosts-dir "$T/certs.d")
+
+t_ok "skopeo copies the ordinary image into the registry" \
+	skopeo --insecure-policy copy -q --dest-cert-dir "$T/certs" "oci:$S:l3" "docker://$K/debian:oci" ||
+	done_testing
+t_ok "skiff convert makes the skiff image beside it" \
+	"$SKIFF" convert -q --ca-file "$CA/ca.crt" "docker://$K/debian:oci" "docker://$K/debian:skiff" ||
+	done_testing
+t_ok "... and a second tag of it (skopeo)" skopeo --insecure-policy copy -q --src-cert-dir "$T/certs" \
+	--dest-cert-dir "$T/certs" "docker://$K/debian:skiff" "docker://$K/debian:again"
+curl -sf --cacert "$CA/ca.crt" -o "$T/manifest.json" \
+	-H "Accept: application/vnd.oci.image.manifest.v1+json" "https://$K/v2/debian/manifests/skiff"
+CONFIG=$(jq -r .config.digest "$T/manifest.json")
+BOOT=$(jq -r '.layers[-1].digest' "$T/manifest.json")
+mapfile -t BLOBS < <(jq -r '.layers[:-1][].digest' "$T/manifest.json")
+STORED=$(jq '[.layers[:-1][].size] | add' "$T/manifest.json")
+t_ok "the image has data blobs (${#BLOBS[@]}, $STORED bytes) and a bootstrap" \
+	test "${#BLOBS[@]}" -ge 1 -a "$STORED" -gt 1000000
+
+cat >"$T/skiffd.json" <<EOF
+{"backend": {"ca_file": "$CA/ca.crt"}}
+EOF
+SKIFFD_WRAP="$FDSUP -m 8 -t 10 -s $T/notify.sock --"
+t_ok "skiffd starts (under the test supervisor, as under systemd)" \
+	start_skiffd --frontend fanotify --config "$T/skiffd.json" || done_testing
+unset SKIFFD_WRAP
+t_ok "skiff-snapshotter starts" start_snapshotter || done_testing
+t_ok "containerd starts with it as the skiff proxy snapshotter" start_containerd || done_testing
+t_grep "... which containerd lists" "skiff .* ok" <("${CTR[@]}" plugins ls 2>&1)
+
+# blob GETs in the registry's log since line $1: "DIGEST STATUS" per line
+blob_gets() {
+	tail -n +"$(($1 + 1))" "$RLOG" |
+		sed -n 's|.*"GET /v2/debian/blobs/\(sha256:[0-9a-f]*\) HTTP/[0-9.]*" \([0-9]*\) .*|\1 \2|p'
+}
+# full downloads (200) among them
+full_gets() { blob_gets "$1" | awk '$2 == 200 { print $1 }' | sort -u; }
+
+# 1. the lazy pull
+n0=$(wc -l <"$RLOG")
+t_ok "skiff-snapshotter pull $K/debian:skiff" "${PULL[@]}" "$K/debian:skiff" || done_testing
+diag "$(cat "$T/.out")"
+blob_gets "$n0" | sort | uniq -c >"$T/pull-gets"
+diag "blob GETs of the pull: $(sed "s/$CONFIG/config/; s/$BOOT/bootstrap/" "$T/pull-gets" | tr -s ' \n' ' ')"
+t_is "... containerd downloads the config" "$(full_gets "$n0" | grep -c "$CONFIG")" 1
+t_ok "... skiffd the bootstrap" grep -q "$BOOT" "$T/pull-gets"
+# skiffd reads each data blob's chunk table (one range) when it mounts
+t_is "... and of each data blob only its chunk table, one range read" \
+	"$(grep -F -f <(printf '%s\n' "${BLOBS[@]}") "$T/pull-gets" | awk '$1 == 1 && $3 == 206' | wc -l)" \
+	"${#BLOBS[@]}"
+t_is "... no other read of a data blob" "$(grep -cF -f <(printf '%s\n' "${BLOBS[@]}") "$T/pull-gets")" \
+	"${#BLOBS[@]}"
+t_is "... the snapshotter committed every layer without a download" \
+	"$(grep -c "nothing downloaded" "$T/sn.log")" "$((${#BLOBS[@]} + 1))"
+t_is "... one lazy mount" "$(ctd_erofs_mounts)" 1
+t_grep "skiff status shows the image" "docker://$K/debian@sha256:" <("$SKIFF" status 2>&1)
+f0=$(metric_sum skiff_fetched_bytes_total)
+
+# a program that reads files across the image
+PROG='cat /etc/debian_version /etc/skiff-test; ls /usr/share/man;
+sha256sum /usr/bin/dpkg /bin/bash /usr/lib/x86_64-linux-gnu/libc.so.6 /opt/data.bin | sed "s|  /|  |"'
+want=$(cd "$REF" && cat etc/debian_version etc/skiff-test && ls usr/share/man &&
+	sha256sum usr/bin/dpkg bin/bash usr/lib/x86_64-linux-gnu/libc.so.6 opt/data.bin)
+t_is "ctr run: a program in the container reads the image's files right" \
+	"$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:skiff" c1 sh -c "$PROG" 2>&1)" "$want"
+f1=$(metric_sum skiff_fetched_bytes_total)
+diag "pull $f0 bytes through skiffd, run $((f1 - f0)) more; the data blobs hold $STORED"
+t_ok "... having fetched a small part of the image ($f1 of $STORED bytes)" \
+	test "$f1" -gt 0 -a "$((f1 * 4))" -lt "$STORED"
+t_is "... and no data blob whole" "$(full_gets "$n0" | grep -vc -e "$CONFIG" -e "$BOOT")" 0
+
+# 2. the same image under another tag: nothing prepared, nothing fetched
+n1=$(wc -l <"$RLOG")
+c1=$(grep -c "nothing downloaded" "$T/sn.log")
+t_ok "pull the second tag" "${PULL[@]}" "$K/debian:again"
+t_is "... nothing downloaded from the registry" "$(blob_gets "$n1" | wc -l)" 0
+t_is "... no new snapshot" "$(grep -c "nothing downloaded" "$T/sn.log")" "$c1"
+t_is "... the same lazy mount" "$(ctd_erofs_mounts)" 1
+t_is "... and it runs" "$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:again" c2 \
+	cat /etc/skiff-test 2>&1)" "skiff test"
+
+# 3. an ordinary OCI image through the same snapshotter
+t_ok "pull the ordinary OCI image with the skiff snapshotter" "${PULL[@]}" "$K/debian:oci"
+t_is "... unpacked: it runs" "$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:oci" c3 \
+	sh -c 'cat /etc/skiff-test; ls /usr/share/man' 2>&1)" "$(printf 'skiff test\nREADME')"
+t_is "... without a lazy mount of its own" "$(ctd_erofs_mounts)" 1
+
+# 4. restarts with a container running
+t_ok "a long-running container" "${CTR[@]}" run -d --snapshotter skiff "$K/debian:skiff" c4 sleep 600
+t_ok "restart the snapshotter" eval 'stop_snapshotter && start_snapshotter'
+t_is "... the lazy mount stays" "$(ctd_erofs_mounts)" 1
+holder=$(holder_pid)
+t_ok "kill skiffd (its holder: systemd restarts it from the fd store)" kill -KILL "$holder"
+t_ok "... a new skiffd took the group over" \
+	logged "adopted the fanotify fd of a dead holder from systemd's fd store" 60
+for _ in $(seq 1 100); do [ -n "$(holder_pid)" ] && [ "$(holder_pid)" != "$holder" ] && break; sleep 0.1; done
+t_is "the running container reads the image right after both" \
+	"$("${CTR[@]}" tasks exec --exec-id e1 c4 sh -c "$PROG" 2>&1)" "$want"
+t_is "a new container of the image starts" \
+	"$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:skiff" c5 cat /etc/skiff-test 2>&1)" "skiff test"
+t_ok "stop the long-running container" eval '"${CTR[@]}" tasks kill -s KILL c4 && sleep 0.5 &&
+	"${CTR[@]}" tasks rm -f c4 && "${CTR[@]}" containers rm c4'
+
+# 5. broken skiff images: the pull fails saying why, nothing stays mounted
+# (their configs name their own layers, so their top layers are new to
+# containerd)
+put_manifest() {
+	curl -sf --cacert "$CA/ca.crt" -X PUT -H "Content-Type: application/vnd.oci.image.manifest.v1+json" \
+		--data-binary @"$2" "https://$K/v2/debian/manifests/$1"
+}
+put_blob() {
+	local loc
+	loc=$(curl -sf --cacert "$CA/ca.crt" -X POST -D - -o /dev/null "https://$K/v2/debian/blobs/uploads/" |
+		tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+	case $loc in http*) ;; *) loc=https://$K$loc ;; esac
+	curl -sf --cacert "$CA/ca.crt" -X PUT -H "Content-Type: application/octet-stream" \
+		--data-binary @"$2" "$loc&digest=$1"
+}
+# bad_image TAG BOOT_DIGEST: the image with its bootstrap layer replaced
+bad_image() {
+	curl -sf --cacert "$CA/ca.crt" -o "$T/config.json" "https://$K/v2/debian/blobs/$CONFIG"
+	jq -c --arg b "$2" '.rootfs.diff_ids[-1] = $b' "$T/config.json" >"$T/bad-config.json"
+	local cd cs
+	cd=sha256:$(sha256sum <"$T/bad-config.json" | cut -c1-64)
+	cs=$(stat -c %s "$T/bad-config.json")
+	put_blob "$cd" "$T/bad-config.json" || return 1
+	jq -c --arg b "$2" --arg cd "$cd" --argjson cs "$cs" --argjson bs "${3:-1000}" \
+		'.layers[-1].digest = $b | .layers[-1].size = $bs | .config.digest = $cd | .config.size = $cs' \
+		"$T/manifest.json" >"$T/bad-manifest.json"
+	put_manifest "$1" "$T/bad-manifest.json"
+}
+head -c 100000 /dev/urandom >"$T/junk"
+jd=sha256:$(sha256sum <"$T/junk" | cut -c1-64)
+t_ok "an image whose bootstrap is 100 kB of random bytes" \
+	eval 'put_blob "$jd" "$T/junk" && bad_image junk "$jd" 100000'
+m0=$(ctd_erofs_mounts)
+t_fails "... its pull fails" "${PULL[@]}" "$K/debian:junk"
+t_grep "... saying the bootstrap is no skiff bootstrap" "lazy pull of docker://$K/debian@sha256:.*bootstrap" "$T/.out"
+diag "$(tail -n 2 "$T/.out")"
+t_is "... nothing mounted" "$(ctd_erofs_mounts)" "$m0"
+head -c 100000 /dev/urandom >"$T/junk2"
+jd2=sha256:$(sha256sum <"$T/junk2" | cut -c1-64)
+t_ok "an image whose bootstrap the registry lost" eval 'put_blob "$jd2" "$T/junk2" && bad_image lost "$jd2" 100000 &&
+	curl -sf --cacert "$CA/ca.crt" -X DELETE "https://$K/v2/debian/blobs/$jd2"'
+t_fails "... its pull fails" "${PULL[@]}" "$K/debian:lost"
+t_grep "... saying the registry has no such bootstrap" "lazy pull of .*bootstrap [0-9a-f]{64} from docker://$K/debian: No such file" "$T/.out"
+diag "$(tail -n 1 "$T/.out")"
+t_is "... nothing mounted" "$(ctd_erofs_mounts)" "$m0"
+t_is "containerd and the snapshotter keep working" "$("${CTR[@]}" run --rm --snapshotter skiff \
+	"$K/debian:skiff" c6 cat /etc/skiff-test 2>&1)" "skiff test"
+
+# 6. removing it all
+t_ok "remove the images" "${CTR[@]}" images rm --sync "$K/debian:skiff" "$K/debian:again" "$K/debian:oci"
+# snapshots ls prints a header line
+snaps() { "${CTR[@]}" snapshots --snapshotter skiff ls 2>/dev/null | tail -n +2 | wc -l; }
+t_ok "... containerd's garbage collection removes every snapshot" \
+	eval 'for _ in $(seq 1 100); do [ "$(snaps)" = 0 ] && break; sleep 0.1; done; [ "$(snaps)" = 0 ]'
+t_is "... no lazy mount left" "$(ctd_erofs_mounts)" 0
+t_is "... skiffd has no image left" "$("$SKIFF" status --json | jq '.images | length')" 0
+t_is "... no snapshot directory left" "$(ls "$T/sn/snapshots" | wc -l)" 0
+t_is "... no container or task" "$("${CTR[@]}" containers ls -q)$(ctd_tasks)" ""
+t_is "... no shim" "$(pgrep -fc "containerd-shim-runc-v2 .*-address $CTD_SOCK")" 0
+t_is "... no mount of the test's but the registry's" \
+	"$(awk -v d="$T/" 'index($2, d) == 1' /proc/mounts | wc -l)" 0
+done_testing
