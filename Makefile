@@ -50,7 +50,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	uninstall clean setup
 .DEFAULT_GOAL := all
 
-all: $(B)/skiff $(B)/skiffd $(B)/treecmp $(B)/readcheck $(B)/fdsup $(B)/skiff-snapshotter
+all: $(B)/skiff $(B)/skiffd $(B)/treecmp $(B)/readcheck $(B)/fdsup $(B)/skiff-snapshotter $(B)/cripull
 
 setup: $(SETUP_STAMP)
 $(SETUP_STAMP): scripts/setup.sh
@@ -98,6 +98,13 @@ $(B)/gopath/src/skiff-snapshotter: | $(SETUP_STAMP)
 $(B)/skiff-snapshotter: $(GO_SRCS) | $(B)/gopath/src/skiff-snapshotter
 	$(GO_ENV) $(GO) vet skiff-snapshotter
 	$(GO_ENV) $(GO) build -o $@ skiff-snapshotter
+# kubelet's part in the tests: a CRI image pull
+$(B)/gopath/src/skiff-cripull: | $(SETUP_STAMP)
+	@mkdir -p $(dir $@)
+	ln -sfn ../../../tests/cripull $@
+$(B)/cripull: tests/cripull/main.go | $(B)/gopath/src/skiff-cripull
+	$(GO_ENV) $(GO) vet skiff-cripull
+	$(GO_ENV) $(GO) build -o $@ skiff-cripull
 
 # ASan + UBSan build of the library and unit tests
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \

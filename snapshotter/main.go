@@ -101,7 +101,11 @@ func serveMain(args []string) int {
 	go func() {
 		s := <-sig
 		log.Printf("%v: stopping (mounts stay: running containers use them)", s)
-		rpc.Stop()
+		// calls in progress finish (a mount half done would be left
+		// to garbage collection), for 30 s at most
+		t := time.AfterFunc(30*time.Second, rpc.Stop)
+		rpc.GracefulStop()
+		t.Stop()
 	}()
 	log.Printf("serving on %s (root %s)", *addr, *root)
 	err = rpc.Serve(l)

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/images"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/pkg/snapshotters"
+	refdocker "github.com/containerd/containerd/reference/docker"
 	"github.com/containerd/containerd/remotes/docker"
 	"github.com/containerd/containerd/remotes/docker/config"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -57,7 +58,23 @@ func pullMain(args []string) int {
 		if !ok {
 			p = os.Getenv("SKIFF_PULL_PASSWORD")
 		}
-		creds = func(string) (string, string, error) { return u, p, nil }
+		if u == "" || p == "" {
+			fmt.Fprintln(os.Stderr, "skiff-snapshotter pull: --user needs USER:PASSWORD, or USER and $SKIFF_PULL_PASSWORD")
+			return 2
+		}
+		named, err := refdocker.ParseDockerRef(ref)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", ref, err)
+			return 2
+		}
+		domain := refdocker.Domain(named)
+		// only to the image's registry, never to a mirror hosts.toml names
+		creds = func(host string) (string, string, error) {
+			if host == domain || (domain == "docker.io" && host == "registry-1.docker.io") {
+				return u, p, nil
+			}
+			return "", "", nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), *ns), *timeout)
 	defer cancel()

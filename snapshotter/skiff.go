@@ -25,11 +25,13 @@ type skiffCLI struct {
 	timeout time.Duration
 }
 
-func (c *skiffCLI) run(args ...string) error {
+// run: skiff ARGS, cut off with the request (containerd gave up) or
+// after the timeout.
+func (c *skiffCLI) run(ctx context.Context, args ...string) error {
 	if c.socket != "" {
 		args = append([]string{args[0], "--socket", c.socket}, args[1:]...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, args...)
 	var out bytes.Buffer
@@ -37,7 +39,7 @@ func (c *skiffCLI) run(args ...string) error {
 	cmd.Stderr = &out
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s %s: no answer in %v", c.bin, strings.Join(args, " "), c.timeout)
+		return fmt.Errorf("%s %s: %v", c.bin, strings.Join(args, " "), ctx.Err())
 	}
 	if err != nil {
 		msg := strings.TrimSpace(out.String())
@@ -49,15 +51,17 @@ func (c *skiffCLI) run(args ...string) error {
 	return nil
 }
 
-func (c *skiffCLI) mount(image, dir string) error {
+func (c *skiffCLI) mount(ctx context.Context, image, dir string) error {
 	args := []string{"mount"}
 	if c.domain != "" {
 		args = append(args, "--domain", c.domain)
 	}
-	return c.run(append(args, image, dir)...)
+	return c.run(ctx, append(args, image, dir)...)
 }
 
-func (c *skiffCLI) umount(dir string) error { return c.run("umount", dir) }
+func (c *skiffCLI) umount(ctx context.Context, dir string) error {
+	return c.run(ctx, "umount", dir)
+}
 
 // imageRef: the registry image a layer belongs to, pinned to the manifest
 // the pull resolved (a tag may move while the image is in use), in the

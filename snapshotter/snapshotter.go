@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/containerd/containerd/errdefs"
@@ -47,6 +48,10 @@ type snapshotter struct {
 	root  string
 	ms    *storage.MetaStore
 	skiff *skiffCLI
+	// held around every skiff mount and umount: two containers started
+	// on an image whose mount is gone (after a reboot) must not both
+	// mount it, one on top of the other
+	mountMu sync.Mutex
 }
 
 func newSnapshotter(root string, sk *skiffCLI) (*snapshotter, error) {
@@ -58,7 +63,9 @@ func newSnapshotter(root string, sk *skiffCLI) (*snapshotter, error) {
 		return nil, err
 	}
 	o := &snapshotter{root: root, ms: ms, skiff: sk}
-	o.restore()
+	// behind the server: a slow registry must not keep containerd from
+	// every other snapshot (mounts() waits for what it needs)
+	go o.restore()
 	return o, nil
 }
 
@@ -85,25 +92,36 @@ func isErofs(path string) bool {
 // ensureMounted: a bootstrap's mount is gone after a reboot (or an
 // unmount by hand): mount it again before anything stacks on it, so that
 // no container ever starts on an empty directory.
-func (o *snapshotter) ensureMounted(id string) error {
+func (o *snapshotter) ensureMounted(ctx context.Context, id string) error {
 	li := o.layer(id)
-	if li == nil || li.Layer != "bootstrap" || isErofs(o.fsPath(id)) {
+	if li == nil || li.Layer != "bootstrap" {
+		return nil
+	}
+	o.mountMu.Lock()
+	defer o.mountMu.Unlock()
+	if isErofs(o.fsPath(id)) {
 		return nil
 	}
 	log.Printf("snapshot %s: %s is not mounted: mounting it again", id, li.Image)
-	return o.skiff.mount(li.Image, o.fsPath(id))
+	return o.skiff.mount(ctx, li.Image, o.fsPath(id))
 }
 
 // restore runs at start: the snapshots containerd still has keep their
-// mounts (running containers use them: never unmount here).
+// mounts (running containers use them: never unmount here); those that
+// are gone (a reboot) are mounted again.
 func (o *snapshotter) restore() {
-	ents, err := os.ReadDir(filepath.Join(o.root, "snapshots"))
+	ctx, t, err := o.ms.TransactionContext(context.Background(), false)
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		if err := o.ensureMounted(e.Name()); err != nil {
-			log.Printf("snapshot %s: %v (tried again when a container needs it)", e.Name(), err)
+	ids, err := storage.IDMap(ctx)
+	t.Rollback()
+	if err != nil {
+		return
+	}
+	for id := range ids {
+		if err := o.ensureMounted(context.Background(), id); err != nil {
+			log.Printf("snapshot %s: %v (tried again when a container needs it)", id, err)
 		}
 	}
 }
@@ -170,7 +188,7 @@ func (o *snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, er
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %q: %w", key, err)
 	}
-	return o.mounts(s)
+	return o.mounts(ctx, s)
 }
 
 func (o *snapshotter) Prepare(ctx context.Context, key, parent string, opts ...snapshots.Opt) ([]mount.Mount, error) {
@@ -213,9 +231,11 @@ func (o *snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 	return t.Commit()
 }
 
-// Remove: a bootstrap is unmounted (and unregistered from skiffd) before
-// its record goes; if that fails the record stays, and containerd's
-// garbage collector asks again later.
+// Remove: the record goes first (storage.Remove refuses a snapshot with
+// children, so nothing stacks on it), then, outside the transaction, a
+// bootstrap is unmounted and unregistered from skiffd. If that fails the
+// directory stays, and Cleanup (containerd's garbage collection) tries
+// again.
 func (o *snapshotter) Remove(ctx context.Context, key string) error {
 	ctx, t, err := o.ms.TransactionContext(ctx, true)
 	if err != nil {
@@ -226,38 +246,55 @@ func (o *snapshotter) Remove(ctx context.Context, key string) error {
 		t.Rollback()
 		return fmt.Errorf("remove %q: %w", key, err)
 	}
-	if err := o.release(id); err != nil {
-		t.Rollback()
-		return fmt.Errorf("remove %q: %w", key, err)
-	}
 	if err := t.Commit(); err != nil {
 		return err
+	}
+	if err := o.release(ctx, id); err != nil {
+		log.Printf("remove %q (snapshot %s): %v (cleanup tries again)", key, id, err)
+		return nil
 	}
 	return os.RemoveAll(o.dir(id))
 }
 
-// release unmounts what skiff mounted for snapshot id, if anything.
-func (o *snapshotter) release(id string) error {
+// release undoes what skiff mounted for snapshot id, if anything: the
+// mount and skiffd's registration, each whether or not the other is
+// still there (a reboot leaves the registration without the mount; a
+// umount whose unregistration failed, the other way round).
+func (o *snapshotter) release(ctx context.Context, id string) error {
 	li := o.layer(id)
-	if li == nil || li.Layer != "bootstrap" || !isErofs(o.fsPath(id)) {
+	if li == nil || li.Layer != "bootstrap" {
 		return nil
 	}
-	return o.skiff.umount(o.fsPath(id))
+	o.mountMu.Lock()
+	defer o.mountMu.Unlock()
+	fsd := o.fsPath(id)
+	err := o.skiff.umount(ctx, fsd)
+	if err != nil && strings.Contains(err.Error(), "no skiff image is mounted there") {
+		err = nil
+	}
+	if err == nil && isErofs(fsd) {
+		// mounted, but skiffd does not know it: nothing serves it
+		err = syscall.Unmount(fsd, 0)
+	}
+	return err
 }
 
 // Cleanup removes the directories no snapshot owns (a crash between the
 // record and the directory).
 func (o *snapshotter) Cleanup(ctx context.Context) error {
-	ctx, t, err := o.ms.TransactionContext(ctx, false)
+	// the record and the directory list read under one write lock: a
+	// snapshot made meanwhile (its directory is renamed into place
+	// inside its record's transaction) is never taken for an orphan
+	tctx, t, err := o.ms.TransactionContext(ctx, true)
 	if err != nil {
 		return err
 	}
-	ids, err := storage.IDMap(ctx)
+	ids, err := storage.IDMap(tctx)
+	var ents []os.DirEntry
+	if err == nil {
+		ents, err = os.ReadDir(filepath.Join(o.root, "snapshots"))
+	}
 	t.Rollback()
-	if err != nil {
-		return err
-	}
-	ents, err := os.ReadDir(filepath.Join(o.root, "snapshots"))
 	if err != nil {
 		return err
 	}
@@ -265,7 +302,7 @@ func (o *snapshotter) Cleanup(ctx context.Context) error {
 		if _, ok := ids[e.Name()]; ok {
 			continue
 		}
-		if err := o.release(e.Name()); err != nil {
+		if err := o.release(ctx, e.Name()); err != nil {
 			log.Printf("cleanup: %s: %v", e.Name(), err)
 			continue
 		}
@@ -290,13 +327,20 @@ func (o *snapshotter) create(ctx context.Context, kind snapshots.Kind, key, pare
 	if err != nil {
 		return nil, err
 	}
-	return o.mounts(s)
+	return o.mounts(ctx, s)
 }
 
 func (o *snapshotter) record(ctx context.Context, kind snapshots.Kind, key, parent string,
 	opts []snapshots.Opt, li *layerInfo) (storage.Snapshot, error) {
+	// the directory is made inside the transaction: Cleanup, which holds
+	// the write lock, never sees one half made
+	ctx, t, err := o.ms.TransactionContext(ctx, true)
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
 	td, err := os.MkdirTemp(filepath.Join(o.root, "snapshots"), "new-")
 	if err != nil {
+		t.Rollback()
 		return storage.Snapshot{}, err
 	}
 	keep := false
@@ -306,22 +350,21 @@ func (o *snapshotter) record(ctx context.Context, kind snapshots.Kind, key, pare
 		}
 	}()
 	if err := os.Mkdir(filepath.Join(td, "fs"), 0755); err != nil {
+		t.Rollback()
 		return storage.Snapshot{}, err
 	}
 	if kind == snapshots.KindActive {
 		if err := os.Mkdir(filepath.Join(td, "work"), 0711); err != nil {
+			t.Rollback()
 			return storage.Snapshot{}, err
 		}
 	}
 	if li != nil {
 		b, _ := json.Marshal(li)
 		if err := os.WriteFile(filepath.Join(td, "skiff.json"), b, 0600); err != nil {
+			t.Rollback()
 			return storage.Snapshot{}, err
 		}
-	}
-	ctx, t, err := o.ms.TransactionContext(ctx, true)
-	if err != nil {
-		return storage.Snapshot{}, err
 	}
 	s, err := storage.CreateSnapshot(ctx, kind, key, parent, opts...)
 	if err != nil {
@@ -352,6 +395,11 @@ func (o *snapshotter) record(ctx context.Context, kind snapshots.Kind, key, pare
 // first. containerd learns from ErrAlreadyExists that the layer is there.
 func (o *snapshotter) prepareRemote(ctx context.Context, key, parent, target, kind string,
 	labels map[string]string, opts []snapshots.Opt) error {
+	// the layer is there already (another namespace or pull made it):
+	// containerd links it; no second mount
+	if _, err := o.Stat(ctx, target); err == nil {
+		return fmt.Errorf("target snapshot %q: %w", target, errdefs.ErrAlreadyExists)
+	}
 	li := &layerInfo{Layer: kind}
 	switch kind {
 	case "blob":
@@ -369,7 +417,12 @@ func (o *snapshotter) prepareRemote(ctx context.Context, key, parent, target, ki
 		return err
 	}
 	if kind == "bootstrap" {
-		if err := o.skiff.mount(li.Image, o.fsPath(s.ID)); err != nil {
+		o.mountMu.Lock()
+		err := o.skiff.mount(ctx, li.Image, o.fsPath(s.ID))
+		o.mountMu.Unlock()
+		if err != nil {
+			// a mount cut off by its timeout may have registered
+			o.release(ctx, s.ID)
 			o.drop(ctx, key, s.ID)
 			return fmt.Errorf("lazy pull of %s: %w", li.Image, err)
 		}
@@ -385,7 +438,7 @@ func (o *snapshotter) prepareRemote(ctx context.Context, key, parent, target, ki
 	}
 	if err != nil {
 		// a racing pull committed the same layer first: it is there
-		o.release(s.ID)
+		o.release(ctx, s.ID)
 		o.drop(ctx, key, s.ID)
 		if errdefs.IsAlreadyExists(err) {
 			return fmt.Errorf("target snapshot %q: %w", target, errdefs.ErrAlreadyExists)
@@ -414,14 +467,14 @@ func (o *snapshotter) drop(ctx context.Context, key, id string) {
 
 // mounts: an overlay of the snapshot's ancestors, without the skiff data
 // blobs (empty); what skiff mounted is mounted again first if it is gone.
-func (o *snapshotter) mounts(s storage.Snapshot) ([]mount.Mount, error) {
+func (o *snapshotter) mounts(ctx context.Context, s storage.Snapshot) ([]mount.Mount, error) {
 	var lowers []string
 	for _, pid := range s.ParentIDs {
 		li := o.layer(pid)
 		if li != nil && li.Layer == "blob" {
 			continue
 		}
-		if err := o.ensureMounted(pid); err != nil {
+		if err := o.ensureMounted(ctx, pid); err != nil {
 			return nil, fmt.Errorf("the image's skiff mount is gone and could not be mounted again: %w", err)
 		}
 		lowers = append(lowers, o.fsPath(pid))

@@ -16,6 +16,7 @@
 . "$(dirname "$0")/ctdlib.sh"
 need_net_tools docker-registry openssl curl jq skopeo
 need_containerd
+[ -x "$CRIPULL" ] || skip_all "$CRIPULL not built (make)"
 need_fanotify_skiffd
 need_debian_rootfs
 
@@ -114,6 +115,27 @@ t_is "... the same lazy mount" "$(ctd_erofs_mounts)" 1
 t_is "... and it runs" "$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:again" c2 \
 	cat /etc/skiff-test 2>&1)" "skiff test"
 
+# 2b. kubelet's way: the CRI plugin pulls, into its own namespace (k8s.io).
+# containerd finds the committed layers by their target label in the
+# snapshotter, whatever namespace made them: nothing new is prepared.
+n2=$(wc -l <"$RLOG")
+c2=$(grep -c "nothing downloaded" "$T/sn.log")
+t_ok "CRI PullImage of the skiff image (as kubelet asks)" "$CRIPULL" "$CTD_SOCK" "$K/debian:skiff"
+t_is "... shares the layers the other namespace has: no new snapshot" \
+	"$(grep -c "nothing downloaded" "$T/sn.log")" "$c2"
+t_is "... no blob downloaded" "$(blob_gets "$n2" | grep -vc "$CONFIG")" 0
+t_is "... the same lazy mount" "$(ctd_erofs_mounts)" 1
+t_is "... and a container of it runs" "$("${CTR_K8S[@]}" run --rm --snapshotter skiff "$K/debian:skiff" k1 \
+	cat /etc/skiff-test 2>&1)" "skiff test"
+# the CRI plugin names an image also by digest and by config id
+t_ok "... the image removed from the CRI namespace, under all its names" \
+	eval '"${CTR_K8S[@]}" images rm --sync $("${CTR_K8S[@]}" images ls -q)'
+t_is "... its snapshots gone from that namespace" \
+	"$("${CTR_K8S[@]}" snapshots --snapshotter skiff ls | tail -n +2 | wc -l)" 0
+t_is "... the lazy mount stays for the other" "$(ctd_erofs_mounts)" 1
+t_is "... the other namespace's container still runs" "$("${CTR[@]}" run --rm --snapshotter skiff \
+	"$K/debian:skiff" c2b cat /etc/skiff-test 2>&1)" "skiff test"
+
 # 3. an ordinary OCI image through the same snapshotter
 t_ok "pull the ordinary OCI image with the skiff snapshotter" "${PULL[@]}" "$K/debian:oci"
 t_is "... unpacked: it runs" "$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:oci" c3 \
@@ -135,6 +157,15 @@ t_is "a new container of the image starts" \
 	"$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:skiff" c5 cat /etc/skiff-test 2>&1)" "skiff test"
 t_ok "stop the long-running container" eval '"${CTR[@]}" tasks kill -s KILL c4 && sleep 0.5 &&
 	"${CTR[@]}" tasks rm -f c4 && "${CTR[@]}" containers rm c4'
+
+# 4b. a reboot takes the mount (skiffd keeps the registration): the next
+# container mounts it again before it stacks on it
+fs=$(awk -v d="$T/sn/" '$3 == "erofs" && index($2, d) == 1 { print $2 }' /proc/mounts)
+t_ok "the image's lazy mount gone (as after a reboot)" umount "$fs"
+t_is "... a new container finds it mounted again and reads right" \
+	"$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:skiff" c7 sh -c "$PROG" 2>&1)" "$want"
+t_grep "... the snapshotter says so" "is not mounted: mounting it again" "$T/sn.log"
+t_is "... one lazy mount, one registration" "$(ctd_erofs_mounts)/$("$SKIFF" status --json | jq '.images | length')" 1/1
 
 # 5. broken skiff images: the pull fails saying why, nothing stays mounted
 # (their configs name their own layers, so their top layers are new to

@@ -9,6 +9,8 @@ SNAPSHOTTER=${SNAPSHOTTER:-$ROOT/build/skiff-snapshotter}
 CTD_SOCK=$T/ctd/ctd.sock
 SN_SOCK=$T/sn.sock
 CTR=(ctr --address "$CTD_SOCK" --namespace skiff-test)
+CTR_K8S=(ctr --address "$CTD_SOCK" --namespace k8s.io)
+CRIPULL=${CRIPULL:-$ROOT/build/cripull}
 CTD_PID=
 SN_PID=
 
@@ -51,16 +53,26 @@ stop_snapshotter() {
 	return "$st"
 }
 
-# start_containerd: containerd with the skiff proxy snapshotter, the CRI
-# plugin off (ctr is the client); log $T/ctd.log. Sets CTD_PID; fails when
-# it does not answer within 30 s.
+# start_containerd: containerd with the skiff proxy snapshotter, and the
+# CRI plugin configured as a Kubernetes node would have it for skiff
+# (snapshotter "skiff", snapshot annotations on, registry hosts from
+# $T/certs.d); log $T/ctd.log. Sets CTD_PID; fails when it does not
+# answer within 30 s.
 start_containerd() {
-	mkdir -p "$T/ctd"
+	mkdir -p "$T/ctd" "$T/ctd/cni/conf" "$T/ctd/cni/bin"
 	cat >"$T/ctd/config.toml" <<EOF
 version = 2
 root = "$T/ctd/root"
 state = "$T/ctd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[plugins."io.containerd.grpc.v1.cri"]
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "skiff"
+    disable_snapshot_annotations = false
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$T/certs.d"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "$T/ctd/cni/conf"
+    bin_dir = "$T/ctd/cni/bin"
 [grpc]
   address = "$CTD_SOCK"
 [ttrpc]
@@ -94,16 +106,17 @@ ctd_erofs_mounts() {
 }
 
 _c_cleanup() {
-	local t m
+	local t m ns
 	if [ -n "$CTD_PID" ]; then
-		for t in $(ctd_tasks); do
-			"${CTR[@]}" tasks kill -s KILL "$t" >/dev/null 2>&1
-		done
-		for t in $(ctd_tasks); do
-			"${CTR[@]}" tasks rm -f "$t" >/dev/null 2>&1
-		done
-		for t in $("${CTR[@]}" containers ls -q 2>/dev/null); do
-			"${CTR[@]}" containers rm "$t" >/dev/null 2>&1
+		for ns in skiff-test k8s.io; do
+			for t in $(ctr --address "$CTD_SOCK" -n "$ns" tasks ls -q 2>/dev/null); do
+				ctr --address "$CTD_SOCK" -n "$ns" tasks kill -s KILL "$t" >/dev/null 2>&1
+				sleep 0.2
+				ctr --address "$CTD_SOCK" -n "$ns" tasks rm -f "$t" >/dev/null 2>&1
+			done
+			for t in $(ctr --address "$CTD_SOCK" -n "$ns" containers ls -q 2>/dev/null); do
+				ctr --address "$CTD_SOCK" -n "$ns" containers rm "$t" >/dev/null 2>&1
+			done
 		done
 		kill -TERM "$CTD_PID" 2>/dev/null
 		ends "$CTD_PID" 20 || kill -KILL "$CTD_PID" 2>/dev/null
