@@ -86,6 +86,22 @@ static void msg_prefix(struct sk_err *e, const char *fmt, const char *arg)
 	sk_err_set(e, fmt, arg, m);
 }
 
+/* Credentials handed to skiffd for host (the pull's), if any. */
+static bool given_auth(const char *path, const char *host, struct be_reg *r)
+{
+	struct sk_err e = { { 0 } };
+	void *buf;
+	size_t len;
+	int ret;
+
+	if (sk_read_file(path, 1u << 20, &buf, &len))
+		return false;
+	ret = be_docker_auth(buf, len, host, r->user, sizeof(r->user), r->pass,
+			     sizeof(r->pass), &e);
+	free(buf);
+	return ret == 0;
+}
+
 int be_reg_open(const struct be_config *cfg, const char *host,
 		const char *repo, bool push, const char *user,
 		const char *pass, struct be_reg **out, struct sk_err *e)
@@ -125,6 +141,8 @@ int be_reg_open(const struct be_config *cfg, const char *host,
 	if (user && pass) {
 		snprintf(r->user, sizeof(r->user), "%s", user);
 		snprintf(r->pass, sizeof(r->pass), "%s", pass);
+		r->creds = true;
+	} else if (cfg->auth_file[0] && given_auth(cfg->auth_file, host, r)) {
 		r->creds = true;
 	} else {
 		char path[PATH_MAX];

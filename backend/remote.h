@@ -88,6 +88,10 @@ struct be_config {
 	 * digest is taken from here: a restart pinned to its digests needs
 	 * no network ("": none; skiffd: work_dir/manifests) */
 	char manifest_dir[PATH_MAX];
+	/* credentials handed to skiffd (POST /v1/credentials), a Docker
+	 * config file's "auths" only; tried before docker_config ("": none;
+	 * skiffd: work_dir/auth.json) */
+	char auth_file[PATH_MAX];
 };
 
 void be_config_defaults(struct be_config *c);

@@ -120,6 +120,11 @@ out:
 
 int sk_write_file_atomic(const char *path, const void *buf, size_t len)
 {
+	return sk_write_file_atomic_mode(path, buf, len, 0644);
+}
+
+int sk_write_file_atomic_mode(const char *path, const void *buf, size_t len, mode_t mode)
+{
 	char tmp[PATH_MAX];
 	int fd, ret;
 
@@ -128,7 +133,7 @@ int sk_write_file_atomic(const char *path, const void *buf, size_t len)
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d.%d", path, (int)getpid(),
 		     (int)gettid()) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
 	ret = sk_write_full(fd, buf, len);

@@ -58,6 +58,9 @@ int sk_read_file(const char *path, size_t max, void **out, size_t *len);
  * readers never see a half-written file, also when threads write it at
  * once. */
 int sk_write_file_atomic(const char *path, const void *buf, size_t len);
+/* The same with the file's mode (0600 for secrets: the temporary file has
+ * it from its creation on). */
+int sk_write_file_atomic_mode(const char *path, const void *buf, size_t len, mode_t mode);
 int sk_mkdir_p(const char *path, mode_t mode);
 /* out = a "/" b; -ENAMETOOLONG when it does not fit. */
 int sk_path_join(char *out, size_t outlen, const char *a, const char *b);

@@ -6,6 +6,8 @@
  *   GET    /v1/images        registered images with their blobs and counters
  *   POST   /v1/images        {"ref": "DIR[:TAG]", "id"?: "...", "mountpoint"?: "..."}
  *   DELETE /v1/images/<id>   unregister
+ *   POST   /v1/credentials   {"registry": "HOST[:PORT]", "username": "...",
+ *                             "password": "..."} (no username: forget)
  *   GET    /metrics          Prometheus text format
  *
  * Handlers run on the HTTP server's threads, concurrently with each other
@@ -634,6 +636,80 @@ static void image_action(struct ld_daemon *d, const char *rest,
 	json_decref(j);
 }
 
+/*
+ * Registry credentials handed to skiffd (by skiff-snapshotter pull, from
+ * the pull's own): kept in work_dir/auth.json (0600, Docker config
+ * "auths"), so that restarts and upgrades keep them, and used by every
+ * registration of an image of that registry made afterwards, before the
+ * Docker config file. Never echoed back.
+ */
+static void post_credentials(struct ld_daemon *d, const struct ctl_req *req,
+			     struct ctl_resp *resp)
+{
+	json_error_t je;
+	json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+	json_t *file = NULL, *auths;
+	const char *reg = json_string_value(json_object_get(j, "registry"));
+	const char *user = json_string_value(json_object_get(j, "username"));
+	const char *pass = json_string_value(json_object_get(j, "password"));
+	char p[PATH_MAX], *text = NULL;
+	size_t len;
+	void *old;
+	int ret;
+
+	if (!json_is_object(j) || !reg) {
+		reply_error(resp, 400, "body must be a JSON object with \"registry\" (HOST[:PORT])");
+		goto out;
+	}
+	if (!*reg || strlen(reg) > 255 || strspn(reg, "abcdefghijklmnopqrstuvwxyz"
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != strlen(reg)) {
+		reply_error(resp, 400, "\"registry\" must be HOST[:PORT]");
+		goto out;
+	}
+	if (user && *user && (!pass || !*pass || strchr(user, ':') ||
+			      strlen(user) >= BE_CRED_USER_MAX || strlen(pass) >= BE_CRED_SECRET_MAX)) {
+		reply_error(resp, 400, "\"username\" (no ':', under %d bytes) needs a \"password\" "
+			    "(under %d bytes)", BE_CRED_USER_MAX, BE_CRED_SECRET_MAX);
+		goto out;
+	}
+	if (sk_path_join(p, sizeof(p), d->cfg.work_dir, LD_AUTH_FILE)) {
+		reply_error(resp, 500, "work_dir too long");
+		goto out;
+	}
+	pthread_mutex_lock(&d->api_lock);
+	if (sk_read_file(p, 1u << 20, &old, &len) == 0) {
+		file = json_loadb(old, len, 0, NULL);
+		free(old);
+	}
+	if (!json_is_object(file)) {
+		json_decref(file);
+		file = json_object();
+	}
+	auths = json_object_get(file, "auths");
+	if (!json_is_object(auths)) {
+		auths = json_object();
+		json_object_set_new(file, "auths", auths);
+	}
+	if (user && *user)
+		json_object_set_new(auths, reg, json_pack("{s:s, s:s}", "username", user,
+							  "password", pass));
+	else
+		json_object_del(auths, reg);
+	text = json_dumps(file, JSON_COMPACT);
+	ret = text ? sk_write_file_atomic_mode(p, text, strlen(text), 0600) : -ENOMEM;
+	pthread_mutex_unlock(&d->api_lock);
+	if (ret) {
+		reply_error(resp, 500, "%s: %s", p, strerror(-ret));
+		goto out;
+	}
+	ld_log(d, LD_LOG_INFO, "credentials for %s %s", reg, user && *user ? "kept" : "forgotten");
+	reply(resp, 200, json_pack("{s:s, s:b}", "registry", reg, "kept", user && *user));
+out:
+	free(text);
+	json_decref(file);
+	json_decref(j);
+}
+
 static void handler(void *ctx, const struct ctl_req *req,
 		    struct ctl_resp *resp)
 {
@@ -685,6 +761,8 @@ static void handler(void *ctx, const struct ctl_req *req,
 			ld_log(d, LD_LOG_INFO, "unregistered %s", p + 11);
 			reply(resp, 200, json_pack("{s:s}", "id", p + 11));
 		}
+	} else if (!strcmp(p, "/v1/credentials") && !strcmp(req->method, "POST")) {
+		post_credentials(d, req, resp);
 	} else if (!strcmp(p, "/metrics") && !strcmp(req->method, "GET")) {
 		get_metrics(d, resp);
 	} else {

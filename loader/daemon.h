@@ -97,6 +97,8 @@ struct ld_source_ent {
 
 /* Latency histogram: cumulative buckets are computed when printed. */
 #define LD_HIST_BUCKETS 15
+/* in work_dir: registry credentials handed over the control API */
+#define LD_AUTH_FILE "auth.json"
 extern const double ld_hist_bounds[LD_HIST_BUCKETS - 1];	/* seconds */
 struct ld_hist {
 	_Atomic uint64_t b[LD_HIST_BUCKETS];	/* last one: +Inf */

@@ -35,6 +35,10 @@ struct be_source *ld_source_get(struct ld_daemon *d, const struct be_ref *r,
 	    sk_path_join(d->cfg.backend.manifest_dir, sizeof(d->cfg.backend.manifest_dir),
 			 d->cfg.work_dir, "manifests"))
 		d->cfg.backend.manifest_dir[0] = '\0';
+	if (!d->cfg.backend.auth_file[0] &&
+	    sk_path_join(d->cfg.backend.auth_file, sizeof(d->cfg.backend.auth_file),
+			 d->cfg.work_dir, LD_AUTH_FILE))
+		d->cfg.backend.auth_file[0] = '\0';
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		sk_err_set(e, "out of memory");

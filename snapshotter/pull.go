@@ -3,9 +3,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -43,6 +48,7 @@ func pullMain(args []string) int {
 	plain := fl.Bool("plain-http", false, "talk plain HTTP to the registry")
 	user := fl.String("user", "", "registry credentials `USER[:PASSWORD]` (the password from $SKIFF_PULL_PASSWORD when left out)")
 	platform := fl.String("platform", "", "`os/arch` to pull (default: this machine's)")
+	skiffd := fl.String("skiffd-socket", defaultSkiffdSocket(), "skiffd's control `socket`: --user credentials go there too, for the image's data")
 	timeout := fl.Duration("timeout", 10*time.Minute, "give up after this long")
 	if err := fl.Parse(args); err != nil {
 		return 2
@@ -74,6 +80,12 @@ func pullMain(args []string) int {
 				return u, p, nil
 			}
 			return "", "", nil
+		}
+		// skiffd fetches the bootstrap and the data long after this
+		// pull, through restarts: it keeps them (root only)
+		if err := giveCredentials(*skiffd, domain, u, p); err != nil {
+			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: handing the credentials to skiffd at %s: %v\n", *skiffd, err)
+			return 1
 		}
 	}
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), *ns), *timeout)
@@ -128,4 +140,30 @@ func pullMain(args []string) int {
 	fmt.Printf("%s: pulled %s into %s (snapshotter %s) in %.2f s\n", ref, img.Target().Digest, *ns, *sn,
 		time.Since(start).Seconds())
 	return 0
+}
+
+func defaultSkiffdSocket() string {
+	if s := os.Getenv("SKIFF_SOCKET"); s != "" {
+		return s
+	}
+	return "/run/skiff/skiffd.sock"
+}
+
+// giveCredentials: POST /v1/credentials on skiffd's control socket.
+func giveCredentials(sock, registry, user, pass string) error {
+	body, _ := json.Marshal(map[string]string{"registry": registry, "username": user, "password": pass})
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	resp, err := c.Post("http://skiffd/v1/credentials", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	return nil
 }

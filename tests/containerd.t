@@ -215,8 +215,46 @@ t_is "... nothing mounted" "$(ctd_erofs_mounts)" "$m0"
 t_is "containerd and the snapshotter keep working" "$("${CTR[@]}" run --rm --snapshotter skiff \
 	"$K/debian:skiff" c6 cat /etc/skiff-test 2>&1)" "skiff test"
 
-# 6. removing it all
-t_ok "remove the images" "${CTR[@]}" images rm --sync "$K/debian:skiff" "$K/debian:again" "$K/debian:oci"
+# 6. a private registry (bearer tokens): skiffd gets its credentials only
+# from the pull. The image is converted anew (other chunks, other layers),
+# so that nothing of it is in skiffd's cache or containerd's snapshots.
+start_token_registry "$CA" || done_testing
+P=127.0.0.1:$REGISTRY_PORT
+mkdir -p "$T/certs.d/$P" "$T/docker"
+printf 'server = "https://%s"\n[host."https://%s"]\n  ca = "%s"\n' "$P" "$P" "$CA/ca.crt" \
+	>"$T/certs.d/$P/hosts.toml"
+printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$P" "$(printf skiff:secret | base64)" >"$T/docker/config.json"
+t_ok "skiff convert into the private registry (256K chunks)" "$SKIFF" convert -q --chunk-size 256K \
+	--ca-file "$CA/ca.crt" --docker-config "$T/docker/config.json" \
+	"docker://$K/debian:oci" "docker://$P/private/debian:skiff" || done_testing
+mkdir -p "$T/by-hand"
+api_creds() {
+	curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SKIFF_SOCKET" -X POST --data "$1" \
+		http://skiffd/v1/credentials
+}
+t_is "skiffd refuses credentials for a registry that is not HOST[:PORT]" \
+	"$(api_creds '{"registry": "a/b", "username": "u", "password": "p"}')" 400
+t_is "... and a user without a password" "$(api_creds '{"registry": "a", "username": "u"}')" 400
+t_is "... and a body that is not an object" "$(api_creds '[1]')" 400
+t_fails "skiffd has no credentials for it: skiff mount by hand fails" \
+	"$SKIFF" mount "docker://$P/private/debian:skiff" "$T/by-hand"
+t_grep "... the registry refusing it" "HTTP 401.*authentication required" "$T/.out"
+t_fails "a pull with a wrong password fails" "${PULL[@]}" --user skiff:wrong "$P/private/debian:skiff"
+nt=$(grep -c '"who": "skiff"' "$T/tokens.log")
+t_ok "a pull with the password" "${PULL[@]}" --user skiff:secret "$P/private/debian:skiff"
+t_is "... a container of it reads the image right" "$("${CTR[@]}" run --rm --snapshotter skiff \
+	"$P/private/debian:skiff" p1 sh -c "$PROG" 2>&1)" "$want"
+t_ok "... skiffd fetched with tokens for the user" test "$(grep -c '"who": "skiff"' "$T/tokens.log")" -gt "$nt"
+t_is "... keeping the credentials for root alone" "$(stat -c %a "$T/work/auth.json")" 600
+t_no_grep "... never showing them" "secret" <("$SKIFF" status --json 2>&1; cat "$T/skiffd.log" "$T/sn.log")
+t_ok "... and it keeps them through a restart: skiff mount by hand works now" \
+	eval 'kill -KILL "$(holder_pid)" && logged "adopted the fanotify fd of a dead holder.*" 60 &&
+	for _ in $(seq 1 100); do "$SKIFF" status >/dev/null 2>&1 && break; sleep 0.1; done &&
+	skiff_mount "docker://$P/private/debian:skiff" "$T/by-hand" && skiff_umount "$T/by-hand"'
+
+# 7. removing it all
+t_ok "remove the images" "${CTR[@]}" images rm --sync "$K/debian:skiff" "$K/debian:again" "$K/debian:oci" \
+	"$P/private/debian:skiff"
 # snapshots ls prints a header line
 snaps() { "${CTR[@]}" snapshots --snapshotter skiff ls 2>/dev/null | tail -n +2 | wc -l; }
 t_ok "... containerd's garbage collection removes every snapshot" \

@@ -2,9 +2,13 @@
 """A registry token service for skiff's tests (the bearer token flow).
 
 GET /token?service=S&scope=repository:NAME:ACTIONS[&scope=...] answers
-{"token": JWT, "expires_in": TTL}. Without credentials the token grants
-pull only; with Basic USER:PASS matching the command line it grants what
-was asked; wrong credentials get 401. JWTs are ES256-signed with KEY and
+{"token": JWT, "access_token": JWT, "expires_in": TTL}. Without
+credentials the token grants pull only, and nothing on repositories named
+private/...; with Basic USER:PASS matching the command line it grants what
+was asked; wrong credentials get 401. POST /token takes the same as an
+OAuth2 password grant (form: grant_type=password, username, password,
+service, scope separated by spaces), as containerd asks when it has
+credentials. JWTs are ES256-signed with KEY and
 carry its certificate (x5c), which the registry trusts through its
 auth.token.rootcertbundle. Every request is appended to LOG as a JSON line.
 
@@ -54,21 +58,42 @@ class Handler(BaseHTTPRequestHandler):
         u = urlparse(self.path)
         q = parse_qs(u.query)
         auth = self.headers.get("Authorization") or ""
-        who = None
+        creds = None
         if auth.startswith("Basic "):
             user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
-            if (user, pw) != (USER, PASS):
+            creds = (user, pw)
+        self.grant(u.path, q, creds)
+
+    def do_POST(self):
+        u = urlparse(self.path)
+        n = int(self.headers.get("Content-Length") or 0)
+        form = parse_qs(self.rfile.read(n).decode())
+        if form.get("grant_type", [""])[0] != "password":
+            return self.answer(400, {"error": "unsupported_grant_type"})
+        q = {"service": form.get("service", [""]),
+             "scope": " ".join(form.get("scope", [])).split()}
+        self.grant(u.path, q, (form.get("username", [""])[0], form.get("password", [""])[0]))
+
+    def grant(self, path, q, creds):
+        who = None
+        if creds is not None:
+            if creds != (USER, PASS):
                 self.record(q, "refused")
                 return self.answer(401, {"error": "bad credentials"},
                                    {"WWW-Authenticate": 'Basic realm="token"'})
-            who = user
-        if u.path != "/token":
+            who = creds[0]
+        if path != "/token":
             return self.answer(404, {"error": "no such path"})
         access = []
         for sc in q.get("scope", []):
             typ, _, rest = sc.partition(":")
             name, _, actions = rest.rpartition(":")
-            acts = actions.split(",") if who else [a for a in actions.split(",") if a == "pull"]
+            if who:
+                acts = actions.split(",")
+            elif name.startswith("private/"):
+                acts = []
+            else:
+                acts = [a for a in actions.split(",") if a == "pull"]
             access.append({"type": typ, "name": name, "actions": acts})
         now = int(time.time())
         claims = {"iss": ISSUER, "sub": who or "", "aud": q.get("service", [""])[0],
@@ -76,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
                   "jti": os.urandom(8).hex(), "access": access}
         tok = jwt.encode(claims, SIGNING_KEY, algorithm="ES256", headers={"x5c": [X5C]})
         self.record(q, who or "anonymous")
-        self.answer(200, {"token": tok, "expires_in": int(TTL)})
+        self.answer(200, {"token": tok, "access_token": tok, "expires_in": int(TTL)})
 
     def record(self, q, who):
         with LOCK, open(LOG, "a") as f:
