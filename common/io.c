@@ -290,3 +290,30 @@ uint64_t sk_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+void sk_vlog_line(const char *prefix, const char *fmt, va_list ap)
+{
+	char buf[4096];
+	int n = snprintf(buf, sizeof(buf) - 1, "%s", prefix);
+
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(buf) - 1) {
+		int m = vsnprintf(buf + n, sizeof(buf) - 1 - (size_t)n, fmt, ap);
+
+		if (m > 0)
+			n += m;
+	}
+	if ((size_t)n > sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	/* one write; a short one (a full pipe) is finished, never retried from
+	 * the start */
+	for (ssize_t off = 0, w; off < n; off += w) {
+		w = write(STDERR_FILENO, buf + off, (size_t)(n - off));
+		if (w <= 0 && errno != EINTR)
+			return;
+		if (w < 0)
+			w = 0;
+	}
+}

@@ -58,6 +58,10 @@ int sk_read_file(const char *path, size_t max, void **out, size_t *len);
  * readers never see a half-written file, also when threads write it at
  * once. */
 int sk_write_file_atomic(const char *path, const void *buf, size_t len);
+/* PREFIX, the formatted message and a newline to stderr in one write(2)
+ * (cut at 4 KiB): processes that share stderr (the holder, its server, a
+ * supervisor) never split each other's lines. */
+void sk_vlog_line(const char *prefix, const char *fmt, va_list ap);
 /* The same with the file's mode (0600 for secrets: the temporary file has
  * it from its creation on). */
 int sk_write_file_atomic_mode(const char *path, const void *buf, size_t len, mode_t mode);

@@ -38,15 +38,14 @@ void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)
 	static const char *names[] = { "error", "warn", "info", "debug" };
 	va_list ap;
 
+	char prefix[32];
+
 	if (level > d->cfg.log_level)
 		return;
-	flockfile(stderr);
-	fprintf(stderr, "skiffd: %s: ", names[level]);
+	snprintf(prefix, sizeof(prefix), "skiffd: %s: ", names[level]);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	sk_vlog_line(prefix, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	funlockfile(stderr);
 }
 
 struct ld_image *ld_image_find(struct ld_daemon *d, const char *id)

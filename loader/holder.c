@@ -30,13 +30,14 @@ void hold_log(const struct holder *h, int level, const char *fmt, ...)
 	static const char *names[] = { "error", "warn", "info", "debug" };
 	va_list ap;
 
+	char prefix[32];
+
 	if (level > h->log_level)
 		return;
-	fprintf(stderr, "skiffd holder: %s: ", names[level]);
+	snprintf(prefix, sizeof(prefix), "skiffd holder: %s: ", names[level]);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	sk_vlog_line(prefix, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int hold_send(struct holder *h, const struct ld_hold_msg *m, int fd)

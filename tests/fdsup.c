@@ -68,15 +68,23 @@ struct sup {
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* one write(2) a line: skiffd's processes write to the same file */
 static void say(const char *fmt, ...)
 {
+	char buf[2048];
 	va_list ap;
+	int n;
 
-	fputs("fdsup: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vsnprintf(buf + 7, sizeof(buf) - 8, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (n < 0)
+		return;
+	memcpy(buf, "fdsup: ", 7);
+	n = 7 + (n < (int)sizeof(buf) - 8 ? n : (int)sizeof(buf) - 9);
+	buf[n++] = '\n';
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
+		return;
 }
 
 /* In the child: the stored fds at 3, 4, ... and the environment that

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for common/: sizes, hex, SHA-256, the worker pool, files. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/wait.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -325,6 +328,56 @@ static int rm_rf(const char *path)
 
 /* sk_grow: doubling from `first`, elements kept, full only when asked
  * for room past what is allocated; a size that would wrap is refused */
+static void log_line(const char *prefix, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sk_vlog_line(prefix, fmt, ap);
+	va_end(ap);
+}
+
+/* Two processes log into one O_APPEND file (as the holder, its server and
+ * a supervisor share stderr): every line comes out whole. */
+static void test_log_lines(const char *tmp)
+{
+	char path[PATH_MAX + 8], line[256];
+	int fd, bad = 0, n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/log", tmp);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+	if (fd < 0)
+		bail_out("%s: %s", path, strerror(errno));
+	for (int c = 0; c < 2; c++) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			dup2(fd, STDERR_FILENO);
+			for (int i = 0; i < 3000; i++)
+				log_line(c ? "two: " : "one: ", "line %d of process %s", i, c ? "two" : "one");
+			_exit(0);
+		}
+	}
+	while (wait(NULL) > 0)
+		;
+	close(fd);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		char who[8], who2[8];
+		int i;
+
+		n++;
+		if (sscanf(line, "%7[a-z]: line %d of process %7[a-z]\n", who, &i, who2) != 3 ||
+		    strcmp(who, who2))
+			bad++;
+	}
+	if (f)
+		fclose(f);
+	is_int(n, 6000, "two processes' 6000 log lines, each its own line");
+	is_int(bad, 0, "... none cut by the other's");
+}
+
 static void test_grow(void)
 {
 	int *a = NULL;
@@ -367,6 +420,7 @@ int main(void)
 	test_files(tmp);
 	test_misc();
 	test_grow();
+	test_log_lines(tmp);
 	rm_rf(tmp);
 	return done_testing();
 }
