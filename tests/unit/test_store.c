@@ -371,6 +371,33 @@ static void set_index(const struct be_store *s, const char *mdig, const char *mt
 	write_text(p, text);
 }
 
+/* A manifest of one 10-byte blob (type blob_mt) and a 15-byte bootstrap
+ * (boot_mt), put in the store and named by index.json, resolves. */
+static void resolves_one_blob(const struct be_store *s, const char *blob_mt, const char *boot_mt,
+			      const char *blob, const char *boot, char mdig[80], const char *what)
+{
+	struct sk_err e = { { 0 } };
+	struct be_image img;
+	char man[2048];
+
+	snprintf(man, sizeof(man), MAN_HEAD "\"layers\":["
+		 "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":10},"
+		 "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":15}]}",
+		 blob_mt, blob, boot_mt, boot);
+	put_json(s, man, mdig);
+	set_index(s, mdig, BE_MT_MANIFEST, "");
+	if (is_int(be_store_resolve(s, NULL, &img, &e), 0, "%s resolves (%s)", what, e.msg)) {
+		is_int(img.bootstrap.size, 15, "... its 15-byte bootstrap");
+		if (is_int(img.nblobs, 1, "... one blob"))
+			is_int(img.blobs[0].size, 10, "... of 10 bytes");
+		else
+			skip(1, "not one blob");
+		be_image_free(&img);
+	} else {
+		skip(3, "no image");
+	}
+}
+
 static int resolve_fails(const struct be_store *s, const char *what)
 {
 	struct be_image img;
@@ -462,48 +489,12 @@ static void test_malformed(const char *root)
 		ok(resolve_fails(&s, bad_digests[i]), "manifest digest \"%s\" rejected",
 		   bad_digests[i]);
 	}
-	snprintf(man, sizeof(man), MAN_HEAD "\"layers\":["
-		 "{\"mediaType\":\"" BE_MT_BLOB "\",\"digest\":\"%s\",\"size\":10},"
-		 "{\"mediaType\":\"" BE_MT_BOOTSTRAP "\",\"digest\":\"%s\",\"size\":15}]}",
-		 good_blob, good_boot);
-	put_json(&s, man, mdig);
-	set_index(&s, mdig, BE_MT_MANIFEST, "");
-	{
-		struct be_image img;
-
-		e.msg[0] = '\0';
-		if (is_int(be_store_resolve(&s, NULL, &img, &e), 0,
-			   "a hand-written valid manifest resolves (%s)", e.msg)) {
-			is_int(img.bootstrap.size, 15, "... its 15-byte bootstrap");
-			if (is_int(img.nblobs, 1, "... one blob"))
-				is_int(img.blobs[0].size, 10, "... of 10 bytes");
-			else
-				skip(1, "not one blob");
-			be_image_free(&img);
-		} else {
-			skip(3, "no image");
-		}
-	}
-	/* an image written before skiff's types moved under the OCI layer prefix */
-	snprintf(man, sizeof(man), MAN_HEAD "\"layers\":["
-		 "{\"mediaType\":\"" BE_MT_BLOB_V0 "\",\"digest\":\"%s\",\"size\":10},"
-		 "{\"mediaType\":\"" BE_MT_BOOTSTRAP_V0 "\",\"digest\":\"%s\",\"size\":15}]}",
-		 good_blob, good_boot);
-	put_json(&s, man, mdig2);
-	set_index(&s, mdig2, BE_MT_MANIFEST, "");
-	{
-		struct be_image img;
-
-		e.msg[0] = '\0';
-		if (is_int(be_store_resolve(&s, NULL, &img, &e), 0,
-			   "a manifest with the v0 media types resolves (%s)", e.msg)) {
-			is_int(img.nblobs, 1, "... one blob");
-			is_int(img.bootstrap.size, 15, "... and the bootstrap");
-			be_image_free(&img);
-		} else {
-			skip(2, "no image");
-		}
-	}
+	/* today's types, and those written before skiff's types moved under
+	 * the OCI layer prefix */
+	resolves_one_blob(&s, BE_MT_BLOB, BE_MT_BOOTSTRAP, good_blob, good_boot, mdig,
+			  "a hand-written valid manifest");
+	resolves_one_blob(&s, BE_MT_BLOB_V0, BE_MT_BOOTSTRAP_V0, good_blob, good_boot, mdig2,
+			  "a manifest with the v0 media types");
 	set_index(&s, mdig, "application/vnd.docker.distribution.manifest.v2+json", "");
 	ok(resolve_fails(&s, "docker media type"), "manifest descriptor with another media type");
 	set_index(&s, mdig, BE_MT_MANIFEST, ",\"size\":-1");
