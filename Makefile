@@ -161,6 +161,7 @@ bench: all
 	@./bench/convert-bench.sh
 	@./bench/prefetch-bench.sh
 	@./bench/restart-bench.sh
+	@./bench/containerd-bench.sh
 
 # reads through skiffd's cachefiles frontend in the QEMU guest against
 # loop mounts (the first run builds the guest kernel: ~10 minutes)

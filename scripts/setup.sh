@@ -20,6 +20,8 @@ PACKAGES=(
 	# its tests: containerd, runc
 	golang-go golang-github-containerd-containerd-dev golang-google-grpc-dev
 	containerd runc
+	# containerd bench: a link capped by tc in a network namespace
+	iproute2
 	# kernel tests: QEMU guest and its Linux 6.1 kernel (kernel-tests/)
 	qemu-system-x86 busybox-static cpio linux-source-6.1 bc flex bison libelf-dev xz-utils
 )
