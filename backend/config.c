@@ -224,10 +224,7 @@ static int parse_host(const char *name, json_t *j, struct be_host_cfg *h,
 			ret = -EINVAL;
 		}
 		if (ret) {
-			char m[sizeof(e->msg)];
-
-			memcpy(m, e->msg, sizeof(m));
-			sk_err_set(e, "registry \"%s\": %s", name, m);
+			sk_err_prefix(e, "registry \"%s\"", name);
 			return ret;
 		}
 	}

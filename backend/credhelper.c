@@ -312,10 +312,7 @@ int be_cred_helper_get(const char *name, const char *server,
 	}
 	ret = be_cred_helper_parse(r.out, r.out_len, user, ulen, secret, slen, e);
 	if (ret && ret != -ENOENT) {
-		char m[sizeof(e->msg)];
-
-		memcpy(m, e->msg, sizeof(m));
-		sk_err_set(e, "%s get %s: %s", prog, server, m);
+		sk_err_prefix(e, "%s get %s", prog, server);
 		if (ret != -ENOTSUP)
 			ret = -EPROTO;
 	}

@@ -77,13 +77,15 @@ out:
 }
 
 static int local_read(struct be_source *s, const char *hex, uint64_t off,
-		      void *buf, size_t len)
+		      void *buf, size_t len, struct sk_err *e)
 {
 	struct local_source *l = (struct local_source *)s;
 	int fd, ret = local_fd(l, hex, &fd);
 
-	if (ret)
+	if (ret) {
+		sk_err_set(e, "%s: blob %s: %s", s->desc, hex, strerror(-ret));
 		return ret;
+	}
 	if (l->delay_ms)
 		usleep(l->delay_ms * 1000u);
 	if (l->link_bps) {
@@ -92,7 +94,15 @@ static int local_read(struct be_source *s, const char *hex, uint64_t off,
 		pthread_mutex_unlock(&l->link);
 	}
 	ret = sk_pread_full(fd, buf, len, off);
-	return ret == -ENODATA ? -EIO : ret;	/* blob shorter than claimed */
+	if (ret == -ENODATA) {
+		sk_err_set(e, "%s: blob %s: shorter than %llu bytes", s->desc, hex,
+			   (unsigned long long)(off + len));
+		return -EIO;
+	}
+	if (ret)
+		sk_err_set(e, "%s: blob %s: reading %zu bytes at %llu: %s", s->desc,
+			   hex, len, (unsigned long long)off, strerror(-ret));
+	return ret;
 }
 
 static void local_destroy(struct be_source *s)

@@ -58,18 +58,19 @@ static int web_get(struct web_source *w, const char *rel, bool ranged,
 }
 
 static int web_read(struct be_source *s, const char *hex, uint64_t off,
-		    void *buf, size_t len)
+		    void *buf, size_t len, struct sk_err *e)
 {
 	struct web_source *w = (struct web_source *)s;
 	struct be_http_resp rs;
-	struct sk_err e;
 	char rel[16 + SK_HEX_LEN];
 	int ret;
 
-	if (strlen(hex) != SK_HEX_LEN)
+	if (strlen(hex) != SK_HEX_LEN) {
+		sk_err_set(e, "%s: blob id \"%.80s\" is no SHA-256", s->desc, hex);
 		return -EINVAL;
+	}
 	snprintf(rel, sizeof(rel), "blobs/sha256/%s", hex);
-	ret = web_get(w, rel, true, off, buf, len, be_read_deadline(w->cfg, len), &rs, &e);
+	ret = web_get(w, rel, true, off, buf, len, be_read_deadline(w->cfg, len), &rs, e);
 	if (!ret)
 		be_http_resp_free(&rs);
 	return ret;
@@ -127,10 +128,7 @@ static int web_resolve(struct be_source *s, const char *tag,
 		ret = be_index_pick(idx.body ? idx.body : "", idx.body_len, tag, NULL, &d, e);
 		be_http_resp_free(&idx);
 		if (ret) {
-			char msg[sizeof(e->msg)];
-
-			memcpy(msg, e->msg, sizeof(msg));
-			sk_err_set(e, "%s/index.json: %s", w->url, msg);
+			sk_err_prefix(e, "%s/index.json", w->url);
 			return ret;
 		}
 		if (strcmp(d.mt, BE_MT_MANIFEST) || d.size > (4u << 20)) {
@@ -143,12 +141,8 @@ static int web_resolve(struct be_source *s, const char *tag,
 		return ret;
 	ret = be_image_parse(buf, len, d.hex, tag, img, e);
 	free(buf);
-	if (ret) {
-		char msg[sizeof(e->msg)];
-
-		memcpy(msg, e->msg, sizeof(msg));
-		sk_err_set(e, "%s: manifest %s: %s", w->url, d.hex, msg);
-	}
+	if (ret)
+		sk_err_prefix(e, "%s: manifest %s", w->url, d.hex);
 	return ret;
 }
 
@@ -178,13 +172,13 @@ struct reg_source {
 };
 
 static int reg_src_read(struct be_source *s, const char *hex, uint64_t off,
-			void *buf, size_t len)
+			void *buf, size_t len, struct sk_err *e)
 {
-	struct sk_err e;
-
-	if (strlen(hex) != SK_HEX_LEN)
+	if (strlen(hex) != SK_HEX_LEN) {
+		sk_err_set(e, "%s: blob id \"%.80s\" is no SHA-256", s->desc, hex);
 		return -EINVAL;
-	return be_reg_blob_read(((struct reg_source *)s)->reg, hex, off, buf, len, &e);
+	}
+	return be_reg_blob_read(((struct reg_source *)s)->reg, hex, off, buf, len, e);
 }
 
 static int reg_src_resolve(struct be_source *s, const char *tag,

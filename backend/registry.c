@@ -78,14 +78,6 @@ struct be_http_stats *be_reg_stats(struct be_reg *r)
 	return be_http_stats(r->http);
 }
 
-static void msg_prefix(struct sk_err *e, const char *fmt, const char *arg)
-{
-	char m[sizeof(e->msg)];
-
-	memcpy(m, e->msg, sizeof(m));
-	sk_err_set(e, fmt, arg, m);
-}
-
 /* Credentials handed to skiffd for host (the pull's), if any. */
 static bool given_auth(const char *path, const char *host, struct be_reg *r)
 {
@@ -160,7 +152,7 @@ int be_reg_open(const struct be_config *cfg, const char *host,
 				ret = be_docker_helper(buf, len, host, r->helper, sizeof(r->helper), e);
 			free(buf);
 			if (ret && ret != -ENOENT) {
-				msg_prefix(e, "%s: %s", path);
+				sk_err_prefix(e, "%s", path);
 				goto fail;
 			}
 		}
@@ -417,7 +409,7 @@ static int fetch_token(struct be_reg *r, const struct be_challenge *c,
 	ret = be_http_do(r->http, &rq, &rs, e);
 	explicit_bzero(basic, sizeof(basic));
 	if (ret) {
-		msg_prefix(e, "%s: token service: %s", r->host);
+		sk_err_prefix(e, "%s: token service", r->host);
 		return ret;
 	}
 	if (rs.status != 200) {
@@ -469,7 +461,7 @@ static int helper_creds(struct be_reg *r, struct sk_err *e)
 	} else if (ret == -ENOENT) {
 		ret = 0;
 	} else {
-		msg_prefix(e, "%s: %s", r->host);
+		sk_err_prefix(e, "%s", r->host);
 		memcpy(r->helper_err, e->msg, sizeof(r->helper_err));
 	}
 	explicit_bzero(pass, sizeof(pass));
@@ -725,7 +717,7 @@ int be_reg_resolve(struct be_reg *r, const char *ref, const char *platform,
 		free(buf);
 		buf = NULL;
 		if (ret) {
-			msg_prefix(e, "%s: %s", want);
+			sk_err_prefix(e, "%s", want);
 			return ret;
 		}
 		char dref[80];
@@ -737,10 +729,7 @@ int be_reg_resolve(struct be_reg *r, const char *ref, const char *platform,
 	}
 	ret = be_image_parse(buf, len, hex, want, img, e);
 	if (ret) {
-		char msg[sizeof(e->msg)];
-
-		memcpy(msg, e->msg, sizeof(msg));
-		sk_err_set(e, "%s/%s:%s: %s", r->host, r->repo, want, msg);
+		sk_err_prefix(e, "%s/%s:%s", r->host, r->repo, want);
 	}
 	free(buf);
 	return ret;

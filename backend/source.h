@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../common/sk.h"
 
@@ -21,9 +22,11 @@ struct be_http_stats;
 
 struct be_source_ops {
 	/* Reads exactly len stored bytes of blob `hex` at off, or -errno:
-	 * -ENOENT when the source has no such blob. */
+	 * -ENOENT when the source has no such blob. A failure says in e
+	 * why and where (the URL or file, the HTTP status, the attempts),
+	 * so that the loader can pass it on to whoever asked. */
 	int (*read)(struct be_source *s, const char *hex, uint64_t off,
-		    void *buf, size_t len);
+		    void *buf, size_t len, struct sk_err *e);
 	void (*destroy)(struct be_source *s);
 	/* Resolves a tag or "sha256:<hex>" digest ("": the only image, or
 	 * "latest" on a registry) to a skiff image: manifest, bootstrap and
@@ -57,9 +60,20 @@ int be_source_open(const struct be_ref *r, const struct be_config *cfg,
 		   struct be_source **out, struct sk_err *e);
 
 static inline int be_source_read(struct be_source *s, const char *hex,
-				 uint64_t off, void *buf, size_t len)
+				 uint64_t off, void *buf, size_t len,
+				 struct sk_err *e)
 {
-	return s->ops->read(s, hex, off, buf, len);
+	struct sk_err own;
+	int ret;
+
+	if (!e)
+		e = &own;
+	e->msg[0] = '\0';
+	ret = s->ops->read(s, hex, off, buf, len, e);
+	/* a source that failed without saying why still says where */
+	if (ret && !e->msg[0])
+		sk_err_set(e, "%s: blob %s: %s", s->desc, hex, strerror(-ret));
+	return ret;
 }
 
 static inline void be_source_destroy(struct be_source *s)

@@ -22,6 +22,24 @@ void sk_err_set(struct sk_err *e, const char *fmt, ...)
 	va_end(ap);
 }
 
+void sk_err_prefix(struct sk_err *e, const char *fmt, ...)
+{
+	char was[sizeof(e->msg)];
+	va_list ap;
+	size_t n;
+
+	if (!e)
+		return;
+	memcpy(was, e->msg, sizeof(was));
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	/* too long: the callee's reason is cut before the caller's words */
+	n = strlen(e->msg);
+	if (n + 1 < sizeof(e->msg))
+		snprintf(e->msg + n, sizeof(e->msg) - n, ": %s", was);
+}
+
 int sk_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	char *p = buf;

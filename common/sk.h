@@ -44,6 +44,10 @@ struct sk_err {
 
 void sk_err_set(struct sk_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Puts the formatted text and ": " before e's message: a caller says
+ * what it was doing, the callee why it failed. */
+void sk_err_prefix(struct sk_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 int sk_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int sk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);

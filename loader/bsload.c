@@ -99,10 +99,9 @@ static int bs_fetch(struct be_source *src, const struct be_image *bi,
 	for (uint64_t off = 0; !ret && off < size; off += plen) {
 		size_t n = (size_t)SK_MIN((uint64_t)plen, size - off);
 
-		ret = be_source_read(src, hex, off, piece, n);
+		ret = be_source_read(src, hex, off, piece, n, e);
 		if (ret) {
-			sk_err_set(e, "bootstrap %s from %s: %s", hex, src->desc,
-				   strerror(-ret));
+			sk_err_prefix(e, "bootstrap %s", hex);
 			break;
 		}
 		sk_sha256_update(&h, piece, n);

@@ -70,20 +70,16 @@ static int open_table(struct ld_cache *c, const struct fmt_blob_ref *ref,
 	buf = malloc(ref->table_size ? ref->table_size : 1);
 	if (!buf)
 		return -ENOMEM;
-	ret = be_source_read(src, ref->hex, ref->table_off, buf, ref->table_size);
+	ret = be_source_read(src, ref->hex, ref->table_off, buf, ref->table_size, e);
 	if (ret) {
-		sk_err_set(e, "blob %s: reading chunk table from %s: %s", ref->hex,
-			   src->desc, strerror(-ret));
+		sk_err_prefix(e, "blob %s: reading its chunk table", ref->hex);
 		free(buf);
 		return ret;
 	}
 	ret = fmt_blob_table_parse(&c->table, buf, ref->table_size, e);
 	if (ret) {
-		char m[sizeof(e->msg)];
-
 		free(buf);
-		memcpy(m, e->msg, sizeof(m));
-		sk_err_set(e, "blob %s: %s", ref->hex, m);
+		sk_err_prefix(e, "blob %s", ref->hex);
 		return ret;
 	}
 	/* verified: keep it, so that a restart needs no network for it. A
@@ -602,14 +598,12 @@ static int fetch_run(struct ld_cache *c, int wfd, const struct run *r,
 	if (ret)
 		goto out;
 refetch:
-	ret = be_source_read(c->src, c->hex, a->soff, sbuf.p, slen);
+	ret = be_source_read(c->src, c->hex, a->soff, sbuf.p, slen, e);
 	atomic_fetch_add(&c->cnt->fetches, 1);
 	if (ret) {
 		atomic_fetch_add(&c->cnt->err_fetch, 1);
-		sk_err_set(e, "blob %s: fetching %llu bytes at %llu from %s: %s",
-			   c->hex, (unsigned long long)slen,
-			   (unsigned long long)a->soff, c->src->desc,
-			   strerror(-ret));
+		sk_err_prefix(e, "blob %s: fetching %llu bytes at %llu", c->hex,
+			      (unsigned long long)slen, (unsigned long long)a->soff);
 		goto out;
 	}
 	atomic_fetch_add(&c->cnt->fetch_bytes, slen);
@@ -634,10 +628,7 @@ refetch:
 	}
 	ret = decode_run(c, r->first, r->n, sbuf.p, ulen, w, e);
 	if (ret) {
-		char m[sizeof(e->msg)];
-
-		memcpy(m, e->msg, sizeof(m));
-		sk_err_set(e, "blob %s from %s: %s", c->hex, c->src->desc, m);
+		sk_err_prefix(e, "blob %s from %s", c->hex, c->src->desc);
 		atomic_fetch_add(&c->cnt->err_verify, 1);
 		/* a source that has somewhere else to read from (a registry
 		 * behind a mirror) is told, and the run is read once more */

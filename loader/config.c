@@ -355,12 +355,8 @@ int ld_config_load(struct ld_config *c, const char *path, struct sk_err *e)
 		return -EINVAL;
 	}
 	ret = load_object(c, j, NULL, e);
-	if (ret) {
-		char m[sizeof(e->msg)];
-
-		memcpy(m, e->msg, sizeof(m));
-		sk_err_set(e, "%s: %s", path, m);
-	}
+	if (ret)
+		sk_err_prefix(e, "%s", path);
 	json_decref(j);
 	return ret;
 }

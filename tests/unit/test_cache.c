@@ -677,41 +677,88 @@ static void test_proof(struct image *im, struct be_source *src,
 	close(fd);
 }
 
+/* An image of its own with its local source, cache file and ld_cache:
+ * for tests that change the image or need other chunks. */
+struct own_cache {
+	struct image im;
+	struct be_source *src;
+	struct ld_cache c;
+	int fd;
+	bool open;		/* c is open */
+};
+
+/* false (the failure reported) when the cache does not open */
+static bool own_open(struct own_cache *o, const char *name, int raw,
+		     struct sk_pool *pool)
+{
+	struct sk_err e = { { 0 } };
+	char file[64];
+
+	memset(o, 0, sizeof(*o));
+	snprintf(file, sizeof(file), "%s.cache", name);
+	o->fd = new_cache_file(file);
+	make_image(&o->im, name, raw);
+	if (be_local_source_new(o->im.layout, &o->src, &e))
+		bail_out("local source: %s", e.msg);
+	o->open = ld_cache_open(&o->c, &o->im.bs.blobs[0], o->src, 1u << 20, &e) == 0;
+	if (!ok(o->open, "ld_cache_open of %s: %s", name, e.msg))
+		return false;
+	o->c.pool = pool;
+	o->c.bufs = g_bufs;
+	return true;
+}
+
+static void own_close(struct own_cache *o)
+{
+	if (o->open)
+		ld_cache_close(&o->c);
+	be_source_destroy(o->src);
+	fmt_bs_close(&o->im.bs);
+	free(o->im.bs_buf);
+	close(o->fd);
+}
+
 /* Raw chunks in whole blocks are written from the stored bytes
  * themselves: the cache file must come out the same. */
 static void test_in_place(struct sk_pool *pool)
 {
-	struct be_source *src;
-	struct image im;
-	struct ld_cache c;
+	struct own_cache o;
+	struct ld_cache *c = &o.c;
 	struct sk_err e = { { 0 } };
-	int fd = new_cache_file("raw.cache"), raw = 0, at_block = 0, whole = 0;
+	int raw = 0, at_block = 0, whole = 0;
 
-	memset(&im, 0, sizeof(im));
-	make_image(&im, "raw", 1);
-	if (be_local_source_new(im.layout, &src, &e))
-		bail_out("local source: %s", e.msg);
-	if (!ok(ld_cache_open(&c, &im.bs.blobs[0], src, 1u << 20, &e) == 0,
-		"ld_cache_open: %s", e.msg))
+	if (!own_open(&o, "raw", 1, pool))
 		goto out;
-	for (uint64_t i = 0; i < c.table.count; i++) {
-		raw += c.table.chunks[i].comp == SKIFF_COMP_NONE;
-		at_block += c.table.chunks[i].soff % 4096 == 0;
-		whole += c.table.chunks[i].usize % 4096 == 0;
+	for (uint64_t i = 0; i < c->table.count; i++) {
+		raw += c->table.chunks[i].comp == SKIFF_COMP_NONE;
+		at_block += c->table.chunks[i].soff % 4096 == 0;
+		whole += c->table.chunks[i].usize % 4096 == 0;
 	}
-	is_int(raw, (long long)c.table.count, "every chunk is raw");
-	is_int(at_block, (long long)c.table.count, "... block-aligned");
-	is_int(whole, (long long)c.table.count, "... whole blocks");
-	c.pool = pool;
-	c.bufs = g_bufs;
-	is_int(ld_cache_fill(&c, fd, 0, c.table.usize, &e), 0, "filling it all");
-	ok(good_chunks(&c, fd) == c.table.count, "every chunk in the cache file hashes right");
-	ld_cache_close(&c);
+	is_int(raw, (long long)c->table.count, "every chunk is raw");
+	is_int(at_block, (long long)c->table.count, "... block-aligned");
+	is_int(whole, (long long)c->table.count, "... whole blocks");
+	is_int(ld_cache_fill(c, o.fd, 0, c->table.usize, &e), 0, "filling it all");
+	ok(good_chunks(c, o.fd) == c->table.count, "every chunk in the cache file hashes right");
 out:
-	be_source_destroy(src);
-	fmt_bs_close(&im.bs);
-	free(im.bs_buf);
-	close(fd);
+	own_close(&o);
+}
+
+/* A fill whose source fails says which blob, what range, and the
+ * source's own reason: where (the file, the URL) and why. */
+static void test_fill_error(struct sk_pool *pool)
+{
+	struct own_cache o;
+	struct sk_err e = { { 0 } };
+
+	if (!own_open(&o, "short", 0, pool))
+		goto out;
+	if (truncate(o.im.blob_path, 0))
+		bail_out("truncate %s", o.im.blob_path);
+	is_int(ld_cache_fill(&o.c, o.fd, 0, 4096, &e), -EIO, "a blob cut short: the fill fails");
+	ok(strstr(e.msg, "fetching") && strstr(e.msg, o.src->desc) && strstr(e.msg, "shorter than"),
+	   "... saying what it fetched, from where, and why (%s)", e.msg);
+out:
+	own_close(&o);
 }
 
 /* A source over another that flips a byte of every read until told the
@@ -723,10 +770,10 @@ struct flaky {
 };
 
 static int flaky_read(struct be_source *s, const char *hex, uint64_t off,
-		      void *buf, size_t len)
+		      void *buf, size_t len, struct sk_err *e)
 {
 	struct flaky *f = (struct flaky *)s;
-	int ret = be_source_read(f->real, hex, off, buf, len);
+	int ret = be_source_read(f->real, hex, off, buf, len, e);
 
 	if (!ret && !f->told && len)
 		((uint8_t *)buf)[len / 2] ^= 0x40;
@@ -792,6 +839,7 @@ int main(void)
 
 	test_bufs();
 	test_fill_all(&im, src, pool);
+	test_fill_error(pool);
 	test_clone(&im, src, pool);
 	test_corrupt(&im, src, pool);
 	test_concurrent(&im, src, pool);

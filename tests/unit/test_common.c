@@ -401,6 +401,25 @@ static void test_grow(void)
 	free(a);
 }
 
+static void test_err_prefix(void)
+{
+	struct sk_err e;
+	char big[600];
+
+	sk_err_set(&e, "HTTP %d", 503);
+	sk_err_prefix(&e, "bootstrap %s", "ab12");
+	is_str(e.msg, "bootstrap ab12: HTTP 503", "sk_err_prefix: the caller's words, then the callee's");
+	sk_err_prefix(&e, "mount");
+	is_str(e.msg, "mount: bootstrap ab12: HTTP 503", "... and again");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	sk_err_prefix(&e, "%s", big);
+	is_int((int)strlen(e.msg), (int)sizeof(e.msg) - 1, "a prefix too long: cut to the message's size");
+	ok(e.msg[0] == 'x' && e.msg[sizeof(e.msg) - 2] == 'x', "... the prefix kept, the rest dropped");
+	sk_err_prefix(NULL, "nothing");
+	ok(1, "... no message to prefix: nothing happens");
+}
+
 int main(void)
 {
 	char tmp[PATH_MAX];
@@ -421,6 +440,7 @@ int main(void)
 	test_misc();
 	test_grow();
 	test_log_lines(tmp);
+	test_err_prefix();
 	rm_rf(tmp);
 	return done_testing();
 }

@@ -69,7 +69,7 @@ struct wrap {
 };
 
 static int wrap_read(struct be_source *s, const char *hex, uint64_t off,
-		     void *buf, size_t len)
+		     void *buf, size_t len, struct sk_err *e)
 {
 	struct wrap *w = (struct wrap *)s;
 	int mode, ret;
@@ -81,7 +81,7 @@ static int wrap_read(struct be_source *s, const char *hex, uint64_t off,
 		pthread_cond_wait(&w->cond, &w->lock);
 	mode = w->mode;
 	pthread_mutex_unlock(&w->lock);
-	ret = mode == SRC_FAIL ? -EIO : be_source_read(w->real, hex, off, buf, len);
+	ret = mode == SRC_FAIL ? -EIO : be_source_read(w->real, hex, off, buf, len, e);
 	pthread_mutex_lock(&w->lock);
 	w->inside--;
 	pthread_mutex_unlock(&w->lock);

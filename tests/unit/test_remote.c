@@ -1376,13 +1376,15 @@ static void test_deadline(struct srv *s)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/stall", s->port);
 	ret = be_ref_parse(url, &ref, &e) ?: be_source_open(&ref, &cfg, &src, &e);
 	if (!is_int(ret, 0, "a web source on a stalled server (%s)", e.msg)) {
-		skip(9, "no source");
+		skip(10, "no source");
 		return;
 	}
 	t0 = sk_now();
-	ret = be_source_read(src, hex, 0, b, 4);
+	ret = be_source_read(src, hex, 0, b, 4, &e);
 	el = sk_now() - t0;
 	ok(ret == -ETIMEDOUT, "a read from it fails with ETIMEDOUT (%d)", ret);
+	ok(strstr(e.msg, "/stall/blobs/sha256/") && strstr(e.msg, "deadline"),
+	   "... saying which URL and that the deadline passed (%s)", e.msg);
 	ok(el < 10, "... at the deadline, not after the transport's retries (%.1f s)", el);
 	be_source_destroy(src);
 
@@ -1508,19 +1510,20 @@ static void test_tls_redirect(struct srv *s)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/tlsredir", s->port);
 	ret = be_ref_parse(url, &ref, &e) ?: be_source_open(&ref, &cfg, &src, &e);
 	if (!ok(ret == 0, "a web source on an insecure host (%s)", e.msg)) {
-		skip(4, "no source");
+		skip(5, "no source");
 		goto out;
 	}
-	ret = be_source_read(src, id, 0, b, sizeof(blob));
+	ret = be_source_read(src, id, 0, b, sizeof(blob), &e);
 	is_int(ret, -EPROTO,
 	       "its redirect to another host with an untrusted certificate fails verification");
+	ok(strstr(e.msg, "certificate") || strstr(e.msg, "SSL"), "... saying so (%s)", e.msg);
 	is_int(atomic_load(&src->ops->stats(src)->errors[BE_HE_TLS]), 1, "... counted as a TLS error");
 	be_source_destroy(src);
 	/* that host configured insecure too: its own setting serves */
 	cfg.nhosts = 2;
 	ret = be_source_open(&ref, &cfg, &src, &e);
 	if (!ret)
-		ret = be_source_read(src, id, 0, b, sizeof(blob));
+		ret = be_source_read(src, id, 0, b, sizeof(blob), &e);
 	if (is_int(ret, 0, "... and works once that host is configured insecure (%s)", e.msg))
 		is_mem(b, blob, sizeof(blob), "... the blob's bytes");
 	else
