@@ -8,7 +8,10 @@
 # source tree holds; a second tag costs nothing; an ordinary OCI image
 # through the same snapshotter is unpacked and runs; a running container
 # survives restarts of the snapshotter and of skiffd; broken skiff images
-# fail the pull, saying why, and leave nothing mounted; removing it all
+# fail the pull, saying why, and leave nothing mounted; a registry that
+# fails mid-pull fails it saying so, and the same pull works once the
+# registry is well; one that lies about data gives the container I/O
+# errors, never the lies; removing it all
 # leaves no mount, registration, container or shim.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/netlib.sh"
@@ -209,11 +212,73 @@ jd2=sha256:$(sha256sum <"$T/junk2" | cut -c1-64)
 t_ok "an image whose bootstrap the registry lost" eval 'put_blob "$jd2" "$T/junk2" && bad_image lost "$jd2" 100000 &&
 	curl -sf --cacert "$CA/ca.crt" -X DELETE "https://$K/v2/debian/blobs/$jd2"'
 t_fails "... its pull fails" "${PULL[@]}" "$K/debian:lost"
-t_grep "... saying the registry has no such bootstrap" "lazy pull of .*bootstrap [0-9a-f]{64} from docker://$K/debian: No such file" "$T/.out"
+t_grep "... saying the registry has no such bootstrap" \
+	"lazy pull of .*bootstrap [0-9a-f]{64}: $K/debian: [0-9a-f]{64}: HTTP 404 .*BLOB_UNKNOWN" "$T/.out"
 diag "$(tail -n 1 "$T/.out")"
 t_is "... nothing mounted" "$(ctd_erofs_mounts)" "$m0"
 t_is "containerd and the snapshotter keep working" "$("${CTR[@]}" run --rm --snapshotter skiff \
 	"$K/debian:skiff" c6 cat /etc/skiff-test 2>&1)" "skiff test"
+
+# 5b. a registry that fails mid-pull: a front (servers/faulty_http.py)
+# passes the registry's answers on until told to fail. containerd gets the
+# manifest and config, then every read of the bootstrap fails: the pull
+# fails saying why and mounts nothing; the same pull works once the
+# registry is well, and a registry that lies about data bytes is caught.
+# A new conversion (512K chunks): nothing of it is cached yet.
+t_ok "skiff convert a new image (512K chunks)" "$SKIFF" convert -q --chunk-size 512K \
+	--ca-file "$CA/ca.crt" "docker://$K/debian:oci" "docker://$K/debian:flaky" || done_testing
+fport=$(free_port)
+"$PY" "$ROOT/tests/servers/faulty_http.py" "$T" "$fport" --tls "$CA/server.crt" "$CA/server.key" \
+	--upstream "https://$K" --cafile "$CA/ca.crt" 2>>"$T/faulty.log" &
+_n_pids+=($!)
+t_ok "a faulty front of the registry on 127.0.0.1:$fport" wait_port "$fport" || done_testing
+F=127.0.0.1:$fport
+mkdir -p "$T/certs.d/$F"
+printf 'server = "https://%s"\n[host."https://%s"]\n  ca = "%s"\n' "$F" "$F" "$CA/ca.crt" \
+	>"$T/certs.d/$F/hosts.toml"
+front() { curl -sf --cacert "$CA/ca.crt" -X POST --data "${2:-}" "https://$F/$1" >/dev/null; }
+# the front's log: "FAULT PATH" per request for paths with $1
+front_log() {
+	curl -sf --cacert "$CA/ca.crt" "https://$F/_log" | jq -r --arg m "$1" \
+		'select(.path | contains($m)) | "\(.fault) \(.path)"'
+}
+curl -sf --cacert "$CA/ca.crt" -o "$T/flaky.json" \
+	-H "Accept: application/vnd.oci.image.manifest.v1+json" "https://$K/v2/debian/manifests/flaky"
+FBOOT=$(jq -r '.layers[-1].digest' "$T/flaky.json")
+FBLOB=$(jq -r '.layers[0].digest' "$T/flaky.json")
+n_img=$("$SKIFF" status --json | jq '.images | length')
+t_ok "the front fails every read of the bootstrap (503)" \
+	front _fault "{\"kind\": \"503\", \"count\": 1000, \"match\": \"$FBOOT\"}"
+t_fails "... the pull fails" "${PULL[@]}" "$F/debian:flaky"
+t_grep "... saying the registry failed, how often it was asked" \
+	"lazy pull of docker://$F/debian@sha256:.*bootstrap $(cut -c8- <<<"$FBOOT"): GET https://$F/v2/debian/blobs/$FBOOT: HTTP 503 \(5 attempts\)" "$T/.out"
+diag "$(tail -n 1 "$T/.out")"
+t_is "... after containerd had the manifest and config" \
+	"$(front_log /manifests/ | grep -c ^null)/$(front_log "$(jq -r .config.digest "$T/flaky.json")" | grep -c ^null)" \
+	"$(front_log /manifests/ | grep -c ^null)/1"
+t_ok "... skiffd asked for the bootstrap a bounded number of times" \
+	test "$(front_log "$FBOOT" | grep -c ^503)" -ge 1 -a "$(front_log "$FBOOT" | grep -c ^503)" -le 20
+t_is "... nothing mounted" "$(ctd_erofs_mounts)" "$m0"
+t_is "... nothing registered in skiffd" "$("$SKIFF" status --json | jq '.images | length')" "$n_img"
+t_ok "the registry is well again but for one truncated answer of the bootstrap" \
+	eval 'front _reset && front _fault "{\"kind\": \"truncate\", \"match\": \"$FBOOT\"}"'
+t_ok "... the same pull works" "${PULL[@]}" "$F/debian:flaky"
+t_is "... skiffd read the bootstrap again after the truncated answer" \
+	"$(front_log "$FBOOT" | awk '{ print $1 }' | uniq | tr '\n' ' ')" "truncate null "
+t_is "... one lazy mount more" "$(ctd_erofs_mounts)" "$((m0 + 1))"
+v0=$(metric_sum skiff_verify_errors_total)
+t_ok "the registry lies: every answer for a data blob has every byte flipped" \
+	front _fault "{\"kind\": \"wrong\", \"count\": 1000, \"match\": \"$FBLOB\"}"
+out=$("${CTR[@]}" run --rm --snapshotter skiff "$F/debian:flaky" f1 sh -c "$PROG" 2>&1)
+t_grep "... a container of the image gets I/O errors, not the lies" "[Ii]nput/output error" <(echo "$out")
+diag "$(head -n 2 <<<"$out")"
+t_ok "... skiffd caught them" test "$(metric_sum skiff_verify_errors_total)" -gt "$v0"
+t_ok "the registry lies once more, then tells the truth" \
+	eval 'front _reset && front _fault "{\"kind\": \"wrong\", \"match\": \"$FBLOB\"}"'
+t_is "... a container of the image reads it right: nothing of the lies was kept" "$("${CTR[@]}" run --rm \
+	--snapshotter skiff "$F/debian:flaky" f2 sh -c "$PROG" 2>&1)" "$want"
+t_is "... the lie was told and read again" "$(front_log "$FBLOB" | awk '{ print $1 }' | uniq | head -n 2 | tr '\n' ' ')" \
+	"wrong null "
 
 # 6. a private registry (bearer tokens): skiffd gets its credentials only
 # from the pull. The image is converted anew (other chunks, other layers),
@@ -254,7 +319,7 @@ t_ok "... and it keeps them through a restart: skiff mount by hand works now" \
 
 # 7. removing it all
 t_ok "remove the images" "${CTR[@]}" images rm --sync "$K/debian:skiff" "$K/debian:again" "$K/debian:oci" \
-	"$P/private/debian:skiff"
+	"$F/debian:flaky" "$P/private/debian:skiff"
 # snapshots ls prints a header line
 snaps() { "${CTR[@]}" snapshots --snapshotter skiff ls 2>/dev/null | tail -n +2 | wc -l; }
 t_ok "... containerd's garbage collection removes every snapshot" \

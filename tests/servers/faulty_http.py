@@ -23,17 +23,27 @@ GET /_log answers the requests seen so far as JSON lines
 POST /_release lets held requests go on and forgets the hold faults.
 POST /_reset forgets faults and the log (releasing held requests).
 
-Listens on 127.0.0.1 only. Usage: faulty_http.py ROOT PORT
+With --upstream URL it is a front for another server (a registry):
+requests without a fault are forwarded there (method, path, Accept, Range,
+Authorization) and its answer passed back; truncate, short and wrong
+spoil the upstream's body as they spoil a file's. --tls CERT KEY serves
+https (the controls too), --cafile verifies the upstream.
+
+Listens on 127.0.0.1 only.
+Usage: faulty_http.py ROOT PORT [--tls CERT KEY] [--upstream URL [--cafile F]]
 """
 import json
 import os
+import http.client
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 LOCK = threading.Lock()
 FAULTS = []
@@ -65,9 +75,18 @@ def release(keep):
         FAULTS[:] = [f for f in FAULTS if keep(f)]
 
 
+# headers passed each way in front of an upstream
+FORWARD_ASK = ("Accept", "Range", "Authorization", "User-Agent")
+FORWARD_ANSWER = ("Content-Type", "Content-Range", "Docker-Content-Digest",
+                  "Docker-Distribution-Api-Version", "WWW-Authenticate",
+                  "Location", "Retry-After")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     root = "."
+    upstream = None        # urlsplit() of --upstream
+    upstream_ssl = None    # its ssl context (https)
 
     def log_message(self, fmt, *args):
         pass
@@ -152,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if self.upstream:
+            return self.forward(kind, head)
         full = os.path.normpath(os.path.join(self.root, path.lstrip("/")))
         if not full.startswith(os.path.abspath(self.root)) or not os.path.isfile(full):
             return self.send_json(404, {"error": "not found"})
@@ -172,16 +193,47 @@ class Handler(BaseHTTPRequestHandler):
             fh.seek(first)
             data = fh.read(last - first + 1)
         cr_first = first + 4096 if kind == "badrange" else first
+        headers = [("Content-Type", "application/octet-stream")]
+        if partial:
+            headers.append(("Content-Range", "bytes %d-%d/%d" %
+                            (cr_first, cr_first + (last - first), size)))
+        self.answer(206 if partial else 200, headers, data, kind, head)
+
+    def forward(self, kind, head):
+        """Asks the upstream, then answers what it said (spoilt by kind)."""
+        u = self.upstream
+        if u.scheme == "https":
+            c = http.client.HTTPSConnection(u.hostname, u.port,
+                                            context=self.upstream_ssl,
+                                            timeout=60)
+        else:
+            c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        try:
+            hdrs = {h: self.headers[h] for h in FORWARD_ASK if self.headers[h]}
+            c.request(self.command, self.path, headers=hdrs)
+            r = c.getresponse()
+            data = r.read()
+            headers = [(h, r.getheader(h)) for h in FORWARD_ANSWER
+                       if r.getheader(h) is not None]
+            # a HEAD's length is the upstream's, its body none
+            length = int(r.getheader("Content-Length") or 0) if head else None
+            status = r.status
+        finally:
+            c.close()
+        self.answer(status, headers, data, kind, head, length)
+
+    def answer(self, status, headers, data, kind, head, length=None):
+        """Sends an answer, its body spoilt as the fault kind says."""
         if kind == "short":
             data = data[: len(data) // 2]
         if kind == "wrong":
             data = bytes(b ^ 0x5A for b in data)
-        self.send_response(206 if partial else 200)
-        if partial:
-            self.send_header("Content-Range", "bytes %d-%d/%d" %
-                             (cr_first, cr_first + (last - first), size))
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Content-Type", "application/octet-stream")
+        if length is None:
+            length = len(data)
+        self.send_response(status)
+        for h, v in headers:
+            self.send_header(h, v)
+        self.send_header("Content-Length", str(length))
         self.end_headers()
         if head:
             return
@@ -196,9 +248,27 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     root, port = sys.argv[1], int(sys.argv[2])
+    args = sys.argv[3:]
+    tls = cafile = None
+    while args:
+        if args[0] == "--tls" and len(args) >= 3:
+            tls, args = (args[1], args[2]), args[3:]
+        elif args[0] == "--upstream" and len(args) >= 2:
+            Handler.upstream, args = urlsplit(args[1]), args[2:]
+        elif args[0] == "--cafile" and len(args) >= 2:
+            cafile, args = args[1], args[2:]
+        else:
+            sys.exit("usage: faulty_http.py ROOT PORT [--tls CERT KEY] "
+                     "[--upstream URL [--cafile FILE]]")
+    if Handler.upstream and Handler.upstream.scheme == "https":
+        Handler.upstream_ssl = ssl.create_default_context(cafile=cafile)
     Handler.root = os.path.abspath(root)
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls[0], tls[1])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.serve_forever()
 
 
