@@ -167,6 +167,9 @@ bench: all
 # loop mounts (the first run builds the guest kernel: ~10 minutes)
 bench-fscache: all
 	@./bench/fscache-bench.sh
+	@SKIFF_CRASH_KILLS=$${SKIFF_CRASH_KILLS:-200} SKIFF_UPGRADES=$${SKIFF_UPGRADES:-100} \
+		SKIFF_HOLDER_KILLS=$${SKIFF_HOLDER_KILLS:-20} SKIFF_GUEST_TIMEOUT=$${SKIFF_GUEST_TIMEOUT:-5400} \
+		prove -v --timer --exec '' kernel-tests/failover-6.1.t kernel-tests/failover-6.12.t
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \

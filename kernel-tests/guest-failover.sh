@@ -5,10 +5,12 @@
 # and hands each new server the objects and the unanswered requests.
 # 1. a crash loop: 8 readers through two lazily mounted images, every
 #    byte checked, while the serving process is SIGKILLed
-#    SKIFF_CRASH_KILLS times (default 50) at random moments;
-# 2. SKIFF_UPGRADES (default 20) live upgrades under the same load: the
-#    holder (same pid) becomes each new binary with the device and every
-#    open object's anon fd, and the new server takes them over;
+#    SKIFF_CRASH_KILLS times (default 20; `make bench-fscache` 200) at
+#    random moments;
+# 2. SKIFF_UPGRADES (default 10; `make bench-fscache` 100) live upgrades
+#    under the same load: the holder (same pid) becomes each new binary
+#    with the device and every open object's anon fd, and the new server
+#    takes them over;
 # 3. the holder dies under 8 readers: the server reads the device itself
 #    from then on, after `restore` (what the holder had read comes again),
 #    so readers in flight finish right. Upstream 6.1 has no `restore` (a
@@ -27,7 +29,7 @@ need_root
 [ -c /dev/cachefiles ] || skip_all "no /dev/cachefiles in this kernel"
 [ -x "$READCHECK" ] && [ -x "$FDSUP" ] || skip_all "build readcheck and fdsup first (make)"
 KVER=${SKIFF_GUEST_KERNEL:-$(uname -r)}
-KILLS=${SKIFF_CRASH_KILLS:-50}
+KILLS=${SKIFF_CRASH_KILLS:-20}
 HKILLS=${SKIFF_HOLDER_KILLS:-5}
 
 # the cachefiles cache must be on ext4: run-guest.sh mounts one here
@@ -66,7 +68,7 @@ t_ok "skiffd stops" stop_skiffd
 # 2. live upgrades under the same load, on a fresh cache: the holder
 #    (same pid) becomes each new binary with the device and every open
 #    object's anon fd, and the new server takes them over
-UPGRADES=${SKIFF_UPGRADES:-20}
+UPGRADES=${SKIFF_UPGRADES:-10}
 rm -rf "$SKIFF_TEST_CACHE"
 cp "$SKIFFD" "$T/skiffd-a"
 cp "$SKIFFD" "$T/skiffd-b"

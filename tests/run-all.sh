@@ -26,4 +26,5 @@ for t in build/tests/test_* build-asan/tests/test_* tests/*.t tests/asan/*.t ker
 	[ -x "$t" ] && tests+=("$t")
 done
 # shellcheck disable=SC2086
-prove --exec '' ${PROVE_OPTS:-} "${tests[@]}"
+# --timer: each file's time, to keep the whole under CI's budget
+prove --timer --exec '' ${PROVE_OPTS:-} "${tests[@]}"
