@@ -34,10 +34,19 @@ void sk_err_prefix(struct sk_err *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
-	/* too long: the callee's reason is cut before the caller's words */
+	/* too long: the callee's reason is cut before the caller's words
+	 * (copied by hand: snprintf's truncation warning is the point) */
 	n = strlen(e->msg);
-	if (n + 1 < sizeof(e->msg))
-		snprintf(e->msg + n, sizeof(e->msg) - n, ": %s", was);
+	if (n + 2 < sizeof(e->msg)) {
+		size_t k = strnlen(was, sizeof(was) - 1);
+
+		memcpy(e->msg + n, ": ", 2);
+		n += 2;
+		if (k > sizeof(e->msg) - 1 - n)
+			k = sizeof(e->msg) - 1 - n;
+		memcpy(e->msg + n, was, k);
+		e->msg[n + k] = '\0';
+	}
 }
 
 int sk_pread_full(int fd, void *buf, size_t len, uint64_t off)
