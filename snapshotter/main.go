@@ -65,6 +65,9 @@ func serveMain(args []string) int {
 	fl.StringVar(&sk.socket, "skiffd-socket", "", "skiffd's control `socket` (default: skiff's, $SKIFF_SOCKET or /run/skiff/skiffd.sock)")
 	fl.StringVar(&sk.domain, "domain", "", "cachefiles `domain` images are mounted in (default: skiffd's)")
 	fl.DurationVar(&sk.timeout, "mount-timeout", 2*time.Minute, "how long a lazy mount (fetching the bootstrap) may take")
+	criSock := fl.String("cri-image-service", "", "also serve CRI's image service on this `socket`, for kubelet's --image-service-endpoint: pulls go on to containerd, their credentials (image pull secrets) to skiffd too")
+	criAddr := fl.String("cri-address", "/run/containerd/containerd.sock", "containerd's CRI `socket`, where the image service's calls go")
+	hostsDir := fl.String("hosts-dir", "/etc/containerd/certs.d", "registry host configuration `directory` (the CRI plugin's config_path): how the image service checks a pull's credentials")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -77,25 +80,34 @@ func serveMain(args []string) int {
 		log.Printf("%s: %v", *root, err)
 		return 1
 	}
-	if err := os.MkdirAll(filepath.Dir(*addr), 0711); err != nil {
-		log.Printf("%v", err)
-		return 1
-	}
-	// a socket left by a process that is gone; a live one answers
-	if c, err := net.Dial("unix", *addr); err == nil {
-		c.Close()
-		log.Printf("%s: another snapshotter is serving there", *addr)
-		return 1
-	}
-	os.Remove(*addr)
-	l, err := net.Listen("unix", *addr)
+	l, err := listenUnix(*addr)
 	if err != nil {
 		log.Printf("%v", err)
 		return 1
 	}
-	os.Chmod(*addr, 0600)
 	rpc := grpc.NewServer()
 	snapshotsapi.RegisterSnapshotsServer(rpc, snapshotservice.FromSnapshotter(o))
+	servers := []*grpc.Server{rpc}
+	var criL net.Listener
+	var cri *grpc.Server
+	if *criSock != "" {
+		skiffd := sk.socket
+		if skiffd == "" {
+			skiffd = defaultSkiffdSocket()
+		}
+		reg := registryHosts{dir: *hostsDir}
+		p, err := newCRIProxy(*criAddr, skiffd, reg.check)
+		if err == nil {
+			criL, err = listenUnix(*criSock)
+		}
+		if err != nil {
+			log.Printf("%s: %v", *criSock, err)
+			l.Close()
+			return 1
+		}
+		cri = p.server()
+		servers = append(servers, cri)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
@@ -103,12 +115,26 @@ func serveMain(args []string) int {
 		log.Printf("%v: stopping (mounts stay: running containers use them)", s)
 		// calls in progress finish (a mount half done would be left
 		// to garbage collection), for 30 s at most
-		t := time.AfterFunc(30*time.Second, rpc.Stop)
-		rpc.GracefulStop()
-		t.Stop()
+		for _, srv := range servers {
+			t := time.AfterFunc(30*time.Second, srv.Stop)
+			srv.GracefulStop()
+			t.Stop()
+		}
 	}()
+	cerr := make(chan error, 1)
+	if cri != nil {
+		log.Printf("serving CRI's image service on %s (on to %s)", *criSock, *criAddr)
+		go func() { cerr <- cri.Serve(criL) }()
+	}
 	log.Printf("serving on %s (root %s)", *addr, *root)
 	err = rpc.Serve(l)
+	if cri != nil {
+		cri.Stop()
+		if e := <-cerr; err == nil {
+			err = e
+		}
+		os.Remove(*criSock)
+	}
 	o.Close()
 	os.Remove(*addr)
 	if err != nil {
@@ -116,4 +142,26 @@ func serveMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// listenUnix: a socket for root alone at path, replacing one a process
+// that is gone left (a live one answers: then it fails)
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0711); err != nil {
+		return nil, err
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: another process is serving there", path)
+	}
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd/images"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/pkg/snapshotters"
+	"github.com/containerd/containerd/remotes"
 	refdocker "github.com/containerd/containerd/reference/docker"
 	"github.com/containerd/containerd/remotes/docker"
 	"github.com/containerd/containerd/remotes/docker/config"
@@ -58,9 +59,13 @@ func pullMain(args []string) int {
 		return 2
 	}
 	ref := fl.Arg(0)
-	creds := func(string) (string, string, error) { return "", "", nil }
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), *ns), *timeout)
+	defer cancel()
+	reg := registryHosts{dir: *hostsDir, plainHTTP: *plain}
+	var u, p string
 	if *user != "" {
-		u, p, ok := strings.Cut(*user, ":")
+		var ok bool
+		u, p, ok = strings.Cut(*user, ":")
 		if !ok {
 			p = os.Getenv("SKIFF_PULL_PASSWORD")
 		}
@@ -68,36 +73,28 @@ func pullMain(args []string) int {
 			fmt.Fprintln(os.Stderr, "skiff-snapshotter pull: --user needs USER:PASSWORD, or USER and $SKIFF_PULL_PASSWORD")
 			return 2
 		}
-		named, err := refdocker.ParseDockerRef(ref)
+		domain, err := refDomain(ref)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", ref, err)
 			return 2
 		}
-		domain := refdocker.Domain(named)
-		// only to the image's registry, never to a mirror hosts.toml names
-		creds = func(host string) (string, string, error) {
-			if host == domain || (domain == "docker.io" && host == "registry-1.docker.io") {
-				return u, p, nil
-			}
-			return "", "", nil
-		}
 		// skiffd fetches the bootstrap and the data long after this
-		// pull, through restarts: it keeps them (root only)
+		// pull, through restarts: it keeps them (root only), once the
+		// registry took them (a wrong password replaces no good one)
+		if err := reg.check(ctx, ref, u, p); err != nil {
+			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", ref, err)
+			return 1
+		}
 		if err := giveCredentials(*skiffd, domain, u, p); err != nil {
 			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: handing the credentials to skiffd at %s: %v\n", *skiffd, err)
 			return 1
 		}
 	}
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), *ns), *timeout)
-	defer cancel()
-	opts := config.HostOptions{Credentials: creds}
-	if st, err := os.Stat(*hostsDir); err == nil && st.IsDir() {
-		opts.HostDir = config.HostDirFromRoot(*hostsDir)
+	resolver, err := reg.resolver(ctx, ref, u, p)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", ref, err)
+		return 2
 	}
-	if *plain {
-		opts.DefaultScheme = "http"
-	}
-	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(ctx, opts)})
 
 	client, err := containerd.New(*addr, containerd.WithTimeout(30*time.Second))
 	if err != nil {
@@ -147,6 +144,55 @@ func defaultSkiffdSocket() string {
 		return s
 	}
 	return "/run/skiff/skiffd.sock"
+}
+
+// registryHosts: how registries are reached, as containerd's CRI plugin
+// is told (config_path: a hosts.toml and certificates per host).
+type registryHosts struct {
+	dir       string // "": none
+	plainHTTP bool
+}
+
+func refDomain(ref string) (string, error) {
+	named, err := refdocker.ParseDockerRef(ref)
+	if err != nil {
+		return "", err
+	}
+	return refdocker.Domain(named), nil
+}
+
+// resolver for ref, with user and pass (if any) sent to the image's
+// registry only, never to a mirror hosts.toml names.
+func (h registryHosts) resolver(ctx context.Context, ref, user, pass string) (remotes.Resolver, error) {
+	domain, err := refDomain(ref)
+	if err != nil {
+		return nil, err
+	}
+	opts := config.HostOptions{Credentials: func(host string) (string, string, error) {
+		if host == domain || (domain == "docker.io" && host == "registry-1.docker.io") {
+			return user, pass, nil
+		}
+		return "", "", nil
+	}}
+	if st, err := os.Stat(h.dir); err == nil && st.IsDir() {
+		opts.HostDir = config.HostDirFromRoot(h.dir)
+	}
+	if h.plainHTTP {
+		opts.DefaultScheme = "http"
+	}
+	return docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(ctx, opts)}), nil
+}
+
+// check: the registry takes user and pass for ref (it resolves with them).
+func (h registryHosts) check(ctx context.Context, ref, user, pass string) error {
+	r, err := h.resolver(ctx, ref, user, pass)
+	if err == nil {
+		_, _, err = r.Resolve(ctx, ref)
+	}
+	if err != nil {
+		return fmt.Errorf("the registry did not take the credentials: %v", err)
+	}
+	return nil
 }
 
 // giveCredentials: POST /v1/credentials on skiffd's control socket.

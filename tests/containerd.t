@@ -305,6 +305,8 @@ t_fails "skiffd has no credentials for it: skiff mount by hand fails" \
 	"$SKIFF" mount "docker://$P/private/debian:skiff" "$T/by-hand"
 t_grep "... the registry refusing it" "HTTP 401.*authentication required" "$T/.out"
 t_fails "a pull with a wrong password fails" "${PULL[@]}" --user skiff:wrong "$P/private/debian:skiff"
+t_grep "... before skiffd is handed them" "the registry did not take the credentials.*401" "$T/.out"
+t_ok "... which has none" test ! -e "$T/work/auth.json"
 nt=$(grep -c '"who": "skiff"' "$T/tokens.log")
 t_ok "a pull with the password" "${PULL[@]}" --user skiff:secret "$P/private/debian:skiff"
 t_is "... a container of it reads the image right" "$("${CTR[@]}" run --rm --snapshotter skiff \
@@ -316,6 +318,38 @@ t_ok "... and it keeps them through a restart: skiff mount by hand works now" \
 	eval 'kill -KILL "$(holder_pid)" && logged "adopted the fanotify fd of a dead holder.*" 60 &&
 	for _ in $(seq 1 100); do "$SKIFF" status >/dev/null 2>&1 && break; sleep 0.1; done &&
 	skiff_mount "docker://$P/private/debian:skiff" "$T/by-hand" && skiff_umount "$T/by-hand"'
+
+# 6b. kubelet's way to a private registry: its image pull secret comes
+# with the CRI PullImage, which containerd's CRI plugin uses but passes to
+# no snapshotter. skiff-snapshotter's image service (kubelet's image
+# endpoint, in front of containerd's) hands it to skiffd. skiffd forgets
+# what it has first (as on a new node), and the image is new to it.
+t_ok "skiff convert another private image (128K chunks)" "$SKIFF" convert -q --chunk-size 128K \
+	--ca-file "$CA/ca.crt" --docker-config "$T/docker/config.json" \
+	"docker://$K/debian:oci" "docker://$P/private/crid:skiff" || done_testing
+t_ok "skiffd forgets the credentials it has" rm "$T/work/auth.json"
+t_fails "... skiff mount of the image by hand fails" "$SKIFF" mount "docker://$P/private/crid:skiff" "$T/by-hand"
+t_fails "CRI PullImage through skiff-snapshotter's image service, a wrong pull secret: fails" \
+	"$CRIPULL" "$CRI_SOCK" "$P/private/crid:skiff" skiff wrong
+t_grep "... containerd saying why" "401|unauthorized|authoriz" "$T/.out"
+t_grep "... the snapshotter handed skiffd nothing" \
+	"private/crid:skiff: the pull's credentials for $P: the registry did not take" "$T/sn.log"
+t_ok "... which has none" test ! -e "$T/work/auth.json"
+nt=$(grep -c '"who": "skiff"' "$T/tokens.log")
+t_ok "CRI PullImage through it with the right pull secret" "$CRIPULL" "$CRI_SOCK" "$P/private/crid:skiff" skiff secret
+t_grep "... the snapshotter handed it to skiffd" "private/crid:skiff: the pull's credentials for $P handed to skiffd" \
+	"$T/sn.log"
+t_is "... a container of it reads the image right" "$("${CTR_K8S[@]}" run --rm --snapshotter skiff \
+	"$P/private/crid:skiff" k2 sh -c "$PROG" 2>&1)" "$want"
+t_ok "... skiffd fetched with tokens for the user" test "$(grep -c '"who": "skiff"' "$T/tokens.log")" -gt "$nt"
+t_grep "... the image service passes the other calls on: ListImages lists it" \
+	"^$P/private/crid:skiff\$" <("$CRIPULL" "$CRI_SOCK" --list 2>&1)
+t_fails "... and refuses what is not the image service (kubelet asks containerd for that)" \
+	"$CRIPULL" "$CRI_SOCK" --version
+t_grep "... saying so" "Unimplemented.*serves the CRI image service only" "$T/.out"
+t_is "... which containerd answers" "$("$CRIPULL" "$CTD_SOCK" --version 2>&1)" containerd
+t_ok "... the image removed from the CRI namespace" \
+	eval '"${CTR_K8S[@]}" images rm --sync $("${CTR_K8S[@]}" images ls -q)'
 
 # 7. removing it all
 t_ok "remove the images" "${CTR[@]}" images rm --sync "$K/debian:skiff" "$K/debian:again" "$K/debian:oci" \

@@ -8,6 +8,7 @@
 SNAPSHOTTER=${SNAPSHOTTER:-$ROOT/build/skiff-snapshotter}
 CTD_SOCK=$T/ctd/ctd.sock
 SN_SOCK=$T/sn.sock
+CRI_SOCK=$T/cri.sock
 CTR=(ctr --address "$CTD_SOCK" --namespace skiff-test)
 CTR_K8S=(ctr --address "$CTD_SOCK" --namespace k8s.io)
 CRIPULL=${CRIPULL:-$ROOT/build/cripull}
@@ -27,13 +28,16 @@ need_containerd() {
 }
 
 # start_snapshotter [ARGS]: skiff-snapshotter serving $SN_SOCK with its
-# root in $T/sn, mounting through skiffd at $SKIFF_SOCKET; log $T/sn.log.
-# Sets SN_PID; fails when it does not say it serves within 30 s.
+# root in $T/sn, mounting through skiffd at $SKIFF_SOCKET, and CRI's image
+# service on $CRI_SOCK in front of containerd's (as kubelet's image
+# endpoint); log $T/sn.log. Sets SN_PID; fails when it does not say it
+# serves within 30 s.
 start_snapshotter() {
 	local n
 	n=$(grep -c "serving on" "$T/sn.log" 2>/dev/null)
 	"$SNAPSHOTTER" --root "$T/sn" --address "$SN_SOCK" --skiff "$SKIFF" \
-		--skiffd-socket "$SKIFF_SOCKET" "$@" >>"$T/sn.log" 2>&1 &
+		--skiffd-socket "$SKIFF_SOCKET" --cri-image-service "$CRI_SOCK" --cri-address "$CTD_SOCK" \
+		--hosts-dir "$T/certs.d" "$@" >>"$T/sn.log" 2>&1 &
 	SN_PID=$!
 	for _ in $(seq 1 300); do
 		[ "$(grep -c "serving on" "$T/sn.log")" -gt "${n:-0}" ] && return 0

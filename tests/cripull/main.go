@@ -7,6 +7,9 @@
 // read with protowire and sent through a pass-through codec.
 //
 // usage: cripull SOCKET REF [USER PASSWORD]
+//
+//	cripull SOCKET --list      ListImages: each image's tags, one a line
+//	cripull SOCKET --version   RuntimeService.Version: the runtime's name
 package main
 
 import (
@@ -34,17 +37,50 @@ func field(b []byte, num protowire.Number, v []byte) []byte {
 	return protowire.AppendBytes(b, v)
 }
 
+// strings calls f with each string field num of message b
+func strings(b []byte, num protowire.Number, f func([]byte)) {
+	for len(b) > 0 {
+		n, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return
+		}
+		b = b[k:]
+		if typ != protowire.BytesType {
+			if k = protowire.ConsumeFieldValue(n, typ, b); k < 0 {
+				return
+			}
+			b = b[k:]
+			continue
+		}
+		v, m := protowire.ConsumeBytes(b)
+		if m < 0 {
+			return
+		}
+		if n == num {
+			f(v)
+		}
+		b = b[m:]
+	}
+}
+
 func main() {
 	if len(os.Args) != 3 && len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: cripull SOCKET REF [USER PASSWORD]")
+		fmt.Fprintln(os.Stderr, "usage: cripull SOCKET REF [USER PASSWORD] | SOCKET --list | SOCKET --version")
 		os.Exit(2)
 	}
 	sock, ref := os.Args[1], os.Args[2]
+	method := "/runtime.v1.ImageService/PullImage"
 	// PullImageRequest { ImageSpec image = 1 { string image = 1 };
 	//                    AuthConfig auth = 2 { username = 1; password = 2 } }
 	req := field(nil, 1, field(nil, 1, []byte(ref)))
 	if len(os.Args) == 5 {
 		req = field(req, 2, field(field(nil, 1, []byte(os.Args[3])), 2, []byte(os.Args[4])))
+	}
+	switch ref {
+	case "--list":
+		method, req = "/runtime.v1.ImageService/ListImages", []byte{}
+	case "--version":
+		method, req = "/runtime.v1.RuntimeService/Version", []byte{}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -59,11 +95,20 @@ func main() {
 	defer conn.Close()
 	var resp []byte
 	// containerd 1.6 serves both versions of the API; kubelet 1.26+ uses v1
-	err = conn.Invoke(ctx, "/runtime.v1.ImageService/PullImage", &req, &resp,
-		grpc.ForceCodec(passThrough{}))
+	err = conn.Invoke(ctx, method, &req, &resp, grpc.ForceCodec(passThrough{}))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cripull: %s: %v\n", ref, err)
 		os.Exit(1)
+	}
+	switch ref {
+	case "--list": // ListImagesResponse { repeated Image images = 1 { repo_tags = 2 } }
+		strings(resp, 1, func(img []byte) {
+			strings(img, 2, func(tag []byte) { fmt.Println(string(tag)) })
+		})
+		return
+	case "--version": // VersionResponse { runtime_name = 2 }
+		strings(resp, 2, func(name []byte) { fmt.Println(string(name)) })
+		return
 	}
 	// PullImageResponse { string image_ref = 1 }
 	if _, typ, n := protowire.ConsumeTag(resp); n > 0 && typ == protowire.BytesType {
