@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -83,13 +84,13 @@ func serveMain(args []string) int {
 	l, err := listenUnix(*addr)
 	if err != nil {
 		log.Printf("%v", err)
+		o.Close()
 		return 1
 	}
 	rpc := grpc.NewServer()
 	snapshotsapi.RegisterSnapshotsServer(rpc, snapshotservice.FromSnapshotter(o))
-	servers := []*grpc.Server{rpc}
-	var criL net.Listener
 	var cri *grpc.Server
+	var criL net.Listener
 	if *criSock != "" {
 		skiffd := sk.socket
 		if skiffd == "" {
@@ -103,40 +104,69 @@ func serveMain(args []string) int {
 		if err != nil {
 			log.Printf("%s: %v", *criSock, err)
 			l.Close()
+			os.Remove(*addr)
+			o.Close()
 			return 1
 		}
 		cri = p.server()
-		servers = append(servers, cri)
+	}
+	// stop: the image service first (a pull it passes on unpacks through
+	// the snapshotter), then the snapshotter; calls in progress finish
+	// (a mount half done would be left to garbage collection), for 30 s
+	// at most each
+	stopped := make(chan struct{})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			for _, srv := range []*grpc.Server{cri, rpc} {
+				if srv == nil {
+					continue
+				}
+				t := time.AfterFunc(30*time.Second, srv.Stop)
+				srv.GracefulStop()
+				t.Stop()
+			}
+			close(stopped)
+		})
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		s := <-sig
 		log.Printf("%v: stopping (mounts stay: running containers use them)", s)
-		// calls in progress finish (a mount half done would be left
-		// to garbage collection), for 30 s at most
-		for _, srv := range servers {
-			t := time.AfterFunc(30*time.Second, srv.Stop)
-			srv.GracefulStop()
-			t.Stop()
-		}
+		stop()
 	}()
-	cerr := make(chan error, 1)
+	var criErr error
+	criDone := make(chan struct{})
 	if cri != nil {
 		log.Printf("serving CRI's image service on %s (on to %s)", *criSock, *criAddr)
-		go func() { cerr <- cri.Serve(criL) }()
+		go func() {
+			// kubelet's image endpoint gone while the process lives
+			// would be worse than a restart: stop it all
+			if criErr = cri.Serve(criL); criErr != nil {
+				log.Printf("%s: %v", *criSock, criErr)
+				go stop()
+			}
+			close(criDone)
+		}()
+	} else {
+		close(criDone)
 	}
 	log.Printf("serving on %s (root %s)", *addr, *root)
 	err = rpc.Serve(l)
+	if err != nil {
+		go stop()
+	}
+	<-stopped
+	<-criDone
 	if cri != nil {
-		cri.Stop()
-		if e := <-cerr; err == nil {
-			err = e
-		}
 		os.Remove(*criSock)
 	}
 	o.Close()
 	os.Remove(*addr)
+	if err == nil {
+		err = criErr
+	}
 	if err != nil {
 		log.Printf("%v", err)
 		return 1

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,13 +14,13 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/images"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/pkg/snapshotters"
-	"github.com/containerd/containerd/remotes"
 	refdocker "github.com/containerd/containerd/reference/docker"
 	"github.com/containerd/containerd/remotes/docker"
 	"github.com/containerd/containerd/remotes/docker/config"
@@ -58,7 +59,14 @@ func pullMain(args []string) int {
 		fl.Usage()
 		return 2
 	}
-	ref := fl.Arg(0)
+	named, err := refdocker.ParseDockerRef(fl.Arg(0))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", fl.Arg(0), err)
+		return 2
+	}
+	// the full name (docker.io/library/... for a short one), as the CRI
+	// plugin labels layers with it
+	ref := named.String()
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), *ns), *timeout)
 	defer cancel()
 	reg := registryHosts{dir: *hostsDir, plainHTTP: *plain}
@@ -73,28 +81,24 @@ func pullMain(args []string) int {
 			fmt.Fprintln(os.Stderr, "skiff-snapshotter pull: --user needs USER:PASSWORD, or USER and $SKIFF_PULL_PASSWORD")
 			return 2
 		}
-		domain, err := refDomain(ref)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", ref, err)
-			return 2
-		}
 		// skiffd fetches the bootstrap and the data long after this
 		// pull, through restarts: it keeps them (root only), once the
 		// registry took them (a wrong password replaces no good one)
-		if err := reg.check(ctx, ref, u, p); err != nil {
+		switch err := reg.check(ctx, named, u, p); {
+		case errors.Is(err, errNotAsked):
+			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v: skiffd is not handed them\n", ref, err)
+		case err != nil:
 			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", ref, err)
 			return 1
-		}
-		if err := giveCredentials(*skiffd, domain, u, p); err != nil {
-			fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: handing the credentials to skiffd at %s: %v\n", *skiffd, err)
-			return 1
+		default:
+			if err := giveCredentials(*skiffd, refdocker.Domain(named), u, p); err != nil {
+				fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: handing the credentials to skiffd at %s: %v\n", *skiffd, err)
+				return 1
+			}
 		}
 	}
-	resolver, err := reg.resolver(ctx, ref, u, p)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "skiff-snapshotter pull: %s: %v\n", ref, err)
-		return 2
-	}
+	resolver := docker.NewResolver(docker.ResolverOptions{
+		Hosts: reg.hosts(ctx, refdocker.Domain(named), u, p, false, nil)})
 
 	client, err := containerd.New(*addr, containerd.WithTimeout(30*time.Second))
 	if err != nil {
@@ -153,26 +157,28 @@ type registryHosts struct {
 	plainHTTP bool
 }
 
-func refDomain(ref string) (string, error) {
-	named, err := refdocker.ParseDockerRef(ref)
-	if err != nil {
-		return "", err
-	}
-	return refdocker.Domain(named), nil
+// errNotAsked: the registry served the image without asking for the
+// credentials, so nothing says they are right.
+var errNotAsked = errors.New("the registry did not ask for the credentials")
+
+func isRegistry(domain, host string) bool {
+	return host == domain || (domain == "docker.io" && host == "registry-1.docker.io")
 }
 
-// resolver for ref, with user and pass (if any) sent to the image's
-// registry only, never to a mirror hosts.toml names.
-func (h registryHosts) resolver(ctx context.Context, ref, user, pass string) (remotes.Resolver, error) {
-	domain, err := refDomain(ref)
-	if err != nil {
-		return nil, err
-	}
+// hosts for an image of registry domain: user and pass (if any) go to
+// that registry only, never to a mirror hosts.toml names; originOnly
+// leaves the mirrors out; asked (if not nil) is set once the registry
+// asks for credentials.
+func (h registryHosts) hosts(ctx context.Context, domain, user, pass string, originOnly bool,
+	asked *atomic.Bool) docker.RegistryHosts {
 	opts := config.HostOptions{Credentials: func(host string) (string, string, error) {
-		if host == domain || (domain == "docker.io" && host == "registry-1.docker.io") {
-			return user, pass, nil
+		if !isRegistry(domain, host) {
+			return "", "", nil
 		}
-		return "", "", nil
+		if asked != nil {
+			asked.Store(true)
+		}
+		return user, pass, nil
 	}}
 	if st, err := os.Stat(h.dir); err == nil && st.IsDir() {
 		opts.HostDir = config.HostDirFromRoot(h.dir)
@@ -180,17 +186,41 @@ func (h registryHosts) resolver(ctx context.Context, ref, user, pass string) (re
 	if h.plainHTTP {
 		opts.DefaultScheme = "http"
 	}
-	return docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(ctx, opts)}), nil
+	all := config.ConfigureHosts(ctx, opts)
+	if !originOnly {
+		return all
+	}
+	return func(host string) ([]docker.RegistryHost, error) {
+		hs, err := all(host)
+		if err != nil {
+			return nil, err
+		}
+		var origin []docker.RegistryHost
+		for _, rh := range hs {
+			if isRegistry(domain, rh.Host) {
+				origin = append(origin, rh)
+			}
+		}
+		if len(origin) == 0 {
+			return nil, fmt.Errorf("%s: no host of its own in the registry configuration (a mirror or another server only)", host)
+		}
+		return origin, nil
+	}
 }
 
-// check: the registry takes user and pass for ref (it resolves with them).
-func (h registryHosts) check(ctx context.Context, ref, user, pass string) error {
-	r, err := h.resolver(ctx, ref, user, pass)
-	if err == nil {
-		_, _, err = r.Resolve(ctx, ref)
-	}
-	if err != nil {
+// check: the image's registry itself (no mirror: a mirror that serves
+// the image proves nothing of the password) asks for user and pass and
+// takes them, resolving named with them. errNotAsked when it serves
+// without asking.
+func (h registryHosts) check(ctx context.Context, named refdocker.Named, user, pass string) error {
+	var asked atomic.Bool
+	r := docker.NewResolver(docker.ResolverOptions{
+		Hosts: h.hosts(ctx, refdocker.Domain(named), user, pass, true, &asked)})
+	if _, _, err := r.Resolve(ctx, named.String()); err != nil {
 		return fmt.Errorf("the registry did not take the credentials: %v", err)
+	}
+	if !asked.Load() {
+		return errNotAsked
 	}
 	return nil
 }
@@ -199,6 +229,9 @@ func (h registryHosts) check(ctx context.Context, ref, user, pass string) error 
 func giveCredentials(sock, registry, user, pass string) error {
 	body, _ := json.Marshal(map[string]string{"registry": registry, "username": user, "password": pass})
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		// one call: no idle connection left holding one of skiffd's
+		// control slots
+		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}

@@ -253,9 +253,8 @@ t_fails "... the pull fails" "${PULL[@]}" "$F/debian:flaky"
 t_grep "... saying the registry failed, how often it was asked" \
 	"lazy pull of docker://$F/debian@sha256:.*bootstrap $(cut -c8- <<<"$FBOOT"): GET https://$F/v2/debian/blobs/$FBOOT: HTTP 503 \(5 attempts\)" "$T/.out"
 diag "$(tail -n 1 "$T/.out")"
-t_is "... after containerd had the manifest and config" \
-	"$(front_log /manifests/ | grep -c ^null)/$(front_log "$(jq -r .config.digest "$T/flaky.json")" | grep -c ^null)" \
-	"$(front_log /manifests/ | grep -c ^null)/1"
+t_ok "... after containerd had the manifest" test "$(front_log /manifests/ | grep -c ^null)" -ge 1
+t_is "... and the config" "$(front_log "$(jq -r .config.digest "$T/flaky.json")" | grep -c ^null)" 1
 t_ok "... skiffd asked for the bootstrap a bounded number of times" \
 	test "$(front_log "$FBOOT" | grep -c ^503)" -ge 1 -a "$(front_log "$FBOOT" | grep -c ^503)" -le 20
 t_is "... nothing mounted" "$(ctd_erofs_mounts)" "$m0"
@@ -329,19 +328,28 @@ t_ok "skiff convert another private image (128K chunks)" "$SKIFF" convert -q --c
 	"docker://$K/debian:oci" "docker://$P/private/crid:skiff" || done_testing
 t_ok "skiffd forgets the credentials it has" rm "$T/work/auth.json"
 t_fails "... skiff mount of the image by hand fails" "$SKIFF" mount "docker://$P/private/crid:skiff" "$T/by-hand"
+t_grep "... the registry refusing it" "HTTP 401" "$T/.out"
+t_ok "CRI PullImage of an image of the open registry with a pull secret" \
+	"$CRIPULL" "$CRI_SOCK" "$K/debian:skiff" skiff secret
+t_grep "... the snapshotter handed skiffd nothing: that registry did not ask for it" \
+	"$K/debian:skiff: the pull's credentials for $K: the registry did not ask for the credentials" "$T/sn.log"
+t_fails "CRI PullImage with a pull secret for another registry: fails" \
+	"$CRIPULL" "$CRI_SOCK" "$P/private/crid:skiff" skiff secret "https://other.example/v1/"
+t_grep "... the snapshotter handed it to skiffd no more than containerd used it" \
+	"private/crid:skiff: the pull's credentials are for https://other.example/v1/, not $P: not handed" "$T/sn.log"
+t_ok "... which has none" test ! -e "$T/work/auth.json"
 t_fails "CRI PullImage through skiff-snapshotter's image service, a wrong pull secret: fails" \
 	"$CRIPULL" "$CRI_SOCK" "$P/private/crid:skiff" skiff wrong
 t_grep "... containerd saying why" "401|unauthorized|authoriz" "$T/.out"
 t_grep "... the snapshotter handed skiffd nothing" \
 	"private/crid:skiff: the pull's credentials for $P: the registry did not take" "$T/sn.log"
 t_ok "... which has none" test ! -e "$T/work/auth.json"
-nt=$(grep -c '"who": "skiff"' "$T/tokens.log")
 t_ok "CRI PullImage through it with the right pull secret" "$CRIPULL" "$CRI_SOCK" "$P/private/crid:skiff" skiff secret
 t_grep "... the snapshotter handed it to skiffd" "private/crid:skiff: the pull's credentials for $P handed to skiffd" \
 	"$T/sn.log"
 t_is "... a container of it reads the image right" "$("${CTR_K8S[@]}" run --rm --snapshotter skiff \
 	"$P/private/crid:skiff" k2 sh -c "$PROG" 2>&1)" "$want"
-t_ok "... skiffd fetched with tokens for the user" test "$(grep -c '"who": "skiff"' "$T/tokens.log")" -gt "$nt"
+t_grep "... skiffd has them" "\"$P\"" "$T/work/auth.json"
 t_grep "... the image service passes the other calls on: ListImages lists it" \
 	"^$P/private/crid:skiff\$" <("$CRIPULL" "$CRI_SOCK" --list 2>&1)
 t_fails "... and refuses what is not the image service (kubelet asks containerd for that)" \

@@ -6,7 +6,7 @@
 // CRI API (k8s.io/cri-api), so the two small messages are written and
 // read with protowire and sent through a pass-through codec.
 //
-// usage: cripull SOCKET REF [USER PASSWORD]
+// usage: cripull SOCKET REF [USER PASSWORD [SERVER_ADDRESS]]
 //
 //	cripull SOCKET --list      ListImages: each image's tags, one a line
 //	cripull SOCKET --version   RuntimeService.Version: the runtime's name
@@ -64,17 +64,22 @@ func strings(b []byte, num protowire.Number, f func([]byte)) {
 }
 
 func main() {
-	if len(os.Args) != 3 && len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: cripull SOCKET REF [USER PASSWORD] | SOCKET --list | SOCKET --version")
+	if len(os.Args) != 3 && len(os.Args) != 5 && len(os.Args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: cripull SOCKET REF [USER PASSWORD [SERVER_ADDRESS]] | SOCKET --list | SOCKET --version")
 		os.Exit(2)
 	}
 	sock, ref := os.Args[1], os.Args[2]
 	method := "/runtime.v1.ImageService/PullImage"
 	// PullImageRequest { ImageSpec image = 1 { string image = 1 };
-	//                    AuthConfig auth = 2 { username = 1; password = 2 } }
+	//                    AuthConfig auth = 2 { username = 1; password = 2;
+	//                                          server_address = 4 } }
 	req := field(nil, 1, field(nil, 1, []byte(ref)))
-	if len(os.Args) == 5 {
-		req = field(req, 2, field(field(nil, 1, []byte(os.Args[3])), 2, []byte(os.Args[4])))
+	if len(os.Args) >= 5 {
+		auth := field(field(nil, 1, []byte(os.Args[3])), 2, []byte(os.Args[4]))
+		if len(os.Args) == 6 {
+			auth = field(auth, 4, []byte(os.Args[5]))
+		}
+		req = field(req, 2, auth)
 	}
 	switch ref {
 	case "--list":

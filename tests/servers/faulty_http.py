@@ -24,9 +24,10 @@ POST /_release lets held requests go on and forgets the hold faults.
 POST /_reset forgets faults and the log (releasing held requests).
 
 With --upstream URL it is a front for another server (a registry):
-requests without a fault are forwarded there (method, path, Accept, Range,
-Authorization) and its answer passed back; truncate, short and wrong
-spoil the upstream's body as they spoil a file's. --tls CERT KEY serves
+GETs and HEADs without a fault are forwarded there (path, Accept, Range,
+Authorization) and its answer passed back (502 when it cannot be
+reached); truncate, short and wrong spoil the upstream's body as they
+spoil a file's; badrange and norange are refused (400). --tls CERT KEY serves
 https (the controls too), --cafile verifies the upstream.
 
 Listens on 127.0.0.1 only.
@@ -104,6 +105,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         if self.path == "/_fault":
             f = json.loads(body)
+            if self.upstream and f.get("kind") in ("badrange", "norange"):
+                return self.send_json(400, {"error": "not in front of an upstream"})
             f.setdefault("count", 1)
             if f.get("kind") == "hold":
                 f["held"] = threading.Event()
@@ -218,6 +221,8 @@ class Handler(BaseHTTPRequestHandler):
             # a HEAD's length is the upstream's, its body none
             length = int(r.getheader("Content-Length") or 0) if head else None
             status = r.status
+        except (OSError, http.client.HTTPException) as e:
+            return self.send_json(502, {"error": "upstream: %s" % e})
         finally:
             c.close()
         self.answer(status, headers, data, kind, head, length)
@@ -268,7 +273,10 @@ def main():
     if tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tls[0], tls[1])
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        # the handshake in the request's thread (its first read), not in
+        # the one that accepts: a client that stalls stalls only itself
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
+                                     do_handshake_on_connect=False)
     srv.serve_forever()
 
 
