@@ -75,6 +75,7 @@ int cmd_daemon(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_prefetch(int argc, char **argv);
 int cmd_trace(int argc, char **argv);

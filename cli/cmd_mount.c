@@ -391,6 +391,14 @@ int cmd_status(int argc, char **argv)
 	       json_string_value(json_object_get(st, "frontend")),
 	       json_real_value(json_object_get(st, "uptime")),
 	       json_string_value(json_object_get(st, "cache_dir")));
+	{
+		char cb[32], ub[32];
+
+		sk_human_size((uint64_t)json_integer_value(json_object_get(st, "cache_bytes")), cb, sizeof(cb));
+		sk_human_size((uint64_t)json_integer_value(json_object_get(st, "cache_unused_bytes")), ub,
+			      sizeof(ub));
+		printf("cache on disk %s, of which %s no registered image uses (skiff gc)\n", cb, ub);
+	}
 	if (json_integer_value(json_object_get(st, "holder_pid")) > 0)
 		printf("serving process %lld (generation %lld under holder %lld), "
 		       "%lld unanswered reads handed over at its start\n",
@@ -423,10 +431,14 @@ int cmd_status(int argc, char **argv)
 				       json_string_value(json_object_get(b, "id")), sz);
 				continue;
 			}
-			printf("  blob %.16s...  %s, cached %.1f%%%s\n",
+			char ob[32];
+
+			sk_human_size((uint64_t)json_integer_value(json_object_get(b, "cache_bytes")), ob,
+				      sizeof(ob));
+			printf("  blob %.16s...  %s, cached %.1f%%%s, %s on disk\n",
 			       json_string_value(json_object_get(b, "id")), sz,
 			       size > 0 ? 100.0 * (double)json_integer_value(rb) / size : 100.0,
-			       json_is_false(json_object_get(b, "watched")) ? " (complete)" : "");
+			       json_is_false(json_object_get(b, "watched")) ? " (complete)" : "", ob);
 		}
 	}
 	json_array_foreach(json_object_get(st, "sources"), i, b) {

@@ -24,6 +24,7 @@ static const struct {
 	{ "umount", cmd_umount, "unmount a skiff mount" },
 	{ "status", cmd_status, "show skiffd's images, cache fill and counters" },
 	{ "stop", cmd_stop, "stop skiffd (refused while lazy mounts are up)" },
+	{ "gc", cmd_gc, "remove cache files no registered image uses" },
 	{ "daemon", cmd_daemon, "upgrade: replace skiffd's binary with mounts up" },
 	{ "prefetch", cmd_prefetch, "pre-warm an image's cache (its prefetch list, or --all)" },
 	{ "trace", cmd_trace, "record which files a mounted image reads (start|stop)" },

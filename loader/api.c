@@ -21,9 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "gc.h"
 #include "holder.h"
 #include "prefetch.h"
 #include "trace.h"
@@ -115,6 +117,11 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 			json_object_set_new(b, "ready_chunks", json_integer((json_int_t)chunks));
 		}
 		if (bl->path[0]) {
+			struct stat st;
+
+			if (stat(bl->path, &st) == 0)
+				json_object_set_new(b, "cache_bytes",
+						    json_integer((json_int_t)st.st_blocks * 512));
 			json_object_set_new(b, "cache_file", json_string(bl->path));
 			json_object_set_new(b, "watched", json_boolean(bl->marked));
 		}
@@ -466,6 +473,66 @@ static void total_sample(char **buf, size_t *len, size_t *cap,
 	metric(buf, len, cap, "%s %llu\n", c->name, total);
 }
 
+/*
+ * POST /v1/gc {"dry_run": bool, "min_age": seconds}: removes the cache
+ * files no registered image uses (gc.c), or with dry_run says which it
+ * would; files written less than min_age seconds ago (default 60) stay.
+ */
+static void post_gc(struct ld_daemon *d, const struct ctl_req *req, struct ctl_resp *resp)
+{
+	json_error_t je;
+	json_t *j = req->body_len ? json_loadb(req->body, req->body_len, 0, &je) : json_object();
+	json_t *dry = json_object_get(j, "dry_run"), *age = json_object_get(j, "min_age");
+	struct ld_gc_opts o = { .min_age = 60 };
+	struct ld_gc_result res;
+	struct sk_err e = { { 0 } };
+	json_t *files;
+	int ret;
+
+	if (!json_is_object(j) || (dry && !json_is_boolean(dry)) ||
+	    (age && (!json_is_number(age) || json_number_value(age) < 0))) {
+		json_decref(j);
+		reply_error(resp, 400, "body must be a JSON object, \"dry_run\" a boolean, \"min_age\" seconds (0 or more)");
+		return;
+	}
+	o.dry_run = json_is_true(dry);
+	if (age)
+		o.min_age = json_number_value(age);
+	json_decref(j);
+	pthread_mutex_lock(&d->api_lock);
+	ret = ld_gc(d, &o, &res, &e);
+	pthread_mutex_unlock(&d->api_lock);
+	if (ret) {
+		reply_error(resp, 500, "%s", e.msg);
+		return;
+	}
+	files = json_array();
+	for (size_t i = 0; i < res.nfiles; i++)
+		json_array_append_new(files, json_pack("{s:s, s:I}", "path", res.files[i].path,
+						       "bytes", (json_int_t)res.files[i].bytes));
+	reply(resp, 200, json_pack("{s:b, s:I, s:I, s:I, s:o}", "dry_run", o.dry_run,
+				   "bytes", (json_int_t)res.bytes,
+				   "young_bytes", (json_int_t)res.young_bytes,
+				   "total_bytes", (json_int_t)res.total_bytes, "files", files));
+	ld_gc_result_free(&res);
+}
+
+/* The cache's bytes on disk (skiffd's own files), and those no image
+ * uses; 0 and 0 when the directory cannot be read. */
+static void cache_use(struct ld_daemon *d, uint64_t *total, uint64_t *unused)
+{
+	struct ld_gc_opts o = { .dry_run = true };
+	struct ld_gc_result res;
+	struct sk_err e = { { 0 } };
+
+	*total = *unused = 0;
+	if (ld_gc(d, &o, &res, &e) == 0) {
+		*total = res.total_bytes;
+		*unused = res.bytes;
+		ld_gc_result_free(&res);
+	}
+}
+
 static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 {
 	static const struct counter_def cs[] = {
@@ -489,6 +556,10 @@ static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 	};
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
+	uint64_t total, unused;
+
+	/* before d->lock: ld_gc takes it */
+	cache_use(d, &total, &unused);
 
 	metric(&buf, &len, &cap,
 	       "# HELP skiff_events_total Kernel events received\n# TYPE skiff_events_total counter\nskiff_events_total %llu\n"
@@ -496,11 +567,14 @@ static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 	       "# HELP skiff_events_failed_total Events answered with an error\n# TYPE skiff_events_failed_total counter\nskiff_events_failed_total %llu\n"
 	       "# HELP skiff_opens_total Objects the kernel opened (cachefiles OPEN)\n# TYPE skiff_opens_total counter\nskiff_opens_total %llu\n"
 	       "# HELP skiff_closes_total Objects the kernel closed (cachefiles CLOSE)\n# TYPE skiff_closes_total counter\nskiff_closes_total %llu\n"
-	       "# HELP skiff_events_adopted_total Events a dead holder had read, served from its journal by this process\n# TYPE skiff_events_adopted_total counter\nskiff_events_adopted_total %llu\n",
+	       "# HELP skiff_events_adopted_total Events a dead holder had read, served from its journal by this process\n# TYPE skiff_events_adopted_total counter\nskiff_events_adopted_total %llu\n"
+	       "# HELP skiff_cache_full_episodes_total Times the cache disk filled up (fills failing with ENOSPC or EDQUOT until one succeeds)\n# TYPE skiff_cache_full_episodes_total counter\nskiff_cache_full_episodes_total %llu\n"
+	       "# HELP skiff_cache_full_failures_total Reads that failed for lack of room on the cache disk\n# TYPE skiff_cache_full_failures_total counter\nskiff_cache_full_failures_total %llu\n",
 	       (unsigned long long)LOAD(d->events), (unsigned long long)LOAD(d->events_fast),
 	       (unsigned long long)LOAD(d->events_denied),
 	       (unsigned long long)LOAD(d->opens), (unsigned long long)LOAD(d->closes),
-	       (unsigned long long)LOAD(d->orphans));
+	       (unsigned long long)LOAD(d->orphans), (unsigned long long)LOAD(d->cache_full.started),
+	       (unsigned long long)LOAD(d->cache_full.failed));
 	pthread_mutex_lock(&d->lock);
 	counter_table(&buf, &len, &cap, cs, SK_ARRAY_SIZE(cs), total_sample, d);
 	/* the same per cache file in use, as skiff_blob_* */
@@ -511,6 +585,15 @@ static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 			metric(&buf, &len, &cap, "skiff_blob_%s{blob=\"%s\"%s%s%s} %llu\n",
 			       cs[k].name + 6, b->cache.hex, VOLUME_LABEL(b),
 			       counter_at(b->cache.cnt, cs[k].off));
+	}
+	{
+		metric(&buf, &len, &cap,
+		       "# HELP skiff_cache_bytes Bytes skiffd's cache files take on disk (blobs, tables, bootstraps)\n# TYPE skiff_cache_bytes gauge\nskiff_cache_bytes %llu\n"
+		       "# HELP skiff_cache_unused_bytes Of those, bytes of files no registered image uses (skiff gc removes them)\n# TYPE skiff_cache_unused_bytes gauge\nskiff_cache_unused_bytes %llu\n"
+		       "# HELP skiff_gc_removed_files_total Cache files gc removed\n# TYPE skiff_gc_removed_files_total counter\nskiff_gc_removed_files_total %llu\n"
+		       "# HELP skiff_gc_removed_bytes_total Bytes of cache files gc removed\n# TYPE skiff_gc_removed_bytes_total counter\nskiff_gc_removed_bytes_total %llu\n",
+		       (unsigned long long)total, (unsigned long long)unused,
+		       (unsigned long long)LOAD(d->gc_files), (unsigned long long)LOAD(d->gc_bytes));
 	}
 	metric(&buf, &len, &cap, "# HELP skiff_cache_ready_bytes Bytes of each cache file that hold verified data\n# TYPE skiff_cache_ready_bytes gauge\n");
 	for (struct ld_blob *b = d->blobs; b; b = b->next) {
@@ -718,14 +801,16 @@ static void handler(void *ctx, const struct ctl_req *req,
 
 	if (!strcmp(p, "/v1/state") && !strcmp(req->method, "GET")) {
 		unsigned int n = 0;
-		json_t *srcs;
+		uint64_t cache_bytes, unused_bytes;
+		json_t *srcs, *st;
 
 		pthread_mutex_lock(&d->lock);
 		for (struct ld_image *im = d->images; im; im = im->next)
 			n++;
 		srcs = sources_json(d);
 		pthread_mutex_unlock(&d->lock);
-		reply(resp, 200, json_pack(
+		cache_use(d, &cache_bytes, &unused_bytes);
+		st = json_pack(
 			"{s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:f, s:s, s:s, s:i, s:I, s:o}",
 			"pid", (int)getpid(), "holder_pid", d->hold_sock >= 0 ? (int)getppid() : 0,
 			"generation", (int)d->generation, "handed_over", (int)d->handed,
@@ -734,7 +819,12 @@ static void handler(void *ctx, const struct ctl_req *req,
 			"frontend", d->fe->ops->name, "uptime", sk_now() - d->start_time,
 			"cache_dir", d->cfg.cache_dir, "socket", d->cfg.socket_path,
 			"images", n, "events", (json_int_t)LOAD(d->events),
-			"sources", srcs));
+			"sources", srcs);
+		if (st) {
+			json_object_set_new(st, "cache_bytes", json_integer((json_int_t)cache_bytes));
+			json_object_set_new(st, "cache_unused_bytes", json_integer((json_int_t)unused_bytes));
+		}
+		reply(resp, 200, st);
 	} else if (!strcmp(p, "/v1/stop") && !strcmp(req->method, "POST")) {
 		post_stop(d, req, resp);
 	} else if (!strcmp(p, "/v1/upgrade") && !strcmp(req->method, "POST")) {
@@ -761,6 +851,8 @@ static void handler(void *ctx, const struct ctl_req *req,
 			ld_log(d, LD_LOG_INFO, "unregistered %s", p + 11);
 			reply(resp, 200, json_pack("{s:s}", "id", p + 11));
 		}
+	} else if (!strcmp(p, "/v1/gc") && !strcmp(req->method, "POST")) {
+		post_gc(d, req, resp);
 	} else if (!strcmp(p, "/v1/credentials") && !strcmp(req->method, "POST")) {
 		post_credentials(d, req, resp);
 	} else if (!strcmp(p, "/metrics") && !strcmp(req->method, "GET")) {

@@ -112,6 +112,22 @@ struct ctl_server;
 struct ld_prefetcher;
 struct ld_trace;
 
+/*
+ * A condition that fails many requests at once (the cache disk full):
+ * said once when it starts, counted while it lasts, its end said with the
+ * count, so that a full disk under 64 readers costs two log lines, not
+ * one per read. Atomics only (calloc'ed daemons in the tests use it too):
+ * a request that fails as another ends the episode may be counted in
+ * either, never lost from `failed`.
+ */
+struct ld_episode {
+	_Atomic bool on;
+	_Atomic uint64_t failed;	/* requests it failed, ever */
+	_Atomic uint64_t at_start;	/* `failed` when this one started */
+	_Atomic uint64_t started;	/* episodes, ever */
+	_Atomic uint64_t since_ns;	/* sk_now_ns() when this one started */
+};
+
 struct ld_daemon {
 	struct ld_config cfg;
 	/* images, blobs, sources. The fanotify frontend takes it on
@@ -170,6 +186,10 @@ struct ld_daemon {
 	struct ld_counters retired;	/* of blobs closed */
 	/* event received to answered: already filled, and fetched first */
 	struct ld_hist lat_cached, lat_fetched;
+	/* fills failing for lack of room on the cache disk (ENOSPC, EDQUOT) */
+	struct ld_episode cache_full;
+	/* what ld_gc removed, ever */
+	_Atomic uint64_t gc_files, gc_bytes;
 };
 
 void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)

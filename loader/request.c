@@ -28,6 +28,35 @@ static void finish(struct ld_req *r, int err, struct ld_hist *h, bool in_flight)
 	r->release(r);
 }
 
+/* A fill that failed for lack of room on the cache disk: the first of an
+ * episode is logged with its reason, the rest only counted. */
+static void full_hit(struct ld_daemon *d, const struct ld_req *r, const char *why)
+{
+	struct ld_episode *ep = &d->cache_full;
+	uint64_t n = atomic_fetch_add(&ep->failed, 1);
+
+	if (atomic_exchange(&ep->on, true))
+		return;
+	atomic_store(&ep->at_start, n);
+	atomic_store(&ep->since_ns, sk_now_ns());
+	atomic_fetch_add(&ep->started, 1);
+	ld_log(d, LD_LOG_ERROR,
+	       "cache disk full: read [%llu, +%llu) of %s: %s (reads failing for lack of room are counted, not logged, until a fill succeeds)",
+	       (unsigned long long)r->off, (unsigned long long)r->len, r->what, why);
+}
+
+/* A fill succeeded: an episode of a full cache disk is over. */
+static void full_over(struct ld_daemon *d)
+{
+	struct ld_episode *ep = &d->cache_full;
+
+	if (!atomic_load(&ep->on) || !atomic_exchange(&ep->on, false))
+		return;
+	ld_log(d, LD_LOG_WARN, "cache disk has room again: %llu reads failed for lack of it in %.1f s",
+	       (unsigned long long)(atomic_load(&ep->failed) - atomic_load(&ep->at_start)),
+	       (double)(sk_now_ns() - atomic_load(&ep->since_ns)) / 1e9);
+}
+
 static void fill_job(struct sk_job *job)
 {
 	struct ld_req *r = (struct ld_req *)job;
@@ -35,11 +64,15 @@ static void fill_job(struct sk_job *job)
 	struct sk_err e = { { 0 } };
 	int ret = r->fill ? r->fill(r, &e)
 			  : ld_cache_fill(r->cache, r->wfd, r->off, r->len, &e);
+	const char *why = e.msg[0] ? e.msg : strerror(-ret);
 
-	if (ret)
+	if (ret == -ENOSPC || ret == -EDQUOT)
+		full_hit(d, r, why);
+	else if (ret)
 		ld_log(d, LD_LOG_ERROR, "read [%llu, +%llu) of %s: %s",
-		       (unsigned long long)r->off, (unsigned long long)r->len, r->what,
-		       e.msg[0] ? e.msg : strerror(-ret));
+		       (unsigned long long)r->off, (unsigned long long)r->len, r->what, why);
+	else
+		full_over(d);
 	finish(r, ret ? -EIO : 0, &d->lat_fetched, true);
 }
 

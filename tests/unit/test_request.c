@@ -225,6 +225,38 @@ int main(void)
 	is_int((long long)atomic_load(&d->events_denied), 2, "... counted as failed");
 	is_int((long long)atomic_load(&d->lat_fetched.count), 4,
 	       "every request that went to the pool is in the fetched histogram");
+
+	/* the cache disk full: one episode from the first failure to the
+	 * first fill that succeeds, however many fail in between */
+	for (int i = 0; i < 3; i++) {
+		init_req(&q, NULL, -1, 0, 4096);
+		q.base.fill = fake_fill;
+		q.fill_ret = i == 2 ? -EDQUOT : -ENOSPC;
+		ld_request(d, &q.base);
+		wait_done(&q);
+		is_int(q.err, -EIO, "a fill failing for lack of room (%d) is answered with EIO", i + 1);
+	}
+	is_int((long long)atomic_load(&d->cache_full.started), 1, "... three such: one episode of a full disk");
+	is_int((long long)atomic_load(&d->cache_full.failed), 3, "... three reads failed in it");
+	ok(atomic_load(&d->cache_full.on), "... which goes on");
+	init_req(&q, NULL, -1, 0, 4096);
+	q.base.fill = fake_fill;
+	q.fill_ret = -EINVAL;
+	ld_request(d, &q.base);
+	wait_done(&q);
+	ok(atomic_load(&d->cache_full.on), "... through a failure of another kind");
+	init_req(&q, NULL, -1, 0, 4096);
+	q.base.fill = fake_fill;
+	ld_request(d, &q.base);
+	wait_done(&q);
+	ok(!atomic_load(&d->cache_full.on), "a fill that succeeds ends it");
+	init_req(&q, NULL, -1, 0, 4096);
+	q.base.fill = fake_fill;
+	q.fill_ret = -ENOSPC;
+	ld_request(d, &q.base);
+	wait_done(&q);
+	is_int((long long)atomic_load(&d->cache_full.started), 2, "the next failure for lack of room starts another");
+	is_int((long long)atomic_load(&d->cache_full.failed), 4, "... counted");
 	is_int((long long)atomic_load(&d->ondemand), 0, "nothing is left in flight");
 
 	sk_pool_destroy(d->pool);

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What skiffd keeps in its cache directory that no registered image uses:
+ * skiffd's own cache files of blobs (blobs/), their records of verified
+ * chunks (verified/), kept chunk tables (tables/) and bootstraps
+ * (bootstraps/). They stay after an image goes, so that the next image
+ * with the same blobs fetches nothing; ld_gc() counts them and removes
+ * them on request.
+ *
+ * In use is what a blob or image in memory names (d->blobs, d->closing,
+ * d->images), taken under d->lock. The caller holds d->api_lock, so no
+ * registration links a blob while its file is being removed; the files a
+ * registration writes before it takes that lock (its chunk tables and
+ * bootstrap) are spared by their age (min_age). The kernel's cachefiles
+ * cache (fscache/) is culled by cachefiles itself and not looked at here.
+ */
+#include "gc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "daemon.h"
+
+/* names in use, each directory's own */
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int names_add(struct names *s, const char *name)
+{
+	char *c = strdup(name);
+
+	if (!c || sk_grow(&s->v, &s->cap, s->n, sizeof(*s->v), 16)) {
+		free(c);
+		return -ENOMEM;
+	}
+	s->v[s->n++] = c;
+	return 0;
+}
+
+static bool names_has(const struct names *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], name))
+			return true;
+	return false;
+}
+
+static void names_free(struct names *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+}
+
+enum { IN_BLOBS, IN_TABLES, IN_BOOTSTRAPS, IN_N };
+static const char *const gc_dirs[IN_N] = { "blobs", "tables", "bootstraps" };
+
+static int blob_names(struct names *in, const struct ld_blob *b)
+{
+	struct fmt_blob_ref ref;
+	char name[LD_CACHE_NAME_LEN + 1], td[SK_HEX_LEN + 1];
+	int ret;
+
+	memcpy(ref.hex, b->cache.hex, sizeof(ref.hex));
+	memcpy(ref.table_digest, b->cache.table.table_digest, SK_SHA256_LEN);
+	ld_cache_name(&ref, name);
+	sk_hex(ref.table_digest, SK_SHA256_LEN, td);
+	ret = names_add(&in[IN_BLOBS], name);
+	return ret ? ret : names_add(&in[IN_TABLES], td);
+}
+
+/* what the blobs and images in memory name, under d->lock */
+static int in_use(struct ld_daemon *d, struct names *in)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (const struct ld_blob *b = d->blobs; b && !ret; b = b->next)
+		ret = blob_names(in, b);
+	for (const struct ld_blob *b = d->closing; b && !ret; b = b->next)
+		ret = blob_names(in, b);
+	for (const struct ld_image *im = d->images; im && !ret; im = im->next) {
+		const char *base = strrchr(im->bootstrap_path, '/');
+
+		ret = names_add(&in[IN_BOOTSTRAPS], base ? base + 1 : im->bootstrap_path);
+		for (unsigned int i = 0; i < im->nblobs && !ret; i++) {
+			char td[SK_HEX_LEN + 1];
+
+			sk_hex(im->refs[i].table_digest, SK_SHA256_LEN, td);
+			ret = names_add(&in[IN_TABLES], td);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+static uint64_t allocated(const struct stat *st)
+{
+	return (uint64_t)st->st_blocks * 512;
+}
+
+static int note(struct ld_gc_result *res, const char *path, uint64_t bytes)
+{
+	struct ld_gc_file *f;
+
+	if (sk_grow(&res->files, &res->cap, res->nfiles, sizeof(*res->files), 16))
+		return -ENOMEM;
+	f = &res->files[res->nfiles++];
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	f->bytes = bytes;
+	return 0;
+}
+
+/* A file that is not in use: counted, and removed unless dry_run. A
+ * blob's cache file goes with its record. */
+static int take(struct ld_daemon *d, int dfd, const char *dir, const char *name,
+		const struct stat *st, const struct ld_gc_opts *o, struct ld_gc_result *res)
+{
+	char path[PATH_MAX], rec[PATH_MAX];
+	uint64_t bytes = allocated(st);
+	struct stat rst;
+	bool has_rec = false;
+
+	if (snprintf(path, sizeof(path), "%s/%s/%s", d->cfg.cache_dir, dir, name) >= (int)sizeof(path))
+		return 0;
+	if (!strcmp(dir, "blobs") &&
+	    snprintf(rec, sizeof(rec), "%s/verified/%s", d->cfg.cache_dir, name) < (int)sizeof(rec) &&
+	    stat(rec, &rst) == 0) {
+		has_rec = true;
+		bytes += allocated(&rst);
+	}
+	if (!o->dry_run) {
+		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) {
+			ld_log(d, LD_LOG_WARN, "gc: %s: %s", path, strerror(errno));
+			return 0;
+		}
+		if (has_rec && unlink(rec) < 0 && errno != ENOENT)
+			ld_log(d, LD_LOG_WARN, "gc: %s: %s", rec, strerror(errno));
+	}
+	res->bytes += bytes;
+	return note(res, path, bytes);
+}
+
+int ld_gc(struct ld_daemon *d, const struct ld_gc_opts *o, struct ld_gc_result *res,
+	  struct sk_err *e)
+{
+	struct names in[IN_N] = { { 0 } };
+	time_t now = time(NULL);
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	ret = in_use(d, in);
+	if (ret) {
+		sk_err_set(e, "gc: %s", strerror(-ret));
+		goto out;
+	}
+	for (int k = 0; k < IN_N && !ret; k++) {
+		char dir[PATH_MAX];
+		struct dirent *de;
+		DIR *dh;
+		int dfd;
+
+		if (snprintf(dir, sizeof(dir), "%s/%s", d->cfg.cache_dir, gc_dirs[k]) >= (int)sizeof(dir))
+			continue;
+		dh = opendir(dir);
+		if (!dh) {
+			if (errno == ENOENT)
+				continue;
+			ret = -errno;
+			sk_err_set(e, "gc: %s: %s", dir, strerror(errno));
+			break;
+		}
+		dfd = dirfd(dh);
+		while (!ret && (de = readdir(dh))) {
+			struct stat st;
+
+			if (de->d_name[0] == '.' ||
+			    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;
+			res->total_bytes += allocated(&st);
+			if (names_has(&in[k], de->d_name))
+				continue;
+			/* a registration writes its tables and bootstrap
+			 * before it links them under the API's lock */
+			if ((double)(now - st.st_mtime) < o->min_age) {
+				res->young_bytes += allocated(&st);
+				continue;
+			}
+			ret = take(d, dfd, gc_dirs[k], de->d_name, &st, o, res);
+		}
+		closedir(dh);
+	}
+	if (ret && !e->msg[0])
+		sk_err_set(e, "gc: %s", strerror(-ret));
+	if (!ret && !o->dry_run && res->nfiles) {
+		atomic_fetch_add(&d->gc_files, res->nfiles);
+		atomic_fetch_add(&d->gc_bytes, res->bytes);
+		ld_log(d, LD_LOG_INFO, "gc: removed %zu files, %llu bytes no image uses",
+		       res->nfiles, (unsigned long long)res->bytes);
+	}
+out:
+	for (int k = 0; k < IN_N; k++)
+		names_free(&in[k]);
+	if (ret)
+		ld_gc_result_free(res);
+	return ret;
+}
+
+void ld_gc_result_free(struct ld_gc_result *res)
+{
+	free(res->files);
+	res->files = NULL;
+	res->nfiles = res->cap = 0;
+}
