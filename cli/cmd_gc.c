@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,9 @@ static const char gc_usage[] =
 "kept chunk tables and bootstraps. They stay after an image is unmounted\n"
 "so that the next image with the same blobs fetches nothing; the next\n"
 "image that needs them fetches them again. Files written in the last\n"
-"--min-age seconds stay (a registration under way writes its tables and\n"
-"bootstrap before it uses them). The kernel's cachefiles cache is culled\n"
-"by cachefiles itself.\n"
+"--min-age seconds stay, and chunk tables and bootstraps stay while an\n"
+"image is being registered. The kernel's cachefiles cache is culled by\n"
+"cachefiles itself.\n"
 "\n"
 "  -n, --dry-run          say what would go, remove nothing\n"
 "      --min-age SECONDS  spare files written more recently (default 60)\n"
@@ -59,7 +60,7 @@ int cmd_gc(int argc, char **argv)
 		case 'a':
 			errno = 0;
 			min_age = strtod(optarg, &end);
-			if (errno || end == optarg || *end || min_age < 0) {
+			if (errno || end == optarg || *end || !isfinite(min_age) || min_age < 0) {
 				cli_err("--min-age %s: seconds, 0 or more", optarg);
 				return 2;
 			}
@@ -95,9 +96,11 @@ int cmd_gc(int argc, char **argv)
 	}
 	sk_human_size((uint64_t)json_integer_value(json_object_get(r, "bytes")), by, sizeof(by));
 	sk_human_size((uint64_t)json_integer_value(json_object_get(r, "young_bytes")), yb, sizeof(yb));
-	printf("%s %zu files, %s; %s more unused but written in the last %g s\n",
+	printf("%s %zu files, %s; %s more unused but written in the last %g s%s\n",
 	       dry ? "would remove" : "removed", json_array_size(json_object_get(r, "files")), by,
-	       yb, min_age);
+	       yb, min_age,
+	       json_is_true(json_object_get(r, "registration_under_way")) ?
+		       " or kept for a registration under way" : "");
 	json_decref(r);
 	return 0;
 }

@@ -431,11 +431,15 @@ int cmd_status(int argc, char **argv)
 				       json_string_value(json_object_get(b, "id")), sz);
 				continue;
 			}
-			char ob[32];
+			json_t *cb = json_object_get(b, "cache_bytes");
+			char ob[48] = "";
 
-			sk_human_size((uint64_t)json_integer_value(json_object_get(b, "cache_bytes")), ob,
-				      sizeof(ob));
-			printf("  blob %.16s...  %s, cached %.1f%%%s, %s on disk\n",
+			if (cb) {	/* skiffd's own file (fanotify) */
+				memcpy(ob, ", ", 3);
+				sk_human_size((uint64_t)json_integer_value(cb), ob + 2, sizeof(ob) - 2);
+				strcat(ob, " on disk");
+			}
+			printf("  blob %.16s...  %s, cached %.1f%%%s%s\n",
 			       json_string_value(json_object_get(b, "id")), sz,
 			       size > 0 ? 100.0 * (double)json_integer_value(rb) / size : 100.0,
 			       json_is_false(json_object_get(b, "watched")) ? " (complete)" : "", ob);

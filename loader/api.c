@@ -119,7 +119,8 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 		if (bl->path[0]) {
 			struct stat st;
 
-			if (stat(bl->path, &st) == 0)
+			/* under d->lock: the open file, no path lookup */
+			if (bl->own.fd >= 0 && fstat(bl->own.fd, &st) == 0)
 				json_object_set_new(b, "cache_bytes",
 						    json_integer((json_int_t)st.st_blocks * 512));
 			json_object_set_new(b, "cache_file", json_string(bl->path));
@@ -510,10 +511,11 @@ static void post_gc(struct ld_daemon *d, const struct ctl_req *req, struct ctl_r
 	for (size_t i = 0; i < res.nfiles; i++)
 		json_array_append_new(files, json_pack("{s:s, s:I}", "path", res.files[i].path,
 						       "bytes", (json_int_t)res.files[i].bytes));
-	reply(resp, 200, json_pack("{s:b, s:I, s:I, s:I, s:o}", "dry_run", o.dry_run,
+	reply(resp, 200, json_pack("{s:b, s:I, s:I, s:I, s:b, s:o}", "dry_run", o.dry_run,
 				   "bytes", (json_int_t)res.bytes,
 				   "young_bytes", (json_int_t)res.young_bytes,
-				   "total_bytes", (json_int_t)res.total_bytes, "files", files));
+				   "total_bytes", (json_int_t)res.total_bytes,
+				   "registration_under_way", res.busy, "files", files));
 	ld_gc_result_free(&res);
 }
 
@@ -521,7 +523,7 @@ static void post_gc(struct ld_daemon *d, const struct ctl_req *req, struct ctl_r
  * uses; 0 and 0 when the directory cannot be read. */
 static void cache_use(struct ld_daemon *d, uint64_t *total, uint64_t *unused)
 {
-	struct ld_gc_opts o = { .dry_run = true };
+	struct ld_gc_opts o = { .dry_run = true, .count_only = true };
 	struct ld_gc_result res;
 	struct sk_err e = { { 0 } };
 

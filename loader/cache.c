@@ -704,6 +704,7 @@ static void ra_job_fn(struct sk_job *job)
 		for (uint64_t i = j->r.first; i < j->r.first + j->r.n; i++)
 			if (c->state[i] == LD_INFLIGHT)
 				c->state[i] = LD_MISSING;
+		c->last_err = ret;
 	}
 	if (ret)
 		c->ra_bytes -= j->bytes;	/* else fetch_run did */
@@ -1006,6 +1007,7 @@ again:
 			for (i = runs[k].first; i < runs[k].first + runs[k].n; i++)
 				if (c->state[i] == LD_INFLIGHT)
 					c->state[i] = LD_MISSING;
+			c->last_err = r;
 			pthread_cond_broadcast(&c->cond);
 			pthread_mutex_unlock(&c->lock);
 			ret = r;
@@ -1034,10 +1036,12 @@ again:
 				goto out;
 			/* another request's fetch failed: try it ourselves once */
 			if (++attempts > 1) {
-				sk_err_set(e, "blob %s: fetch of [%llu, %llu) failed",
+				pthread_mutex_lock(&c->lock);
+				ret = c->last_err ? c->last_err : -EIO;
+				pthread_mutex_unlock(&c->lock);
+				sk_err_set(e, "blob %s: fetch of [%llu, %llu) failed: %s",
 					   c->hex, (unsigned long long)off,
-					   (unsigned long long)end);
-				ret = -EIO;
+					   (unsigned long long)end, strerror(-ret));
 				goto out;
 			}
 			goto again;

@@ -58,6 +58,10 @@ struct ld_cache {
 	 * read that reaches it starts the next window */
 	uint8_t *ra;
 	uint64_t ready;			/* chunks in LD_READY */
+	/* under lock: why the last fetch that gave its chunks back failed
+	 * (-errno), which a read that waited for them answers with: a full
+	 * cache disk is ENOSPC to every reader of the chunk, not EIO */
+	int last_err;
 	pthread_mutex_t lock;		/* guards state and ready */
 	pthread_cond_t cond;		/* a fetch finished */
 	struct be_source *src;		/* borrowed */

@@ -222,12 +222,18 @@ struct ld_image_new {
 	unsigned int count;		/* blobs */
 	/* owned, per blob: from ld_blob_prepare() */
 	struct ld_blob **prep;
+	/* holds d->registering for reading: from before the bootstrap and
+	 * chunk tables are read or kept in the cache directory until the
+	 * image is linked (or dropped), so that gc leaves them alone */
+	bool registering;
 };
 
 static void image_new_free(struct ld_daemon *d, struct ld_image_new *n)
 {
 	if (!n)
 		return;
+	if (n->registering)
+		pthread_rwlock_unlock(&d->registering);
 	for (unsigned int i = 0; n->prep && i < n->count; i++)
 		ld_blob_discard(d, n->prep[i]);
 	free(n->prep);
@@ -301,6 +307,8 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 		if (ret)
 			goto out;
 	}
+	pthread_rwlock_rdlock(&d->registering);
+	n->registering = true;
 	ret = ld_bs_load(d, src, &bi, im, &im->bs_buf, e);
 	if (ret)
 		goto out;

@@ -116,16 +116,21 @@ struct ld_trace;
  * A condition that fails many requests at once (the cache disk full):
  * said once when it starts, counted while it lasts, its end said with the
  * count, so that a full disk under 64 readers costs two log lines, not
- * one per read. Atomics only (calloc'ed daemons in the tests use it too):
- * a request that fails as another ends the episode may be counted in
- * either, never lost from `failed`.
+ * one per read. It ends when a fill that started after it wrote, or, said
+ * at the next failure, after LD_EPISODE_QUIET seconds without one (room
+ * came back and read-ahead or prefetch filled the rest). The lock is
+ * taken only on failures and ends; `on` is read without it. A zeroed
+ * struct is a valid one (glibc's mutex initializer is zeros; the tests
+ * calloc their daemons).
  */
+#define LD_EPISODE_QUIET 60.0
 struct ld_episode {
+	pthread_mutex_t lock;
 	_Atomic bool on;
-	_Atomic uint64_t failed;	/* requests it failed, ever */
-	_Atomic uint64_t at_start;	/* `failed` when this one started */
+	double since, last;		/* sk_now() of its start, its last failure */
+	uint64_t at_start;		/* `failed` when it started */
+	_Atomic uint64_t failed;	/* requests failed in episodes, ever */
 	_Atomic uint64_t started;	/* episodes, ever */
-	_Atomic uint64_t since_ns;	/* sk_now_ns() when this one started */
 };
 
 struct ld_daemon {
@@ -190,6 +195,10 @@ struct ld_daemon {
 	struct ld_episode cache_full;
 	/* what ld_gc removed, ever */
 	_Atomic uint64_t gc_files, gc_bytes;
+	/* held for reading by each registration from before it reads or
+	 * keeps its bootstrap and chunk tables until it is linked; gc takes
+	 * it for writing (trylock) to remove tables and bootstraps */
+	pthread_rwlock_t registering;
 };
 
 void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)

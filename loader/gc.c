@@ -9,10 +9,13 @@
  *
  * In use is what a blob or image in memory names (d->blobs, d->closing,
  * d->images), taken under d->lock. The caller holds d->api_lock, so no
- * registration links a blob while its file is being removed; the files a
- * registration writes before it takes that lock (its chunk tables and
- * bootstrap) are spared by their age (min_age). The kernel's cachefiles
- * cache (fscache/) is culled by cachefiles itself and not looked at here.
+ * registration links a blob while its file is being removed. Tables and
+ * bootstraps a registration reads or keeps before it takes that lock are
+ * guarded by d->registering, which each registration holds for reading
+ * until it is linked: gc removes them only when it gets it for writing
+ * (never waiting for a registration's network work), and only once they
+ * are min_age old. The kernel's cachefiles cache (fscache/) is culled by
+ * cachefiles itself and not looked at here.
  */
 #include "gc.h"
 
@@ -47,12 +50,21 @@ static int names_add(struct names *s, const char *name)
 	return 0;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* after names_sort */
 static bool names_has(const struct names *s, const char *name)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->v[i], name))
-			return true;
-	return false;
+	return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), name_cmp);
+}
+
+static void names_sort(struct names *s)
+{
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), name_cmp);
 }
 
 static void names_free(struct names *s)
@@ -101,6 +113,8 @@ static int in_use(struct ld_daemon *d, struct names *in)
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
+	for (int k = 0; k < IN_N; k++)
+		names_sort(&in[k]);
 	return ret;
 }
 
@@ -109,46 +123,42 @@ static uint64_t allocated(const struct stat *st)
 	return (uint64_t)st->st_blocks * 512;
 }
 
-static int note(struct ld_gc_result *res, const char *path, uint64_t bytes)
-{
-	struct ld_gc_file *f;
-
-	if (sk_grow(&res->files, &res->cap, res->nfiles, sizeof(*res->files), 16))
-		return -ENOMEM;
-	f = &res->files[res->nfiles++];
-	snprintf(f->path, sizeof(f->path), "%s", path);
-	f->bytes = bytes;
-	return 0;
-}
-
-/* A file that is not in use: counted, and removed unless dry_run. A
- * blob's cache file goes with its record. */
+/* A file that is not in use: counted, listed (unless count_only) and
+ * removed (unless dry_run). A blob's cache file goes with its record of
+ * verified chunks (a few bytes per chunk, not counted). */
 static int take(struct ld_daemon *d, int dfd, const char *dir, const char *name,
 		const struct stat *st, const struct ld_gc_opts *o, struct ld_gc_result *res)
 {
 	char path[PATH_MAX], rec[PATH_MAX];
 	uint64_t bytes = allocated(st);
-	struct stat rst;
-	bool has_rec = false;
 
 	if (snprintf(path, sizeof(path), "%s/%s/%s", d->cfg.cache_dir, dir, name) >= (int)sizeof(path))
 		return 0;
-	if (!strcmp(dir, "blobs") &&
-	    snprintf(rec, sizeof(rec), "%s/verified/%s", d->cfg.cache_dir, name) < (int)sizeof(rec) &&
-	    stat(rec, &rst) == 0) {
-		has_rec = true;
-		bytes += allocated(&rst);
-	}
+	if (!o->count_only &&
+	    sk_grow(&res->files, &res->cap, res->nfiles, sizeof(*res->files), 16))
+		return -ENOMEM;
 	if (!o->dry_run) {
 		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) {
 			ld_log(d, LD_LOG_WARN, "gc: %s: %s", path, strerror(errno));
 			return 0;
 		}
-		if (has_rec && unlink(rec) < 0 && errno != ENOENT)
+		if (!strcmp(dir, "blobs") &&
+		    snprintf(rec, sizeof(rec), "%s/verified/%s", d->cfg.cache_dir, name) < (int)sizeof(rec) &&
+		    unlink(rec) < 0 && errno != ENOENT)
 			ld_log(d, LD_LOG_WARN, "gc: %s: %s", rec, strerror(errno));
+		/* counted as it goes: a later failure loses no count */
+		atomic_fetch_add(&d->gc_files, 1);
+		atomic_fetch_add(&d->gc_bytes, bytes);
 	}
 	res->bytes += bytes;
-	return note(res, path, bytes);
+	res->count++;
+	if (!o->count_only) {
+		struct ld_gc_file *f = &res->files[res->nfiles++];
+
+		snprintf(f->path, sizeof(f->path), "%s", path);
+		f->bytes = bytes;
+	}
+	return 0;
 }
 
 int ld_gc(struct ld_daemon *d, const struct ld_gc_opts *o, struct ld_gc_result *res,
@@ -167,6 +177,7 @@ int ld_gc(struct ld_daemon *d, const struct ld_gc_opts *o, struct ld_gc_result *
 	for (int k = 0; k < IN_N && !ret; k++) {
 		char dir[PATH_MAX];
 		struct dirent *de;
+		bool guarded = false;
 		DIR *dh;
 		int dfd;
 
@@ -181,6 +192,13 @@ int ld_gc(struct ld_daemon *d, const struct ld_gc_opts *o, struct ld_gc_result *
 			break;
 		}
 		dfd = dirfd(dh);
+		/* a registration under way may be reading or keeping tables
+		 * and bootstraps no image names yet: leave them this time */
+		if (k != IN_BLOBS && !o->dry_run) {
+			guarded = pthread_rwlock_trywrlock(&d->registering) == 0;
+			if (!guarded)
+				res->busy = true;
+		}
 		while (!ret && (de = readdir(dh))) {
 			struct stat st;
 
@@ -193,22 +211,22 @@ int ld_gc(struct ld_daemon *d, const struct ld_gc_opts *o, struct ld_gc_result *
 				continue;
 			/* a registration writes its tables and bootstrap
 			 * before it links them under the API's lock */
-			if ((double)(now - st.st_mtime) < o->min_age) {
+			if ((double)(now - st.st_mtime) < o->min_age ||
+			    (k != IN_BLOBS && !o->dry_run && !guarded)) {
 				res->young_bytes += allocated(&st);
 				continue;
 			}
 			ret = take(d, dfd, gc_dirs[k], de->d_name, &st, o, res);
 		}
+		if (guarded)
+			pthread_rwlock_unlock(&d->registering);
 		closedir(dh);
 	}
 	if (ret && !e->msg[0])
 		sk_err_set(e, "gc: %s", strerror(-ret));
-	if (!ret && !o->dry_run && res->nfiles) {
-		atomic_fetch_add(&d->gc_files, res->nfiles);
-		atomic_fetch_add(&d->gc_bytes, res->bytes);
-		ld_log(d, LD_LOG_INFO, "gc: removed %zu files, %llu bytes no image uses",
-		       res->nfiles, (unsigned long long)res->bytes);
-	}
+	if (!o->dry_run && res->count)
+		ld_log(d, LD_LOG_INFO, "gc: removed %zu files, %llu bytes no image uses%s",
+		       res->count, (unsigned long long)res->bytes, ret ? " (then failed)" : "");
 out:
 	for (int k = 0; k < IN_N; k++)
 		names_free(&in[k]);

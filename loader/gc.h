@@ -17,6 +17,7 @@ struct ld_daemon;
 
 struct ld_gc_opts {
 	bool dry_run;		/* count, remove nothing */
+	bool count_only;	/* no list of files (status, /metrics) */
 	/* seconds since a file was last written below which it is spared:
 	 * a registration writes its chunk tables and bootstrap before it
 	 * links them */
@@ -25,18 +26,22 @@ struct ld_gc_opts {
 
 struct ld_gc_file {
 	char path[PATH_MAX];
-	uint64_t bytes;		/* allocated, with a blob's record */
+	uint64_t bytes;		/* allocated on disk */
 };
 
 struct ld_gc_result {
 	struct ld_gc_file *files;	/* owned: removed (or, dry, would be) */
 	size_t nfiles, cap;
-	uint64_t bytes;		/* of files */
-	uint64_t young_bytes;	/* unused, spared by min_age */
+	size_t count;		/* files removed (or, dry, that would be) */
+	uint64_t bytes;		/* of those */
+	/* unused, spared: by min_age, or (busy) a registration under way */
+	uint64_t young_bytes;
+	bool busy;
 	uint64_t total_bytes;	/* every file looked at, in use or not */
 };
 
-/* Under d->api_lock. On failure nothing is left to free. */
+/* Under d->api_lock, unless dry_run. On failure nothing is left to free
+ * (what was removed before the failure is counted and logged). */
 int ld_gc(struct ld_daemon *d, const struct ld_gc_opts *o, struct ld_gc_result *res,
 	  struct sk_err *e);
 void ld_gc_result_free(struct ld_gc_result *res);

@@ -360,6 +360,8 @@ int main(int argc, char **argv)
 	if (ret)
 		return ret;
 	pthread_mutex_init(&d.lock, NULL);
+	pthread_mutex_init(&d.cache_full.lock, NULL);
+	pthread_rwlock_init(&d.registering, NULL);
 	pthread_mutex_init(&d.api_lock, NULL);
 	pthread_mutex_init(&d.src_lock, NULL);
 	d.start_time = sk_now();

@@ -28,33 +28,58 @@ static void finish(struct ld_req *r, int err, struct ld_hist *h, bool in_flight)
 	r->release(r);
 }
 
-/* A fill that failed for lack of room on the cache disk: the first of an
- * episode is logged with its reason, the rest only counted. */
+/* Under ep->lock: the episode is over, said with its count. */
+static void full_end(struct ld_daemon *d, struct ld_episode *ep, double now)
+{
+	atomic_store(&ep->on, false);
+	ld_log(d, LD_LOG_WARN, "cache disk has room again: %llu reads failed for lack of it in %.1f s",
+	       (unsigned long long)(atomic_load(&ep->failed) - ep->at_start), now - ep->since);
+}
+
+/* A fill that failed for lack of room on the cache disk (ENOSPC, EDQUOT;
+ * ENOBUFS: cachefiles below its bstop limit): the first of an episode is
+ * logged with its reason, the rest only counted. */
 static void full_hit(struct ld_daemon *d, const struct ld_req *r, const char *why)
 {
 	struct ld_episode *ep = &d->cache_full;
-	uint64_t n = atomic_fetch_add(&ep->failed, 1);
+	double now = sk_now();
 
-	if (atomic_exchange(&ep->on, true))
-		return;
-	atomic_store(&ep->at_start, n);
-	atomic_store(&ep->since_ns, sk_now_ns());
-	atomic_fetch_add(&ep->started, 1);
-	ld_log(d, LD_LOG_ERROR,
-	       "cache disk full: read [%llu, +%llu) of %s: %s (reads failing for lack of room are counted, not logged, until a fill succeeds)",
-	       (unsigned long long)r->off, (unsigned long long)r->len, r->what, why);
+	pthread_mutex_lock(&ep->lock);
+	/* quiet for long: room came back, and what was read since was
+	 * filled by read-ahead or prefetch, or cached */
+	if (atomic_load(&ep->on) && now - ep->last > LD_EPISODE_QUIET)
+		full_end(d, ep, ep->last);
+	if (!atomic_load(&ep->on)) {
+		atomic_store(&ep->on, true);
+		ep->since = now;
+		ep->at_start = atomic_load(&ep->failed);
+		atomic_fetch_add(&ep->started, 1);
+		ld_log(d, LD_LOG_ERROR,
+		       "cache disk full: read [%llu, +%llu) of %s: %s (reads failing for lack of room are counted, not logged, until a fill writes again)",
+		       (unsigned long long)r->off, (unsigned long long)r->len, r->what, why);
+	}
+	ep->last = now;
+	atomic_fetch_add(&ep->failed, 1);
+	pthread_mutex_unlock(&ep->lock);
 }
 
-/* A fill succeeded: an episode of a full cache disk is over. */
-static void full_over(struct ld_daemon *d)
+/* A fill that started at t0 wrote: an episode that began before it is
+ * over (one that wrote nothing, or began earlier, proves no room). */
+static void full_over(struct ld_daemon *d, double t0)
 {
 	struct ld_episode *ep = &d->cache_full;
 
-	if (!atomic_load(&ep->on) || !atomic_exchange(&ep->on, false))
+	if (!atomic_load(&ep->on))
 		return;
-	ld_log(d, LD_LOG_WARN, "cache disk has room again: %llu reads failed for lack of it in %.1f s",
-	       (unsigned long long)(atomic_load(&ep->failed) - atomic_load(&ep->at_start)),
-	       (double)(sk_now_ns() - atomic_load(&ep->since_ns)) / 1e9);
+	pthread_mutex_lock(&ep->lock);
+	if (atomic_load(&ep->on) && t0 >= ep->since)
+		full_end(d, ep, sk_now());
+	pthread_mutex_unlock(&ep->lock);
+}
+
+static bool no_room(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT || err == -ENOBUFS;
 }
 
 static void fill_job(struct sk_job *job)
@@ -62,17 +87,20 @@ static void fill_job(struct sk_job *job)
 	struct ld_req *r = (struct ld_req *)job;
 	struct ld_daemon *d = r->d;
 	struct sk_err e = { { 0 } };
+	uint64_t wrote = 0;
 	int ret = r->fill ? r->fill(r, &e)
-			  : ld_cache_fill(r->cache, r->wfd, r->off, r->len, &e);
+			  : ld_cache_fill_flags(r->cache, r->wfd, r->off, r->len, 0, &wrote, &e);
 	const char *why = e.msg[0] ? e.msg : strerror(-ret);
 
-	if (ret == -ENOSPC || ret == -EDQUOT)
+	if (no_room(ret))
 		full_hit(d, r, why);
 	else if (ret)
 		ld_log(d, LD_LOG_ERROR, "read [%llu, +%llu) of %s: %s",
 		       (unsigned long long)r->off, (unsigned long long)r->len, r->what, why);
-	else
-		full_over(d);
+	/* a frontend's own fill (a cachefiles bootstrap) writes what it
+	 * reads; a cache fill wrote if it fetched */
+	else if (r->fill || wrote)
+		full_over(d, r->t0);
 	finish(r, ret ? -EIO : 0, &d->lat_fetched, true);
 }
 

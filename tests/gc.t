@@ -47,11 +47,13 @@ all_there() {
 	done
 }
 t_ok "... removing none of them" all_there yes $(sed -n 's/^would remove \(\/[^ ]*\) .*/\1/p' "$T/dry")
-t_is "... nothing of a's among them" \
-	"$(grep -c -F -f <("$SKIFF" status --json | jq -r '.images[].blobs[].cache_file') "$T/dry")" 0
+"$SKIFF" status --json | jq -r '.images[] | (.blobs[].cache_file, .bootstrap)' >"$T/a-files"
+t_is "... nothing of a's among them" "$(grep -c -F -f "$T/a-files" "$T/dry")" 0
 "$SKIFF" gc --min-age 0 --json >"$T/gc.json"
 t_is "skiff gc --min-age 0 removes them" "$(jq '.files | length' "$T/gc.json")" 3
 t_ok "... gone from the disk" all_there no $(jq -r ".files[].path" "$T/gc.json")
+t_ok "... a's cache file and bootstrap still there" all_there yes $(cat "$T/a-files")
+t_is "... and not among what went" "$(jq -r ".files[].path" "$T/gc.json" | grep -c -F -f "$T/a-files")" 0
 t_ok "... with b's record of verified chunks" test "$(ls "$T/cache/verified" | wc -l)" = 1
 t_is "... nothing unused left" "$(state cache_unused_bytes)" 0
 t_is "... what it freed counted" "$(metric skiff_gc_removed_bytes_total)" "$(jq .bytes "$T/gc.json")"
@@ -72,6 +74,38 @@ t_is "skiff gc --min-age 0 removes both images' files" \
 t_ok "... the cache nearly empty" test "$(state cache_bytes)" -lt $((1 << 20))
 mount_random_images || done_testing
 t_ok "... the images, mounted again, read right" "$READCHECK" -r 2 "$T/mnt" "$T/src" $(files a) $(files b)
+
+# a registration under way: its bootstrap is kept before the image names
+# it (here while the server holds its chunk table); gc leaves it alone
+mkdir -p "$T/csrc"
+head -c $((1 << 20)) /dev/urandom >"$T/csrc/c1"
+t_ok "build image c into a layout served over HTTP" \
+	"$SKIFF" build -q --chunk-size 64K "$T/csrc" "$T/www/l:c" || done_testing
+bs_c=$("$SKIFF" inspect --json "$T/www/l:c" | jq -r .bootstrap)
+blob_c=$("$SKIFF" inspect --json "$T/www/l:c" | jq -r '.blobs[0].id')
+PY=${SKIFF_PYTHON:-/usr/bin/python3}
+wport=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$PY" "$ROOT/tests/servers/faulty_http.py" "$T/www" "$wport" 2>>"$T/faulty.log" &
+wpid=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$wport") 2>/dev/null && break; sleep 0.1; done
+curl -s -X POST -d "{\"kind\": \"hold\", \"match\": \"blobs/sha256/$blob_c\"}" \
+	"http://127.0.0.1:$wport/_fault" >/dev/null
+mkdir -p "$T/mnt/c"
+timeout 60 "$SKIFF" mount "http://127.0.0.1:$wport/l#c" "$T/mnt/c" >"$T/mountc.out" 2>&1 &
+mpid=$!
+_t_mounts+=("$T/mnt/c")
+t_ok "image c's registration waits on its server holding the chunk table" eval 'for _ in $(seq 1 100); do
+	curl -s "http://127.0.0.1:$wport/_log" | grep -q "\"fault\": \"hold\"" && break; sleep 0.1; done
+	curl -s "http://127.0.0.1:$wport/_log" | grep -q "\"fault\": \"hold\""'
+"$SKIFF" gc --min-age 0 --json >"$T/gc2.json"
+t_is "... gc meanwhile says a registration is under way" "$(jq .registration_under_way "$T/gc2.json")" true
+t_ok "... and leaves c's bootstrap alone" test -e "$T/cache/bootstraps/$bs_c"
+curl -s -X POST "http://127.0.0.1:$wport/_release" >/dev/null
+t_ok "... c's mount completes once the server answers" wait "$mpid"
+t_ok "... and c reads right" cmp "$T/mnt/c/c1" "$T/csrc/c1"
+t_ok "skiff umount c" skiff_umount "$T/mnt/c"
+kill "$wpid" 2>/dev/null
+wait "$wpid" 2>/dev/null
 
 api_gc() {
 	curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SKIFF_SOCKET" -X POST --data "$1" \

@@ -761,6 +761,76 @@ out:
 	own_close(&o);
 }
 
+/* The cache disk full: every reader of the chunk learns why (ENOSPC),
+ * those that waited for another's fetch too, and nothing is ready. */
+struct full_reader {
+	pthread_t t;
+	struct ld_cache *c;
+	int fd, ret;
+};
+
+static void *full_reader_main(void *arg)
+{
+	struct full_reader *r = arg;
+	struct sk_err e = { { 0 } };
+
+	r->ret = ld_cache_fill(r->c, r->fd, 0, 4096, &e);
+	return NULL;
+}
+
+/* A source that takes 50 ms a read: readers of one chunk then wait for
+ * each other's fetches. */
+struct slow {
+	struct be_source base;
+	struct be_source *real;
+};
+
+static int slow_read(struct be_source *s, const char *hex, uint64_t off,
+		     void *buf, size_t len, struct sk_err *e)
+{
+	usleep(50 * 1000);
+	return be_source_read(((struct slow *)s)->real, hex, off, buf, len, e);
+}
+
+static void slow_destroy(struct be_source *s)
+{
+}
+
+static void test_disk_full(struct sk_pool *pool)
+{
+	static const struct be_source_ops ops = { .read = slow_read, .destroy = slow_destroy };
+	struct slow slow = { .base = { .ops = &ops, .desc = "slow" } };
+	struct own_cache o;
+	struct full_reader rd[16];
+	struct sk_err e = { { 0 } };
+	int full = open("/dev/full", O_WRONLY), nospc = 0;
+
+	if (full < 0) {
+		skip(3, "no /dev/full: %s", strerror(errno));
+		return;
+	}
+	if (!own_open(&o, "full", 0, pool))
+		goto out;
+	slow.real = o.src;
+	o.c.src = &slow.base;
+	is_int(ld_cache_fill(&o.c, full, 0, 4096, &e), -ENOSPC,
+	       "a fill whose write finds no room fails with ENOSPC (%s)", e.msg);
+	for (int i = 0; i < 16; i++) {
+		rd[i] = (struct full_reader){ .c = &o.c, .fd = full };
+		if (pthread_create(&rd[i].t, NULL, full_reader_main, &rd[i]))
+			bail_out("pthread_create");
+	}
+	for (int i = 0; i < 16; i++) {
+		pthread_join(rd[i].t, NULL);
+		nospc += rd[i].ret == -ENOSPC;
+	}
+	is_int(nospc, 16, "16 readers of the chunk at once: each fails with ENOSPC, those that waited for another's fetch too");
+	ok(!ld_cache_range_ready(&o.c, 0, 4096), "... and nothing is ready");
+out:
+	own_close(&o);
+	close(full);
+}
+
 /* A source over another that flips a byte of every read until told the
  * bytes were bad, as a broken mirror would before the origin serves. */
 struct flaky {
@@ -840,6 +910,7 @@ int main(void)
 	test_bufs();
 	test_fill_all(&im, src, pool);
 	test_fill_error(pool);
+	test_disk_full(pool);
 	test_clone(&im, src, pool);
 	test_corrupt(&im, src, pool);
 	test_concurrent(&im, src, pool);

@@ -257,6 +257,17 @@ int main(void)
 	wait_done(&q);
 	is_int((long long)atomic_load(&d->cache_full.started), 2, "the next failure for lack of room starts another");
 	is_int((long long)atomic_load(&d->cache_full.failed), 4, "... counted");
+	/* no failure for a long time: room came back and read-ahead or
+	 * prefetch filled what was read since; the next failure is news */
+	d->cache_full.last -= LD_EPISODE_QUIET + 1;
+	init_req(&q, NULL, -1, 0, 4096);
+	q.base.fill = fake_fill;
+	q.fill_ret = -ENOBUFS;
+	ld_request(d, &q.base);
+	wait_done(&q);
+	is_int((long long)atomic_load(&d->cache_full.started), 3,
+	       "a failure (ENOBUFS: cachefiles' bstop) long after the last starts another");
+	ok(atomic_load(&d->cache_full.on), "... which goes on");
 	is_int((long long)atomic_load(&d->ondemand), 0, "nothing is left in flight");
 
 	sk_pool_destroy(d->pool);
