@@ -100,8 +100,21 @@ PROG='cat /etc/debian_version /etc/skiff-test; ls /usr/share/man;
 sha256sum /usr/bin/dpkg /bin/bash /usr/lib/x86_64-linux-gnu/libc.so.6 /opt/data.bin | sed "s|  /|  |"'
 want=$(cd "$REF" && cat etc/debian_version etc/skiff-test && ls usr/share/man &&
 	sha256sum usr/bin/dpkg bin/bash usr/lib/x86_64-linux-gnu/libc.so.6 opt/data.bin)
+# run_prog NAME IMAGE CTR...: runs PROG in a new container NAME of IMAGE
+# (CTR: the ctr command, its namespace), and prints what PROG wrote and
+# what ctr said. PROG writes to a file in a directory bound in: ctr's
+# copy of a container's last output races the container's exit in
+# containerd 1.6, and once lost the tail of the output.
+run_prog() {
+	local name=$1 img=$2
+	shift 2
+	mkdir -p "$T/out/$name"
+	"$@" run --rm --snapshotter skiff --mount "type=bind,src=$T/out/$name,dst=/out,options=rbind:rw" \
+		"$img" "$name" sh -c "{ $PROG; } >/out/result 2>&1" >"$T/out/$name/ctr" 2>&1
+	cat "$T/out/$name/result" "$T/out/$name/ctr" 2>/dev/null
+}
 t_is "ctr run: a program in the container reads the image's files right" \
-	"$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:skiff" c1 sh -c "$PROG" 2>&1)" "$want"
+	"$(run_prog c1 "$K/debian:skiff" "${CTR[@]}")" "$want"
 f1=$(metric_sum skiff_fetched_bytes_total)
 diag "pull $f0 bytes through skiffd, run $((f1 - f0)) more; the data blobs hold $STORED"
 t_ok "... having fetched a small part of the image ($f1 of $STORED bytes)" \
@@ -146,7 +159,9 @@ t_is "... unpacked: it runs" "$("${CTR[@]}" run --rm --snapshotter skiff "$K/deb
 t_is "... without a lazy mount of its own" "$(ctd_erofs_mounts)" 1
 
 # 4. restarts with a container running
-t_ok "a long-running container" "${CTR[@]}" run -d --snapshotter skiff "$K/debian:skiff" c4 sleep 600
+mkdir -p "$T/out/c4"
+t_ok "a long-running container" "${CTR[@]}" run -d --snapshotter skiff \
+	--mount "type=bind,src=$T/out/c4,dst=/out,options=rbind:rw" "$K/debian:skiff" c4 sleep 600
 t_ok "restart the snapshotter" eval 'stop_snapshotter && start_snapshotter'
 t_is "... the lazy mount stays" "$(ctd_erofs_mounts)" 1
 holder=$(holder_pid)
@@ -155,7 +170,7 @@ t_ok "... a new skiffd took the group over" \
 	logged "adopted the fanotify fd of a dead holder from systemd's fd store" 60
 for _ in $(seq 1 100); do [ -n "$(holder_pid)" ] && [ "$(holder_pid)" != "$holder" ] && break; sleep 0.1; done
 t_is "the running container reads the image right after both" \
-	"$("${CTR[@]}" tasks exec --exec-id e1 c4 sh -c "$PROG" 2>&1)" "$want"
+	"$("${CTR[@]}" tasks exec --exec-id e1 c4 sh -c "{ $PROG; } >/out/result 2>&1" 2>&1; cat "$T/out/c4/result")" "$want"
 t_is "a new container of the image starts" \
 	"$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:skiff" c5 cat /etc/skiff-test 2>&1)" "skiff test"
 t_ok "stop the long-running container" eval '"${CTR[@]}" tasks kill -s KILL c4 && sleep 0.5 &&
@@ -166,7 +181,7 @@ t_ok "stop the long-running container" eval '"${CTR[@]}" tasks kill -s KILL c4 &
 fs=$(awk -v d="$T/sn/" '$3 == "erofs" && index($2, d) == 1 { print $2 }' /proc/mounts)
 t_ok "the image's lazy mount gone (as after a reboot)" umount "$fs"
 t_is "... a new container finds it mounted again and reads right" \
-	"$("${CTR[@]}" run --rm --snapshotter skiff "$K/debian:skiff" c7 sh -c "$PROG" 2>&1)" "$want"
+	"$(run_prog c7 "$K/debian:skiff" "${CTR[@]}")" "$want"
 t_grep "... the snapshotter says so" "is not mounted: mounting it again" "$T/sn.log"
 t_is "... one lazy mount, one registration" "$(ctd_erofs_mounts)/$("$SKIFF" status --json | jq '.images | length')" 1/1
 
@@ -268,14 +283,14 @@ t_is "... one lazy mount more" "$(ctd_erofs_mounts)" "$((m0 + 1))"
 v0=$(metric_sum skiff_verify_errors_total)
 t_ok "the registry lies: every answer for a data blob has every byte flipped" \
 	front _fault "{\"kind\": \"wrong\", \"count\": 1000, \"match\": \"$FBLOB\"}"
-out=$("${CTR[@]}" run --rm --snapshotter skiff "$F/debian:flaky" f1 sh -c "$PROG" 2>&1)
+out=$(run_prog f1 "$F/debian:flaky" "${CTR[@]}")
 t_grep "... a container of the image gets I/O errors, not the lies" "[Ii]nput/output error" <(echo "$out")
 diag "$(head -n 2 <<<"$out")"
 t_ok "... skiffd caught them" test "$(metric_sum skiff_verify_errors_total)" -gt "$v0"
 t_ok "the registry lies once more, then tells the truth" \
 	eval 'front _reset && front _fault "{\"kind\": \"wrong\", \"match\": \"$FBLOB\"}"'
-t_is "... a container of the image reads it right: nothing of the lies was kept" "$("${CTR[@]}" run --rm \
-	--snapshotter skiff "$F/debian:flaky" f2 sh -c "$PROG" 2>&1)" "$want"
+t_is "... a container of the image reads it right: nothing of the lies was kept" \
+	"$(run_prog f2 "$F/debian:flaky" "${CTR[@]}")" "$want"
 t_is "... the lie was told and read again" "$(front_log "$FBLOB" | awk '{ print $1 }' | uniq | head -n 2 | tr '\n' ' ')" \
 	"wrong null "
 
@@ -308,8 +323,8 @@ t_grep "... before skiffd is handed them" "the registry did not take the credent
 t_ok "... which has none" test ! -e "$T/work/auth.json"
 nt=$(grep -c '"who": "skiff"' "$T/tokens.log")
 t_ok "a pull with the password" "${PULL[@]}" --user skiff:secret "$P/private/debian:skiff"
-t_is "... a container of it reads the image right" "$("${CTR[@]}" run --rm --snapshotter skiff \
-	"$P/private/debian:skiff" p1 sh -c "$PROG" 2>&1)" "$want"
+t_is "... a container of it reads the image right" \
+	"$(run_prog p1 "$P/private/debian:skiff" "${CTR[@]}")" "$want"
 t_ok "... skiffd fetched with tokens for the user" test "$(grep -c '"who": "skiff"' "$T/tokens.log")" -gt "$nt"
 t_is "... keeping the credentials for root alone" "$(stat -c %a "$T/work/auth.json")" 600
 t_no_grep "... never showing them" "secret" <("$SKIFF" status --json 2>&1; cat "$T/skiffd.log" "$T/sn.log")
@@ -347,8 +362,8 @@ t_ok "... which has none" test ! -e "$T/work/auth.json"
 t_ok "CRI PullImage through it with the right pull secret" "$CRIPULL" "$CRI_SOCK" "$P/private/crid:skiff" skiff secret
 t_grep "... the snapshotter handed it to skiffd" "private/crid:skiff: the pull's credentials for $P handed to skiffd" \
 	"$T/sn.log"
-t_is "... a container of it reads the image right" "$("${CTR_K8S[@]}" run --rm --snapshotter skiff \
-	"$P/private/crid:skiff" k2 sh -c "$PROG" 2>&1)" "$want"
+t_is "... a container of it reads the image right" \
+	"$(run_prog k2 "$P/private/crid:skiff" "${CTR_K8S[@]}")" "$want"
 t_grep "... skiffd has them" "\"$P\"" "$T/work/auth.json"
 t_grep "... the image service passes the other calls on: ListImages lists it" \
 	"^$P/private/crid:skiff\$" <("$CRIPULL" "$CRI_SOCK" --list 2>&1)
