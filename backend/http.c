@@ -50,7 +50,7 @@ struct xfer {
 	size_t dlen, dcap, dmax;
 	char side[SIDE_MAX + 1];
 	size_t side_len;
-	uint64_t timeout_ms;		/* this attempt's share of the deadline */
+	uint64_t timeout_ms;		/* this attempt's limit: what is left of the deadline */
 	CURLcode res;
 	bool done;
 	pthread_cond_t cond;
@@ -836,6 +836,14 @@ int be_http_do(struct be_http *h, const struct be_http_req *rq,
 			break;
 		}
 		sleep_ms(delay);
+		/* a retry asks where the caller pointed, not where a redirect
+		 * led: that target (a dead host, an expired signed URL) is
+		 * what failed, and the origin may send elsewhere now */
+		if (redirects) {
+			snprintf(url, sizeof(url), "%s", rq->url);
+			drop_auth = false;
+			redirects = 0;
+		}
 	}
 	xfer_release(h, x);
 	pthread_cond_destroy(&x->cond);

@@ -3,12 +3,17 @@
 # mounts lazily and equals its source, with few HTTP requests for many
 # chunks; a misbehaving server (tests/servers/faulty_http.py) is survived
 # where the data can be had (5xx, 429 + Retry-After, truncated and short
-# bodies, wrong ranges, resets, stalls, redirects) and fails with EIO in
-# bounded time where it cannot; wrong bytes never reach a cache file; a
-# serving process killed restores the image pinned to its manifest; an
-# image whose server holds its answers delays neither reads of another
-# image nor status, metrics or unmounting (part 3), nor does unmounting
-# an image whose read-ahead windows that server holds (part 4).
+# bodies, wrong ranges, resets, stalls, bodies dripping a byte a second,
+# redirects, one to a dead host whose retry asks the origin again) by
+# skiffd's own retries, and fails with EIO in bounded time where it
+# cannot (a body dripping, under curl's low-speed limit or over it, or a
+# redirect to a dead host for good: each backend read ends by its read
+# deadline, no chunk becomes ready, the file reads once the server
+# mends); wrong bytes never reach a cache file; a serving process killed
+# restores the image pinned to its manifest; an image whose server holds
+# its answers delays neither reads of another image nor status, metrics
+# or unmounting (part 3), nor does unmounting an image whose read-ahead
+# windows that server holds (part 4).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/netlib.sh"
 need_net_tools nginx curl jq
@@ -57,10 +62,10 @@ stop_skiffd
 rm -rf "$T/cache" "$T/work"
 F=$T/fsrc
 mkdir -p "$F"
-for i in $(seq -w 1 17); do
+for i in $(seq -w 1 22); do
 	head -c $((200 * 1024 + 10#$i)) /dev/urandom >"$F/f$i"
 done
-t_ok "build a tree of 17 random files" "$SKIFF" build -q --chunk-size 64K "$F" "$T/fwww/l:a" || done_testing
+t_ok "build a tree of 22 random files" "$SKIFF" build -q --chunk-size 64K "$F" "$T/fwww/l:a" || done_testing
 blob=$("$SKIFF" inspect --json "$T/fwww/l:a" | jq -r '.blobs[0].id')
 fport=$(free_port)
 start_faulty() {
@@ -71,10 +76,12 @@ start_faulty() {
 }
 start_faulty
 t_ok "the faulty server listens on 127.0.0.1:$fport" wait_port "$fport" || done_testing
+# a blob read gets DEADLINE_MS per MiB begun (every read here asks less)
+DEADLINE_MS=3000
 cat >"$T/skiffd.json" <<EOF
 {"backend": {"max_attempts": 4, "backoff_ms": 50, "backoff_max_ms": 200,
 	"retry_after_max_ms": 3000, "connect_timeout_ms": 2000,
-	"low_speed_time": 1, "low_speed_limit": 1000}}
+	"low_speed_time": 1, "low_speed_limit": 1000, "read_deadline_ms": $DEADLINE_MS}}
 EOF
 t_ok "skiffd starts with short timeouts (no read-ahead)" \
 	start_skiffd --frontend fanotify --config "$T/skiffd.json" --readahead 0 --ahead 0 || done_testing
@@ -89,11 +96,14 @@ errs() { metric "skiff_backend_errors_total{source=\"$FURL\",kind=\"$1\"}"; }
 n=0
 next_file() { n=$((n + 1)); f=f$(printf '%02d' "$n"); }
 recovers() { # KIND COUNT ERRKIND [EXTRA]
-	local before
+	local before fe
 	next_file
 	before=$(errs "$3")
+	fe=$(metric skiff_fetch_errors_total)
 	fault "$1" "$2" "${4:-}"
 	t_ok "$1 x$2: $f reads right after retries" timeout 60 cmp "$MNT/$f" "$F/$f"
+	# not a failed backend read that the kernel asked for again
+	t_is "... skiffd's own: no backend read failed" "$(($(metric skiff_fetch_errors_total) - fe))" 0
 	if [ "$1" = reset ]; then
 		# curl itself retries once a reused connection that dies
 		# before answering: one of ours may cover two resets
@@ -110,6 +120,16 @@ recovers badrange 1 mismatch
 recovers norange 1 mismatch
 recovers reset 2 connect
 recovers stall 1 timeout '"seconds": 3'
+# a body dripping a byte a second: under low_speed_limit, the attempt is
+# cut after low_speed_time and the retry reads
+recovers drip 1 timeout
+
+# a redirect to a dead host (nothing listens on its port): skiffd's
+# retry reads, so it asked the origin again (which answers now), not the
+# dead host (a retry there failed the backend read, then the kernel's
+# second read of the page asked the origin)
+dead=$(free_port)
+recovers redirect 1 connect "\"to\": \"http://127.0.0.1:$dead\""
 
 # a redirect to another server (as registries send blobs to object
 # storage) is followed
@@ -118,9 +138,10 @@ rport=$(free_port)
 _n_pids+=($!)
 wait_port "$rport"
 next_file
+rd0=$(metric "skiff_backend_redirects_total{source=\"$FURL\"}")
 fault redirect 1 "\"to\": \"http://127.0.0.1:$rport\""
 t_ok "a redirect to another server: $f reads right" timeout 60 cmp "$MNT/$f" "$F/$f"
-t_is "... one redirect followed" "$(metric "skiff_backend_redirects_total{source=\"$FURL\"}")" 1
+t_is "... one redirect followed" "$(($(metric "skiff_backend_redirects_total{source=\"$FURL\"}") - rd0))" 1
 t_ok "... and the other server served the range" \
 	sh -c "curl -s http://127.0.0.1:$rport/_log | grep -q '\"range\": \"bytes='"
 t_ok "retries are counted" test "$(metric_sum skiff_backend_retries_total)" -ge 11
@@ -162,6 +183,43 @@ for k in 500 reset stall; do
 	t_grep "... with EIO (after ${el}s)" "Input/output error" "$T/.out"
 	curl -s -X POST "http://127.0.0.1:$fport/_reset" >/dev/null
 done
+# for_good DESC KIND ERRKIND OP N [EXTRA]: the server answers every
+# request for the next file's data in way KIND (EXTRA: more of the
+# fault): reading its first page fails with EIO, each backend read that
+# failed (the kernel asks again for a page it could not read) ending by
+# its deadline: within that many read deadlines and 2 s for the kernel
+# and dd; failed attempts counted as ERRKIND number OP N per failed
+# backend read (test(1)); no chunk becomes ready, skiffd stays up, and
+# once the server mends the file reads right
+for_good() {
+	local desc=$1 kind=$2 ek=$3 op=$4 per=$5 extra=${6:-} r0 e0 fe0 t0 el nf ne
+	next_file
+	r0=$(ready)
+	e0=$(errs "$ek")
+	fe0=$(metric skiff_fetch_errors_total)
+	fault "$kind" 1000 "$extra"
+	t0=$(date +%s.%N)
+	t_fails "$desc for good: reading $f fails" timeout 60 dd if="$MNT/$f" of=/dev/null bs=4k count=1
+	el=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	t_grep "... with EIO" "Input/output error" "$T/.out"
+	nf=$(($(metric skiff_fetch_errors_total) - fe0))
+	ne=$(($(errs "$ek") - e0))
+	t_ok "... in $el s, $nf failed backend reads: within their read deadlines ($DEADLINE_MS ms) and 2 s" \
+		awk -v e="$el" -v n="$nf" -v d="$DEADLINE_MS" 'BEGIN { exit !(n >= 1 && e <= n * d / 1000 + 2) }'
+	t_ok "... $ne failed attempts counted as $ek: $op $per per failed read" test "$ne" "$op" "$((per * nf))"
+	t_is "... no chunk became ready" "$(ready)" "$r0"
+	t_ok "... skiffd is up" kill -0 "$SKIFFD_PID"
+	curl -s -X POST "http://127.0.0.1:$fport/_reset" >/dev/null
+	t_ok "... once the server mends, $f reads right" timeout 60 cmp "$MNT/$f" "$F/$f"
+}
+# a byte a second: attempts cut after low_speed_time, the last at the
+# deadline
+for_good "a drip of a byte a second" drip timeout -ge 2
+# a byte each 0.2 ms, over low_speed_limit: only the deadline ends the
+# one attempt (a 64 KiB chunk trickling in to its end takes 15 s or more)
+for_good "a drip over low_speed_limit" drip timeout -eq 1 '"seconds_per_byte": 0.0002'
+# every attempt: to the origin, redirected, refused
+for_good "a redirect to a dead host" redirect connect -eq 4 "\"to\": \"http://127.0.0.1:$dead\""
 t_ok "skiffd is still up" kill -0 "$SKIFFD_PID"
 # the serving process dies after the layout's index.json went away: its
 # successor restores the image pinned to the manifest it had (kept in

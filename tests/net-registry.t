@@ -6,10 +6,14 @@
 # registry has; skiffd mounts it lazily from docker://, through a mirror
 # (nginx proxying, with an extra header) while the mirror is up and from
 # the origin once it is down, on anonymous tokens and on basic auth; an
-# OCI index picks the platform's manifest. Credentials also come from
-# Docker credential helpers alone (credsStore for skiff push, credHelpers
-# for skiffd), scripts written here and put in PATH. A registry naming a
-# token service over plain http gets no credentials sent there.
+# OCI index picks the platform's manifest. Tokens expiring mid-run (a
+# second token service whose tokens the registry refuses 3 s after issue,
+# checked with curl): files read after the expiry read right on a new
+# token skiffd fetches after the registry's 401, no reader getting EIO.
+# Credentials also come from Docker credential helpers alone (credsStore
+# for skiff push, credHelpers for skiffd), scripts written here and put in
+# PATH. A registry naming a token service over plain http gets no
+# credentials sent there.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/netlib.sh"
 need_net_tools docker-registry nginx htpasswd openssl curl jq
@@ -163,6 +167,68 @@ t_ok "mount the index: linux/amd64 is image a" skiff_mount "docker://$B/skiff/ed
 t_is "... its manifest" "$("$SKIFF" status --json | jq -r '.images[0].manifest')" "$ma"
 t_ok "... and it reads right" timeout 300 "$TREECMP" "$SRC" "$MNT"
 skiff_umount "$MNT"
+
+# tokens expiring mid-run: registry "expiring" trusts a token service
+# whose tokens it refuses 3 s after they were issued (the service writes
+# "exp" 60 s early: docker-registry's leeway; its "expires_in" of 3 s
+# skiffd takes as 10 s, so it sends a token the registry refuses). skiffd
+# reads some files, the token expires, eight readers read the others:
+# each reads right, on a new token fetched after a 401, none got EIO.
+start_token_registry "$CA" expiring 3 60 || done_testing
+E=127.0.0.1:$REGISTRY_PORT
+etport=$TOKEN_PORT
+ES=$T/esrc
+mkdir -p "$ES"
+for i in 1 2 3 4 5 6 7 8; do
+	head -c $((256 * 1024 + i)) /dev/urandom >"$ES/e$i"
+done
+t_ok "build an image of 8 random files (64K chunks)" "$SKIFF" build -q --chunk-size 64K "$ES" "$T/eimg:e"
+printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$E" "$auth" >"$T/expiring.json"
+t_ok "push it to registry expiring" "$SKIFF" push --ca-file "$CA/ca.crt" \
+	--docker-config "$T/expiring.json" "$T/eimg:e" "docker://$E/skiff/exp:v1"
+# etoken: a pull token for the user (skiffd's are anonymous); estatus
+# TOKEN: the registry's answer to a manifest request with it
+etoken() {
+	curl -s --cacert "$CA/ca.crt" -u skiff:secret \
+		"https://127.0.0.1:$etport/token?service=skiff-registry&scope=repository:skiff/exp:pull" |
+		jq -r .token
+}
+estatus() {
+	curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ca.crt" -H "Authorization: Bearer $1" \
+		-H "Accept: application/vnd.oci.image.manifest.v1+json" "https://$E/v2/skiff/exp/manifests/v1"
+}
+# refused: until the registry answers 401 to $tok (10 s)
+refused() {
+	local i
+	for i in $(seq 1 100); do
+		[ "$(estatus "$tok")" = 401 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+anon() { grep -c '"who": "anonymous"' "$TOKEN_LOG"; }
+b401() { grep -cE '"GET /v2/skiff/exp/blobs/[^"]*" 401' "$T/expiring/log"; }
+MNTE=$T/mnte
+t_ok "skiffd mounts it" skiff_mount "docker://$E/skiff/exp:v1" "$MNTE" || done_testing
+tok=$(etoken)
+t_is "a token just issued is accepted" "$(estatus "$tok")" 200
+for i in 1 2 3 4; do
+	t_ok "e$i reads right" timeout 60 cmp "$MNTE/e$i" "$ES/e$i"
+done
+a0=$(anon)
+t_ok "... then refused, its 3 s over" refused
+# and skiffd's token ($a0 fetched so far), issued before that one
+fe0=$(metric skiff_fetch_errors_total)
+ev0=$(metric skiff_events_failed_total)
+r0=$(b401)
+t_is "then 8 readers of e5..e8 at once: all read right" \
+	"$(concurrent_readers 8 "$MNTE" "$ES" e5 e6 e7 e8)" 0
+t_ok "... skiffd sent the expired token: the registry answered 401" test "$(b401)" -gt "$r0"
+t_ok "... and skiffd fetched a new token: $(($(anon) - a0)) more" test "$(anon)" -gt "$a0"
+t_is "... no backend read failed" "$(($(metric skiff_fetch_errors_total) - fe0))" 0
+t_is "... no read was answered with an error" "$(($(metric skiff_events_failed_total) - ev0))" 0
+t_ok "... and the whole image reads right" timeout 60 "$TREECMP" "$ES" "$MNTE"
+t_ok "skiff umount" skiff_umount "$MNTE"
 stop_skiffd
 
 # credentials from credential helpers only (no "auths"): skifftest knows

@@ -140,22 +140,27 @@ EOF2
 	wait_port "$port"
 }
 
-# start_token_registry CA_DIR: a token service (servers/token_server.py:
-# user skiff, password secret, 60 s tokens, requests logged to
-# $T/tokens.log) and docker-registry "token" ($T/token) trusting its
-# tokens, both over TLS from CA_DIR (make_ca); 2 test points. Sets
-# TOKEN_PORT and REGISTRY_PORT; fails when either does not start.
+# start_token_registry CA_DIR [NAME TTL LEEWAY]: a token service
+# (servers/token_server.py: user skiff, password secret, 60 s tokens,
+# requests logged to $T/tokens.log) and docker-registry "token" ($T/token)
+# trusting its tokens, both over TLS from CA_DIR (make_ca); 2 test
+# points. With NAME, TTL and LEEWAY: registry NAME ($T/NAME), the token
+# log $T/NAME.tokens.log, tokens of TTL seconds whose "exp" is LEEWAY
+# seconds earlier (token_server.py). Sets TOKEN_PORT, REGISTRY_PORT and
+# TOKEN_LOG; fails when either does not start.
 start_token_registry() {
-	local ca=$1
+	local ca=$1 name=${2:-token} ttl=${3:-60} leeway=${4:-0}
 	TOKEN_PORT=$(free_port)
+	TOKEN_LOG=$T/tokens.log
+	[ "$name" = token ] || TOKEN_LOG=$T/$name.tokens.log
 	"$PY" "$ROOT/tests/servers/token_server.py" "$TOKEN_PORT" "$ca/token.crt" "$ca/token.key" \
-		"$ca/server.crt" "$ca/server.key" skiff-issuer skiff secret 60 "$T/tokens.log" \
-		2>"$T/token.err" &
+		"$ca/server.crt" "$ca/server.key" skiff-issuer skiff secret "$ttl" "$TOKEN_LOG" "$leeway" \
+		2>>"$T/token.err" &
 	_n_pids+=($!)
 	t_ok "token service on 127.0.0.1:$TOKEN_PORT" wait_port "$TOKEN_PORT" || return 1
 	REGISTRY_PORT=$(free_port)
 	t_ok "registry with bearer tokens on 127.0.0.1:$REGISTRY_PORT" \
-		start_registry token "$REGISTRY_PORT" "$ca" "auth:
+		start_registry "$name" "$REGISTRY_PORT" "$ca" "auth:
   token:
     realm: https://127.0.0.1:$TOKEN_PORT/token
     service: skiff-registry

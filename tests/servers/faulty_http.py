@@ -13,11 +13,15 @@ whose Range starts at byte B or later) fail in way K:
     badrange      206 with a Content-Range for another offset
     norange       200 with the whole file, whatever was asked
     wrong         right headers and length, every byte flipped
+    drip          right headers, then the body one byte at a time, each
+                  after `seconds_per_byte` (default 1.0); a client that
+                  goes away ends it
     reset         the connection is closed (RST) without an answer
     stall         nothing is sent for `seconds` (default 30), then close
     hold          nothing is sent until POST /_release (or `seconds`,
                   default 120, pass), then the request is served normally
-    redirect      302 to the same path on `to` (a base URL), see below
+    redirect      302 to the same path on `to` (a base URL; one where
+                  nothing listens is a dead host), see below
 GET /_log answers the requests seen so far as JSON lines
     {"t": time, "path": p, "range": r, "fault": k or null, "auth": a}
 POST /_release lets held requests go on and forgets the hold faults.
@@ -26,9 +30,10 @@ POST /_reset forgets faults and the log (releasing held requests).
 With --upstream URL it is a front for another server (a registry):
 GETs and HEADs without a fault are forwarded there (path, Accept, Range,
 Authorization) and its answer passed back (502 when it cannot be
-reached); truncate, short and wrong spoil the upstream's body as they
-spoil a file's; badrange and norange are refused (400). --tls CERT KEY serves
-https (the controls too), --cafile verifies the upstream.
+reached); truncate, short, wrong and drip spoil (or slow) the upstream's
+body as they do a file's; badrange and norange are refused (400).
+--tls CERT KEY serves https (the controls too), --cafile verifies the
+upstream.
 
 Listens on 127.0.0.1 only.
 Usage: faulty_http.py ROOT PORT [--tls CERT KEY] [--upstream URL [--cafile F]]
@@ -175,7 +180,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         if self.upstream:
-            return self.forward(kind, head)
+            return self.forward(fault, kind, head)
         full = os.path.normpath(os.path.join(self.root, path.lstrip("/")))
         if not full.startswith(os.path.abspath(self.root)) or not os.path.isfile(full):
             return self.send_json(404, {"error": "not found"})
@@ -200,9 +205,9 @@ class Handler(BaseHTTPRequestHandler):
         if partial:
             headers.append(("Content-Range", "bytes %d-%d/%d" %
                             (cr_first, cr_first + (last - first), size)))
-        self.answer(206 if partial else 200, headers, data, kind, head)
+        self.answer(206 if partial else 200, headers, data, fault, kind, head)
 
-    def forward(self, kind, head):
+    def forward(self, fault, kind, head):
         """Asks the upstream, then answers what it said (spoilt by kind)."""
         u = self.upstream
         if u.scheme == "https":
@@ -225,9 +230,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(502, {"error": "upstream: %s" % e})
         finally:
             c.close()
-        self.answer(status, headers, data, kind, head, length)
+        self.answer(status, headers, data, fault, kind, head, length)
 
-    def answer(self, status, headers, data, kind, head, length=None):
+    def answer(self, status, headers, data, fault, kind, head, length=None):
         """Sends an answer, its body spoilt as the fault kind says."""
         if kind == "short":
             data = data[: len(data) // 2]
@@ -247,6 +252,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if kind == "drip":
+            spb = float(fault.get("seconds_per_byte", 1.0))
+            try:
+                for i in range(len(data)):
+                    time.sleep(spb)
+                    self.wfile.write(data[i:i + 1])
+            except OSError:
+                # the client gave up (its timeout): nobody to answer
+                self.close_connection = True
             return
         self.wfile.write(data)
 

@@ -12,7 +12,13 @@ credentials. JWTs are ES256-signed with KEY and
 carry its certificate (x5c), which the registry trusts through its
 auth.token.rootcertbundle. Every request is appended to LOG as a JSON line.
 
-Usage: token_server.py PORT CERT KEY TLS_CERT TLS_KEY ISSUER USER PASS TTL LOG
+A token's "exp" claim is TTL - LEEWAY seconds after it was issued
+(LEEWAY: default 0). docker-registry accepts a token up to 60 s past its
+"exp" (its leeway for clock skew): with LEEWAY 60 it refuses one TTL
+seconds after it was issued, so that a test can see tokens expire within
+seconds. "expires_in" always says TTL.
+
+Usage: token_server.py PORT CERT KEY TLS_CERT TLS_KEY ISSUER USER PASS TTL LOG [LEEWAY]
 Listens on 127.0.0.1 only, over TLS.
 """
 import base64
@@ -30,6 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 (PORT, CERT, KEY, TLS_CERT, TLS_KEY, ISSUER, USER, PASS, TTL, LOG) = sys.argv[1:11]
+LEEWAY = int(sys.argv[11]) if len(sys.argv) > 11 else 0
 with open(CERT, "rb") as f:
     X5C = base64.b64encode(x509.load_pem_x509_certificate(f.read())
                            .public_bytes(serialization.Encoding.DER)).decode()
@@ -97,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
             access.append({"type": typ, "name": name, "actions": acts})
         now = int(time.time())
         claims = {"iss": ISSUER, "sub": who or "", "aud": q.get("service", [""])[0],
-                  "exp": now + int(TTL), "nbf": now - 10, "iat": now,
+                  "exp": now + int(TTL) - LEEWAY, "nbf": now - 10, "iat": now,
                   "jti": os.urandom(8).hex(), "access": access}
         tok = jwt.encode(claims, SIGNING_KEY, algorithm="ES256", headers={"x5c": [X5C]})
         self.record(q, who or "anonymous")

@@ -4,7 +4,8 @@
  * Retry-After, WWW-Authenticate, image references, manifests and indexes,
  * Docker config, the "backend" configuration) and for the HTTP transport
  * against a scripted server on 127.0.0.1: exact ranges, what is not data,
- * bounded retries, Retry-After, redirects that drop credentials, many
+ * bounded retries, Retry-After, redirects that drop credentials, a
+ * redirect to a dead host (a retry asks the origin again), many
  * requests at once, read deadlines on stalled servers, token realms that
  * get no credentials, TLS settings that do not follow a redirect (to an
  * `openssl s_server` this test starts). Docker credential helpers are
@@ -713,6 +714,9 @@ struct srv {
 	_Atomic int fail_left;	/* /flaky: this many 503s first */
 	_Atomic int stop;
 	int port2;		/* where /redirect sends to */
+	int dead_port;		/* where nothing listens */
+	_Atomic int dead_left;	/* /redirect-dead: this many 302s there first */
+	_Atomic int dead_asked;	/* /redirect-dead requests */
 	/* registry paths /v2/r/blobs/...: */
 	_Atomic int gen;		/* valid token: "t<gen>" */
 	_Atomic int auth_required;
@@ -824,6 +828,13 @@ static void *conn_main(void *arg)
 			n = snprintf(resp, sizeof(resp), "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n");
 		} else if (!strcmp(path, "/redirect-same")) {
 			n = snprintf(resp, sizeof(resp), "HTTP/1.1 302 Found\r\nLocation: /other\r\nContent-Length: 0\r\n\r\n");
+		} else if (!strcmp(path, "/redirect-dead")) {
+			atomic_fetch_add(&s->dead_asked, 1);
+			if (atomic_fetch_sub(&s->dead_left, 1) > 0)
+				n = snprintf(resp, sizeof(resp), "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:%d/other\r\nContent-Length: 0\r\n\r\n",
+					     s->dead_port);
+			else
+				n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
 		} else if (!strcmp(path, "/redirect-away")) {
 			n = snprintf(resp, sizeof(resp), "HTTP/1.1 307 Moved\r\nLocation: http://127.0.0.1:%d/other\r\nContent-Length: 0\r\n\r\n",
 				     s->port2);
@@ -885,6 +896,22 @@ static int srv_start(struct srv *s)
 		return -1;
 	s->port = ntohs(sa.sin_port);
 	return pthread_create(&s->thr, NULL, accept_main, s) ? -1 : 0;
+}
+
+/* A port on 127.0.0.1 that nothing listens on (a dead host). */
+static int unused_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    !getsockname(fd, (struct sockaddr *)&sa, &sl))
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
 }
 
 struct par {
@@ -1554,7 +1581,7 @@ static void test_transport(void)
 	int ret;
 
 	if (srv_start(&s) || srv_start(&s2)) {
-		skip(33, "no loopback TCP server");
+		skip(42, "no loopback TCP server");
 		return;
 	}
 	s.port2 = s2.port;
@@ -1628,6 +1655,34 @@ static void test_transport(void)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/loop", s.port);
 	rq = (struct be_http_req){ .url = url };
 	ok(be_http_do(h, &rq, &rs, &e) == -ELOOP, "a redirect loop ends");
+
+	/* a redirect to a dead host: a retry asks the origin again, not the
+	 * target that failed */
+	uint64_t c0 = atomic_load(&be_http_stats(h)->errors[BE_HE_CONNECT]);
+	uint64_t r0 = atomic_load(&be_http_stats(h)->redirects);
+	char dead[64];
+
+	s.dead_port = unused_port();
+	snprintf(dead, sizeof(dead), "127.0.0.1:%d/other", s.dead_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/redirect-dead", s.port);
+	rq = (struct be_http_req){ .url = url };
+	atomic_store(&s.dead_left, 1);
+	atomic_store(&s.dead_asked, 0);
+	if (is_int(be_http_do(h, &rq, &rs, &e), 0, "a redirect to a dead host once (%s)", e.msg))
+		is_int(rs.status, 200, "... then the answer");
+	else
+		skip(1, "no answer");
+	be_http_resp_free(&rs);
+	is_int(atomic_load(&s.dead_asked), 2, "... the retry asked the origin again");
+	is_int(atomic_load(&be_http_stats(h)->errors[BE_HE_CONNECT]) - c0, 1,
+	       "... one failed attempt, counted as connect");
+	is_int(atomic_load(&be_http_stats(h)->redirects) - r0, 1, "... one redirect followed");
+	atomic_store(&s.dead_left, 100);
+	atomic_store(&s.dead_asked, 0);
+	is_int(be_http_do(h, &rq, &rs, &e), -ECONNREFUSED, "a redirect to a dead host for good: refused");
+	has_str(e.msg, dead, "... naming the dead host");
+	has_str(e.msg, "3 attempts", "... after the bounded attempts");
+	is_int(atomic_load(&s.dead_asked), 3, "... each of them at the origin first");
 
 	struct par p[8];
 	pthread_t t[8];
