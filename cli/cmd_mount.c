@@ -398,6 +398,15 @@ int cmd_status(int argc, char **argv)
 		sk_human_size((uint64_t)json_integer_value(json_object_get(st, "cache_unused_bytes")), ub,
 			      sizeof(ub));
 		printf("cache on disk %s, of which %s no registered image uses (skiff gc)\n", cb, ub);
+		if (json_integer_value(json_object_get(st, "cache_max_bytes")) > 0) {
+			char mb[32], eb[32];
+
+			sk_human_size((uint64_t)json_integer_value(json_object_get(st, "cache_max_bytes")),
+				      mb, sizeof(mb));
+			sk_human_size((uint64_t)json_integer_value(json_object_get(st, "cache_evicted_bytes")),
+				      eb, sizeof(eb));
+			printf("cache limit %s, %s evicted so far\n", mb, eb);
+		}
 	}
 	if (json_integer_value(json_object_get(st, "holder_pid")) > 0)
 		printf("serving process %lld (generation %lld under holder %lld), "

@@ -596,6 +596,17 @@ static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 		       "# HELP skiff_gc_removed_bytes_total Bytes of cache files gc removed\n# TYPE skiff_gc_removed_bytes_total counter\nskiff_gc_removed_bytes_total %llu\n",
 		       (unsigned long long)total, (unsigned long long)unused,
 		       (unsigned long long)LOAD(d->gc_files), (unsigned long long)LOAD(d->gc_bytes));
+		metric(&buf, &len, &cap,
+		       "# HELP skiff_cache_limit_bytes cache.max_size (0: no limit)\n# TYPE skiff_cache_limit_bytes gauge\nskiff_cache_limit_bytes %llu\n"
+		       "# HELP skiff_cache_evictions_total Passes of the cache limit that freed something\n# TYPE skiff_cache_evictions_total counter\nskiff_cache_evictions_total %llu\n"
+		       "# HELP skiff_cache_evicted_files_total Unused cache files the cache limit removed\n# TYPE skiff_cache_evicted_files_total counter\nskiff_cache_evicted_files_total %llu\n"
+		       "# HELP skiff_cache_evicted_chunks_total Chunks of registered images' cache files the cache limit punched out\n# TYPE skiff_cache_evicted_chunks_total counter\nskiff_cache_evicted_chunks_total %llu\n"
+		       "# HELP skiff_cache_evicted_bytes_total Bytes the cache limit freed, by what\n# TYPE skiff_cache_evicted_bytes_total counter\n"
+		       "skiff_cache_evicted_bytes_total{kind=\"file\"} %llu\nskiff_cache_evicted_bytes_total{kind=\"chunk\"} %llu\n",
+		       (unsigned long long)d->cfg.cache_max, (unsigned long long)LOAD(d->evict_passes),
+		       (unsigned long long)LOAD(d->evict_files), (unsigned long long)LOAD(d->evict_chunks),
+		       (unsigned long long)LOAD(d->evict_file_bytes),
+		       (unsigned long long)LOAD(d->evict_chunk_bytes));
 	}
 	metric(&buf, &len, &cap, "# HELP skiff_cache_ready_bytes Bytes of each cache file that hold verified data\n# TYPE skiff_cache_ready_bytes gauge\n");
 	for (struct ld_blob *b = d->blobs; b; b = b->next) {
@@ -825,6 +836,10 @@ static void handler(void *ctx, const struct ctl_req *req,
 		if (st) {
 			json_object_set_new(st, "cache_bytes", json_integer((json_int_t)cache_bytes));
 			json_object_set_new(st, "cache_unused_bytes", json_integer((json_int_t)unused_bytes));
+			json_object_set_new(st, "cache_max_bytes", json_integer((json_int_t)d->cfg.cache_max));
+			json_object_set_new(st, "cache_evicted_bytes",
+					    json_integer((json_int_t)(LOAD(d->evict_file_bytes) +
+								      LOAD(d->evict_chunk_bytes))));
 		}
 		reply(resp, 200, st);
 	} else if (!strcmp(p, "/v1/stop") && !strcmp(req->method, "POST")) {

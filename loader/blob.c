@@ -84,8 +84,13 @@ struct ld_blob *ld_blob_put(struct ld_daemon *d, struct ld_blob *b)
 /* What b holds besides its cache, once that is closed. */
 static void blob_free(struct ld_daemon *d, struct ld_blob *b)
 {
-	if (b->own.fd >= 0)
+	if (b->own.fd >= 0) {
+		/* its last use, for a cache limit's least recently used
+		 * order of unused files (gc.c) */
+		if (d->cfg.cache_max)
+			futimens(b->own.fd, NULL);
 		close(b->own.fd);
+	}
 	ld_source_put(d, b->src);
 	free(b);
 }
@@ -253,6 +258,8 @@ int ld_blob_get(struct ld_daemon *d, struct ld_blob *prep, const char *volume,
 		if (!same_id(b, prep))
 			continue;
 		if (same_blob(b, prep)) {
+			/* under a cache limit it has been marked since it
+			 * was linked */
 			b->refs++;
 			*out = b;
 			ld_blob_discard(d, prep);
@@ -289,7 +296,10 @@ int ld_blob_get(struct ld_daemon *d, struct ld_blob *prep, const char *volume,
 	if (!b->volume[0] && (ret = open_own(d, b, e)))
 		goto fail;
 	b->refs = 1;
-	if (b->file && !ld_cache_complete(b->file->cache) && d->fe) {
+	/* under a cache limit a complete file is marked too, for good: the
+	 * kernel decides when the mount opens it whether it ever raises
+	 * pre-content events, and the evictor may punch it later */
+	if (b->file && d->fe && (d->cfg.cache_max || !ld_cache_complete(b->file->cache))) {
 		ret = d->fe->ops->watch(d->fe, b);
 		if (ret) {
 			sk_err_set(e, "%s: cannot watch: %s", b->path, strerror(-ret));
@@ -352,7 +362,9 @@ void ld_blob_unuse(struct ld_daemon *d, struct ld_blob_file *f)
 
 void ld_blob_filled(struct ld_daemon *d, struct ld_blob *b)
 {
-	if (!b->marked || !ld_cache_complete(&b->cache))
+	/* under a cache limit marks stay: a chunk may be punched out of a
+	 * complete file, and its next read must ask (evict.c) */
+	if (d->cfg.cache_max || !b->marked || !ld_cache_complete(&b->cache))
 		return;
 	pthread_mutex_lock(&d->lock);
 	if (b->marked && d->fe) {

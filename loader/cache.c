@@ -107,12 +107,14 @@ static int alloc_state(struct ld_cache *c)
 	c->pf = calloc(c->table.count ? c->table.count : 1, 1);
 	c->ra = calloc(c->table.count ? c->table.count : 1, 1);
 	c->stale = calloc(c->table.count ? c->table.count : 1, 1);
+	c->age = calloc(c->table.count ? c->table.count : 1, 1);
 	c->bg_fd = -1;
-	if (!c->state || !c->pf || !c->ra || !c->stale) {
+	if (!c->state || !c->pf || !c->ra || !c->stale || !c->age) {
 		free(c->state);
 		free(c->pf);
 		free(c->ra);
 		free(c->stale);
+		free(c->age);
 		c->state = NULL;
 		return -ENOMEM;
 	}
@@ -172,6 +174,7 @@ void ld_cache_close(struct ld_cache *c)
 	free(c->pf);
 	free(c->ra);
 	free(c->stale);
+	free(c->age);
 	free(c->rec);
 	if (c->rec_fd >= 0)
 		close(c->rec_fd);
@@ -665,6 +668,7 @@ refetch:
 		c->state[i] = LD_READY;
 		c->pf[i] = (flags & LD_FILL_PREFETCH) != 0;
 		c->stale[i] = 0;
+		c->age[i] = 0;
 		c->ready++;
 	}
 	if (durable)
@@ -828,6 +832,7 @@ static void ra_submit(struct ld_cache *c, struct ra_job *j)
  */
 static void reached(struct ld_cache *c, uint64_t i, uint64_t *hits, bool *marked)
 {
+	c->age[i] = 0;
 	*hits += c->pf[i];
 	c->pf[i] = 0;
 	*marked |= c->ra[i] != 0;
@@ -1031,6 +1036,11 @@ again:
 			for (i = first; waited && !prefetch && !missing &&
 			     i < c->table.count && c->table.chunks[i].uoff < end; i++)
 				c->pf[i] = 0;
+			/* the read is let through now: its chunks were just
+			 * asked for, however long this fill took (eviction) */
+			for (i = first; !prefetch && !missing &&
+			     i < c->table.count && c->table.chunks[i].uoff < end; i++)
+				c->age[i] = 0;
 			pthread_mutex_unlock(&c->lock);
 			if (!missing)
 				goto out;
@@ -1056,5 +1066,111 @@ again:
 	}
 out:
 	free(runs);
+	return ret;
+}
+
+/*
+ * Eviction (loader/evict.c decides what and when). A chunk's age counts
+ * the evictor's ticks since a read last asked for it or it was filled;
+ * it saturates, so the oldest all look alike.
+ */
+void ld_cache_age_tick(struct ld_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	for (uint64_t i = 0; i < c->table.count; i++)
+		if (c->state[i] == LD_READY && c->age[i] < LD_AGE_MAX)
+			c->age[i]++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void ld_cache_age_bytes(struct ld_cache *c, unsigned int min_age,
+			uint64_t bytes[LD_AGE_MAX + 1])
+{
+	pthread_mutex_lock(&c->lock);
+	for (uint64_t i = 0; i < c->table.count; i++)
+		if (c->state[i] == LD_READY && c->age[i] >= min_age)
+			bytes[c->age[i]] += ALIGN4K(c->table.chunks[i].usize);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Each chunk punched is ready and has not been asked for during min_age
+ * ticks: a read the frontend let through that long ago has long read its
+ * bytes (the caller makes sure every read raises an event, so "asked" is
+ * known). A run of such chunks is claimed (in flight: no fill takes it,
+ * a reader waits) and unrecorded under c->lock, punched without it, then
+ * made missing: the next read fetches it again, never finds a hole
+ * marked ready. The punch is a write through a marked fd, which may raise
+ * an event of our own that the event thread answers, so no lock a reader's
+ * event waits for is held across it. The record's bits go before the
+ * punch: a crash in between leaves bytes without a bit (stale, never
+ * trusted), not a bit without bytes.
+ */
+#define EVICT_RUN 64u		/* chunks punched at once */
+
+static bool evict_takes(const struct ld_cache *c, uint64_t i, unsigned int cutoff,
+			bool at_cutoff)
+{
+	return c->state[i] == LD_READY &&
+	       (at_cutoff ? c->age[i] == cutoff : c->age[i] > cutoff);
+}
+
+int ld_cache_evict(struct ld_cache *c, int fd, unsigned int min_age,
+		   unsigned int cutoff, bool at_cutoff, uint64_t *budget,
+		   uint64_t *bytes, uint64_t *chunks)
+{
+	uint64_t i = 0;
+	int ret = 0;
+
+	/* never a chunk asked for within min_age ticks */
+	if (cutoff < min_age)
+		cutoff = min_age;
+	while (!ret && (!at_cutoff || *budget)) {
+		uint64_t first, n = 0, off, end, len;
+
+		pthread_mutex_lock(&c->lock);
+		while (i < c->table.count && !evict_takes(c, i, cutoff, at_cutoff))
+			i++;
+		first = i;
+		/* a run of adjacent chunks, within the budget at the cutoff */
+		for (len = 0; i < c->table.count && n < EVICT_RUN &&
+		     evict_takes(c, i, cutoff, at_cutoff) &&
+		     (n == 0 || c->table.chunks[i].uoff ==
+				c->table.chunks[i - 1].uoff + ALIGN4K(c->table.chunks[i - 1].usize)) &&
+		     (!at_cutoff || len < *budget); i++, n++) {
+			c->state[i] = LD_INFLIGHT;
+			c->pf[i] = 0;
+			c->ready--;
+			len += ALIGN4K(c->table.chunks[i].usize);
+		}
+		if (!n) {
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		rec_set(c, first, n, false);
+		pthread_mutex_unlock(&c->lock);
+
+		off = c->table.chunks[first].uoff;
+		end = c->table.chunks[first + n - 1].uoff + ALIGN4K(c->table.chunks[first + n - 1].usize);
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)off, (off_t)(end - off)) < 0)
+			ret = -errno;
+
+		pthread_mutex_lock(&c->lock);
+		for (uint64_t k = first; k < first + n; k++) {
+			/* failed: still whole, ready again, bit and all */
+			c->state[k] = ret ? LD_READY : LD_MISSING;
+			c->ready += ret ? 1 : 0;
+		}
+		if (ret)
+			rec_set(c, first, n, true);
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		if (!ret) {
+			*bytes += end - off;
+			*budget -= SK_MIN(*budget, end - off);
+			*chunks += n;
+		}
+	}
 	return ret;
 }

@@ -112,6 +112,9 @@ struct ld_cache {
 	 * scan; its refill is synced before it is recorded (an overwrite in
 	 * place has no ordering with the record's write) */
 	uint8_t *stale;
+	/* owned, one per chunk: evictor ticks since it was last asked for
+	 * or filled (ld_cache_age_tick), up to LD_AGE_MAX */
+	uint8_t *age;
 	/* where this cache counts: its own, or its blob's (a cachefiles
 	 * object's cache of the kernel's file counts into its blob) */
 	struct ld_counters *cnt;
@@ -197,5 +200,29 @@ bool ld_cache_complete(struct ld_cache *c);
 /* to += from, counter by counter */
 void ld_counters_add(struct ld_counters *to, struct ld_counters *from);
 uint64_t ld_cache_ready_bytes(struct ld_cache *c);
+
+/*
+ * Eviction of ready chunks (loader/evict.c): each chunk has an age, the
+ * evictor's ticks since a read last asked for it or it was filled.
+ * ld_cache_age_tick ages every ready chunk by one (a read's ld_cache_fill
+ * or ld_cache_range_ready of it sets it back to 0, as does the end of a
+ * fill that waited, just before the read is let through);
+ * ld_cache_age_bytes adds the bytes of ready chunks at least min_age old
+ * to bytes[age]. ld_cache_evict punches through fd the ready chunks older
+ * than cutoff, or (at_cutoff) those exactly at it while *budget lasts,
+ * never one younger than min_age, making them missing and unrecorded; it
+ * adds what it punched to *bytes and *chunks and takes it from *budget.
+ * Only for a file whose every read the frontend asks about (fanotify,
+ * opened by every reader while marked), so that a chunk's age says when
+ * a reader last touched it. Returns 0 or -errno of a failed punch (what
+ * it failed to punch stays ready).
+ */
+#define LD_AGE_MAX 255u
+void ld_cache_age_tick(struct ld_cache *c);
+void ld_cache_age_bytes(struct ld_cache *c, unsigned int min_age,
+			uint64_t bytes[LD_AGE_MAX + 1]);
+int ld_cache_evict(struct ld_cache *c, int fd, unsigned int min_age,
+		   unsigned int cutoff, bool at_cutoff, uint64_t *budget,
+		   uint64_t *bytes, uint64_t *chunks);
 
 #endif

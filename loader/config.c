@@ -49,6 +49,16 @@ const struct ld_opt ld_opts[] = {
 	  .meta = "SIZE", .min = 4096, .max = 4ull << 30, .def = 256u << 20,
 	  FIELD(max_bootstrap_size),
 	  .help = "largest bootstrap an image's manifest may name" },
+	/* 0: none. The walk that counts the cache runs when fills wrote a
+	 * 32nd of the limit, so the limit may be passed by that much */
+	{ .key = "cache.max_size", .flag = "cache-max", .type = LD_OPT_SIZE, .meta = "SIZE",
+	  .min = 0, .max = 1ull << 50, .def = 0, FIELD(cache_max),
+	  .help = "bytes of the cache directory kept (0: no limit)" },
+	/* how long after a read let through its bytes may go: far longer
+	 * than a read takes from the event to its copy */
+	{ .key = "cache.evict_grace", .flag = "cache-evict-grace", .type = LD_OPT_INT,
+	  .meta = "SECONDS", .min = 1, .max = 86400, .def = 60, FIELD(evict_grace),
+	  .help = "seconds a chunk stays after a read asked for it" },
 	{ .key = "prefetch.threads", .flag = "prefetch-threads", .type = LD_OPT_INT,
 	  .meta = "N", .min = 1, .max = 64, .def = 2, FIELD(prefetch_threads),
 	  .help = "threads that prefetch" },

@@ -39,6 +39,8 @@ struct ld_config {
 	/* bytes a manifest may claim for a bootstrap: more is refused
 	 * before anything is read */
 	uint64_t max_bootstrap_size;
+	uint64_t cache_max;	/* bytes of cache_dir skiffd keeps (0: no limit) */
+	unsigned int evict_grace;	/* seconds a chunk read is safe from eviction */
 	struct be_config backend;	/* HTTP and registry sources; owns hosts */
 };
 

@@ -392,6 +392,11 @@ int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
 			im->blobs[i] = ld_blob_put(d, im->blobs[i]);
 		goto unlock;
 	}
+	/* under a cache limit its blobs were marked by ld_blob_get and
+	 * stay so: the mount that follows opens them marked (evict.c). A
+	 * restored image's mount came earlier: images.json says (state.c),
+	 * and until then it is not, so no save says so wrongly */
+	im->notify_ok = d->cfg.cache_max && !d->restoring;
 	im->next = d->images;
 	d->images = im;
 	*out = im;
@@ -551,8 +556,11 @@ int ld_stop_refused(struct ld_daemon *d, char *why, size_t len)
 	for (struct ld_image *im = d->images; l.mounted && l.id && l.mp && im; im = im->next) {
 		bool lazy = false;
 
+		/* under a cache limit complete files keep their marks: a
+		 * complete one reads right without them */
 		for (unsigned int i = 0; i < im->nblobs && !lazy; i++)
-			lazy = im->blobs[i] && im->blobs[i]->marked;
+			lazy = im->blobs[i] && im->blobs[i]->marked &&
+			       !ld_cache_complete(&im->blobs[i]->cache);
 		if (!lazy || !im->mountpoint[0])
 			continue;
 		memcpy(l.mp[l.n], im->mountpoint, sizeof(l.mp[l.n]));

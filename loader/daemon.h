@@ -61,6 +61,10 @@ struct ld_blob {
 	unsigned int refs;	/* images, reads being served, kernel objects */
 	struct ld_blob_file *file;	/* attached now, or NULL */
 	bool marked;		/* has a FAN_PRE_ACCESS mark */
+	/* an image restored from a skiffd without a cache limit names it:
+	 * its mount may have opened the file unmarked, and may outlive its
+	 * registration, so nothing of it is ever punched (evict.c) */
+	bool no_evict;
 	struct ld_blob *next;
 };
 
@@ -84,6 +88,11 @@ struct ld_image {
 	 * kernel keeps a mount's objects open after an unregistration, and
 	 * they read bs_buf and id (ld_image_hold/ld_image_put) */
 	_Atomic unsigned int users;
+	/* its mount opened its blobs' files while they were marked: the
+	 * kernel decides at open whether a file ever raises pre-content
+	 * events, so only then may their chunks be evicted (evict.c).
+	 * Registered under a cache limit, or restored so (images.json) */
+	bool notify_ok;
 	struct ld_image *next;
 };
 
@@ -199,6 +208,15 @@ struct ld_daemon {
 	 * keeps its bootstrap and chunk tables until it is linked; gc takes
 	 * it for writing (trylock) to remove tables and bootstraps */
 	pthread_rwlock_t registering;
+	/* cache.max_size's evictor (evict.c), NULL without a limit */
+	struct ld_evictor *evictor;
+	/* what it did, ever: passes that removed something, unused files
+	 * removed, chunks of registered images punched */
+	_Atomic uint64_t evict_passes, evict_files, evict_file_bytes;
+	_Atomic uint64_t evict_chunks, evict_chunk_bytes;
+	_Atomic uint64_t cache_used;	/* bytes the evictor last counted */
+	/* ld_state_restore is registering images mounted earlier */
+	bool restoring;
 };
 
 void ld_log(const struct ld_daemon *d, int level, const char *fmt, ...)
@@ -246,6 +264,7 @@ int ld_state_restore(struct ld_daemon *d);
 struct ld_state_ent {
 	size_t index;
 	const char *id, *ref, *domain, *mountpoint, *pinned;
+	bool notify_ok;
 	bool bad;
 };
 /* Parses images.json (untrusted: a damaged disk, an older skiffd, a

@@ -146,9 +146,12 @@ static int take(struct ld_daemon *d, int dfd, const char *dir, const char *name,
 		    snprintf(rec, sizeof(rec), "%s/verified/%s", d->cfg.cache_dir, name) < (int)sizeof(rec) &&
 		    unlink(rec) < 0 && errno != ENOENT)
 			ld_log(d, LD_LOG_WARN, "gc: %s: %s", rec, strerror(errno));
-		/* counted as it goes: a later failure loses no count */
-		atomic_fetch_add(&d->gc_files, 1);
-		atomic_fetch_add(&d->gc_bytes, bytes);
+		/* counted as it goes: a later failure loses no count (the
+		 * cache limit counts its own) */
+		if (!o->target) {
+			atomic_fetch_add(&d->gc_files, 1);
+			atomic_fetch_add(&d->gc_bytes, bytes);
+		}
 	}
 	res->bytes += bytes;
 	res->count++;
@@ -161,11 +164,87 @@ static int take(struct ld_daemon *d, int dfd, const char *dir, const char *name,
 	return 0;
 }
 
+/* an unused file, found by the walk */
+struct cand {
+	int k;			/* its directory, gc_dirs[k] */
+	char name[NAME_MAX + 1];
+	struct stat st;
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct stat *x = &((const struct cand *)a)->st;
+	const struct stat *y = &((const struct cand *)b)->st;
+
+	if (x->st_mtim.tv_sec != y->st_mtim.tv_sec)
+		return x->st_mtim.tv_sec < y->st_mtim.tv_sec ? -1 : 1;
+	return (x->st_mtim.tv_nsec > y->st_mtim.tv_nsec) - (x->st_mtim.tv_nsec < y->st_mtim.tv_nsec);
+}
+
+/* The unused files of directory k, into *c (count_only without a
+ * target: only counted, into res). */
+static int walk(struct ld_daemon *d, int k, const struct names *in, bool guarded,
+		const struct ld_gc_opts *o, time_t now, struct cand **c, size_t *nc,
+		size_t *cap, struct ld_gc_result *res, struct sk_err *e)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	int ret = 0, dfd;
+	DIR *dh;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", d->cfg.cache_dir, gc_dirs[k]) >= (int)sizeof(dir))
+		return 0;
+	dh = opendir(dir);
+	if (!dh) {
+		if (errno == ENOENT)
+			return 0;
+		sk_err_set(e, "gc: %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	dfd = dirfd(dh);
+	while (!ret && (de = readdir(dh))) {
+		struct stat st;
+
+		if (de->d_name[0] == '.' ||
+		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		res->total_bytes += allocated(&st);
+		if (names_has(&in[k], de->d_name))
+			continue;
+		/* a registration writes its tables and bootstrap before it
+		 * links them under the API's lock: those of one under way
+		 * are left this time */
+		if ((double)(now - st.st_mtime) < o->min_age ||
+		    (k != IN_BLOBS && !o->dry_run && !guarded)) {
+			res->young_bytes += allocated(&st);
+			continue;
+		}
+		if (o->dry_run && o->count_only && !o->target) {
+			res->bytes += allocated(&st);
+			res->count++;
+			continue;
+		}
+		if (sk_grow(c, cap, *nc, sizeof(**c), 64)) {
+			ret = -ENOMEM;
+			break;
+		}
+		(*c)[*nc].k = k;
+		snprintf((*c)[*nc].name, sizeof((*c)[*nc].name), "%s", de->d_name);
+		(*c)[(*nc)++].st = st;
+	}
+	closedir(dh);
+	return ret;
+}
+
 int ld_gc(struct ld_daemon *d, const struct ld_gc_opts *o, struct ld_gc_result *res,
 	  struct sk_err *e)
 {
 	struct names in[IN_N] = { { 0 } };
+	struct cand *c = NULL;
+	size_t nc = 0, cap = 0;
 	time_t now = time(NULL);
+	bool guarded = false;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -174,60 +253,42 @@ int ld_gc(struct ld_daemon *d, const struct ld_gc_opts *o, struct ld_gc_result *
 		sk_err_set(e, "gc: %s", strerror(-ret));
 		goto out;
 	}
-	for (int k = 0; k < IN_N && !ret; k++) {
+	/* a registration under way may be reading or keeping tables and
+	 * bootstraps no image names yet: they are left this time, and
+	 * never waited for */
+	if (!o->dry_run) {
+		guarded = pthread_rwlock_trywrlock(&d->registering) == 0;
+		res->busy = !guarded;
+	}
+	for (int k = 0; k < IN_N && !ret; k++)
+		ret = walk(d, k, in, guarded, o, now, &c, &nc, &cap, res, e);
+	/* the least recently written first: a blob file is written by its
+	 * fills, and touched when its last image goes */
+	if (!ret && o->target && nc)
+		qsort(c, nc, sizeof(*c), cand_cmp);
+	for (size_t i = 0; i < nc && !ret; i++) {
 		char dir[PATH_MAX];
-		struct dirent *de;
-		bool guarded = false;
-		DIR *dh;
 		int dfd;
 
-		if (snprintf(dir, sizeof(dir), "%s/%s", d->cfg.cache_dir, gc_dirs[k]) >= (int)sizeof(dir))
-			continue;
-		dh = opendir(dir);
-		if (!dh) {
-			if (errno == ENOENT)
-				continue;
-			ret = -errno;
-			sk_err_set(e, "gc: %s: %s", dir, strerror(errno));
+		if (o->target && res->bytes >= o->target)
 			break;
-		}
-		dfd = dirfd(dh);
-		/* a registration under way may be reading or keeping tables
-		 * and bootstraps no image names yet: leave them this time */
-		if (k != IN_BLOBS && !o->dry_run) {
-			guarded = pthread_rwlock_trywrlock(&d->registering) == 0;
-			if (!guarded)
-				res->busy = true;
-		}
-		while (!ret && (de = readdir(dh))) {
-			struct stat st;
-
-			if (de->d_name[0] == '.' ||
-			    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-			    !S_ISREG(st.st_mode))
-				continue;
-			res->total_bytes += allocated(&st);
-			if (names_has(&in[k], de->d_name))
-				continue;
-			/* a registration writes its tables and bootstrap
-			 * before it links them under the API's lock */
-			if ((double)(now - st.st_mtime) < o->min_age ||
-			    (k != IN_BLOBS && !o->dry_run && !guarded)) {
-				res->young_bytes += allocated(&st);
-				continue;
-			}
-			ret = take(d, dfd, gc_dirs[k], de->d_name, &st, o, res);
-		}
-		if (guarded)
-			pthread_rwlock_unlock(&d->registering);
-		closedir(dh);
+		if (snprintf(dir, sizeof(dir), "%s/%s", d->cfg.cache_dir, gc_dirs[c[i].k]) >= (int)sizeof(dir))
+			continue;
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			continue;
+		ret = take(d, dfd, gc_dirs[c[i].k], c[i].name, &c[i].st, o, res);
+		close(dfd);
 	}
+	if (guarded)
+		pthread_rwlock_unlock(&d->registering);
 	if (ret && !e->msg[0])
 		sk_err_set(e, "gc: %s", strerror(-ret));
-	if (!o->dry_run && res->count)
+	if (!o->dry_run && res->count && !o->target)	/* the limit says its own */
 		ld_log(d, LD_LOG_INFO, "gc: removed %zu files, %llu bytes no image uses%s",
 		       res->count, (unsigned long long)res->bytes, ret ? " (then failed)" : "");
 out:
+	free(c);
 	for (int k = 0; k < IN_N; k++)
 		names_free(&in[k]);
 	if (ret)

@@ -22,6 +22,9 @@ struct ld_gc_opts {
 	 * a registration writes its chunk tables and bootstrap before it
 	 * links them */
 	double min_age;
+	/* 0: every unused file; else the least recently written first,
+	 * until this many bytes are removed (the cache's limit) */
+	uint64_t target;
 };
 
 struct ld_gc_file {

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "evict.h"
 #include "prefetch.h"
 #include "holder.h"
 
@@ -451,6 +452,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ld_state_restore(&d);
+	/* before events are served: a full disk's kick finds it started */
+	ret = ld_evict_start(&d, &e);
+	if (ret) {
+		ld_log(&d, LD_LOG_ERROR, "%s", e.msg);
+		d.fe->ops->destroy(d.fe);
+		return 1;
+	}
 	ret = d.fe->ops->serve(d.fe);
 	if (ret) {
 		ld_log(&d, LD_LOG_ERROR, "%s frontend: %s", ops->name, strerror(-ret));
@@ -495,6 +503,7 @@ int main(int argc, char **argv)
 	else
 		ld_log(&d, LD_LOG_INFO, "signal %d: stopping", sig);
 	ld_api_stop(&d);
+	ld_evict_stop(&d);
 	/* no new events; answer every queued one; only then let go of the
 	 * group (the kernel allows what nobody answers) */
 	d.fe->ops->stop(d.fe);
@@ -518,6 +527,7 @@ int main(int argc, char **argv)
 	ld_pf_stop(&d);
 	sk_pool_destroy(d.pool);
 	sk_pool_destroy(d.ra_pool);	/* runs what is queued, then ends */
+	ld_evict_free(&d);
 	ld_rings_free(d.rings);
 	ld_bufs_free(d.bufs);
 	if (d.images && !atomic_load(&d.upgrading))

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "request.h"
+#include "evict.h"
 
 #include <errno.h>
 #include <string.h>
@@ -61,6 +62,8 @@ static void full_hit(struct ld_daemon *d, const struct ld_req *r, const char *wh
 	ep->last = now;
 	atomic_fetch_add(&ep->failed, 1);
 	pthread_mutex_unlock(&ep->lock);
+	/* under a cache limit, room may be made now */
+	ld_evict_kick(d);
 }
 
 /* A fill that started at t0 wrote: an episode that began before it is

@@ -32,6 +32,8 @@ int ld_state_save(struct ld_daemon *d)
 		/* a network image restarts from the manifest it had (kept in
 		 * the manifest cache), even when its tag moved or the
 		 * registry is unreachable */
+		if (o && im->notify_ok)
+			json_object_set_new(o, "notify", json_true());
 		if (o && be_ref_parse(im->ref, &r, &e) == 0 &&
 		    be_ref_pin(&r, im->manifest, pinned, sizeof(pinned)) == 0)
 			json_object_set_new(o, "pinned", json_string(pinned));
@@ -77,6 +79,7 @@ int ld_state_parse(const char *text, size_t len,
 			.domain = json_string_value(json_object_get(v, "domain")),
 			.mountpoint = json_string_value(json_object_get(v, "mountpoint")),
 			.pinned = json_string_value(json_object_get(v, "pinned")),
+			.notify_ok = json_is_true(json_object_get(v, "notify")),
 		};
 
 		/* what registration copies into fixed fields: a longer
@@ -111,13 +114,20 @@ static int restore_one(void *ctx, const struct ld_state_ent *ent)
 		ld_log(d, LD_LOG_ERROR, "restoring image %s: %s", ent->id, e.msg);
 		return 0;
 	}
-	if (ent->pinned) {
-		/* shown as the user named it */
-		pthread_mutex_lock(&d->lock);
+	/* its mount is as old as its first registration: it opened its
+	 * blobs marked only if that registration says so */
+	bool changed = ent->pinned || im->notify_ok != ent->notify_ok;
+
+	pthread_mutex_lock(&d->lock);
+	im->notify_ok = ent->notify_ok;
+	for (unsigned int i = 0; i < im->nblobs && !im->notify_ok; i++)
+		if (im->blobs[i])
+			im->blobs[i]->no_evict = true;
+	if (ent->pinned)	/* shown as the user named it */
 		snprintf(im->ref, sizeof(im->ref), "%s", ent->ref);
-		pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->lock);
+	if (changed)
 		ld_state_save(d);
-	}
 	ld_log(d, LD_LOG_INFO, "restored image %s (%s)", ent->id, ent->ref);
 	return 0;
 }
@@ -139,7 +149,10 @@ int ld_state_restore(struct ld_daemon *d)
 		ld_log(d, LD_LOG_ERROR, "%s: %s, starting empty", p, strerror(-ret));
 		return 0;
 	}
-	if (ld_state_parse(text, len, restore_one, d, &e))
+	d->restoring = true;	/* before the API serves: nobody else registers */
+	ret = ld_state_parse(text, len, restore_one, d, &e);
+	d->restoring = false;
+	if (ret)
 		ld_log(d, LD_LOG_ERROR, "%s: unreadable (%s), starting empty", p, e.msg);
 	free(text);
 	return 0;

@@ -179,6 +179,15 @@ sanitizer_clean() {
 		diag "$f:"
 		head -n 40 "$f" | sed 's/^/#   /'
 	done
+	# a report that went to standard error instead (a serving process
+	# a holder started, whose sanitizer could not open its log file)
+	if [ -e "$T/skiffd.log" ] &&
+		grep -qE "runtime error:|ERROR: (Address|Leak|UndefinedBehavior)Sanitizer" "$T/skiffd.log"; then
+		bad=1
+		diag "$T/skiffd.log:"
+		grep -m 1 -A 20 -E "runtime error:|ERROR: (Address|Leak|UndefinedBehavior)Sanitizer" "$T/skiffd.log" |
+			sed 's/^/#   /'
+	fi
 	return "$bad"
 }
 

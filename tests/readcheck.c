@@ -3,7 +3,7 @@
  * readcheck: readers that check every byte they read, for the tests that
  * kill, restart and upgrade skiffd under load.
  *
- *   readcheck [-r READERS] [-d DEADLINE_S] [-u UNTIL_FILE] [-b BLOCK] [-e]
+ *   readcheck [-r READERS] [-d DEADLINE_S] [-u UNTIL_FILE] [-b BLOCK] [-e] [-R]
  *             MNT SRC FILE...
  *
  * READERS threads (default 8) each go through the FILEs (paths relative to
@@ -13,6 +13,9 @@
  * (each later pass first drops the mount's page cache of the file, so its
  * reads reach the kernel again). A read slower than DEADLINE_S (default
  * 60) is a hang: readcheck reports it and exits at once.
+ *
+ * With -R, every other reader reads each file's blocks in a random order
+ * (as many reads as the file has blocks) instead of from start to end.
  *
  * With -e, a read that fails with EIO is tried once more (an EIO leaves
  * no page behind, so the retry reaches the kernel again) and counted as
@@ -58,6 +61,7 @@ struct shared {
 struct reader {
 	struct shared *s;
 	unsigned int seed;
+	bool random;		/* blocks in a random order */
 	atomic_long busy_since;	/* ms of the read in progress, 0: none */
 	pthread_t thread;
 };
@@ -108,7 +112,8 @@ static void check_file(struct reader *r, const char *name, int pass)
 	char mp[4096], sp[4096];
 	char *a = malloc(s->block), *b = malloc(s->block);
 	int mf = -1, sf = -1;
-	long long off = 0;
+	long long off = 0, size = 0, nblocks = 0, k = 0;
+	struct stat sst;
 
 	snprintf(mp, sizeof(mp), "%s/%s", s->mnt, name);
 	snprintf(sp, sizeof(sp), "%s/%s", s->src, name);
@@ -123,7 +128,16 @@ static void check_file(struct reader *r, const char *name, int pass)
 	}
 	if (pass > 0)
 		posix_fadvise(mf, 0, 0, POSIX_FADV_DONTNEED);
+	if (r->random && fstat(sf, &sst) == 0) {
+		size = sst.st_size;
+		nblocks = (size + (long long)s->block - 1) / (long long)s->block;
+	}
 	for (;;) {
+		if (r->random) {
+			if (k++ >= nblocks)
+				break;
+			off = (long long)(rand_r(&r->seed) % (unsigned int)nblocks) * (long long)s->block;
+		}
 		double t0 = now_us();
 		ssize_t n, m;
 
@@ -147,6 +161,15 @@ static void check_file(struct reader *r, const char *name, int pass)
 		if (m != n || memcmp(a, b, (size_t)n) != 0) {
 			atomic_fetch_add(&s->wrong, 1);
 			report(s, "%s at %lld: %s", name, off, "wrong bytes");
+		}
+		if (r->random) {
+			/* a block comes whole, the last one up to the end */
+			if (n != (ssize_t)(size - off < (long long)s->block ? size - off : (long long)s->block)) {
+				atomic_fetch_add(&s->wrong, 1);
+				report(s, "%s at %lld: %s", name, off, "short read");
+			}
+			atomic_fetch_add(&s->bytes, (unsigned long)n);
+			continue;
 		}
 		if (n == 0) {
 			struct stat st;
@@ -218,8 +241,11 @@ int main(int argc, char **argv)
 	struct reader *rs;
 	int nreaders = 8, opt, hung = 0;
 
-	while ((opt = getopt(argc, argv, "r:d:u:b:e")) != -1) {
+	bool random = false;
+
+	while ((opt = getopt(argc, argv, "r:d:u:b:eR")) != -1) {
 		switch (opt) {
+		case 'R': random = true; break;
 		case 'e': s.retry_eio = true; break;
 		case 'r': nreaders = atoi(optarg); break;
 		case 'd': s.deadline = atof(optarg); break;
@@ -240,6 +266,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nreaders; i++) {
 		rs[i].s = &s;
 		rs[i].seed = (unsigned int)i * 7919u + 1;
+		rs[i].random = random && i % 2;
 		if (pthread_create(&rs[i].thread, NULL, run, &rs[i]))
 			return 2;
 	}
@@ -270,6 +297,6 @@ int main(int argc, char **argv)
 	return atomic_load(&s.wrong) || atomic_load(&s.failed) ? 1 : 0;
 usage:
 	fprintf(stderr, "usage: readcheck [-r READERS] [-d DEADLINE_S] [-u UNTIL_FILE] "
-		"[-b BLOCK] [-e] MNT SRC FILE...\n");
+		"[-b BLOCK] [-e] [-R] MNT SRC FILE...\n");
 	return 2;
 }

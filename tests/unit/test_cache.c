@@ -888,6 +888,109 @@ static void test_refetch(struct image *im, struct be_source *src,
 	close(fd);
 }
 
+/* Whether [off, off+len) of fd is one hole. */
+static bool is_hole(int fd, uint64_t off, uint64_t len)
+{
+	off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+
+	return (d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= off + len);
+}
+
+/*
+ * Eviction punches ready chunks old enough, the oldest first: a chunk a
+ * read asked for since is spared, one in flight is never touched, what
+ * goes is missing and unrecorded (a restart does not trust it), and a
+ * read of it fetches the right bytes again.
+ */
+static void test_evict(struct sk_pool *pool)
+{
+	struct own_cache o;
+	struct ld_cache *c = &o.c;
+	struct sk_err e = { { 0 } };
+	uint64_t bytes[LD_AGE_MAX + 1] = { 0 }, budget, got = 0, n = 0, all;
+	char dir[PATH_MAX];
+	const struct fmt_chunk *ch;
+	uint64_t last;
+
+	if (!own_open(&o, "evict", 1, pool))
+		goto out;
+	fmtpath(dir, "%s/evrec", g_tmp);
+	if (ld_cache_record_open(c, dir, NULL, &e))
+		bail_out("record: %s", e.msg);
+	if (ftruncate(o.fd, (off_t)c->table.usize))
+		bail_out("ftruncate");
+	is_int(ld_cache_fill(c, o.fd, 0, c->table.usize, &e), 0, "fill it all");
+	all = c->table.count;
+	last = all - 1;
+	ch = &c->table.chunks[0];
+	for (int t = 0; t < 3; t++)
+		ld_cache_age_tick(c);
+	/* chunk 1 read now, chunk 2 "in flight" */
+	ok(ld_cache_range_ready(c, c->table.chunks[1].uoff, 1), "chunk 1 is read again");
+	c->state[2] = LD_INFLIGHT;
+	c->ready--;
+	ld_cache_age_tick(c);
+	ld_cache_age_bytes(c, 1, bytes);
+	is_int((long long)bytes[1], 4096 * ((c->table.chunks[1].usize + 4095) / 4096),
+	       "the chunk read since is 1 tick old");
+	is_int((long long)(bytes[1] + bytes[4]), (long long)(all - 1) * 65536, "the others but the one in flight are 4 ticks old");
+	budget = 0;
+	is_int(ld_cache_evict(c, o.fd, 5, 4, false, &budget, &got, &n), 0, "an eviction sparing 5 ticks, all chunks younger");
+	is_int((long long)n, 0, "... punches nothing");
+	budget = 1;
+	is_int(ld_cache_evict(c, o.fd, 2, 4, true, &budget, &got, &n), 0, "an eviction of one byte at the cutoff");
+	is_int((long long)n, 1, "... punches one chunk");
+	is_int(chunk_state(c, 0), MISSING_, "... the first old one: missing now");
+	ok(is_hole(o.fd, ch->uoff, ch->usize), "... a hole in the file");
+	budget = UINT64_MAX;
+	is_int(ld_cache_evict(c, o.fd, 2, 2, false, &budget, &got, &n), 0, "an eviction of everything older than 2 ticks");
+	is_int((long long)n, (long long)all - 2, "... punches all but the chunk read and the one in flight");
+	is_int(chunk_state(c, 1), READY_, "... the chunk read since is still ready");
+	ok(!is_hole(o.fd, c->table.chunks[1].uoff, c->table.chunks[1].usize), "... and in the file");
+	is_int(c->state[2], LD_INFLIGHT, "... the one in flight untouched");
+	ok(!is_hole(o.fd, c->table.chunks[2].uoff, c->table.chunks[2].usize), "... its bytes too");
+	is_int((long long)c->ready, 1, "one chunk ready");
+	ok(got >= (all - 2) * 4096, "what went is counted (%llu bytes)", (unsigned long long)got);
+	c->state[2] = LD_READY;
+	c->ready++;
+	ld_cache_close(c);
+	o.open = ld_cache_open(c, &o.im.bs.blobs[0], o.src, 1u << 20, &e) == 0;
+	if (!ok(o.open, "reopen: %s", e.msg))
+		goto out;
+	c->pool = pool;
+	c->bufs = g_bufs;
+	if (ld_cache_record_open(c, dir, NULL, &e))
+		bail_out("record: %s", e.msg);
+	is_int(ld_cache_scan(c, o.fd), 0, "a restart's scan finds nothing stale");
+	is_int((long long)c->ready, 2, "... and trusts only the two chunks never evicted");
+	is_int(chunk_state(c, last), MISSING_, "... an evicted one is missing");
+	is_int(ld_cache_fill(c, o.fd, 0, c->table.usize, &e), 0, "a read of it all fetches again");
+	ok(good_chunks(c, o.fd) == all, "every chunk hashes right");
+
+	/* a punch that fails leaves the chunks ready, recorded and whole */
+	{
+		char p[PATH_MAX];
+		int ro;
+
+		fmtpath(p, "%s/evict.cache", g_tmp);
+		ro = open(p, O_RDONLY);
+		for (int t = 0; t < 3; t++)
+			ld_cache_age_tick(c);
+		budget = UINT64_MAX;
+		n = 0;
+		is_int(ld_cache_evict(c, ro, 1, 1, false, &budget, &got, &n), -EBADF,
+		       "an eviction through a read-only fd fails");
+		is_int((long long)n, 0, "... punching nothing");
+		is_int((long long)c->ready, (long long)all, "... every chunk still ready");
+		ok(c->rec && (c->rec[0] & 1) && (c->rec[last / 8] >> (last % 8) & 1),
+		   "... and recorded");
+		ok(good_chunks(c, o.fd) == all, "... and whole");
+		close(ro);
+	}
+out:
+	own_close(&o);
+}
+
 int main(void)
 {
 	struct image im;
@@ -920,6 +1023,7 @@ int main(void)
 	test_refetch(&im, src, pool);
 	test_record(&im, src, pool);
 	test_in_place(pool);
+	test_evict(pool);
 	ld_bufs_free(g_bufs);
 
 	sk_pool_destroy(pool);
