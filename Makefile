@@ -162,6 +162,8 @@ bench: all
 	@./bench/prefetch-bench.sh
 	@./bench/restart-bench.sh
 	@./bench/containerd-bench.sh
+	@./bench/scale-bench.sh
+	@./bench/soak-bench.sh
 
 # reads through skiffd's cachefiles frontend in the QEMU guest against
 # loop mounts (the first run builds the guest kernel: ~10 minutes)
