@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "store.h"
 
@@ -32,6 +35,11 @@ struct local_source {
 	 * every read of this source shares, one read at a time */
 	uint64_t link_bps;
 	pthread_mutex_t link;
+	/* under lock: the layout's index.json as last parsed, and the file
+	 * it came from (inode, size, mtime): a store of a thousand images
+	 * is parsed once, not at every registration */
+	json_t *index;
+	struct stat index_st;
 };
 
 static int local_fd(struct local_source *l, const char *hex, int *fd)
@@ -112,15 +120,45 @@ static void local_destroy(struct be_source *s)
 	for (size_t i = 0; i < l->nfds; i++)
 		close(l->fds[i].fd);
 	free(l->fds);
+	json_decref(l->index);
 	pthread_mutex_destroy(&l->lock);
 	pthread_mutex_destroy(&l->link);
 	free(l);
 }
 
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
 static int local_resolve(struct be_source *s, const char *tag,
 			 struct be_image *img, struct sk_err *e)
 {
-	return be_store_resolve(&((struct local_source *)s)->store, tag, img, e);
+	struct local_source *l = (struct local_source *)s;
+	char p[PATH_MAX];
+	struct stat st;
+	int ret = 0;
+
+	/* a layout is changed by replacing index.json (a new inode) or
+	 * writing it anew (its size or mtime) */
+	if (snprintf(p, sizeof(p), "%s/index.json", l->store.root) >= (int)sizeof(p) ||
+	    stat(p, &st) < 0)
+		return be_store_resolve(&l->store, tag, img, e);
+	pthread_mutex_lock(&l->lock);
+	if (!l->index || !same_file(&st, &l->index_st)) {
+		json_decref(l->index);
+		l->index = NULL;
+		ret = be_store_read_index(&l->store, &l->index, e);
+		/* what was read may be newer than what was stat'ed: then
+		 * the next resolve reads it again, never an older one kept */
+		if (!ret)
+			l->index_st = st;
+	}
+	if (!ret)
+		ret = be_store_resolve_in(&l->store, l->index, tag, img, e);
+	pthread_mutex_unlock(&l->lock);
+	return ret;
 }
 
 static const struct be_source_ops local_ops = {

@@ -397,10 +397,35 @@ static int parse_desc(json_t *d, const char **mt, struct be_layer *l)
 	return 0;
 }
 
+int be_store_read_index(const struct be_store *s, json_t **index, struct sk_err *e)
+{
+	char p[PATH_MAX];
+	int ret = store_path(s, "index.json", p, sizeof(p));
+
+	if (!ret)
+		ret = read_json(p, index, e);
+	return ret;
+}
+
 int be_store_resolve(const struct be_store *s, const char *tag,
 		     struct be_image *img, struct sk_err *e)
 {
-	json_t *index = NULL, *mans, *pick = NULL;
+	json_t *index = NULL;
+	int ret;
+
+	memset(img, 0, sizeof(*img));
+	ret = be_store_read_index(s, &index, e);
+	if (ret)
+		return ret;
+	ret = be_store_resolve_in(s, index, tag, img, e);
+	json_decref(index);
+	return ret;
+}
+
+int be_store_resolve_in(const struct be_store *s, const json_t *index, const char *tag,
+			struct be_image *img, struct sk_err *e)
+{
+	json_t *mans, *pick = NULL;
 	char p[PATH_MAX], tagbuf[sizeof(img->tag)];
 	const char *mt;
 	struct be_layer ml;
@@ -410,8 +435,6 @@ int be_store_resolve(const struct be_store *s, const char *tag,
 
 	memset(img, 0, sizeof(*img));
 	ret = store_path(s, "index.json", p, sizeof(p));
-	if (!ret)
-		ret = read_json(p, &index, e);
 	if (ret)
 		return ret;
 	mans = json_object_get(index, "manifests");
@@ -468,7 +491,6 @@ int be_store_resolve(const struct be_store *s, const char *tag,
 out:
 	if (ret)
 		be_image_free(img);
-	json_decref(index);
 	free(buf);
 	return ret;
 }

@@ -320,6 +320,11 @@ fail:
 int ld_cache_scan(struct ld_cache *c, int fd)
 {
 	int stale = 0;
+	/* where the last SEEK_DATA, from at or before this chunk, found
+	 * data (none: nowhere after): one lseek per run of chunks with data,
+	 * not per chunk, so a fresh file of a million chunks costs one */
+	off_t data = -1;
+	bool looked = false, none = false;
 
 	pthread_mutex_lock(&c->lock);
 	for (uint64_t i = 0; i < c->table.count; i++) {
@@ -329,11 +334,16 @@ int ld_cache_scan(struct ld_cache *c, int fd)
 
 		if (c->state[i] != LD_MISSING)
 			continue;
-		d = lseek(fd, (off_t)ch->uoff, SEEK_DATA);
-		if (d < 0 && errno != ENXIO) {
-			stale = -errno;
-			break;
+		if (!looked || (!none && (uint64_t)data < ch->uoff)) {
+			looked = true;
+			data = lseek(fd, (off_t)ch->uoff, SEEK_DATA);
+			if (data < 0 && errno != ENXIO) {
+				stale = -errno;
+				break;
+			}
+			none = data < 0;
 		}
+		d = none ? -1 : data;
 		if (d >= 0 && (uint64_t)d == ch->uoff)
 			h = lseek(fd, (off_t)ch->uoff, SEEK_HOLE);
 		whole = h >= 0 && (uint64_t)h >= ch->uoff + ALIGN4K(ch->usize);

@@ -51,7 +51,7 @@ const struct ld_opt ld_opts[] = {
 	  .help = "largest bootstrap an image's manifest may name" },
 	/* 0: none. The walk that counts the cache runs when fills wrote a
 	 * 32nd of the limit, so the limit may be passed by that much */
-	{ .key = "cache.max_size", .flag = "cache-max", .type = LD_OPT_SIZE, .meta = "SIZE",
+	{ .key = "cache.max_size", .flag = "cache-max-size", .type = LD_OPT_SIZE, .meta = "SIZE",
 	  .min = 0, .max = 1ull << 50, .def = 0, FIELD(cache_max),
 	  .help = "bytes of the cache directory kept (0: no limit)" },
 	/* how long after a read let through its bytes may go: far longer

@@ -59,6 +59,7 @@ struct ld_image *ld_image_find(struct ld_daemon *d, const char *id)
 /* What an image owns, once nothing uses it. */
 static void image_free(struct ld_daemon *d, struct ld_image *im)
 {
+	free(im->pinned);
 	free(im->blobs);
 	free(im->refs);
 	if (im->bs_buf)
@@ -350,6 +351,11 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 	ret = ld_bs_check(&bs, n->prep, ref, e);
 	if (ret)
 		goto out;
+	/* the check read all of it: let those pages go from skiffd's
+	 * memory (they are the file's, read again from the page cache
+	 * when a cachefiles READ or a trace needs them) */
+	madvise(im->bs_buf, im->bootstrap_size, MADV_DONTNEED);
+	ld_image_pin(im);
 	*out = n;
 	n = NULL;
 out:

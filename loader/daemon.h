@@ -93,6 +93,9 @@ struct ld_image {
 	 * events, so only then may their chunks be evicted (evict.c).
 	 * Registered under a cache limit, or restored so (images.json) */
 	bool notify_ok;
+	/* owned: ref pinned to manifest (ld_image_pin), what images.json
+	 * restores a network image from; NULL for other images */
+	char *pinned;
 	struct ld_image *next;
 };
 
@@ -258,6 +261,10 @@ int ld_state_save(struct ld_daemon *d);
  * it is, so the next start registers them again. */
 void ld_daemon_free_images(struct ld_daemon *d);
 int ld_state_restore(struct ld_daemon *d);
+/* Sets im->pinned from im->ref and im->manifest, once per registration
+ * (a save of images.json then parses no reference: with a thousand images
+ * it runs at every registration). */
+void ld_image_pin(struct ld_image *im);
 /* One entry of images.json, as ld_state_parse() found it: strings point
  * into the parsed document; `bad` when id or ref is missing or a field
  * is longer than registration can hold. */

@@ -12,6 +12,22 @@
 #include <string.h>
 #include <unistd.h>
 
+void ld_image_pin(struct ld_image *im)
+{
+	char pinned[PATH_MAX + 80];
+	struct be_ref r;
+	struct sk_err e;
+
+	free(im->pinned);
+	im->pinned = NULL;
+	/* a network image restarts from the manifest it had (kept in the
+	 * manifest cache), even when its tag moved or the registry is
+	 * unreachable */
+	if (be_ref_parse(im->ref, &r, &e) == 0 &&
+	    be_ref_pin(&r, im->manifest, pinned, sizeof(pinned)) == 0)
+		im->pinned = strdup(pinned);
+}
+
 int ld_state_save(struct ld_daemon *d)
 {
 	json_t *arr = json_array();
@@ -25,22 +41,16 @@ int ld_state_save(struct ld_daemon *d)
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", im->id,
 				      "ref", im->ref, "domain", im->domain,
 				      "mountpoint", im->mountpoint);
-		struct be_ref r;
-		struct sk_err e;
-		char pinned[PATH_MAX + 80];
 
-		/* a network image restarts from the manifest it had (kept in
-		 * the manifest cache), even when its tag moved or the
-		 * registry is unreachable */
 		if (o && im->notify_ok)
 			json_object_set_new(o, "notify", json_true());
-		if (o && be_ref_parse(im->ref, &r, &e) == 0 &&
-		    be_ref_pin(&r, im->manifest, pinned, sizeof(pinned)) == 0)
-			json_object_set_new(o, "pinned", json_string(pinned));
+		if (o && im->pinned)
+			json_object_set_new(o, "pinned", json_string(im->pinned));
 		json_array_append_new(arr, o);
 	}
 	pthread_mutex_unlock(&d->lock);
-	text = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
+	/* one line, in registration order: rewritten at every registration */
+	text = json_dumps(arr, 0);
 	json_decref(arr);
 	if (!text)
 		return -ENOMEM;
@@ -123,8 +133,10 @@ static int restore_one(void *ctx, const struct ld_state_ent *ent)
 	for (unsigned int i = 0; i < im->nblobs && !im->notify_ok; i++)
 		if (im->blobs[i])
 			im->blobs[i]->no_evict = true;
-	if (ent->pinned)	/* shown as the user named it */
+	if (ent->pinned) {	/* shown as the user named it */
 		snprintf(im->ref, sizeof(im->ref), "%s", ent->ref);
+		ld_image_pin(im);
+	}
 	pthread_mutex_unlock(&d->lock);
 	if (changed)
 		ld_state_save(d);

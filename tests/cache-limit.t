@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cache limit (--cache-max, fanotify frontend): skiffd keeps its cache
+# The cache limit (--cache-max-size, fanotify frontend): skiffd keeps its cache
 # directory under the limit by removing the files no registered image uses,
 # least recently used first (an image unmounted earlier goes before one
 # unmounted later), then by punching out chunks of mounted images that no
@@ -48,10 +48,10 @@ under_limit() {
 	return 1
 }
 
-t_fails "a limit that is not a size is refused" "$SKIFFD" --cache-max 20X --cache-dir "$T/x" --work-dir "$T/x" --socket "$T/x.sock"
-t_grep "... naming the flag" "cache-max" "$T/.out"
-t_ok "skiffd starts with --cache-max 20M --cache-evict-grace 1" \
-	start_skiffd --frontend fanotify --cache-max 20M --cache-evict-grace 1 || done_testing
+t_fails "a limit that is not a size is refused" "$SKIFFD" --cache-max-size 20X --cache-dir "$T/x" --work-dir "$T/x" --socket "$T/x.sock"
+t_grep "... naming the flag" "cache-max-size" "$T/.out"
+t_ok "skiffd starts with --cache-max-size 20M --cache-evict-grace 1" \
+	start_skiffd --frontend fanotify --cache-max-size 20M --cache-evict-grace 1 || done_testing
 t_is "the limit is in /metrics" "$(metric skiff_cache_limit_bytes)" "$LIMIT"
 t_grep "... and in skiff status" "cache limit 20.0 MiB, 0 B evicted so far" <("$SKIFF" status)
 
@@ -143,8 +143,8 @@ t_is "... unwatched" "$("$SKIFF" status --json | jq '.images[0].blobs[0].watched
 t_is "... images.json does not say its mount opened it marked" "$(jq '.[0].notify' "$T/work/images.json")" null
 t_ok "skiffd stops with a complete mount up" stop_skiffd
 LIMIT=$((4 * MIB))
-t_ok "skiffd starts with --cache-max 4M over it" \
-	start_skiffd --frontend fanotify --cache-max 4M --cache-evict-grace 1 || done_testing
+t_ok "skiffd starts with --cache-max-size 4M over it" \
+	start_skiffd --frontend fanotify --cache-max-size 4M --cache-evict-grace 1 || done_testing
 t_ok "... and says that it cannot get under the limit" logged "nothing may free" 20
 t_is "... images.json still does not say so" "$(jq '.[0].notify' "$T/work/images.json")" null
 sleep 3	# three graces: the chunks are cold, passes run

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../backend/source.h"
 #include "../../backend/store.h"
 #include "tap.h"
 
@@ -301,8 +302,27 @@ static void test_images(const char *root)
 	ok(strstr(e.msg, "TAG") != NULL, "... and says to name one (%s)", e.msg);
 	is_int(count_manifests(root), 2, "index.json lists two manifests");
 
+	/* a local source keeps the parsed index.json while the file is
+	 * the same: a retag (a new file) is seen at the next resolve */
+	struct be_source *src;
+
+	if (be_local_source_new(root, &src, &e))
+		bail_out("local source: %s", e.msg);
+	if (is_int(src->ops->resolve(src, "v1", &got, &e), 0, "a local source resolves v1 (%s)", e.msg)) {
+		ok(same_image(&got, &i1), "... to the first image");
+		be_image_free(&got);
+	}
 	e.msg[0] = '\0';
 	is_int(be_store_add_image(&s, &i3, NULL, &e), 0, "retag v1 to a third image");
+	if (is_int(src->ops->resolve(src, "v1", &got, &e), 0, "the same source resolves v1 again (%s)", e.msg)) {
+		ok(same_image(&got, &i3), "... to the third image: the index it kept was let go");
+		be_image_free(&got);
+	}
+	if (is_int(src->ops->resolve(src, "v2", &got, &e), 0, "... and v2 (%s)", e.msg)) {
+		ok(same_image(&got, &i2), "... to the second");
+		be_image_free(&got);
+	}
+	be_source_destroy(src);
 	resolves_to(&s, "v1", &i3, "v1 now names the third image");
 	is_int(count_manifests(root), 2, "the old v1 entry was replaced, not kept");
 	resolves_to(&s, "v2", &i2, "v2 survives the retag");
