@@ -35,11 +35,16 @@ struct local_source {
 	 * every read of this source shares, one read at a time */
 	uint64_t link_bps;
 	pthread_mutex_t link;
-	/* under lock: the layout's index.json as last parsed, and the file
-	 * it came from (inode, size, mtime): a store of a thousand images
-	 * is parsed once, not at every registration */
+	/* under index_lock: the layout's index.json as last parsed, and
+	 * its bytes. A store of a thousand images is parsed once, not at
+	 * every registration; a file is read each time (a fraction of the
+	 * parse) and compared, since no stat says for sure that a file
+	 * replaced by rename is another (inode numbers come back, mtimes
+	 * are coarse) */
+	pthread_mutex_t index_lock;
 	json_t *index;
-	struct stat index_st;
+	void *index_raw;
+	size_t index_len;
 };
 
 static int local_fd(struct local_source *l, const char *hex, int *fd)
@@ -121,15 +126,11 @@ static void local_destroy(struct be_source *s)
 		close(l->fds[i].fd);
 	free(l->fds);
 	json_decref(l->index);
+	free(l->index_raw);
+	pthread_mutex_destroy(&l->index_lock);
 	pthread_mutex_destroy(&l->lock);
 	pthread_mutex_destroy(&l->link);
 	free(l);
-}
-
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 static int local_resolve(struct be_source *s, const char *tag,
@@ -137,27 +138,35 @@ static int local_resolve(struct be_source *s, const char *tag,
 {
 	struct local_source *l = (struct local_source *)s;
 	char p[PATH_MAX];
-	struct stat st;
-	int ret = 0;
+	void *raw = NULL;
+	size_t len = 0;
+	int ret;
 
-	/* a layout is changed by replacing index.json (a new inode) or
-	 * writing it anew (its size or mtime) */
 	if (snprintf(p, sizeof(p), "%s/index.json", l->store.root) >= (int)sizeof(p) ||
-	    stat(p, &st) < 0)
+	    sk_read_file(p, 16u << 20, &raw, &len))	/* store.c's bound */
 		return be_store_resolve(&l->store, tag, img, e);
-	pthread_mutex_lock(&l->lock);
-	if (!l->index || !same_file(&st, &l->index_st)) {
+	/* its own lock: every chunk read takes l->lock */
+	pthread_mutex_lock(&l->index_lock);
+	if (!l->index || len != l->index_len || memcmp(raw, l->index_raw, len)) {
+		json_error_t je;
+		json_t *j = json_loadb(raw, len, JSON_REJECT_DUPLICATES, &je);
+
+		if (!j) {
+			pthread_mutex_unlock(&l->index_lock);
+			free(raw);
+			/* says what is wrong with it, as ever */
+			return be_store_resolve(&l->store, tag, img, e);
+		}
 		json_decref(l->index);
-		l->index = NULL;
-		ret = be_store_read_index(&l->store, &l->index, e);
-		/* what was read may be newer than what was stat'ed: then
-		 * the next resolve reads it again, never an older one kept */
-		if (!ret)
-			l->index_st = st;
+		free(l->index_raw);
+		l->index = j;
+		l->index_raw = raw;
+		l->index_len = len;
+		raw = NULL;
 	}
-	if (!ret)
-		ret = be_store_resolve_in(&l->store, l->index, tag, img, e);
-	pthread_mutex_unlock(&l->lock);
+	ret = be_store_resolve_in(&l->store, l->index, tag, img, e);
+	pthread_mutex_unlock(&l->index_lock);
+	free(raw);
 	return ret;
 }
 
@@ -181,6 +190,7 @@ int be_local_source_new(const char *layout_dir, struct be_source **out,
 		return ret;
 	}
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->index_lock, NULL);
 	/* a slow store on demand, so tests can catch reads in flight */
 	if (getenv("SKIFF_TEST_FETCH_DELAY_MS"))
 		l->delay_ms = (unsigned int)strtoul(getenv("SKIFF_TEST_FETCH_DELAY_MS"),

@@ -397,7 +397,7 @@ static int parse_desc(json_t *d, const char **mt, struct be_layer *l)
 	return 0;
 }
 
-int be_store_read_index(const struct be_store *s, json_t **index, struct sk_err *e)
+static int read_index(const struct be_store *s, json_t **index, struct sk_err *e)
 {
 	char p[PATH_MAX];
 	int ret = store_path(s, "index.json", p, sizeof(p));
@@ -414,7 +414,7 @@ int be_store_resolve(const struct be_store *s, const char *tag,
 	int ret;
 
 	memset(img, 0, sizeof(*img));
-	ret = be_store_read_index(s, &index, e);
+	ret = read_index(s, &index, e);
 	if (ret)
 		return ret;
 	ret = be_store_resolve_in(s, index, tag, img, e);

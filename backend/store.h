@@ -100,10 +100,8 @@ void be_image_json_free(struct be_image_json *j);
 int be_store_resolve(const struct be_store *s, const char *tag,
 		     struct be_image *img, struct sk_err *e);
 struct json_t;
-/* The same in two steps, for a caller that keeps the parsed index.json
- * (untrusted, as read) while the file does not change: read it, then
- * resolve a tag in it. */
-int be_store_read_index(const struct be_store *s, struct json_t **index, struct sk_err *e);
+/* The same in an index.json the caller parsed (untrusted, as read) and
+ * keeps while the file's bytes stay the same. */
 int be_store_resolve_in(const struct be_store *s, const struct json_t *index, const char *tag,
 			struct be_image *img, struct sk_err *e);
 void be_image_free(struct be_image *img);

@@ -7,6 +7,8 @@
 # host-cachefiles.sh, through tap-guest.sh --host). Section 11
 # unregisters a mounted image while a read of it waits on a fetch. Section
 # 12: a chunk table that cannot be kept, or is gone at the kernel's OPEN.
+# Section 13: a cache limit culls the kernel's cache files of unused
+# volumes, least recently used first.
 . "$(dirname "$0")/../tests/lib.sh"
 . "$(dirname "$0")/../tests/netlib.sh"
 
@@ -319,6 +321,68 @@ kept_tables() {
 	diag "kept-table section: $((SECONDS - t0)) s"
 }
 kept_tables
+
+# 13. a cache limit in cachefiles mode: the kernel's cache files no
+#     registered image names are culled, least recently used first, with
+#     skiffd's records of them; a mounted image's stay, and so do those of
+#     an image still registered though unmounted (the oldest here); an
+#     image culled reads right when it comes back, fetched again
+cache_limit() {
+	local t0=$SECONDS k f0 e0 cache=$SKIFF_TEST_CACHE
+	stop_skiffd
+	rm -rf "$cache"
+	for k in 0 1 2 3; do
+		mkdir -p "$T/src-cl$k"
+		head -c $((3 << 20)) /dev/urandom >"$T/src-cl$k/f1"
+		head -c $((3 << 20)) /dev/urandom >"$T/src-cl$k/f2"
+		"$SKIFF" build -q --chunk-size 64K "$T/src-cl$k" "$IMG:cl$k" || { t_ok "build image cl$k" false; return; }
+	done
+	t_ok "skiffd starts with a 22 MiB cache limit" \
+		start_skiffd --frontend cachefiles --cache-max-size 22M --cache-evict-grace 1 || return
+	# the kernel links an object file into the cache once its mount
+	# goes (before, it is unnamed): wait for it
+	objs() { find "$cache/fscache/cache" -path "*Ierofs,$1/*" -type f 2>/dev/null | wc -l; }
+	linked() { local i; for ((i = 0; i < 100; i++)); do [ "$(objs "$1")" -ge 2 ] && return; sleep 0.1; done; return 1; }
+	reads() { cmp "$T/m-$1/f1" "$T/src-$1/f1" && cmp "$T/m-$1/f2" "$T/src-$1/f2"; }
+	t_ok "image cl0 (6 MiB) mounted" skiff_mount "$IMG:cl0" "$T/m-cl0" --id cl0 || return
+	t_ok "... reads right" reads cl0
+	t_ok "... unmounted by the kernel alone: still registered" eval 'umount "$T/m-cl0" && linked cl0'
+	for k in 1 2; do
+		t_ok "image cl$k (6 MiB) mounted" skiff_mount "$IMG:cl$k" "$T/m-cl$k" --id "cl$k" || return
+		t_ok "... reads right" reads "cl$k"
+		t_ok "... unmounted, its kernel cache files linked" eval "skiff_umount $T/m-cl$k && linked cl$k"
+	done
+	t_ok "they stay while there is room" test "$(objs cl1)" -ge 2 -a "$(objs cl2)" -ge 2
+	t_ok "... with the records of their verified chunks" test -n "$(ls "$cache/verified/erofs,cl1")"
+	t_is "... nothing evicted" "$(metric skiff_cache_evictions_total)" 0
+	t_ok "image cl3 mounted" skiff_mount "$IMG:cl3" "$T/m-cl3" --id cl3 || return
+	t_ok "... reads right, passing the limit" reads cl3
+	# 18 MiB are linked files: only the mounted image's unnamed ones,
+	# counted by what skiffd wrote to them, pass the limit
+	t_ok "an eviction follows (the mounted image's unnamed files counted)" \
+		metric_above skiff_cache_evicted_files_total 0
+	diag "$(grep -m 1 "cache over its limit" "$T/skiffd.log")"
+	diag "fscache: $(find "$cache/fscache/cache" -type f | sed "s|$cache/fscache/cache/||" | tr '\n' ' ')"
+	t_is "... cl1's files, the least recently used unregistered, are culled" "$(objs cl1)" 0
+	t_ok "... cl0's, older but registered, stay" test "$(objs cl0)" -ge 2
+	t_ok "... cl2's, used later, stay" test "$(objs cl2)" -ge 2
+	t_is "... cl1's records went with them" "$(ls "$cache/verified/erofs,cl1" 2>/dev/null | wc -l)" 0
+	t_ok "... counted" test "$(metric 'skiff_cache_evicted_bytes_total{kind="file"}')" -ge $((6 << 20))
+	t_grep "... and logged" "cache over its limit .*removed [1-9][0-9]* unused files" "$T/skiffd.log"
+	e0=$(metric skiff_events_total)
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	t_ok "the mounted image reads right" reads cl3
+	t_is "... from the kernel's cache, untouched: zero READs" "$(metric skiff_events_total)" "$e0"
+	f0=$(metric skiff_fetched_chunks_total)
+	t_ok "image cl1 mounted again" skiff_mount "$IMG:cl1" "$T/m-cl1" --id cl1 || return
+	t_ok "... reads right" reads cl1
+	t_ok "... fetched again" test "$(metric skiff_fetched_chunks_total)" -gt "$f0"
+	t_ok "unmount cl1 and cl3" eval 'skiff_umount "$T/m-cl1" && skiff_umount "$T/m-cl3"'
+	curl -s -o /dev/null --unix-socket "$SKIFF_SOCKET" -X DELETE http://skiffd/v1/images/cl0
+	diag "cache-limit section: $((SECONDS - t0)) s"
+}
+cache_limit
 
 stop_skiffd
 done_testing

@@ -598,12 +598,14 @@ static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 		       (unsigned long long)LOAD(d->gc_files), (unsigned long long)LOAD(d->gc_bytes));
 		metric(&buf, &len, &cap,
 		       "# HELP skiff_cache_limit_bytes cache.max_size (0: no limit)\n# TYPE skiff_cache_limit_bytes gauge\nskiff_cache_limit_bytes %llu\n"
+		       "# HELP skiff_cache_used_bytes What the cache limit last counted (skiffd's files and, in cachefiles mode, the kernel's)\n# TYPE skiff_cache_used_bytes gauge\nskiff_cache_used_bytes %llu\n"
 		       "# HELP skiff_cache_evictions_total Passes of the cache limit that freed something\n# TYPE skiff_cache_evictions_total counter\nskiff_cache_evictions_total %llu\n"
 		       "# HELP skiff_cache_evicted_files_total Unused cache files the cache limit removed\n# TYPE skiff_cache_evicted_files_total counter\nskiff_cache_evicted_files_total %llu\n"
 		       "# HELP skiff_cache_evicted_chunks_total Chunks of registered images' cache files the cache limit punched out\n# TYPE skiff_cache_evicted_chunks_total counter\nskiff_cache_evicted_chunks_total %llu\n"
 		       "# HELP skiff_cache_evicted_bytes_total Bytes the cache limit freed, by what\n# TYPE skiff_cache_evicted_bytes_total counter\n"
 		       "skiff_cache_evicted_bytes_total{kind=\"file\"} %llu\nskiff_cache_evicted_bytes_total{kind=\"chunk\"} %llu\n",
-		       (unsigned long long)d->cfg.cache_max, (unsigned long long)LOAD(d->evict_passes),
+		       (unsigned long long)d->cfg.cache_max, (unsigned long long)LOAD(d->cache_used),
+		       (unsigned long long)LOAD(d->evict_passes),
 		       (unsigned long long)LOAD(d->evict_files), (unsigned long long)LOAD(d->evict_chunks),
 		       (unsigned long long)LOAD(d->evict_file_bytes),
 		       (unsigned long long)LOAD(d->evict_chunk_bytes));

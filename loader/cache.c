@@ -321,9 +321,10 @@ int ld_cache_scan(struct ld_cache *c, int fd)
 {
 	int stale = 0;
 	/* where the last SEEK_DATA, from at or before this chunk, found
-	 * data (none: nowhere after): one lseek per run of chunks with data,
-	 * not per chunk, so a fresh file of a million chunks costs one */
-	off_t data = -1;
+	 * data (none: nowhere after), and where that data ends (SEEK_HOLE
+	 * from it): two lseeks per run of data and per hole, not per chunk,
+	 * so that a file of a million chunks, fresh or whole, costs a few */
+	off_t data = -1, hole = -1;
 	bool looked = false, none = false;
 
 	pthread_mutex_lock(&c->lock);
@@ -334,18 +335,29 @@ int ld_cache_scan(struct ld_cache *c, int fd)
 
 		if (c->state[i] != LD_MISSING)
 			continue;
-		if (!looked || (!none && (uint64_t)data < ch->uoff)) {
-			looked = true;
-			data = lseek(fd, (off_t)ch->uoff, SEEK_DATA);
-			if (data < 0 && errno != ENXIO) {
-				stale = -errno;
-				break;
+		if (looked && !none && data <= (off_t)ch->uoff && (off_t)ch->uoff < hole) {
+			/* inside the data run found last: data here, up to
+			 * the same hole */
+			d = (off_t)ch->uoff;
+			h = hole;
+		} else {
+			if (!looked || (!none && (uint64_t)data < ch->uoff)) {
+				looked = true;
+				data = lseek(fd, (off_t)ch->uoff, SEEK_DATA);
+				if (data < 0 && errno != ENXIO) {
+					stale = -errno;
+					break;
+				}
+				none = data < 0;
+				hole = -1;
 			}
-			none = data < 0;
+			d = none ? -1 : data;
+			if (d >= 0 && (uint64_t)d == ch->uoff) {
+				if (hole < 0)
+					hole = lseek(fd, (off_t)ch->uoff, SEEK_HOLE);
+				h = hole;
+			}
 		}
-		d = none ? -1 : data;
-		if (d >= 0 && (uint64_t)d == ch->uoff)
-			h = lseek(fd, (off_t)ch->uoff, SEEK_HOLE);
 		whole = h >= 0 && (uint64_t)h >= ch->uoff + ALIGN4K(ch->usize);
 		if (whole && rec_bit(c, i)) {
 			c->state[i] = LD_READY;

@@ -759,6 +759,19 @@ static const char *cf_volume(const struct ld_image *im)
 	return im->domain[0] ? im->domain : im->id;
 }
 
+static int cf_cull(struct ld_frontend *base, int dirfd, const char *name)
+{
+	struct cf_fe *fe = (struct cf_fe *)base;
+	int ret;
+
+	if (strchr(name, '/'))
+		return -EINVAL;
+	if (fchdir(dirfd) < 0)
+		return -errno;
+	ret = dev_cmd(fe->dev, "cull %s", name);
+	return ret;
+}
+
 static void cf_stop(struct ld_frontend *base)
 {
 	struct cf_fe *fe = (struct cf_fe *)base;
@@ -793,4 +806,5 @@ const struct ld_frontend_ops ld_cachefiles_ops = {
 	.stop = cf_stop,
 	.destroy = cf_destroy,
 	.volume = cf_volume,
+	.cull = cf_cull,
 };

@@ -414,7 +414,10 @@ unlock:
 		for (unsigned int i = 0; i < im->nblobs; i++)
 			ld_blob_close(d, im->blobs[i]);
 	image_new_free(d, n);
-	if (!ret)
+	/* a restore saves nothing: images.json already says it all, and a
+	 * restore cut short (a kill, an image that fails) must not drop the
+	 * entries it did not reach */
+	if (!ret && !d->restoring)
 		ld_state_save(d);
 	if (!ret && fresh)
 		auto_prefetch(d, fresh);

@@ -26,7 +26,8 @@
  * images.json says) are punched; one an image restored without it names
  * never is while this process has it (b->no_evict: that mount may
  * outlive its registration). The kernel's cachefiles files are not
- * skiffd's to punch: cachefiles mode evicts unused files only.
+ * skiffd's to punch: cachefiles mode culls the objects of unused volumes
+ * (below) after step 1.
  *
  * Ages: the thread ticks every evict_grace / 8 seconds, each tick ages
  * every ready chunk of skiffd's own files by one (saturating at
@@ -35,11 +36,18 @@
  */
 #include "evict.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "gc.h"
@@ -61,6 +69,9 @@ struct ld_evictor {
 	 * writes or not */
 	double again;
 	bool stuck;		/* over the limit with nothing to free: said */
+	/* its thread's working directory, once it unshared CLONE_FS (it may
+	 * cull, and comes back here after), or -1 */
+	int home;
 };
 
 /* Ticks a chunk is spared after a read asked for it. */
@@ -195,8 +206,298 @@ static int evict_chunks(struct ld_daemon *d, uint64_t need, struct ld_evict_resu
 	return ret;
 }
 
+/*
+ * The kernel's cache (cachefiles mode): cache_dir/fscache/cache holds a
+ * directory per volume ("I" and the volume key, "erofs," and an image's
+ * fsid or domain), fan-out directories ("@..") and the object files,
+ * named "D" and the cookie key: an image's id for its bootstrap, a blob's
+ * id. An object no registered image names in its volume is culled, the
+ * least recently written first, by the kernel ("cull", in the evictor's
+ * own working directory); one the kernel has open is refused (EBUSY) and
+ * stays. skiffd's record of its verified chunks goes with it. An object
+ * the kernel made while a mount is up is an unnamed file until the mount
+ * goes: the blob files the kernel has open are counted by what skiffd
+ * wrote to them.
+ */
+struct fs_obj {
+	char *dir;		/* owned */
+	char name[NAME_MAX + 1];
+	char volume[NAME_MAX + 1];	/* the volume key */
+	uint64_t bytes;
+	struct timespec mtime;
+};
+
+static int fs_obj_cmp(const void *a, const void *b)
+{
+	const struct timespec *x = &((const struct fs_obj *)a)->mtime;
+	const struct timespec *y = &((const struct fs_obj *)b)->mtime;
+
+	if (x->tv_sec != y->tv_sec)
+		return x->tv_sec < y->tv_sec ? -1 : 1;
+	return (x->tv_nsec > y->tv_nsec) - (x->tv_nsec < y->tv_nsec);
+}
+
+/* What registered images name in the kernel's cache, and the files the
+ * kernel has given skiffd now, taken under d->lock. */
+struct fs_use {
+	char **names;		/* "volume key/D<cookie>", sorted */
+	size_t n, cap;
+	char **vols;		/* volume keys in use, sorted */
+	size_t nv, capv;
+	char **open;		/* "volume key/D<blob>" the kernel has open, sorted */
+	size_t no, capo;
+	uint64_t open_bytes;	/* their verified bytes */
+};
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int add_str(char ***v, size_t *n, size_t *cap, const char *fmt, const char *a,
+		   const char *b)
+{
+	char *str = NULL;
+
+	if (asprintf(&str, fmt, a, b) < 0)
+		return -ENOMEM;
+	if (sk_grow(v, cap, *n, sizeof(**v), 16)) {
+		free(str);
+		return -ENOMEM;
+	}
+	(*v)[(*n)++] = str;
+	return 0;
+}
+
+static bool has_str(char *const *v, size_t n, const char *s)
+{
+	return n && bsearch(&s, v, n, sizeof(*v), str_cmp);
+}
+
+static void fs_use_free(struct fs_use *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		free(u->names[i]);
+	for (size_t i = 0; i < u->nv; i++)
+		free(u->vols[i]);
+	for (size_t i = 0; i < u->no; i++)
+		free(u->open[i]);
+	free(u->names);
+	free(u->vols);
+	free(u->open);
+}
+
+static int fs_use_get(struct ld_daemon *d, struct fs_use *u)
+{
+	int ret = 0;
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_lock(&d->lock);
+	for (const struct ld_image *im = d->images; im && !ret; im = im->next) {
+		const char *vol = ld_blob_volume(d, im);
+
+		ret = add_str(&u->vols, &u->nv, &u->capv, "erofs,%s%s", vol, "");
+		if (!ret)
+			ret = add_str(&u->names, &u->n, &u->cap, "erofs,%s/D%s", vol, im->id);
+		for (unsigned int i = 0; i < im->nblobs && !ret; i++)
+			ret = add_str(&u->names, &u->n, &u->cap, "erofs,%s/D%s", vol, im->refs[i].hex);
+	}
+	/* what the kernel has open is counted by what skiffd wrote to it:
+	 * its fd is the kernel's anonymous one, and its file may have no
+	 * name yet */
+	for (struct ld_blob *b = d->blobs; b && !ret; b = b->next) {
+		uint64_t bytes, chunks;
+
+		if (!b->volume[0] || !ld_blob_ready(b, &bytes, &chunks))
+			continue;
+		ret = add_str(&u->open, &u->no, &u->capo, "erofs,%s/D%s", b->volume, b->cache.hex);
+		u->open_bytes += bytes;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (u->no)
+		qsort(u->open, u->no, sizeof(*u->open), str_cmp);
+	if (u->n)
+		qsort(u->names, u->n, sizeof(*u->names), str_cmp);
+	if (u->nv)
+		qsort(u->vols, u->nv, sizeof(*u->vols), str_cmp);
+	return ret;
+}
+
+static bool is_open(const struct fs_use *u, const char *key, const char *name)
+{
+	char *full = NULL;
+	bool open;
+
+	if (name[0] != 'D' || asprintf(&full, "%s/%s", key, name) < 0)
+		return false;
+	open = has_str(u->open, u->no, full);
+	free(full);
+	return open;
+}
+
+/* Whether object `name` of volume `key` may be culled: nobody registered
+ * names it (a name not of the "D<cookie>" form: nobody uses its volume). */
+static bool unused_obj(const struct fs_use *u, const char *key, const char *name)
+{
+	char *full = NULL;
+	bool used;
+
+	if (name[0] != 'D')
+		return !has_str(u->vols, u->nv, key);
+	if (asprintf(&full, "%s/%s", key, name) < 0)
+		return false;
+	used = has_str(u->names, u->n, full);
+	free(full);
+	return !used;
+}
+
+/* Adds the kernel's cache files' bytes to *total (those skiffd has open
+ * counted through their fds) and, with v, lists those nobody registered
+ * names. */
+static int fscache_walk(struct ld_daemon *d, uint64_t *total, struct fs_obj **v, size_t *n,
+			struct sk_err *e)
+{
+	char base[PATH_MAX];
+	size_t cap = 0;
+	struct fs_use u;
+	struct dirent *de;
+	DIR *top;
+	int ret;
+
+	if (v) {
+		*v = NULL;
+		*n = 0;
+	}
+	if (snprintf(base, sizeof(base), "%s/fscache/cache", d->cfg.cache_dir) >= (int)sizeof(base))
+		return -ENAMETOOLONG;
+	ret = fs_use_get(d, &u);
+	if (ret) {
+		fs_use_free(&u);
+		sk_err_set(e, "cachefiles cache: %s", strerror(-ret));
+		return ret;
+	}
+	*total += u.open_bytes;
+	top = opendir(base);
+	if (!top) {
+		ret = errno == ENOENT ? 0 : -errno;
+		if (ret)
+			sk_err_set(e, "%s: %s", base, strerror(-ret));
+		fs_use_free(&u);
+		return ret;
+	}
+	while (!ret && (de = readdir(top))) {
+		char vdir[PATH_MAX];
+		struct dirent *fe;
+		DIR *vol;
+
+		/* erofs's volumes only: another fscache user's are not ours */
+		if (strncmp(de->d_name, "Ierofs,", 7) ||
+		    snprintf(vdir, sizeof(vdir), "%s/%s", base, de->d_name) >= (int)sizeof(vdir))
+			continue;
+		vol = opendir(vdir);
+		while (vol && !ret && (fe = readdir(vol))) {
+			char fdir[PATH_MAX];
+			struct dirent *oe;
+			DIR *fan;
+
+			if (fe->d_name[0] != '@' ||
+			    snprintf(fdir, sizeof(fdir), "%s/%s", vdir, fe->d_name) >= (int)sizeof(fdir))
+				continue;
+			fan = opendir(fdir);
+			while (fan && !ret && (oe = readdir(fan))) {
+				struct stat st;
+
+				if (oe->d_name[0] == '.' ||
+				    fstatat(dirfd(fan), oe->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+				    !S_ISREG(st.st_mode) || is_open(&u, de->d_name + 1, oe->d_name))
+					continue;
+				*total += (uint64_t)st.st_blocks * 512;
+				if (!v || !unused_obj(&u, de->d_name + 1, oe->d_name))
+					continue;
+				if (sk_grow(v, &cap, *n, sizeof(**v), 32) ||
+				    !((*v)[*n].dir = strdup(fdir))) {
+					ret = -ENOMEM;
+					sk_err_set(e, "cachefiles cache: %s", strerror(ENOMEM));
+					break;
+				}
+				snprintf((*v)[*n].name, sizeof((*v)[*n].name), "%s", oe->d_name);
+				snprintf((*v)[*n].volume, sizeof((*v)[*n].volume), "%s", de->d_name + 1);
+				(*v)[*n].bytes = (uint64_t)st.st_blocks * 512;
+				(*v)[(*n)++].mtime = st.st_mtim;
+			}
+			if (fan)
+				closedir(fan);
+		}
+		if (vol)
+			closedir(vol);
+	}
+	closedir(top);
+	fs_use_free(&u);
+	return ret;
+}
+
+/* The record of a blob object's verified chunks (verified/<volume
+ * key>/<blob>, ld_cache_record_path): it goes with the object. */
+static void drop_record(struct ld_daemon *d, const struct fs_obj *o)
+{
+	char rec[PATH_MAX];
+	size_t k = 1;
+
+	while (k <= SK_HEX_LEN && ((o->name[k] >= '0' && o->name[k] <= '9') ||
+				   (o->name[k] >= 'a' && o->name[k] <= 'f')))
+		k++;
+	if (o->name[0] != 'D' || k != SK_HEX_LEN + 1 || o->name[k])
+		return;		/* a bootstrap: no record */
+	if (snprintf(rec, sizeof(rec), "%s/verified/%s/%s", d->cfg.cache_dir, o->volume,
+		     o->name + 1) < (int)sizeof(rec))
+		unlink(rec);
+}
+
+/* Step 1 in cachefiles mode: culls unused objects until `need` bytes
+ * are gone. */
+static int cull_unused(struct ld_daemon *d, int home, uint64_t need,
+		       struct ld_evict_result *r, struct sk_err *e)
+{
+	struct fs_obj *v = NULL;
+	uint64_t total = 0, got = 0;
+	size_t n = 0;
+	int ret = fscache_walk(d, &total, &v, &n, e);
+
+	if (!ret && n)
+		qsort(v, n, sizeof(*v), fs_obj_cmp);
+	for (size_t i = 0; !ret && i < n && got < need; i++) {
+		int dfd = open(v[i].dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err;
+
+		if (dfd < 0)
+			continue;
+		err = d->fe->ops->cull(d->fe, dfd, v[i].name);
+		close(dfd);
+		/* back where relative paths mean what they meant (a
+		 * cache_dir given as one) */
+		if (fchdir(home) < 0) {
+			ret = -errno;
+			sk_err_set(e, "cache limit: back to the working directory: %s", strerror(errno));
+		}
+		if (err) {
+			if (err != -EBUSY && err != -ENOENT && err != -ESTALE)
+				ld_log(d, LD_LOG_WARN, "cachefiles: cull %s/%s: %s", v[i].dir, v[i].name,
+				       strerror(-err));
+			continue;
+		}
+		drop_record(d, &v[i]);
+		got += v[i].bytes;
+		r->files++;
+		r->file_bytes += v[i].bytes;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].dir);
+	free(v);
+	return ret;
+}
+
 /* A pass; v (NULL: none) says once when the cache is stuck over its
- * limit. */
+ * limit, and is the evictor's thread, the one that may cull (it has a
+ * working directory of its own). */
 static int pass(struct ld_daemon *d, struct ld_evictor *v, struct ld_evict_result *r,
 		struct sk_err *e)
 {
@@ -213,6 +514,8 @@ static int pass(struct ld_daemon *d, struct ld_evictor *v, struct ld_evict_resul
 		return ret;
 	ld_gc_result_free(&res);
 	r->used = res.total_bytes;
+	if (d->fe && d->fe->ops->cull && (ret = fscache_walk(d, &r->used, NULL, NULL, e)))
+		return ret;
 	atomic_store(&d->cache_used, r->used);
 	if (r->used <= max) {
 		if (v)
@@ -232,8 +535,16 @@ static int pass(struct ld_daemon *d, struct ld_evictor *v, struct ld_evict_resul
 		r->files = res.count;
 		r->file_bytes = res.bytes;
 		ld_gc_result_free(&res);
+		/* then the kernel's files no image uses */
+		if (v && v->home >= 0 && d->fe && d->fe->ops->cull && r->file_bytes < need) {
+			pthread_mutex_lock(&d->api_lock);
+			ret = cull_unused(d, v->home, need - r->file_bytes, r, e);
+			pthread_mutex_unlock(&d->api_lock);
+		}
 		atomic_fetch_add(&d->evict_files, r->files);
 		atomic_fetch_add(&d->evict_file_bytes, r->file_bytes);
+		if (ret)
+			return ret;
 	}
 	if (r->file_bytes < need) {
 		ret = evict_chunks(d, need - r->file_bytes, r);
@@ -272,6 +583,10 @@ static void *evict_main(void *arg)
 	struct ld_daemon *d = v->d;
 	uint64_t slack = SK_MAX(d->cfg.cache_max / 32, 1u << 20);
 
+	/* a working directory of its own: cachefiles culls in it */
+	if (unshare(CLONE_FS) < 0 || (v->home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		ld_log(d, LD_LOG_WARN, "cache limit: a working directory of its own: %s: the kernel's cache files are not culled",
+		       strerror(errno));
 	pthread_mutex_lock(&v->lock);
 	while (!v->stop) {
 		double now = sk_now();
@@ -336,6 +651,7 @@ int ld_evict_start(struct ld_daemon *d, struct sk_err *e)
 	if (!v)
 		return -ENOMEM;
 	v->d = d;
+	v->home = -1;
 	v->tick = (double)d->cfg.evict_grace / TICKS_PER_GRACE;
 	v->last_tick = v->last_walk = v->last_look = sk_now();
 	v->written = written(d);
@@ -370,6 +686,9 @@ void ld_evict_stop(struct ld_daemon *d)
 	pthread_cond_signal(&v->cond);
 	pthread_mutex_unlock(&v->lock);
 	pthread_join(v->thread, NULL);
+	if (v->home >= 0)
+		close(v->home);
+	v->home = -1;
 }
 
 void ld_evict_free(struct ld_daemon *d)

@@ -40,6 +40,12 @@ struct ld_frontend_ops {
 	 * own, shared by every image (NULL: the same); else a volume of the
 	 * kernel's, whose blobs only its images share */
 	const char *(*volume)(const struct ld_image *im);
+	/* the kernel's cache (cachefiles; NULL: none): culls object file
+	 * `name` of directory dirfd, which becomes the calling thread's
+	 * working directory (cachefiles culls in the caller's: the thread
+	 * must have unshared CLONE_FS, and go back where it was after).
+	 * -EBUSY: the kernel has it open */
+	int (*cull)(struct ld_frontend *fe, int dirfd, const char *name);
 };
 
 struct ld_frontend {

@@ -14,8 +14,8 @@
  * guarded by d->registering, which each registration holds for reading
  * until it is linked: gc removes them only when it gets it for writing
  * (never waiting for a registration's network work), and only once they
- * are min_age old. The kernel's cachefiles cache (fscache/) is culled by
- * cachefiles itself and not looked at here.
+ * are min_age old. The kernel's cachefiles cache (fscache/) is not
+ * looked at here: under a cache limit evict.c has cachefiles cull it.
  */
 #include "gc.h"
 

@@ -49,7 +49,7 @@ int ld_state_save(struct ld_daemon *d)
 		json_array_append_new(arr, o);
 	}
 	pthread_mutex_unlock(&d->lock);
-	/* one line, in registration order: rewritten at every registration */
+	/* one line: rewritten at every registration */
 	text = json_dumps(arr, 0);
 	json_decref(arr);
 	if (!text)
@@ -126,8 +126,6 @@ static int restore_one(void *ctx, const struct ld_state_ent *ent)
 	}
 	/* its mount is as old as its first registration: it opened its
 	 * blobs marked only if that registration says so */
-	bool changed = ent->pinned || im->notify_ok != ent->notify_ok;
-
 	pthread_mutex_lock(&d->lock);
 	im->notify_ok = ent->notify_ok;
 	for (unsigned int i = 0; i < im->nblobs && !im->notify_ok; i++)
@@ -138,8 +136,6 @@ static int restore_one(void *ctx, const struct ld_state_ent *ent)
 		ld_image_pin(im);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (changed)
-		ld_state_save(d);
 	ld_log(d, LD_LOG_INFO, "restored image %s (%s)", ent->id, ent->ref);
 	return 0;
 }
