@@ -60,6 +60,7 @@ struct ld_image *ld_image_find(struct ld_daemon *d, const char *id)
 static void image_free(struct ld_daemon *d, struct ld_image *im)
 {
 	free(im->pinned);
+	free(im->state_json);
 	free(im->blobs);
 	free(im->refs);
 	if (im->bs_buf)
@@ -382,6 +383,7 @@ int ld_image_add(struct ld_daemon *d, struct ld_image_new *n,
 		/* the same image again: registering is idempotent */
 		if (im->mountpoint[0])
 			snprintf(old->mountpoint, sizeof(old->mountpoint), "%s", im->mountpoint);
+		old->state_dirty = true;
 		*out = old;
 		goto unlock;
 	}

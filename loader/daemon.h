@@ -96,6 +96,11 @@ struct ld_image {
 	/* owned: ref pinned to manifest (ld_image_pin), what images.json
 	 * restores a network image from; NULL for other images */
 	char *pinned;
+	/* owned, under d->lock: its entry of images.json as last written,
+	 * made again when `state_dirty` (a save of a thousand images joins
+	 * these instead of building a thousand objects) */
+	char *state_json;
+	bool state_dirty;
 	struct ld_image *next;
 };
 

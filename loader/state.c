@@ -28,35 +28,80 @@ void ld_image_pin(struct ld_image *im)
 		im->pinned = strdup(pinned);
 }
 
+/* Under d->lock: im's entry of images.json, made again if it changed. */
+static const char *state_entry(struct ld_image *im)
+{
+	json_t *o;
+
+	if (im->state_json && !im->state_dirty)
+		return im->state_json;
+	o = json_pack("{s:s, s:s, s:s, s:s}", "id", im->id, "ref", im->ref,
+		      "domain", im->domain, "mountpoint", im->mountpoint);
+	if (o && im->notify_ok)
+		json_object_set_new(o, "notify", json_true());
+	if (o && im->pinned)
+		json_object_set_new(o, "pinned", json_string(im->pinned));
+	free(im->state_json);
+	im->state_json = o ? json_dumps(o, 0) : NULL;
+	json_decref(o);
+	im->state_dirty = im->state_json == NULL;
+	return im->state_json;
+}
+
+/* Room for `more` bytes after len in *text. */
+static int room(char **text, size_t *cap, size_t len, size_t more)
+{
+	size_t ncap = *cap ? *cap : 4096;
+	char *n;
+
+	while (ncap < len + more)
+		ncap *= 2;
+	if (ncap == *cap)
+		return 0;
+	n = realloc(*text, ncap);
+	if (!n)
+		return -ENOMEM;
+	*text = n;
+	*cap = ncap;
+	return 0;
+}
+
 int ld_state_save(struct ld_daemon *d)
 {
-	json_t *arr = json_array();
-	char p[PATH_MAX], *text;
-	int ret;
+	char p[PATH_MAX], *text = NULL;
+	size_t len = 0, cap = 0;
+	int ret = 0;
 
-	if (!arr)
-		return -ENOMEM;
+	/* one line: rewritten at every registration, from each image's
+	 * entry as made when it changed */
 	pthread_mutex_lock(&d->lock);
-	for (struct ld_image *im = d->images; im; im = im->next) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", im->id,
-				      "ref", im->ref, "domain", im->domain,
-				      "mountpoint", im->mountpoint);
+	for (struct ld_image *im = d->images; im && !ret; im = im->next) {
+		const char *ent = state_entry(im);
+		size_t n = ent ? strlen(ent) : 0;
 
-		if (o && im->notify_ok)
-			json_object_set_new(o, "notify", json_true());
-		if (o && im->pinned)
-			json_object_set_new(o, "pinned", json_string(im->pinned));
-		json_array_append_new(arr, o);
+		if (!ent || room(&text, &cap, len, n + 3)) {
+			ret = -ENOMEM;
+			break;
+		}
+		text[len] = len ? ',' : '[';
+		len++;
+		memcpy(text + len, ent, n);
+		len += n;
 	}
 	pthread_mutex_unlock(&d->lock);
-	/* one line: rewritten at every registration */
-	text = json_dumps(arr, 0);
-	json_decref(arr);
-	if (!text)
-		return -ENOMEM;
+	if (!ret)
+		ret = room(&text, &cap, len, 3);
+	if (ret) {
+		free(text);
+		return ret;
+	}
+	if (!len)
+		text[len++] = '[';
+	text[len++] = ']';
+	text[len] = '\0';
 	ret = sk_path_join(p, sizeof(p), d->cfg.work_dir, "images.json");
 	if (!ret)
-		ret = sk_write_file_atomic(p, text, strlen(text));
+		ret = sk_write_file_atomic(p, text, len);
 	free(text);
 	if (ret)
 		ld_log(d, LD_LOG_ERROR, "saving %s: %s", p, strerror(-ret));
@@ -128,6 +173,7 @@ static int restore_one(void *ctx, const struct ld_state_ent *ent)
 	 * blobs marked only if that registration says so */
 	pthread_mutex_lock(&d->lock);
 	im->notify_ok = ent->notify_ok;
+	im->state_dirty = true;
 	for (unsigned int i = 0; i < im->nblobs && !im->notify_ok; i++)
 		if (im->blobs[i])
 			im->blobs[i]->no_evict = true;
