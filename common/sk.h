@@ -81,6 +81,11 @@ bool sk_is_hex_digest(const char *s);
 /* Parses sizes such as 4096, 64K, 1M, 2G. */
 int sk_parse_size(const char *s, uint64_t *out);
 void sk_human_size(uint64_t v, char *out, size_t outlen);
+/* qsort/bsearch comparators: of two char * (by strcmp), and of two
+ * struct timespec (earlier first) */
+int sk_strp_cmp(const void *a, const void *b);
+struct timespec;
+int sk_timespec_cmp(const struct timespec *a, const struct timespec *b);
 double sk_now(void);		/* monotonic seconds */
 uint64_t sk_now_ns(void);	/* monotonic nanoseconds */
 

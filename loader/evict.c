@@ -229,12 +229,8 @@ struct fs_obj {
 
 static int fs_obj_cmp(const void *a, const void *b)
 {
-	const struct timespec *x = &((const struct fs_obj *)a)->mtime;
-	const struct timespec *y = &((const struct fs_obj *)b)->mtime;
-
-	if (x->tv_sec != y->tv_sec)
-		return x->tv_sec < y->tv_sec ? -1 : 1;
-	return (x->tv_nsec > y->tv_nsec) - (x->tv_nsec < y->tv_nsec);
+	return sk_timespec_cmp(&((const struct fs_obj *)a)->mtime,
+			       &((const struct fs_obj *)b)->mtime);
 }
 
 /* What registered images name in the kernel's cache, and the files the
@@ -248,11 +244,6 @@ struct fs_use {
 	size_t no, capo;
 	uint64_t open_bytes;	/* their verified bytes */
 };
-
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 static int add_str(char ***v, size_t *n, size_t *cap, const char *fmt, const char *a,
 		   const char *b)
@@ -271,7 +262,7 @@ static int add_str(char ***v, size_t *n, size_t *cap, const char *fmt, const cha
 
 static bool has_str(char *const *v, size_t n, const char *s)
 {
-	return n && bsearch(&s, v, n, sizeof(*v), str_cmp);
+	return n && bsearch(&s, v, n, sizeof(*v), sk_strp_cmp);
 }
 
 static void fs_use_free(struct fs_use *u)
@@ -315,11 +306,11 @@ static int fs_use_get(struct ld_daemon *d, struct fs_use *u)
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (u->no)
-		qsort(u->open, u->no, sizeof(*u->open), str_cmp);
+		qsort(u->open, u->no, sizeof(*u->open), sk_strp_cmp);
 	if (u->n)
-		qsort(u->names, u->n, sizeof(*u->names), str_cmp);
+		qsort(u->names, u->n, sizeof(*u->names), sk_strp_cmp);
 	if (u->nv)
-		qsort(u->vols, u->nv, sizeof(*u->vols), str_cmp);
+		qsort(u->vols, u->nv, sizeof(*u->vols), sk_strp_cmp);
 	return ret;
 }
 

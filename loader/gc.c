@@ -50,21 +50,16 @@ static int names_add(struct names *s, const char *name)
 	return 0;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* after names_sort */
 static bool names_has(const struct names *s, const char *name)
 {
-	return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), name_cmp);
+	return s->n && bsearch(&name, s->v, s->n, sizeof(*s->v), sk_strp_cmp);
 }
 
 static void names_sort(struct names *s)
 {
 	if (s->n)
-		qsort(s->v, s->n, sizeof(*s->v), name_cmp);
+		qsort(s->v, s->n, sizeof(*s->v), sk_strp_cmp);
 }
 
 static void names_free(struct names *s)
@@ -173,12 +168,8 @@ struct cand {
 
 static int cand_cmp(const void *a, const void *b)
 {
-	const struct stat *x = &((const struct cand *)a)->st;
-	const struct stat *y = &((const struct cand *)b)->st;
-
-	if (x->st_mtim.tv_sec != y->st_mtim.tv_sec)
-		return x->st_mtim.tv_sec < y->st_mtim.tv_sec ? -1 : 1;
-	return (x->st_mtim.tv_nsec > y->st_mtim.tv_nsec) - (x->st_mtim.tv_nsec < y->st_mtim.tv_nsec);
+	return sk_timespec_cmp(&((const struct cand *)a)->st.st_mtim,
+			       &((const struct cand *)b)->st.st_mtim);
 }
 
 /* The unused files of directory k, into *c (count_only without a
