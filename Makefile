@@ -160,6 +160,7 @@ bench: all
 	@./bench/net-bench.sh
 	@./bench/convert-bench.sh
 	@./bench/prefetch-bench.sh
+	@./bench/fetch-bench.sh
 	@./bench/restart-bench.sh
 	@./bench/containerd-bench.sh
 	@./bench/scale-bench.sh

@@ -31,6 +31,9 @@ struct local_source {
 	struct local_fd *fds;
 	size_t nfds, cap;
 	unsigned int delay_ms;	/* tests: SKIFF_TEST_FETCH_DELAY_MS */
+	/* tests: SKIFF_TEST_FETCH_DELAY_WHILE, the delay only while this
+	 * file exists (a test lifts it without restarting anything) */
+	const char *delay_while;	/* the environment's */
 	/* tests: SKIFF_TEST_FETCH_BPS, one link of that many bytes/s that
 	 * every read of this source shares, one read at a time */
 	uint64_t link_bps;
@@ -99,7 +102,7 @@ static int local_read(struct be_source *s, const char *hex, uint64_t off,
 		sk_err_set(e, "%s: blob %s: %s", s->desc, hex, strerror(-ret));
 		return ret;
 	}
-	if (l->delay_ms)
+	if (l->delay_ms && (!l->delay_while || access(l->delay_while, F_OK) == 0))
 		usleep(l->delay_ms * 1000u);
 	if (l->link_bps) {
 		pthread_mutex_lock(&l->link);
@@ -195,6 +198,7 @@ int be_local_source_new(const char *layout_dir, struct be_source **out,
 	if (getenv("SKIFF_TEST_FETCH_DELAY_MS"))
 		l->delay_ms = (unsigned int)strtoul(getenv("SKIFF_TEST_FETCH_DELAY_MS"),
 						    NULL, 10);
+	l->delay_while = getenv("SKIFF_TEST_FETCH_DELAY_WHILE");
 	pthread_mutex_init(&l->link, NULL);
 	if (getenv("SKIFF_TEST_FETCH_BPS"))
 		l->link_bps = strtoull(getenv("SKIFF_TEST_FETCH_BPS"), NULL, 10);

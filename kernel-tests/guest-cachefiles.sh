@@ -384,5 +384,38 @@ cache_limit() {
 }
 cache_limit
 
+# 14. file-aware read-ahead with the kernel's cache files (defaults, 1 MiB
+#     chunks): 40 of 100 small files read in a random order fetch their
+#     own chunks and nothing across files; 100 more read in the order
+#     they are stored (a stream: READs starting where the last ended)
+#     cost few requests
+file_readahead() {
+	local t0=$SECONDS i f0 r0 reads
+	stop_skiffd
+	rm -rf "$SKIFF_TEST_CACHE"
+	mkdir -p "$T/src-ra"
+	for i in $(seq 0 199); do
+		head -c $((1024 + i * 997 % 40000)) /dev/urandom >"$T/src-ra/$(printf 'f%03d' "$i")"
+	done
+	"$SKIFF" build -q "$T/src-ra" "$IMG:ra" || { t_ok "build image ra" false; return; }
+	t_ok "skiffd starts (cachefiles, default read-ahead)" start_skiffd --frontend cachefiles || return
+	t_ok "image ra mounted" skiff_mount "$IMG:ra" "$T/m-ra" --id ra || return
+	same() { local f; for f in "$@"; do cmp "$T/m-ra/$f" "$T/src-ra/$f" || return 1; done; }
+	mapfile -t picked < <(seq 0 99 | shuf -n 40 --random-source=<(yes) | xargs printf 'f%03d\n')
+	t_ok "40 of its first 100 files, in a random order, read right" same "${picked[@]}"
+	t_is "... fetching their 40 chunks, not one of another file" \
+		"$(metric skiff_fetched_chunks_total)" 40
+	t_is "... nothing read ahead across files" \
+		"$(metric skiff_fetched_readahead_across_bytes_total)" 0
+	r0=$(metric skiff_backend_fetches_total)
+	t_ok "the other 100 in stored order read right" same $(seq 100 199 | xargs printf 'f%03d ')
+	reads=$(($(metric skiff_backend_fetches_total) - r0))
+	t_ok "... in few requests ($reads)" test "$reads" -le 10
+	t_ok "... reading ahead across files" metric_above skiff_fetched_readahead_across_bytes_total 0
+	t_ok "skiff umount" skiff_umount "$T/m-ra"
+	diag "read-ahead section: $((SECONDS - t0)) s"
+}
+file_readahead
+
 stop_skiffd
 done_testing

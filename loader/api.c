@@ -48,7 +48,9 @@ static void reply(struct ctl_resp *resp, int status, json_t *j)
 			(r)->status = 500;				\
 	} while (0)
 
-static json_t *counters_json(struct ld_counters *c)
+/* reads_seen: the frontend asks about reads of ready data too (fanotify),
+ * so bytes fetched ahead and read since are known (cachefiles: not) */
+static json_t *counters_json(struct ld_counters *c, bool reads_seen)
 {
 	uint64_t errs = LOAD(c->err_fetch) + LOAD(c->err_verify) + LOAD(c->err_write);
 
@@ -70,6 +72,21 @@ static json_t *counters_json(struct ld_counters *c)
 			       "hits", (json_int_t)LOAD(c->pf_hits));
 
 	json_object_set_new(j, "misses", json_integer((json_int_t)LOAD(c->misses)));
+	{
+		uint64_t ahead = LOAD(c->raf_bytes) + LOAD(c->rax_bytes) + LOAD(c->pf_bytes);
+		uint64_t later = LOAD(c->later_bytes);
+
+		/* why the stored bytes came, and those fetched ahead that no
+		 * read has asked for (yet: after an unmount, for nothing) */
+		json_object_set_new(j, "fetched_for", json_pack("{s:I, s:I, s:I, s:I}",
+			"demand", (json_int_t)LOAD(c->dm_bytes),
+			"readahead_file", (json_int_t)LOAD(c->raf_bytes),
+			"readahead_across", (json_int_t)LOAD(c->rax_bytes),
+			"prefetch", (json_int_t)LOAD(c->pf_bytes)));
+		if (reads_seen)
+			json_object_set_new(j, "unread_bytes",
+					    json_integer((json_int_t)(ahead > later ? ahead - later : 0)));
+	}
 	json_object_set_new(j, "prefetch", pf);
 	return j;
 }
@@ -90,6 +107,11 @@ static json_t *pf_json(const struct ld_pf_status *st)
 	if (j && st->error[0])
 		json_object_set_new(j, "error", json_string(st->error));
 	return j;
+}
+
+static bool reads_seen(const struct ld_daemon *d)
+{
+	return d->fe && d->fe->ops != &ld_cachefiles_ops;
 }
 
 static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
@@ -126,7 +148,7 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 			json_object_set_new(b, "cache_file", json_string(bl->path));
 			json_object_set_new(b, "watched", json_boolean(bl->marked));
 		}
-		json_object_set_new(b, "counters", counters_json(bl->cache.cnt));
+		json_object_set_new(b, "counters", counters_json(bl->cache.cnt, reads_seen(d)));
 		ld_counters_add(&sum, bl->cache.cnt);
 		json_array_append_new(blobs, b);
 	}
@@ -135,7 +157,7 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 			      "mountpoint", im->mountpoint,
 			      "manifest", im->manifest, "bootstrap", im->bootstrap_path,
 			      "bootstrap_size", (json_int_t)im->bootstrap_size,
-			      "blobs", blobs, "counters", counters_json(&sum),
+			      "blobs", blobs, "counters", counters_json(&sum, reads_seen(d)),
 			      "tracing", im->trace != NULL);
 	struct ld_pf_status st;
 
@@ -554,6 +576,10 @@ static void get_metrics(struct ld_daemon *d, struct ctl_resp *resp)
 		C(pf_bytes, "skiff_prefetch_bytes_total", "Stored bytes prefetch fetched"),
 		C(pf_hits, "skiff_prefetch_hits_total", "Chunks prefetch made ready before any read asked"),
 		C(ra_windows, "skiff_readahead_windows_total", "Background read-ahead windows started"),
+		C(dm_bytes, "skiff_fetched_demand_bytes_total", "Stored bytes fetched for what reads asked (whole chunks)"),
+		C(raf_bytes, "skiff_fetched_readahead_file_bytes_total", "Stored bytes read ahead within the file a read was in"),
+		C(rax_bytes, "skiff_fetched_readahead_across_bytes_total", "Stored bytes read ahead into other files"),
+		C(later_bytes, "skiff_fetched_read_later_bytes_total", "Of the stored bytes fetched before any read asked (read-ahead, prefetch), those a read asked for later"),
 #undef C
 	};
 	char *buf = NULL;

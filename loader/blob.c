@@ -258,6 +258,13 @@ int ld_blob_get(struct ld_daemon *d, struct ld_blob *prep, const char *volume,
 		if (!same_id(b, prep))
 			continue;
 		if (same_blob(b, prep)) {
+			/* this image's files may begin elsewhere in it */
+			ret = ld_cache_merge_starts(&b->cache, &prep->cache);
+			if (ret) {
+				sk_err_set(e, "blob %s: %s", b->cache.hex, strerror(-ret));
+				ld_blob_discard(d, prep);
+				return ret;
+			}
 			/* under a cache limit it has been marked since it
 			 * was linked */
 			b->refs++;

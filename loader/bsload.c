@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../format/check.h"
+#include "../format/walk.h"
 
 /* Stored bytes of the bootstrap read from a source at once: the memory a
  * registration needs whatever size a manifest claims. Most bootstraps fit
@@ -232,5 +233,81 @@ int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
 			   ck.problems > 1 ? "s" : "", c.first);
 	else if (ret)
 		sk_err_set(e, "checking the bootstrap of %s: %s", ref, strerror(-ret));
+	return ret;
+}
+
+/* fmt_bs_walk over regular files, then fmt_bs_chunks over each */
+struct starts_ctx {
+	struct fmt_bs *bs;
+	struct ld_cache *const *caches;
+	/* owned, a bit per inode slot: files already mapped (a hard link
+	 * is walked once per name: a crafted image of many names for one
+	 * large file must not cost names x chunks) */
+	uint8_t *seen;
+	uint64_t nslots;
+	unsigned int pblob;	/* where the file's last chunk was */
+	uint64_t pchunk;
+	bool have;		/* pblob and pchunk are this file's */
+};
+
+static int start_cb(void *ctx, const struct fmt_chunk_range *r)
+{
+	struct starts_ctx *s = ctx;
+	struct ld_cache *c;
+	uint64_t off, i;
+	int ret = 0;
+
+	if (r->blob >= s->bs->nblobs)
+		return -EFSCORRUPTED;	/* fmt_bs_check has refused that */
+	c = s->caches[r->blob];
+	off = r->blkaddr * (uint64_t)EROFS_BLKSIZ;
+	/* mostly the chunk after the last: no search */
+	i = s->have && s->pblob == r->blob && s->pchunk + 1 < c->table.count &&
+	    c->table.chunks[s->pchunk + 1].uoff == off
+		? s->pchunk + 1 : fmt_blob_lower_bound(&c->table, off);
+	if (i >= c->table.count || c->table.chunks[i].uoff != off)
+		return -EFSCORRUPTED;	/* ... and that */
+	/* a file's next chunk stored right after its last one goes on
+	 * with it: anything else starts a piece of its own */
+	if (!s->have || s->pblob != r->blob || s->pchunk + 1 != i)
+		ret = ld_cache_file_start(c, i);
+	s->have = true;
+	s->pblob = r->blob;
+	s->pchunk = i;
+	return ret;
+}
+
+static int start_walk_cb(void *ctx, const char *path, size_t pathlen,
+			 const struct fmt_inode *ino)
+{
+	struct starts_ctx *s = ctx;
+
+	(void)path;
+	(void)pathlen;
+	if (!S_ISREG(ino->mode))
+		return 0;
+	if (ino->nid >= s->nslots)
+		return -EFSCORRUPTED;	/* fmt_bs_inode bounds nids */
+	if (s->seen[ino->nid / 8] & (1u << (ino->nid % 8)))
+		return 0;
+	s->seen[ino->nid / 8] |= (uint8_t)(1u << (ino->nid % 8));
+	s->have = false;
+	return fmt_bs_chunks(s->bs, ino, start_cb, s);
+}
+
+int ld_bs_file_starts(struct fmt_bs *bs, struct ld_cache *const *caches,
+		      struct sk_err *e)
+{
+	struct starts_ctx s = { .bs = bs, .caches = caches,
+				.nslots = (bs->size >> EROFS_ISLOTBITS) + 1 };
+	int ret;
+
+	s.seen = calloc(s.nslots / 8 + 1, 1);
+	ret = s.seen ? fmt_bs_walk(bs, start_walk_cb, &s) : -ENOMEM;
+	free(s.seen);
+
+	if (ret)
+		sk_err_set(e, "mapping the files of the bootstrap to chunks: %s",
+			   strerror(-ret));
 	return ret;
 }

@@ -13,6 +13,24 @@
 
 #define ALIGN4K(x) SK_ALIGN_UP((uint64_t)(x), (uint64_t)EROFS_BLKSIZ)
 
+/* c->pf: why a chunk nobody has read yet was fetched */
+enum { PF_PREFETCH = 1, PF_AHEAD = 2 };
+/*
+ * Streams (c->streams): where the last few readers' reads ended, their
+ * read-ahead and windows included. A miss that starts there goes on
+ * from that read; any other is random and takes the place of the stream
+ * used least recently. A handful, not one per blob: two readers going
+ * through files at once each keep theirs; and not one per chunk: a
+ * random reader that comes back to the file after one it read long ago
+ * has not gone on from it. From RA_CROSS files in a row (a miss going on
+ * from a read into the next file), read-ahead goes on into the following
+ * files: one may be chance, two are a reader going through files in
+ * their stored order.
+ */
+#define RA_CROSS 2u
+/* c->ra: a window's mark */
+#define RA_MARK 1u
+
 int ld_cache_open(struct ld_cache *c, const struct fmt_blob_ref *ref,
 		  struct be_source *src, uint32_t merge_limit,
 		  struct sk_err *e)
@@ -118,9 +136,40 @@ static int alloc_state(struct ld_cache *c)
 		c->state = NULL;
 		return -ENOMEM;
 	}
+	/* the first read at the blob's start goes on from nothing: a stream
+	 * (a large file read from its start) */
+	for (unsigned int k = 0; k < LD_STREAMS; k++)
+		c->streams[k].next = k ? UINT64_MAX : 0;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	return 0;
+}
+
+/*
+ * Under c->lock: the stream a miss of chunks [first .. m] (m its first
+ * missing chunk) goes on from, or NULL. A stream goes on when the read
+ * covers where it ended.
+ */
+static struct ld_stream *stream_find(struct ld_cache *c, uint64_t first, uint64_t m)
+{
+	for (unsigned int k = 0; k < LD_STREAMS; k++)
+		if (c->streams[k].next >= first && c->streams[k].next <= m)
+			return &c->streams[k];
+	return NULL;
+}
+
+/* Under c->lock: s (NULL: a new one, in place of the least recently
+ * used) now ends before chunk `next`, `files` files in a row. */
+static void stream_note(struct ld_cache *c, struct ld_stream *s, uint64_t next,
+			unsigned int files)
+{
+	if (!s) {
+		s = &c->streams[0];
+		for (unsigned int k = 1; k < LD_STREAMS; k++)
+			if (c->streams[k].used < s->used)
+				s = &c->streams[k];
+	}
+	*s = (struct ld_stream){ next, files, ++c->ra_clock };
 }
 
 int ld_cache_clone(struct ld_cache *c, const struct ld_cache *from)
@@ -147,8 +196,86 @@ int ld_cache_clone(struct ld_cache *c, const struct ld_cache *from)
 	memcpy(c->table.chunks, from->table.chunks,
 	       from->table.count * sizeof(*c->table.chunks));
 	ret = alloc_state(c);
-	if (ret)
+	if (ret) {
 		fmt_blob_table_free(&c->table);
+		return ret;
+	}
+	/* from's starts grow when another image names the blob: copy them
+	 * under its lock (c is nobody else's yet) */
+	pthread_mutex_lock((pthread_mutex_t *)&from->lock);
+	if (from->fstart && !(c->fstart = malloc(n / 8 + 1)))
+		ret = -ENOMEM;
+	else if (from->fstart)
+		memcpy(c->fstart, from->fstart, n / 8 + 1);
+	pthread_mutex_unlock((pthread_mutex_t *)&from->lock);
+	if (ret)
+		ld_cache_close(c);
+	return ret;
+}
+
+static bool is_start(const struct ld_cache *c, uint64_t i)
+{
+	return c->fstart && (c->fstart[i / 8] >> (i % 8)) & 1;
+}
+
+/* Under c->lock: whether a file begins in chunks [a, b). */
+static bool starts_in(const struct ld_cache *c, uint64_t a, uint64_t b)
+{
+	for (; c->fstart && a < b; a++) {
+		if (a % 8 == 0 && b - a >= 8 && !c->fstart[a / 8]) {
+			a += 7;
+			continue;
+		}
+		if (is_start(c, a))
+			return true;
+	}
+	return false;
+}
+
+/* Under c->lock. */
+static int alloc_starts(struct ld_cache *c)
+{
+	if (!c->fstart)
+		c->fstart = calloc(c->table.count / 8 + 1, 1);
+	return c->fstart ? 0 : -ENOMEM;
+}
+
+int ld_cache_file_start(struct ld_cache *c, uint64_t i)
+{
+	int ret;
+
+	if (i >= c->table.count)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	ret = alloc_starts(c);
+	if (!ret)
+		c->fstart[i / 8] |= (uint8_t)(1u << (i % 8));
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+bool ld_cache_is_file_start(struct ld_cache *c, uint64_t i)
+{
+	bool r;
+
+	pthread_mutex_lock(&c->lock);
+	r = i < c->table.count && is_start(c, i);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int ld_cache_merge_starts(struct ld_cache *c, const struct ld_cache *from)
+{
+	int ret = 0;
+
+	/* from is a prepared blob nobody else sees yet */
+	if (!from->fstart || c == from || c->table.count != from->table.count)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	ret = alloc_starts(c);
+	for (uint64_t k = 0; !ret && k < c->table.count / 8 + 1; k++)
+		c->fstart[k] |= from->fstart[k];
+	pthread_mutex_unlock(&c->lock);
 	return ret;
 }
 
@@ -175,6 +302,8 @@ void ld_cache_close(struct ld_cache *c)
 	free(c->ra);
 	free(c->stale);
 	free(c->age);
+	free(c->fstart);
+	c->fstart = NULL;
 	free(c->rec);
 	if (c->rec_fd >= 0)
 		close(c->rec_fd);
@@ -438,6 +567,9 @@ uint64_t ld_cache_ready_bytes(struct ld_cache *c)
 
 struct run {
 	uint64_t first, n;	/* chunk indexes [first, first + n) */
+	/* chunks before ask_end a read asked for; from cross_at on the run
+	 * reads ahead into other files (between them, within the file) */
+	uint64_t ask_end, cross_at;
 	/* a read-ahead window: its stored bytes, out of c->ra_bytes as soon
 	 * as its chunks are ready (before the buffers are freed), or the
 	 * reader would find the next window not claimed yet */
@@ -633,10 +765,6 @@ refetch:
 	}
 	atomic_fetch_add(&c->cnt->fetch_bytes, slen);
 	atomic_fetch_add(&c->cnt->fetch_chunks, r->n);
-	if (flags & LD_FILL_PREFETCH) {
-		atomic_fetch_add(&c->cnt->pf_bytes, slen);
-		atomic_fetch_add(&c->cnt->pf_chunks, r->n);
-	}
 	/* both buffers are page-aligned: the cachefiles anon fd writes
 	 * with O_DIRECT */
 	pos = 0;
@@ -685,10 +813,32 @@ refetch:
 				durable = false;
 			break;
 		}
+	/* why each chunk came (cache.h, ld_counters), once it is written */
+	if (flags & LD_FILL_PREFETCH) {
+		atomic_fetch_add(&c->cnt->pf_bytes, slen);
+		atomic_fetch_add(&c->cnt->pf_chunks, r->n);
+	} else {
+		uint64_t dm = 0, raf = 0, rax = 0;
+
+		for (uint64_t i = r->first; i < r->first + r->n; i++) {
+			uint64_t b = c->table.chunks[i].ssize;
+
+			if (i < r->ask_end)
+				dm += b;
+			else if (i >= r->cross_at)
+				rax += b;
+			else
+				raf += b;
+		}
+		atomic_fetch_add(&c->cnt->dm_bytes, dm);
+		atomic_fetch_add(&c->cnt->raf_bytes, raf);
+		atomic_fetch_add(&c->cnt->rax_bytes, rax);
+	}
 	pthread_mutex_lock(&c->lock);
 	for (uint64_t i = r->first; i < r->first + r->n; i++) {
 		c->state[i] = LD_READY;
-		c->pf[i] = (flags & LD_FILL_PREFETCH) != 0;
+		c->pf[i] = (flags & LD_FILL_PREFETCH) ? PF_PREFETCH
+			   : i >= r->ask_end ? PF_AHEAD : 0;
 		c->stale[i] = 0;
 		c->age[i] = 0;
 		c->ready++;
@@ -705,16 +855,24 @@ out:
 	return ret;
 }
 
+/* A window's stream: what ra_window() goes on with. */
+struct ra_stream {
+	unsigned int files;	/* files in a row its reader went on into */
+	bool crossed;		/* already in a file after the reader's */
+};
+
 struct ra_job {
 	struct sk_job job;
 	struct ld_cache *c;
 	struct run r;
 	uint64_t mark;		/* its marked chunk */
 	uint64_t bytes;		/* stored */
+	struct ra_stream st;
 	struct ra_job *next;	/* windows started together */
 };
 
-static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out);
+static void ra_window(struct ld_cache *c, uint64_t from, struct ra_stream st,
+		      struct ra_job **out);
 static void ra_submit(struct ld_cache *c, struct ra_job *j);
 
 static void ra_job_fn(struct sk_job *job)
@@ -735,9 +893,12 @@ static void ra_job_fn(struct sk_job *job)
 	if (ret)
 		c->ra_bytes -= j->bytes;	/* else fetch_run did */
 	/* the reader is already in this window: keep the next ones coming
-	 * (one that has not got here yet tops them up when it does) */
-	if (!ret && !c->ra[j->mark])
-		ra_window(c, c->ra_next, &more);
+	 * (one that has not got here yet tops them up when it does); the
+	 * next ones are past a file start if this one was */
+	if (!ret && !(c->ra[j->mark] & RA_MARK)) {
+		j->st.crossed |= j->r.cross_at != UINT64_MAX;
+		ra_window(c, c->ra_next, j->st, &more);
+	}
 	c->bg_jobs--;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -750,20 +911,28 @@ static void ra_job_fn(struct sk_job *job)
  * window when the reader is inside it) until `ahead` stored bytes are in
  * flight. A window is the missing chunks that follow one another in the
  * stored blob, up to the merge limit; its middle chunk is marked so that
- * the read reaching it tops the windows up again. *out gets the jobs to
- * submit once the lock is dropped.
+ * the read reaching it tops the windows up again, and its end is a
+ * continuation point (the kernel reads what is ready without asking in
+ * cachefiles mode: its next READ comes there). Chunk `from` follows what
+ * the reader read: windows go on into another file only for a stream
+ * that may cross; else a mark on the next file's first chunk waits for
+ * the reader to get there. *out gets the jobs to submit once the lock is
+ * dropped.
  */
-static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out)
+static void ra_window(struct ld_cache *c, uint64_t from, struct ra_stream st,
+		      struct ra_job **out)
 {
+	bool cross = st.files >= RA_CROSS;
 	uint64_t i = from;
 
 	*out = NULL;
 	if (c->bg_fd < 0 || !c->bg_pool || !c->ahead || c->closing)
 		return;
+	c->ra_files = st.files;
 	if (c->ra_next > i && c->ra_next - i <= 4096)
 		i = c->ra_next;
 	while (c->ra_bytes < c->ra_cur) {
-		uint64_t got = 0, n = 0;
+		uint64_t got = 0, n = 0, cross_at = UINT64_MAX, scan = i;
 		const struct fmt_chunk *f;
 		struct ra_job *j;
 
@@ -773,6 +942,14 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out)
 			;
 		if (i >= c->table.count || c->state[i] != LD_MISSING)
 			return;
+		/* from the reader's file on: is chunk i in another? */
+		if (st.crossed || starts_in(c, from, i + 1)) {
+			if (!cross) {
+				c->ra[i] |= RA_MARK;
+				return;
+			}
+			cross_at = i;
+		}
 		f = &c->table.chunks[i];
 		while (i + n < c->table.count && c->state[i + n] == LD_MISSING) {
 			const struct fmt_chunk *ch = &c->table.chunks[i + n];
@@ -781,6 +958,11 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out)
 				  ch->soff + ch->ssize - f->soff > c->merge_limit ||
 				  got + ch->ssize > c->ra_cur))
 				break;
+			if (n && cross_at == UINT64_MAX && is_start(c, i + n)) {
+				if (!cross)
+					break;	/* the mark goes there next */
+				cross_at = i + n;
+			}
 			got += ch->ssize;
 			n++;
 		}
@@ -791,12 +973,16 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_job **out)
 			c->state[k] = LD_INFLIGHT;
 		/* the mark sits mid-window: a reader that gets there has the
 		 * next window claimed before it reaches this one's end */
-		c->ra[i + n / 2] = 1;
+		c->ra[i + n / 2] |= RA_MARK;
+		/* its reader's next miss comes after it (cachefiles: the
+		 * kernel reads what is ready without asking) */
+		stream_note(c, stream_find(c, scan, i), i + n, st.files);
 		c->ra_next = i + n;
 		c->bg_jobs++;
 		c->ra_bytes += got;
-		*j = (struct ra_job){ .c = c, .r = { i, n, got }, .mark = i + n / 2,
-				      .bytes = got, .next = *out };
+		*j = (struct ra_job){ .c = c, .r = { i, n, i, cross_at, got },
+				      .mark = i + n / 2, .bytes = got, .st = st,
+				      .next = *out };
 		j->job.fn = ra_job_fn;
 		j->job.detached = true;	/* ra_job_fn frees j */
 		*out = j;
@@ -845,46 +1031,65 @@ static void ra_submit(struct ld_cache *c, struct ra_job *j)
 	}
 }
 
+/* What a read found on its way: ra_reached() adds to it. */
+struct ra_seen {
+	uint64_t hits;		/* chunks prefetch made ready, read first now */
+	uint64_t later;		/* stored bytes fetched ahead, read first now */
+	bool marked;		/* a window's mark: top the windows up */
+};
+
 /*
- * Under c->lock: a read (not a prefetch) reached chunk i. A chunk prefetch
- * made ready and nobody read yet counts a hit; a window's mark tells the
- * caller to start the next windows. Both marks are taken. (A missing
- * chunk has no prefetch mark: prefetch sets it only as it makes a chunk
- * ready, and ready chunks stay ready.)
+ * Under c->lock: a read (not a prefetch) reached chunk i. A chunk made
+ * ready before any read asked counts as read later (a hit, if prefetch
+ * brought it); a window's mark and a continuation point are taken. (A
+ * missing chunk has no prefetch mark: prefetch sets it only as it makes
+ * a chunk ready, and ready chunks stay ready.)
  */
-static void reached(struct ld_cache *c, uint64_t i, uint64_t *hits, bool *marked)
+static void ra_reached(struct ld_cache *c, uint64_t i, struct ra_seen *s)
 {
 	c->age[i] = 0;
-	*hits += c->pf[i];
+	s->hits += c->pf[i] == PF_PREFETCH;
+	if (c->pf[i])
+		s->later += c->table.chunks[i].ssize;
 	c->pf[i] = 0;
-	*marked |= c->ra[i] != 0;
+	s->marked |= c->ra[i] & RA_MARK;
 	c->ra[i] = 0;
+}
+
+static void seen_count(struct ld_cache *c, struct ra_seen *s)
+{
+	if (s->hits)
+		atomic_fetch_add(&c->cnt->pf_hits, s->hits);
+	if (s->later)
+		atomic_fetch_add(&c->cnt->later_bytes, s->later);
+	s->hits = s->later = 0;
 }
 
 bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 {
-	uint64_t end = off + len, i = fmt_blob_lower_bound(&c->table, off);
-	uint64_t hits = 0;
+	uint64_t end = off + len, first = fmt_blob_lower_bound(&c->table, off), i;
+	struct ra_seen seen = { 0 };
 	struct ra_job *j = NULL;
-	bool ready = true, marked = false;
+	bool ready = true;
 
 	pthread_mutex_lock(&c->lock);
-	for (; i < c->table.count && c->table.chunks[i].uoff < end; i++) {
+	for (i = first; i < c->table.count && c->table.chunks[i].uoff < end; i++)
 		if (c->state[i] != LD_READY) {
 			ready = false;
 			break;
 		}
-		reached(c, i, &hits, &marked);
-	}
+	/* only a read answered here takes its marks: a fill takes the
+	 * rest's */
+	for (i = first; ready && i < c->table.count && c->table.chunks[i].uoff < end; i++)
+		ra_reached(c, i, &seen);
 	/* a reader reached a window: start the next one */
-	if (ready && marked) {
+	if (ready && seen.marked) {
 		ra_adjust(c, RA_REACHED);
-		ra_window(c, i, &j);
+		ra_window(c, i, (struct ra_stream){ .files = c->ra_files }, &j);
 	}
 	pthread_mutex_unlock(&c->lock);
 	ra_submit(c, j);
-	if (hits)
-		atomic_fetch_add(&c->cnt->pf_hits, hits);
+	seen_count(c, &seen);
 	return ready;
 }
 
@@ -900,6 +1105,48 @@ uint64_t ld_cache_missing_stored(struct ld_cache *c, uint64_t off, uint64_t len)
 	return n;
 }
 
+/*
+ * Under c->lock: extends the last run of a miss, in the same request,
+ * with the missing chunks stored right after it, up to `readahead` stored
+ * bytes: for a random miss only with the rest of its file, and only when
+ * all of it fits (small files come whole, a large one as the kernel asks
+ * for it); for a reader going on in its file, as much of the file as
+ * fits; for one going through files in their stored order, the files
+ * after it too. A file's rest ends at a file start (none known: the
+ * blob's end) or at a chunk already there or coming.
+ */
+enum ra_how { RA_WHOLE_FILE, RA_IN_FILE, RA_ACROSS };
+
+static void read_ahead(struct ld_cache *c, struct run *last, enum ra_how how)
+{
+	const struct fmt_chunk *f = &c->table.chunks[last->first];
+	uint64_t i = last->first + last->n, extra = 0, k;
+
+	for (k = i; k < c->table.count && c->state[k] == LD_MISSING; k++) {
+		const struct fmt_chunk *p = &c->table.chunks[k - 1];
+		const struct fmt_chunk *ch = &c->table.chunks[k];
+		bool fits = p->soff + p->ssize == ch->soff &&
+			    ch->soff + ch->ssize - f->soff <= c->merge_limit &&
+			    extra + ch->ssize <= c->readahead;
+
+		if (is_start(c, k)) {
+			if (how != RA_ACROSS || !fits)
+				break;
+			if (last->cross_at == UINT64_MAX)
+				last->cross_at = k;
+		}
+		if (!fits) {
+			if (how == RA_WHOLE_FILE)
+				return;	/* not in one request, or not small */
+			break;
+		}
+		extra += ch->ssize;
+	}
+	for (; i < k; i++)
+		c->state[i] = LD_INFLIGHT;
+	last->n = k - last->first;
+}
+
 int ld_cache_fill(struct ld_cache *c, int wfd, uint64_t off, uint64_t len,
 		  struct sk_err *e)
 {
@@ -910,15 +1157,15 @@ int ld_cache_fill_flags(struct ld_cache *c, int wfd, uint64_t off,
 			uint64_t len, unsigned int flags, uint64_t *fetched,
 			struct sk_err *e)
 {
-	bool prefetch = flags & LD_FILL_PREFETCH, marked = false;
+	bool prefetch = flags & LD_FILL_PREFETCH;
 	uint64_t ext = UINT64_MAX;	/* first chunk past what was asked */
 	struct ra_job *raj = NULL;
-	uint64_t hits = 0;
+	struct ra_seen seen = { 0 };
 	uint64_t end, first, i;
 	struct run *runs = NULL;
 	size_t nruns = 0, cap = 0;
 	int ret = 0, attempts = 0;
-	bool waited = false;
+	bool waited = false, on = false;
 
 	if (!prefetch) {
 		atomic_fetch_add(&c->cnt->fills, 1);
@@ -937,7 +1184,7 @@ again:
 		struct run *last = nruns ? &runs[nruns - 1] : NULL;
 
 		if (!prefetch)
-			reached(c, i, &hits, &marked);
+			ra_reached(c, i, &seen);
 		if (c->state[i] != LD_MISSING)
 			continue;
 		c->state[i] = LD_INFLIGHT;
@@ -963,58 +1210,54 @@ again:
 			runs = nr;
 			cap = ncap;
 		}
-		runs[nruns++] = (struct run){ i, 1, 0 };
+		runs[nruns++] = (struct run){ i, 1, UINT64_MAX, UINT64_MAX, 0 };
 	}
 	if (nruns)
 		ext = runs[nruns - 1].first + runs[nruns - 1].n;
-	/* read ahead: extend the last run past the request with the missing
-	 * chunks stored right after it, if the request itself missed */
-	if (c->readahead && nruns && attempts == 0 && !prefetch) {
-		struct run *last = &runs[nruns - 1];
-		const struct fmt_chunk *f = &c->table.chunks[last->first];
-		uint64_t extra = 0;
+	for (size_t k = 0; k < nruns; k++)
+		runs[k].ask_end = ext;
+	/* a miss that goes on from a stream (it starts where a recent read,
+	 * its read-ahead or a window ended; the blob's start), or a read
+	 * that reached a window: the reader goes on, and earns read-ahead;
+	 * a random miss ends that. A chunk before the miss that is merely
+	 * there says nothing: a random reader has read half the files once
+	 * it has read half */
+	if (!prefetch && attempts == 0) {
+		uint64_t m = nruns ? runs[0].first : c->table.count, from;
+		struct ld_stream *sp = nruns ? stream_find(c, first, m) : NULL;
+		struct ra_stream st = { .files = sp ? sp->files + is_start(c, m)
+						: seen.marked ? c->ra_files : 0 };
 
-		for (i = last->first + last->n;
-		     i < c->table.count && c->state[i] == LD_MISSING; i++) {
-			const struct fmt_chunk *p = &c->table.chunks[i - 1];
-			const struct fmt_chunk *ch = &c->table.chunks[i];
-
-			if (p->soff + p->ssize != ch->soff ||
-			    ch->soff + ch->ssize - f->soff > c->merge_limit ||
-			    extra + ch->ssize > c->readahead)
-				break;
-			c->state[i] = LD_INFLIGHT;
-			extra += ch->ssize;
-			last->n++;
-		}
-	}
-	/* a miss that continues what was read before (or starts the blob),
-	 * or a read that reached a window: the next window goes in the
-	 * background, past what this read claimed. Random misses start
-	 * none: they would fetch what nobody reads */
-	if (!prefetch && attempts == 0 &&
-	    (marked || (nruns && (runs[0].first == 0 ||
-				  c->state[runs[0].first - 1] != LD_MISSING)))) {
-		uint64_t from = nruns ? runs[nruns - 1].first + runs[nruns - 1].n : i;
-
-		ra_adjust(c, marked ? RA_REACHED : RA_SEQUENTIAL);
-		/* a frontend that sees every read waits for proof: a mark on
-		 * the chunk past the request (read ahead with it, or not)
+		on = seen.marked || sp;
+		if (on)
+			ra_adjust(c, seen.marked ? RA_REACHED : RA_SEQUENTIAL);
+		else if (nruns)
+			ra_adjust(c, RA_RANDOM);
+		/* read ahead in the same request: the rest of the file when
+		 * that is small, more of it for a reader going on in it, and
+		 * the files after it for one that goes through files in the
+		 * order they are stored */
+		if (c->readahead && nruns)
+			read_ahead(c, &runs[nruns - 1], st.files >= RA_CROSS ? RA_ACROSS
+							: on ? RA_IN_FILE : RA_WHOLE_FILE);
+		from = nruns ? runs[nruns - 1].first + runs[nruns - 1].n : i;
+		/* where this reader's next miss starts */
+		if (nruns)
+			stream_note(c, sp, SK_MAX(from, i), st.files);
+		/* the next window goes in the background, past what this
+		 * read claimed (random misses start none: they would fetch
+		 * what nobody reads). A frontend that sees every read waits
+		 * for proof: a mark on the chunk past what this read claimed
 		 * starts windows if the reader gets there (a program reading
 		 * small files one after another rarely does) */
-		if (marked || !c->sees_reads)
-			ra_window(c, from, &raj);
-		else if (ext < c->table.count)
-			c->ra[ext] = 1;
-	} else if (!prefetch && attempts == 0 && nruns) {
-		ra_adjust(c, RA_RANDOM);
+		if (on && (seen.marked || !c->sees_reads))
+			ra_window(c, from, st, &raj);
+		else if (on && from < c->table.count)
+			c->ra[from] |= RA_MARK;
 	}
 	pthread_mutex_unlock(&c->lock);
 	ra_submit(c, raj);
-	if (hits) {
-		atomic_fetch_add(&c->cnt->pf_hits, hits);
-		hits = 0;
-	}
+	seen_count(c, &seen);
 	if (nruns && !prefetch && attempts == 0)
 		atomic_fetch_add(&c->cnt->misses, 1);
 
@@ -1053,11 +1296,17 @@ again:
 			missing |= c->state[i] == LD_MISSING;
 		}
 		if (!inflight) {
-			/* what this read waited for prefetch to bring was
-			 * not a hit: the read counted as a miss */
-			for (i = first; waited && !prefetch && !missing &&
-			     i < c->table.count && c->table.chunks[i].uoff < end; i++)
+			/* what this read found coming (prefetch, a window)
+			 * is read now: not a hit, the read counted as a
+			 * miss; a window may have ended between the claim
+			 * and this wait, so look whether it waited or not */
+			for (i = first; !prefetch && !missing &&
+			     i < c->table.count && c->table.chunks[i].uoff < end; i++) {
+				if (c->pf[i])
+					atomic_fetch_add(&c->cnt->later_bytes,
+							 c->table.chunks[i].ssize);
 				c->pf[i] = 0;
+			}
 			/* the read is let through now: its chunks were just
 			 * asked for, however long this fill took (eviction) */
 			for (i = first; !prefetch && !missing &&

@@ -46,16 +46,47 @@ struct ld_counters {
 	/* chunks prefetch made ready before any read asked for them */
 	_Atomic uint64_t pf_hits;
 	_Atomic uint64_t ra_windows;	/* read-ahead windows started */
+	/*
+	 * Where fetch_bytes went, stored bytes by why they were fetched
+	 * (with pf_bytes, prefetch, they add up to the fetches written,
+	 * fetch_bytes less failed and repeated fetches): what reads
+	 * asked for (rounded to whole chunks), read ahead within the file a
+	 * read was in, read ahead into other files. And of the bytes fetched
+	 * before any read asked (read-ahead, prefetch), those a read asked
+	 * for later: the rest is waste until a read comes.
+	 */
+	_Atomic uint64_t dm_bytes;
+	_Atomic uint64_t raf_bytes;
+	_Atomic uint64_t rax_bytes;
+	_Atomic uint64_t later_bytes;
+};
+
+/* Where a recent read ended: a miss there goes on from it (cache.c). */
+#define LD_STREAMS 4
+struct ld_stream {
+	uint64_t next;		/* the chunk after it: UINT64_MAX none */
+	unsigned int files;	/* files in a row its reader went on into */
+	uint64_t used;		/* ra_clock when it last went on */
 };
 
 struct ld_cache {
 	char hex[SK_HEX_LEN + 1];
 	struct fmt_blob_table table;	/* owned, verified */
 	uint8_t *state;			/* owned, one per chunk */
-	/* owned, one per chunk: made ready by prefetch and not read since */
+	/* owned, one per chunk: made ready before any read asked for it and
+	 * not read since: PF_PREFETCH by prefetch, PF_AHEAD by read-ahead */
 	uint8_t *pf;
-	/* owned, one per chunk: the first chunk of a read-ahead window; a
-	 * read that reaches it starts the next window */
+	/*
+	 * owned, one bit per chunk, NULL when nothing is known (the blob is
+	 * then one file to read-ahead): the chunk begins a file's data, or a
+	 * piece of it stored apart from the rest (ld_cache_file_start). A
+	 * miss never reads ahead past one (a small file is fetched whole, a
+	 * large one as the kernel asks); read-ahead goes past one only for
+	 * a reader that has gone on across files already (cache.c, RA_CROSS)
+	 */
+	uint8_t *fstart;
+	/* owned, one per chunk: a window's mark (RA_MARK): a read that
+	 * reaches it starts the next window */
 	uint8_t *ra;
 	uint64_t ready;			/* chunks in LD_READY */
 	/* under lock: why the last fetch that gave its chunks back failed
@@ -96,6 +127,11 @@ struct ld_cache {
 	 * on), as the kernel's read-ahead does; a random miss resets it */
 	uint32_t ra_cur;
 	uint64_t ra_next;		/* first chunk after the last window */
+	/* where recent reads ended (cache.c: streams), and the files in a
+	 * row of the stream the windows run for */
+	struct ld_stream streams[LD_STREAMS];
+	uint64_t ra_clock;
+	unsigned int ra_files;
 	unsigned int bg_jobs;		/* windows in progress; close waits */
 	uint64_t ra_bytes;		/* stored bytes of those windows */
 	bool closing;			/* no more windows */
@@ -181,6 +217,16 @@ int ld_cache_scan(struct ld_cache *c, int fd);
  * cache file the kernel reads without asking where it holds data
  * (cachefiles). Counted as prefetch. */
 int ld_cache_repair(struct ld_cache *c, int wfd, struct sk_err *e);
+/*
+ * Notes that chunk i begins a file's data (or a piece of it stored apart
+ * from the rest), which read-ahead does not cross without proof (cache.h,
+ * fstart). ld_cache_merge_starts adds from's to c's (the same blob named
+ * by another image). Take c->lock: any time. 0 or -ENOMEM.
+ */
+int ld_cache_file_start(struct ld_cache *c, uint64_t i);
+int ld_cache_merge_starts(struct ld_cache *c, const struct ld_cache *from);
+bool ld_cache_is_file_start(struct ld_cache *c, uint64_t i);
+
 /* Makes [off, off+len) of the cache file whole, writing through wfd. */
 int ld_cache_fill(struct ld_cache *c, int wfd, uint64_t off, uint64_t len,
 		  struct sk_err *e);

@@ -34,7 +34,7 @@ const struct ld_opt ld_opts[] = {
 	  .help = "largest merged backend read" },
 	{ .key = "readahead", .flag = "readahead", .type = LD_OPT_SIZE, .meta = "SIZE",
 	  .min = 0, .max = 256u << 20, .def = 1u << 20, FIELD(readahead),
-	  .help = "stored bytes of following chunks fetched with a miss" },
+	  .help = "stored bytes fetched with a miss: the rest of a small file, more for a reader going through files in order" },
 	/* off by default: on a slow link, windows fetched ahead of a
 	 * program starting up compete with what it reads next */
 	{ .key = "ahead", .flag = "ahead", .type = LD_OPT_SIZE, .meta = "SIZE",

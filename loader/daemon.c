@@ -352,6 +352,17 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 	ret = ld_bs_check(&bs, n->prep, ref, e);
 	if (ret)
 		goto out;
+	/* which chunks begin a file: read-ahead stays within one */
+	{
+		struct ld_cache **caches = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*caches));
+
+		for (unsigned int i = 0; caches && i < bs.nblobs; i++)
+			caches[i] = &n->prep[i]->cache;
+		ret = caches ? ld_bs_file_starts(&bs, caches, e) : -ENOMEM;
+		free(caches);
+		if (ret)
+			goto out;
+	}
 	/* the check read all of it: let those pages go from skiffd's
 	 * memory (they are the file's, read again from the page cache
 	 * when a cachefiles READ or a trace needs them) */

@@ -363,6 +363,11 @@ int ld_bs_load(struct ld_daemon *d, struct be_source *src, const struct be_image
 	       struct ld_image *im, void **map, struct sk_err *e);
 int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
 		struct sk_err *e);
+/* Notes in the caches of the image's blobs (device-table order) where
+ * its files' data begins (ld_cache_file_start): what read-ahead keeps
+ * within. After ld_bs_check. */
+int ld_bs_file_starts(struct fmt_bs *bs, struct ld_cache *const *caches,
+		      struct sk_err *e);
 
 /*
  * Whether a stop must be refused (unless forced): in fanotify mode, the

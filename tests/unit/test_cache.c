@@ -20,6 +20,7 @@
 #include "../../format/bootstrap.h"
 #include "../../format/builder.h"
 #include "../../loader/cache.h"
+#include "../../loader/daemon.h"
 #include "tap.h"
 #include "storeimg.h"
 
@@ -559,10 +560,204 @@ static uint64_t marked_chunk(struct ld_cache *c)
 	uint64_t i;
 
 	pthread_mutex_lock(&c->lock);
-	for (i = 0; i < c->table.count && !c->ra[i]; i++)
+	for (i = 0; i < c->table.count && !(c->ra[i] & 1); i++)
 		;
 	pthread_mutex_unlock(&c->lock);
 	return i;
+}
+
+/* The files' starts of the test image (f00 is chunk 0, f01 chunks 1-2,
+ * f02 3-6, f03 7-11, ...: 3000 + 97K * i bytes in 64K chunks). */
+static int file_starts(struct ld_cache *c, struct image *im)
+{
+	struct ld_cache *cs[1] = { c };
+	struct sk_err e = { { 0 } };
+	int ret = ld_bs_file_starts(&im->bs, cs, &e);
+
+	if (ret)
+		diag("ld_bs_file_starts: %s", e.msg);
+	return ret;
+}
+
+/* The first chunk of file `name` (stored in one piece) and its count. */
+static void file_chunks(struct ld_cache *c, struct image *im, const char *name,
+			uint64_t *first, uint64_t *n)
+{
+	struct fmt_inode ino;
+	unsigned int dev = 0;
+	uint32_t blk = 0;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/%s", name);
+	if (fmt_bs_resolve(&im->bs, path, &ino) ||
+	    fmt_bs_chunk(&im->bs, &ino, 0, &dev, &blk))
+		bail_out("no %s", path);
+	*first = fmt_blob_lower_bound(&c->table, (uint64_t)blk * 4096);
+	*n = SK_DIV_ROUND_UP(ino.size, 64u << 10);
+}
+
+/*
+ * File-aware read-ahead: a miss fetches the rest of its file when that
+ * is small, never the next file; what came for what reason is counted,
+ * and what was read ahead counts as read once a read asks for it.
+ */
+static void test_file_aware(struct image *im, struct be_source *src,
+			    struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	int fd = new_cache_file("files.cache");
+	uint64_t f5, n5, f6, n6, f23, n23, rest = 0;
+
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 8u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	c.bufs = g_bufs;
+	c.readahead = 1u << 20;
+	c.sees_reads = true;
+	if (!ok(file_starts(&c, im) == 0, "the files' starts"))
+		goto out;
+	file_chunks(&c, im, "f05", &f5, &n5);
+	file_chunks(&c, im, "f06", &f6, &n6);
+	file_chunks(&c, im, "f23", &f23, &n23);
+	is_int(f6, f5 + n5, "f06 is stored right after f05");
+	ok(ld_cache_is_file_start(&c, f5) && ld_cache_is_file_start(&c, f6) &&
+	   !ld_cache_is_file_start(&c, f5 + 1), "each file's first chunk starts one");
+	for (uint64_t i = f5 + 2; i < f5 + n5; i++)
+		rest += c.table.chunks[i].ssize;
+	ok(rest && rest <= c.readahead, "the rest of f05 is small (%llu bytes)",
+	   (unsigned long long)rest);
+	/* a random read in the middle of f05: its chunk before is missing */
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[f5 + 1].uoff + 100, 10, &e), 0,
+	       "a read of f05's second chunk");
+	is_int((long long)atomic_load(&c.own.fetches), 1, "one backend read");
+	pthread_mutex_lock(&c.lock);
+	is_int(c.state[f5], LD_MISSING, "f05's first chunk stays missing");
+	{
+		uint64_t i;
+
+		for (i = f5 + 1; i < f5 + n5 && c.state[i] == LD_READY; i++)
+			;
+		is_int(i, f5 + n5, "the rest of f05 came with it");
+	}
+	is_int(c.state[f6], LD_MISSING, "f06 did not");
+	pthread_mutex_unlock(&c.lock);
+	is_int((long long)atomic_load(&c.own.dm_bytes), c.table.chunks[f5 + 1].ssize,
+	       "counted: the chunk asked for as demand");
+	is_int((long long)atomic_load(&c.own.raf_bytes), (long long)rest,
+	       "... the rest as read ahead within the file");
+	is_int((long long)atomic_load(&c.own.rax_bytes), 0, "... nothing across files");
+	is_int((long long)atomic_load(&c.own.later_bytes), 0, "... none of it read yet");
+	ok(ld_cache_range_ready(&c, c.table.chunks[f5 + 2].uoff, 4096),
+	   "a read of f05's third chunk finds it ready");
+	is_int((long long)atomic_load(&c.own.later_bytes), c.table.chunks[f5 + 2].ssize,
+	       "... and counts it as read later");
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[f5 + 2].uoff, 8192, &e), 0,
+	       "reading it again");
+	is_int((long long)atomic_load(&c.own.later_bytes), c.table.chunks[f5 + 2].ssize,
+	       "... counts it once");
+
+	/* a large file: its rest is more than the read-ahead */
+	c.readahead = 64u << 10;
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[f23].uoff, 4096, &e), 0,
+	       "a read of the first page of f23 (%llu chunks)", (unsigned long long)n23);
+	pthread_mutex_lock(&c.lock);
+	is_int(c.state[f23 + 1], LD_MISSING, "fetches only its chunk");
+	pthread_mutex_unlock(&c.lock);
+	is_int((long long)atomic_load(&c.own.fetch_chunks), (long long)n5, "%llu chunks in all",
+	       (unsigned long long)n5);
+out:
+	ld_cache_close(&c);
+	close(fd);
+}
+
+/*
+ * Streams are kept per position, not per blob: two readers going through
+ * files in stored order at once each earn read-ahead across files; one
+ * large file read from start to end earns windows within it, never into
+ * the file after it.
+ */
+static int open_ra(struct ld_cache *c, struct image *im, struct be_source *src,
+		   struct sk_pool *pool, struct sk_pool *bg, int fd);
+
+static void test_streams(struct image *im, struct be_source *src,
+			 struct sk_pool *pool)
+{
+	struct ld_cache c;
+	struct sk_err e = { { 0 } };
+	struct sk_pool *bg;
+	int fd = new_cache_file("streams.cache");
+	uint64_t fa[5], fb[5], n;
+
+	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 8u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return;
+	c.pool = pool;
+	c.bufs = g_bufs;
+	c.readahead = 1u << 20;
+	if (!ok(file_starts(&c, im) == 0, "the files' starts"))
+		goto out;
+	for (unsigned int k = 0; k < 5; k++) {
+		char na[8], nb[8];
+
+		snprintf(na, sizeof(na), "f%02u", k + 1);
+		snprintf(nb, sizeof(nb), "f%02u", k + 7);
+		file_chunks(&c, im, na, &fa[k], &n);
+		file_chunks(&c, im, nb, &fb[k], &n);
+	}
+	/* A reads f01, f02, f03, B f07, f08, f09, turn about (each small
+	 * enough to come whole) */
+	for (unsigned int k = 0; k < 3; k++) {
+		is_int(ld_cache_fill(&c, fd, c.table.chunks[fa[k]].uoff, 4096, &e), 0,
+		       "reader A: file %u", k + 1);
+		is_int(ld_cache_fill(&c, fd, c.table.chunks[fb[k]].uoff, 4096, &e), 0,
+		       "reader B: file %u", k + 7);
+	}
+	pthread_mutex_lock(&c.lock);
+	is_int(c.state[fa[3]], LD_READY, "A's third file in a row reads ahead into f04");
+	is_int(c.state[fb[3]], LD_READY, "B's into f10, though they took turns");
+	pthread_mutex_unlock(&c.lock);
+	ok(atomic_load(&c.own.rax_bytes) > 0, "counted across files");
+	ld_cache_close(&c);
+	close(fd);
+
+	/* f22 read from start to end, windows on (cachefiles: ready data
+	 * is read without asking) */
+	if (sk_pool_create(&bg, 2))
+		bail_out("pool");
+	fd = new_cache_file("streams2.cache");
+	if (open_ra(&c, im, src, pool, bg, fd))
+		return;
+	if (!ok(file_starts(&c, im) == 0, "the files' starts"))
+		goto out2;
+	file_chunks(&c, im, "f22", &fa[0], &n);
+	file_chunks(&c, im, "f23", &fb[0], &n);
+	for (uint64_t off = c.table.chunks[fa[0]].uoff, end = c.table.chunks[fb[0]].uoff;
+	     off < end; off += 64u << 10) {
+		uint64_t len = SK_MIN(64u << 10, end - off);
+
+		if (ld_cache_range_ready(&c, off, len))
+			continue;	/* the kernel reads it without asking */
+		if (ld_cache_fill(&c, fd, off, len, &e))
+			break;
+	}
+	wait_windows(&c);
+	ok(atomic_load(&c.own.ra_windows) > 0, "f22 read through: windows ran (%llu)",
+	   (unsigned long long)atomic_load(&c.own.ra_windows));
+	is_int((long long)atomic_load(&c.own.rax_bytes), 0,
+	       "... none into f23: one file read on is no stream across files");
+	pthread_mutex_lock(&c.lock);
+	is_int(c.state[fb[0]], LD_MISSING, "... whose first chunk is not fetched");
+	pthread_mutex_unlock(&c.lock);
+out2:
+	ld_cache_close(&c);
+	sk_pool_destroy(bg);
+	close(fd);
+	return;
+out:
+	ld_cache_close(&c);
+	close(fd);
 }
 
 /* A cache with background read-ahead on: windows of 256K at most, 64K
@@ -643,17 +838,35 @@ static void test_proof(struct image *im, struct be_source *src,
 	if (open_ra(&c, im, src, pool, bg, fd))
 		return;
 	c.sees_reads = true;
-	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "a read at the start");
+	/* f01 is chunks 1-2, f02 3-6, f03 7-11: each read whole at its
+	 * first miss (1M of read-ahead covers the rest of each) */
+	c.readahead = 1u << 20;
+	if (!ok(file_starts(&c, im) == 0, "the files' starts"))
+		return;
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[1].uoff, 4096, &e), 0,
+	       "a read at the start of a file");
 	is_int((long long)atomic_load(&c.own.ra_windows), 0, "starts no window");
-	is_int(c.state[1], LD_READY, "fetches the read-ahead with it");
-	ok(c.ra[1], "... and marks it");
-	ok(ld_cache_range_ready(&c, 0, 4096), "the same chunk read again is ready");
-	ok(c.ra[1], "... and leaves the mark");
-	is_int((long long)atomic_load(&c.own.ra_windows), 0, "and starts none");
-	ok(ld_cache_range_ready(&c, c.table.chunks[1].uoff, 4096),
-	   "the reader goes on into the read-ahead");
+	is_int(c.state[2], LD_READY, "fetches the rest of the file with it");
+	is_int(c.state[3], LD_MISSING, "... not the next file");
+	ok(!(c.ra[3] & 1), "... nor marks it: the read was random");
+	ok(ld_cache_range_ready(&c, c.table.chunks[2].uoff, 4096),
+	   "the reader reads on in the file");
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[3].uoff, 4096, &e), 0,
+	       "the reader goes on into the next file");
+	is_int((long long)atomic_load(&c.own.ra_windows), 0,
+	       "one file after another may be chance: still no window");
+	pthread_mutex_lock(&c.lock);
+	is_int(c.state[6], LD_READY, "that file came whole");
+	is_int(c.state[7], LD_MISSING, "the file after it is not fetched");
+	ok(c.ra[7] & 1, "... but marked");
+	pthread_mutex_unlock(&c.lock);
+	is_int(ld_cache_fill(&c, fd, c.table.chunks[7].uoff, 4096, &e), 0,
+	       "the reader goes on into it too");
 	ok(atomic_load(&c.own.ra_windows) > 0, "windows start (%llu)",
 	   (unsigned long long)atomic_load(&c.own.ra_windows));
+	wait_windows(&c);
+	ok(atomic_load(&c.own.rax_bytes) > 0, "... reading ahead into other files "
+	   "(%llu bytes)", (unsigned long long)atomic_load(&c.own.rax_bytes));
 	ld_cache_close(&c);
 	close(fd);
 
@@ -666,7 +879,7 @@ static void test_proof(struct image *im, struct be_source *src,
 	c.sees_reads = true;
 	is_int(ld_cache_fill(&c, fd, 0, 4096, &e), 0, "no read-ahead: a read at the start");
 	is_int(c.state[1], LD_MISSING, "leaves the chunk after it missing");
-	ok(c.ra[1], "... and marks it");
+	ok(c.ra[1] & 1, "... and marks it");
 	is_int((long long)atomic_load(&c.own.ra_windows), 0, "starts no window");
 	is_int(ld_cache_fill(&c, fd, c.table.chunks[1].uoff, 4096, &e), 0,
 	       "the reader goes on");
@@ -1020,6 +1233,8 @@ int main(void)
 	test_readahead(&im, src, pool);
 	test_ramp(&im, src, pool);
 	test_proof(&im, src, pool);
+	test_file_aware(&im, src, pool);
+	test_streams(&im, src, pool);
 	test_refetch(&im, src, pool);
 	test_record(&im, src, pool);
 	test_in_place(pool);
