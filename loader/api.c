@@ -48,8 +48,9 @@ static void reply(struct ctl_resp *resp, int status, json_t *j)
 			(r)->status = 500;				\
 	} while (0)
 
-/* reads_seen: the frontend asks about reads of ready data too (fanotify),
- * so bytes fetched ahead and read since are known (cachefiles: not) */
+/* reads_seen: the frontend asks about reads of ready data too (fanotify,
+ * a watched file), so bytes fetched ahead and read since are known
+ * (cachefiles, or a complete file no longer watched: not) */
 static json_t *counters_json(struct ld_counters *c, bool reads_seen)
 {
 	uint64_t errs = LOAD(c->err_fetch) + LOAD(c->err_verify) + LOAD(c->err_write);
@@ -118,6 +119,7 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 {
 	json_t *blobs = json_array();
 	struct ld_counters sum = { 0 };
+	bool seen = reads_seen(d);
 
 	for (unsigned int i = 0; i < im->nblobs; i++) {
 		struct ld_blob *bl = im->blobs[i];
@@ -148,7 +150,11 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 			json_object_set_new(b, "cache_file", json_string(bl->path));
 			json_object_set_new(b, "watched", json_boolean(bl->marked));
 		}
-		json_object_set_new(b, "counters", counters_json(bl->cache.cnt, reads_seen(d)));
+		/* a blob no longer watched (complete, no cache limit) is read
+		 * without skiffd hearing of it: what is unread is not known */
+		json_object_set_new(b, "counters", counters_json(bl->cache.cnt,
+								 reads_seen(d) && bl->marked));
+		seen &= bl->marked;
 		ld_counters_add(&sum, bl->cache.cnt);
 		json_array_append_new(blobs, b);
 	}
@@ -157,7 +163,7 @@ static json_t *image_json(struct ld_daemon *d, struct ld_image *im)
 			      "mountpoint", im->mountpoint,
 			      "manifest", im->manifest, "bootstrap", im->bootstrap_path,
 			      "bootstrap_size", (json_int_t)im->bootstrap_size,
-			      "blobs", blobs, "counters", counters_json(&sum, reads_seen(d)),
+			      "blobs", blobs, "counters", counters_json(&sum, seen),
 			      "tracing", im->trace != NULL);
 	struct ld_pf_status st;
 

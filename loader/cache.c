@@ -158,11 +158,17 @@ static struct ld_stream *stream_find(struct ld_cache *c, uint64_t first, uint64_
 	return NULL;
 }
 
-/* Under c->lock: s (NULL: a new one, in place of the least recently
- * used) now ends before chunk `next`, `files` files in a row. */
-static void stream_note(struct ld_cache *c, struct ld_stream *s, uint64_t next,
-			unsigned int files)
+/*
+ * Under c->lock: s (NULL: a new one, in an empty place or that of the
+ * least recently used) now ends before chunk `next`, `files` files in a
+ * row. Returns it.
+ */
+static struct ld_stream *stream_note(struct ld_cache *c, struct ld_stream *s,
+				     uint64_t next, unsigned int files)
 {
+	for (unsigned int k = 0; !s && k < LD_STREAMS; k++)
+		if (c->streams[k].next == UINT64_MAX)
+			s = &c->streams[k];
 	if (!s) {
 		s = &c->streams[0];
 		for (unsigned int k = 1; k < LD_STREAMS; k++)
@@ -170,6 +176,31 @@ static void stream_note(struct ld_cache *c, struct ld_stream *s, uint64_t next,
 				s = &c->streams[k];
 	}
 	*s = (struct ld_stream){ next, files, ++c->ra_clock };
+	return s;
+}
+
+/* Under c->lock: the stream a reader at chunk i heads for (the nearest
+ * end at or after it), or NULL. */
+static struct ld_stream *stream_ahead(struct ld_cache *c, uint64_t i)
+{
+	struct ld_stream *s = NULL;
+
+	for (unsigned int k = 0; k < LD_STREAMS; k++)
+		if (c->streams[k].next != UINT64_MAX && c->streams[k].next >= i &&
+		    (!s || c->streams[k].next < s->next))
+			s = &c->streams[k];
+	return s;
+}
+
+static bool starts_in(const struct ld_cache *c, uint64_t a, uint64_t b);
+
+/* Under c->lock: how many files in a row a reader of stream s went on
+ * into, its miss starting at chunk m: one more when it passed a file
+ * start since s ended (chunk 0, the blob's start, is none to pass). */
+static unsigned int stream_files(const struct ld_cache *c, const struct ld_stream *s,
+				 uint64_t m)
+{
+	return s->files + starts_in(c, s->next ? s->next : 1, m + 1);
 }
 
 int ld_cache_clone(struct ld_cache *c, const struct ld_cache *from)
@@ -859,6 +890,9 @@ out:
 struct ra_stream {
 	unsigned int files;	/* files in a row its reader went on into */
 	bool crossed;		/* already in a file after the reader's */
+	/* its entry of c->streams, while that is still its (used) */
+	struct ld_stream *s;
+	uint64_t used;
 };
 
 struct ra_job {
@@ -928,11 +962,10 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_stream st,
 	*out = NULL;
 	if (c->bg_fd < 0 || !c->bg_pool || !c->ahead || c->closing)
 		return;
-	c->ra_files = st.files;
 	if (c->ra_next > i && c->ra_next - i <= 4096)
 		i = c->ra_next;
 	while (c->ra_bytes < c->ra_cur) {
-		uint64_t got = 0, n = 0, cross_at = UINT64_MAX, scan = i;
+		uint64_t got = 0, n = 0, cross_at = UINT64_MAX;
 		const struct fmt_chunk *f;
 		struct ra_job *j;
 
@@ -976,7 +1009,13 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_stream st,
 		c->ra[i + n / 2] |= RA_MARK;
 		/* its reader's next miss comes after it (cachefiles: the
 		 * kernel reads what is ready without asking) */
-		stream_note(c, stream_find(c, scan, i), i + n, st.files);
+		{
+			struct ld_stream *sp = st.s && st.s->used == st.used ? st.s : NULL;
+
+			sp = stream_note(c, sp, i + n, st.files);
+			st.s = sp;
+			st.used = sp->used;
+		}
 		c->ra_next = i + n;
 		c->bg_jobs++;
 		c->ra_bytes += got;
@@ -1084,8 +1123,12 @@ bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 		ra_reached(c, i, &seen);
 	/* a reader reached a window: start the next one */
 	if (ready && seen.marked) {
+		struct ld_stream *sp = stream_ahead(c, i);
+		struct ra_stream st = { .files = sp ? sp->files : 0, .s = sp,
+					.used = sp ? sp->used : 0 };
+
 		ra_adjust(c, RA_REACHED);
-		ra_window(c, i, (struct ra_stream){ .files = c->ra_files }, &j);
+		ra_window(c, i, st, &j);
 	}
 	pthread_mutex_unlock(&c->lock);
 	ra_submit(c, j);
@@ -1223,10 +1266,11 @@ again:
 	 * there says nothing: a random reader has read half the files once
 	 * it has read half */
 	if (!prefetch && attempts == 0) {
-		uint64_t m = nruns ? runs[0].first : c->table.count, from;
+		uint64_t m = nruns ? runs[0].first : c->table.count, from, next;
 		struct ld_stream *sp = nruns ? stream_find(c, first, m) : NULL;
-		struct ra_stream st = { .files = sp ? sp->files + is_start(c, m)
-						: seen.marked ? c->ra_files : 0 };
+		struct ld_stream *ws = sp ? sp : seen.marked ? stream_ahead(c, first) : NULL;
+		struct ra_stream st = { .files = sp ? stream_files(c, sp, m)
+						: ws ? ws->files : 0 };
 
 		on = seen.marked || sp;
 		if (on)
@@ -1241,9 +1285,13 @@ again:
 			read_ahead(c, &runs[nruns - 1], st.files >= RA_CROSS ? RA_ACROSS
 							: on ? RA_IN_FILE : RA_WHOLE_FILE);
 		from = nruns ? runs[nruns - 1].first + runs[nruns - 1].n : i;
+		next = SK_MAX(from, i);
+		st.crossed = nruns && runs[nruns - 1].cross_at != UINT64_MAX;
 		/* where this reader's next miss starts */
 		if (nruns)
-			stream_note(c, sp, SK_MAX(from, i), st.files);
+			ws = stream_note(c, sp, next, st.files);
+		st.s = ws;
+		st.used = ws ? ws->used : 0;
 		/* the next window goes in the background, past what this
 		 * read claimed (random misses start none: they would fetch
 		 * what nobody reads). A frontend that sees every read waits
@@ -1252,8 +1300,8 @@ again:
 		 * small files one after another rarely does) */
 		if (on && (seen.marked || !c->sees_reads))
 			ra_window(c, from, st, &raj);
-		else if (on && from < c->table.count)
-			c->ra[from] |= RA_MARK;
+		else if (on && next < c->table.count)
+			c->ra[next] |= RA_MARK;
 	}
 	pthread_mutex_unlock(&c->lock);
 	ra_submit(c, raj);

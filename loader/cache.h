@@ -127,11 +127,9 @@ struct ld_cache {
 	 * on), as the kernel's read-ahead does; a random miss resets it */
 	uint32_t ra_cur;
 	uint64_t ra_next;		/* first chunk after the last window */
-	/* where recent reads ended (cache.c: streams), and the files in a
-	 * row of the stream the windows run for */
+	/* where recent reads ended (cache.c: streams) */
 	struct ld_stream streams[LD_STREAMS];
 	uint64_t ra_clock;
-	unsigned int ra_files;
 	unsigned int bg_jobs;		/* windows in progress; close waits */
 	uint64_t ra_bytes;		/* stored bytes of those windows */
 	bool closing;			/* no more windows */

@@ -359,6 +359,8 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 		for (unsigned int i = 0; caches && i < bs.nblobs; i++)
 			caches[i] = &n->prep[i]->cache;
 		ret = caches ? ld_bs_file_starts(&bs, caches, e) : -ENOMEM;
+		if (!caches)
+			sk_err_set(e, "mapping the files of %s: out of memory", ref);
 		free(caches);
 		if (ret)
 			goto out;
