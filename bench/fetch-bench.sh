@@ -331,29 +331,7 @@ start_net() {
 	ip netns add "$NS" || die "ip netns add failed"
 	ns_made=1
 	"${NX[@]}" ip link set lo up
-	mkdir -p "$R/nginx/tmp"
-	cat >"$R/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid $R/nginx/nginx.pid;
-error_log $R/nginx/error.log warn;
-events { worker_connections 256; }
-http {
-	client_body_temp_path $R/nginx/tmp/body;
-	proxy_temp_path $R/nginx/tmp/proxy;
-	fastcgi_temp_path $R/nginx/tmp/fastcgi;
-	uwsgi_temp_path $R/nginx/tmp/uwsgi;
-	scgi_temp_path $R/nginx/tmp/scgi;
-	access_log off;
-	types { application/json json; }
-	default_type application/octet-stream;
-	sendfile on;
-	keepalive_requests 100000;
-	server { listen 127.0.0.1:$PORT; root $OUT/www; }
-}
-EOF
+	bench_nginx_conf "$R/nginx" "$OUT/www" "$PORT"
 	"${NX[@]}" nginx -c "$R/nginx/nginx.conf" -p "$R/nginx" >>"$R/nginx/stderr.log" 2>&1 &
 	npid=$!
 	for _ in $(seq 1 100); do

@@ -63,28 +63,7 @@ chunks=$(jq '.blobs[0].chunks' <<<"$info")
 BLOB=$OUT/www/layout/blobs/sha256/$blob
 
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$OUT/nginx/tmp"
-cat >"$OUT/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid $OUT/nginx/nginx.pid;
-error_log $OUT/nginx/error.log warn;
-events { worker_connections 256; }
-http {
-	client_body_temp_path $OUT/nginx/tmp/body;
-	proxy_temp_path $OUT/nginx/tmp/proxy;
-	fastcgi_temp_path $OUT/nginx/tmp/fastcgi;
-	uwsgi_temp_path $OUT/nginx/tmp/uwsgi;
-	scgi_temp_path $OUT/nginx/tmp/scgi;
-	access_log off;
-	default_type application/octet-stream;
-	sendfile on;
-	keepalive_requests 100000;
-	server { listen 127.0.0.1:$port; root $OUT/www; }
-}
-EOF
+bench_nginx_conf "$OUT/nginx" "$OUT/www" "$port"
 nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" &
 npid=$!
 for _ in $(seq 1 100); do
