@@ -54,8 +54,9 @@ static int xattr_ok(void *ctx, const struct fmt_xattr *x)
 	return 0;
 }
 
-static void check_chunks(struct check *c, const char *name,
-			 const struct fmt_inode *ino)
+/* 0, or what ck->chunk returned */
+static int check_chunks(struct check *c, const char *name,
+			const struct fmt_inode *ino)
 {
 	struct fmt_bs *bs = c->bs;
 	uint64_t csize = 1ull << ino->chunk_bits;
@@ -71,29 +72,33 @@ static void check_chunks(struct check *c, const char *name,
 
 		if (ret) {
 			problem(c, "%s: %s", name, bs->err.msg);
-			return;
+			return 0;
 		}
 		if (!dev)
 			continue;	/* a hole */
 		if ((uint64_t)blk * EROFS_BLKSIZ + want > bs->blobs[dev - 1].usize) {
 			problem(c, "%s: chunk %llu lies past the end of blob %s", name,
 				(unsigned long long)i, bs->blobs[dev - 1].hex);
-			return;
+			return 0;
 		}
 		if (!c->ck->table)
 			continue;
 		ret = c->ck->table(c->ck->ctx, dev - 1, &t, &e);
 		if (ret) {
 			problem(c, "%s: %s", name, e.msg);
-			return;
+			return 0;
 		}
 		ch = fmt_blob_find(t, (uint64_t)blk * EROFS_BLKSIZ);
 		if (!ch || ch->usize != want) {
 			problem(c, "%s: chunk %llu maps to no chunk of blob %s", name,
 				(unsigned long long)i, bs->blobs[dev - 1].hex);
-			return;
+			return 0;
 		}
+		if (c->ck->chunk &&
+		    (ret = c->ck->chunk(c->ck->ctx, ino, dev - 1, (uint64_t)(ch - t->chunks))))
+			return ret;
 	}
+	return 0;
 }
 
 static int inode_cb(void *ctx, const char *path, size_t plen,
@@ -119,9 +124,7 @@ static int inode_cb(void *ctx, const char *path, size_t plen,
 		    memchr(target, '\0', ino->size))
 			problem(c, "%s: unreadable symlink target", name);
 	}
-	if (S_ISREG(ino->mode))
-		check_chunks(c, name, ino);
-	return 0;
+	return S_ISREG(ino->mode) ? check_chunks(c, name, ino) : 0;
 }
 
 static int count_subdirs(void *ctx, const struct fmt_dirent *de)

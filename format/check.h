@@ -25,11 +25,20 @@ typedef int (*fmt_check_table_fn)(void *ctx, unsigned int blob,
 				  struct sk_err *e);
 /* One problem found, as a message naming the path or inode. */
 typedef void (*fmt_check_problem_fn)(void *ctx, const char *msg);
+/* A chunk of regular file `ino` found right: chunk `chunk` of blob
+ * `blob`'s table. A non-zero return stops the check (-ENOMEM is
+ * returned as it is). */
+typedef int (*fmt_check_chunk_fn)(void *ctx, const struct fmt_inode *ino,
+				  unsigned int blob, uint64_t chunk);
 
 struct fmt_check {
 	/* NULL: chunk indexes are judged against the blob table alone */
 	fmt_check_table_fn table;
 	fmt_check_problem_fn problem;	/* called for each problem found */
+	/* NULL, or (with `table`) each inode's chunks in index order,
+	 * holes skipped, each inode once whatever its names: what a caller
+	 * that maps chunks to files needs, without walking again */
+	fmt_check_chunk_fn chunk;
 	void *ctx;
 	/* out */
 	uint64_t inodes;	/* distinct inodes reachable from the root */

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "../format/check.h"
-#include "../format/walk.h"
 
 /* Stored bytes of the bootstrap read from a source at once: the memory a
  * registration needs whatever size a manifest claims. Most bootstraps fit
@@ -197,8 +196,14 @@ done:
 }
 
 struct bs_check_ctx {
-	struct ld_blob **prep;		/* per blob, its table read and verified */
+	struct ld_cache *const *caches;	/* per blob, its table read and verified */
 	char first[256];	/* the first problem found */
+	/* where the last chunk the check found right was: a file's next
+	 * chunk stored right after it goes on with it, anything else
+	 * starts a piece of its own (ld_cache_file_start) */
+	uint64_t pnid, pchunk;
+	unsigned int pblob;
+	bool have;
 };
 
 static int bs_check_table(void *ctx, unsigned int blob, const struct fmt_blob_table **t,
@@ -207,7 +212,7 @@ static int bs_check_table(void *ctx, unsigned int blob, const struct fmt_blob_ta
 	struct bs_check_ctx *c = ctx;
 
 	(void)e;	/* every table of the image was read and verified */
-	*t = &c->prep[blob]->cache.table;
+	*t = &c->caches[blob]->table;
 	return 0;
 }
 
@@ -219,12 +224,26 @@ static void bs_check_problem(void *ctx, const char *msg)
 		snprintf(c->first, sizeof(c->first), "%s", msg);
 }
 
-int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
+static int bs_check_chunk(void *ctx, const struct fmt_inode *ino, unsigned int blob,
+			  uint64_t chunk)
+{
+	struct bs_check_ctx *c = ctx;
+	bool goes_on = c->have && c->pnid == ino->nid && c->pblob == blob &&
+		       c->pchunk + 1 == chunk;
+
+	c->pnid = ino->nid;
+	c->pchunk = chunk;
+	c->pblob = blob;
+	c->have = true;
+	return goes_on ? 0 : ld_cache_file_start(c->caches[blob], chunk);
+}
+
+int ld_bs_check(struct fmt_bs *bs, struct ld_cache *const *caches, const char *ref,
 		struct sk_err *e)
 {
-	struct bs_check_ctx c = { .prep = prep };
+	struct bs_check_ctx c = { .caches = caches };
 	struct fmt_check ck = { .table = bs_check_table, .problem = bs_check_problem,
-				.ctx = &c };
+				.chunk = bs_check_chunk, .ctx = &c };
 	int ret = fmt_bs_check(bs, &ck);
 
 	if (ret == -EFSCORRUPTED)
@@ -233,81 +252,5 @@ int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
 			   ck.problems > 1 ? "s" : "", c.first);
 	else if (ret)
 		sk_err_set(e, "checking the bootstrap of %s: %s", ref, strerror(-ret));
-	return ret;
-}
-
-/* fmt_bs_walk over regular files, then fmt_bs_chunks over each */
-struct starts_ctx {
-	struct fmt_bs *bs;
-	struct ld_cache *const *caches;
-	/* owned, a bit per inode slot: files already mapped (a hard link
-	 * is walked once per name: a crafted image of many names for one
-	 * large file must not cost names x chunks) */
-	uint8_t *seen;
-	uint64_t nslots;
-	unsigned int pblob;	/* where the file's last chunk was */
-	uint64_t pchunk;
-	bool have;		/* pblob and pchunk are this file's */
-};
-
-static int start_cb(void *ctx, const struct fmt_chunk_range *r)
-{
-	struct starts_ctx *s = ctx;
-	struct ld_cache *c;
-	uint64_t off, i;
-	int ret = 0;
-
-	if (r->blob >= s->bs->nblobs)
-		return -EFSCORRUPTED;	/* fmt_bs_check has refused that */
-	c = s->caches[r->blob];
-	off = r->blkaddr * (uint64_t)EROFS_BLKSIZ;
-	/* mostly the chunk after the last: no search */
-	i = s->have && s->pblob == r->blob && s->pchunk + 1 < c->table.count &&
-	    c->table.chunks[s->pchunk + 1].uoff == off
-		? s->pchunk + 1 : fmt_blob_lower_bound(&c->table, off);
-	if (i >= c->table.count || c->table.chunks[i].uoff != off)
-		return -EFSCORRUPTED;	/* ... and that */
-	/* a file's next chunk stored right after its last one goes on
-	 * with it: anything else starts a piece of its own */
-	if (!s->have || s->pblob != r->blob || s->pchunk + 1 != i)
-		ret = ld_cache_file_start(c, i);
-	s->have = true;
-	s->pblob = r->blob;
-	s->pchunk = i;
-	return ret;
-}
-
-static int start_walk_cb(void *ctx, const char *path, size_t pathlen,
-			 const struct fmt_inode *ino)
-{
-	struct starts_ctx *s = ctx;
-
-	(void)path;
-	(void)pathlen;
-	if (!S_ISREG(ino->mode))
-		return 0;
-	if (ino->nid >= s->nslots)
-		return -EFSCORRUPTED;	/* fmt_bs_inode bounds nids */
-	if (s->seen[ino->nid / 8] & (1u << (ino->nid % 8)))
-		return 0;
-	s->seen[ino->nid / 8] |= (uint8_t)(1u << (ino->nid % 8));
-	s->have = false;
-	return fmt_bs_chunks(s->bs, ino, start_cb, s);
-}
-
-int ld_bs_file_starts(struct fmt_bs *bs, struct ld_cache *const *caches,
-		      struct sk_err *e)
-{
-	struct starts_ctx s = { .bs = bs, .caches = caches,
-				.nslots = (bs->size >> EROFS_ISLOTBITS) + 1 };
-	int ret;
-
-	s.seen = calloc(s.nslots / 8 + 1, 1);
-	ret = s.seen ? fmt_bs_walk(bs, start_walk_cb, &s) : -ENOMEM;
-	free(s.seen);
-
-	if (ret)
-		sk_err_set(e, "mapping the files of the bootstrap to chunks: %s",
-			   strerror(-ret));
 	return ret;
 }

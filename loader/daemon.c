@@ -254,6 +254,7 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 	struct ld_image *im, *old;
 	struct fmt_bs bs;
 	struct be_source *src;
+	struct ld_cache **caches;
 	int ret, bs_open = 0;
 
 	ret = be_ref_parse(ref, &r, e);
@@ -349,22 +350,20 @@ int ld_image_fetch(struct ld_daemon *d, const char *ref, const char *id,
 	}
 	/* the bootstrap's bytes are the manifest's, but the manifest is a
 	 * source's word: judge the structure before the kernel parses it */
-	ret = ld_bs_check(&bs, n->prep, ref, e);
+	/* ... and note which chunks begin a file: read-ahead keeps within
+	 * one */
+	caches = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*caches));
+	if (!caches) {
+		sk_err_set(e, "checking the bootstrap of %s: out of memory", ref);
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (unsigned int i = 0; i < bs.nblobs; i++)
+		caches[i] = &n->prep[i]->cache;
+	ret = ld_bs_check(&bs, caches, ref, e);
+	free(caches);
 	if (ret)
 		goto out;
-	/* which chunks begin a file: read-ahead stays within one */
-	{
-		struct ld_cache **caches = calloc(bs.nblobs ? bs.nblobs : 1, sizeof(*caches));
-
-		for (unsigned int i = 0; caches && i < bs.nblobs; i++)
-			caches[i] = &n->prep[i]->cache;
-		ret = caches ? ld_bs_file_starts(&bs, caches, e) : -ENOMEM;
-		if (!caches)
-			sk_err_set(e, "mapping the files of %s: out of memory", ref);
-		free(caches);
-		if (ret)
-			goto out;
-	}
 	/* the check read all of it: let those pages go from skiffd's
 	 * memory (they are the file's, read again from the page cache
 	 * when a cachefiles READ or a trace needs them) */

@@ -357,17 +357,15 @@ bool ld_blob_ready(struct ld_blob *b, uint64_t *bytes, uint64_t *chunks);
  * bsload.c: ld_bs_load() gives the image's bootstrap, verified against
  * the manifest, as a read-only mapping (*map, im->bootstrap_size bytes,
  * the caller's to munmap; nothing to free on failure); ld_bs_check() runs
- * the structural check of skiff check with the blobs' verified tables.
+ * the structural check of skiff check with the caches' verified tables
+ * (device-table order) and, in the same walk, notes in each cache where
+ * the image's files begin (ld_cache_file_start): what read-ahead keeps
+ * within.
  */
 int ld_bs_load(struct ld_daemon *d, struct be_source *src, const struct be_image *bi,
 	       struct ld_image *im, void **map, struct sk_err *e);
-int ld_bs_check(struct fmt_bs *bs, struct ld_blob **prep, const char *ref,
+int ld_bs_check(struct fmt_bs *bs, struct ld_cache *const *caches, const char *ref,
 		struct sk_err *e);
-/* Notes in the caches of the image's blobs (device-table order) where
- * its files' data begins (ld_cache_file_start): what read-ahead keeps
- * within. After ld_bs_check. */
-int ld_bs_file_starts(struct fmt_bs *bs, struct ld_cache *const *caches,
-		      struct sk_err *e);
 
 /*
  * Whether a stop must be refused (unless forced): in fanotify mode, the

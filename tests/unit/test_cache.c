@@ -572,11 +572,31 @@ static int file_starts(struct ld_cache *c, struct image *im)
 {
 	struct ld_cache *cs[1] = { c };
 	struct sk_err e = { { 0 } };
-	int ret = ld_bs_file_starts(&im->bs, cs, &e);
+	int ret = ld_bs_check(&im->bs, cs, "the test image", &e);
 
 	if (ret)
-		diag("ld_bs_file_starts: %s", e.msg);
+		diag("ld_bs_check: %s", e.msg);
 	return ret;
+}
+
+/* A cache of the test image knowing its files' starts, 1M of read-ahead,
+ * no windows. 0 when it opened (else closed, the failure reported). */
+static int open_files(struct ld_cache *c, struct image *im, struct be_source *src,
+		      struct sk_pool *pool)
+{
+	struct sk_err e = { { 0 } };
+
+	if (!ok(ld_cache_open(c, &im->bs.blobs[0], src, 8u << 20, &e) == 0,
+		"ld_cache_open: %s", e.msg))
+		return -1;
+	c->pool = pool;
+	c->bufs = g_bufs;
+	c->readahead = 1u << 20;
+	if (!ok(file_starts(c, im) == 0, "the files' starts")) {
+		ld_cache_close(c);
+		return -1;
+	}
+	return 0;
 }
 
 /* The first chunk of file `name` (stored in one piece) and its count. */
@@ -609,15 +629,11 @@ static void test_file_aware(struct image *im, struct be_source *src,
 	int fd = new_cache_file("files.cache");
 	uint64_t f5, n5, f6, n6, f23, n23, rest = 0;
 
-	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 8u << 20, &e) == 0,
-		"ld_cache_open: %s", e.msg))
+	if (open_files(&c, im, src, pool)) {
+		close(fd);
 		return;
-	c.pool = pool;
-	c.bufs = g_bufs;
-	c.readahead = 1u << 20;
+	}
 	c.sees_reads = true;
-	if (!ok(file_starts(&c, im) == 0, "the files' starts"))
-		goto out;
 	file_chunks(&c, im, "f05", &f5, &n5);
 	file_chunks(&c, im, "f06", &f6, &n6);
 	file_chunks(&c, im, "f23", &f23, &n23);
@@ -667,7 +683,6 @@ static void test_file_aware(struct image *im, struct be_source *src,
 	pthread_mutex_unlock(&c.lock);
 	is_int((long long)atomic_load(&c.own.fetch_chunks), (long long)n5, "%llu chunks in all",
 	       (unsigned long long)n5);
-out:
 	ld_cache_close(&c);
 	close(fd);
 }
@@ -690,14 +705,10 @@ static void test_streams(struct image *im, struct be_source *src,
 	int fd = new_cache_file("streams.cache");
 	uint64_t fa[5], fb[5], n;
 
-	if (!ok(ld_cache_open(&c, &im->bs.blobs[0], src, 8u << 20, &e) == 0,
-		"ld_cache_open: %s", e.msg))
+	if (open_files(&c, im, src, pool)) {
+		close(fd);
 		return;
-	c.pool = pool;
-	c.bufs = g_bufs;
-	c.readahead = 1u << 20;
-	if (!ok(file_starts(&c, im) == 0, "the files' starts"))
-		goto out;
+	}
 	for (unsigned int k = 0; k < 5; k++) {
 		char na[8], nb[8];
 
@@ -730,7 +741,7 @@ static void test_streams(struct image *im, struct be_source *src,
 	if (open_ra(&c, im, src, pool, bg, fd))
 		return;
 	if (!ok(file_starts(&c, im) == 0, "the files' starts"))
-		goto out2;
+		goto out;
 	file_chunks(&c, im, "f22", &fa[0], &n);
 	file_chunks(&c, im, "f23", &fb[0], &n);
 	for (uint64_t off = c.table.chunks[fa[0]].uoff, end = c.table.chunks[fb[0]].uoff;
@@ -750,13 +761,9 @@ static void test_streams(struct image *im, struct be_source *src,
 	pthread_mutex_lock(&c.lock);
 	is_int(c.state[fb[0]], LD_MISSING, "... whose first chunk is not fetched");
 	pthread_mutex_unlock(&c.lock);
-out2:
-	ld_cache_close(&c);
-	sk_pool_destroy(bg);
-	close(fd);
-	return;
 out:
 	ld_cache_close(&c);
+	sk_pool_destroy(bg);
 	close(fd);
 }
 
