@@ -2,6 +2,8 @@
 # Needs SKIFFD set by the script; skiffd's scratch goes under a directory
 # the caller names.
 
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/nginx-conf.sh"
+
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
@@ -78,33 +80,6 @@ bench_metric() {
 		awk -v n="$2" 'index($1, n "{") == 1 || $1 == n { s += $2 } END { print s + 0 }'
 }
 
-# bench_nginx_conf DIR WEBROOT PORT: writes DIR/nginx.conf, an nginx in
-# the foreground of its caller (no master, one worker) serving WEBROOT
-# on 127.0.0.1:PORT, its pid, logs and temporary files under DIR; run it
-# with `nginx -c DIR/nginx.conf -p DIR`
-bench_nginx_conf() {
-	local dir=$1 root=$2 port=$3
-	mkdir -p "$dir/tmp"
-	cat >"$dir/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 256; }
-http {
-	client_body_temp_path $dir/tmp/body;
-	proxy_temp_path $dir/tmp/proxy;
-	fastcgi_temp_path $dir/tmp/fastcgi;
-	uwsgi_temp_path $dir/tmp/uwsgi;
-	scgi_temp_path $dir/tmp/scgi;
-	access_log off;
-	types { application/json json; }
-	default_type application/octet-stream;
-	sendfile on;
-	keepalive_requests 100000;
-	server { listen 127.0.0.1:$port; root $root; }
-}
-EOF
-}
+# bench_nginx_conf DIR WEBROOT PORT: DIR/nginx.conf serving WEBROOT on
+# 127.0.0.1:PORT, no access log (scripts/nginx-conf.sh)
+bench_nginx_conf() { nginx_conf "$1" "$3" "access_log off;" "root $2;"; }

@@ -6,6 +6,7 @@ _n_pids=()
 # Debian's python3 (its python3-jwt, python3-cryptography), not whatever
 # python3 comes first in PATH
 PY=${SKIFF_PYTHON:-/usr/bin/python3}
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/nginx-conf.sh"
 
 _n_cleanup() {
 	local p
@@ -50,33 +51,9 @@ wait_port() {
 # $http_range" per line). Sets NGINX_PID.
 start_nginx() {
 	local name=$1 port=$2 body=$3 d=$T/$1
-	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 256; }
-http {
-	client_body_temp_path $d/tmp/body;
-	proxy_temp_path $d/tmp/proxy;
-	fastcgi_temp_path $d/tmp/fastcgi;
-	uwsgi_temp_path $d/tmp/uwsgi;
-	scgi_temp_path $d/tmp/scgi;
-	log_format skiff '\$request \$status \$http_range \$body_bytes_sent "\$http_x_dragonfly_registry"';
-	access_log $d/access.log skiff;
-	types { application/json json; }
-	default_type application/octet-stream;
-	sendfile on;
-	keepalive_requests 100000;
-	server {
-		listen 127.0.0.1:$port;
-		$body
-	}
-}
-EOF
+	nginx_conf "$d" "$port" \
+		"log_format skiff '\$request \$status \$http_range \$body_bytes_sent \"\$http_x_dragonfly_registry\"'; access_log $d/access.log skiff;" \
+		"$body"
 	nginx -c "$d/nginx.conf" -p "$d" >>"$d/stderr.log" 2>&1 &
 	NGINX_PID=$!
 	_n_pids+=("$NGINX_PID")
