@@ -429,25 +429,24 @@ int cmd_status(int argc, char **argv)
 		       json_integer_value(json_object_get(c, "reads")),
 		       json_integer_value(json_object_get(c, "fetched_chunks")), fb,
 		       json_integer_value(json_object_get(c, "error_total")));
-		{
-			json_t *ff = json_object_get(c, "fetched_for");
+		json_t *ff = json_object_get(c, "fetched_for");
+		json_t *unread = json_object_get(c, "unread_bytes");
+
+		if (ff) {
 			char dm[32], rf[32], rx[32], pf[32], un[32];
 
-#define HS(o, k, buf) sk_human_size((uint64_t)json_integer_value(json_object_get(o, k)), \
-				    buf, sizeof(buf))
-			HS(ff, "demand", dm);
-			HS(ff, "readahead_file", rf);
-			HS(ff, "readahead_across", rx);
-			HS(ff, "prefetch", pf);
-			HS(c, "unread_bytes", un);
+#define HS(v, buf) sk_human_size((uint64_t)json_integer_value(v), buf, sizeof(buf))
+			HS(json_object_get(ff, "demand"), dm);
+			HS(json_object_get(ff, "readahead_file"), rf);
+			HS(json_object_get(ff, "readahead_across"), rx);
+			HS(json_object_get(ff, "prefetch"), pf);
+			HS(unread, un);
 #undef HS
-			if (ff)
-				printf("  fetched for reads %s, read ahead %s in files and %s "
-				       "across, prefetch %s", dm, rf, rx, pf);
-			if (ff && json_object_get(c, "unread_bytes"))
+			printf("  fetched for reads %s, read ahead %s in files and %s "
+			       "across, prefetch %s", dm, rf, rx, pf);
+			if (unread)
 				printf("; %s of it not read (yet)", un);
-			if (ff)
-				printf("\n");
+			printf("\n");
 		}
 		json_array_foreach(json_object_get(im, "blobs"), k, b) {
 			double size = (double)json_integer_value(json_object_get(b, "size"));

@@ -895,6 +895,12 @@ struct ra_stream {
 	uint64_t used;
 };
 
+/* The window stream of entry s (NULL: none), `files` in a row. */
+static struct ra_stream ra_stream_of(struct ld_stream *s, unsigned int files)
+{
+	return (struct ra_stream){ .files = files, .s = s, .used = s ? s->used : 0 };
+}
+
 struct ra_job {
 	struct sk_job job;
 	struct ld_cache *c;
@@ -945,8 +951,8 @@ static void ra_job_fn(struct sk_job *job)
  * window when the reader is inside it) until `ahead` stored bytes are in
  * flight. A window is the missing chunks that follow one another in the
  * stored blob, up to the merge limit; its middle chunk is marked so that
- * the read reaching it tops the windows up again, and its end is a
- * continuation point (the kernel reads what is ready without asking in
+ * the read reaching it tops the windows up again, and its end is where
+ * its stream now ends (the kernel reads what is ready without asking in
  * cachefiles mode: its next READ comes there). Chunk `from` follows what
  * the reader read: windows go on into another file only for a stream
  * that may cross; else a mark on the next file's first chunk waits for
@@ -1009,13 +1015,9 @@ static void ra_window(struct ld_cache *c, uint64_t from, struct ra_stream st,
 		c->ra[i + n / 2] |= RA_MARK;
 		/* its reader's next miss comes after it (cachefiles: the
 		 * kernel reads what is ready without asking) */
-		{
-			struct ld_stream *sp = st.s && st.s->used == st.used ? st.s : NULL;
-
-			sp = stream_note(c, sp, i + n, st.files);
-			st.s = sp;
-			st.used = sp->used;
-		}
+		st.s = stream_note(c, st.s && st.s->used == st.used ? st.s : NULL,
+				   i + n, st.files);
+		st.used = st.s->used;
 		c->ra_next = i + n;
 		c->bg_jobs++;
 		c->ra_bytes += got;
@@ -1080,7 +1082,7 @@ struct ra_seen {
 /*
  * Under c->lock: a read (not a prefetch) reached chunk i. A chunk made
  * ready before any read asked counts as read later (a hit, if prefetch
- * brought it); a window's mark and a continuation point are taken. (A
+ * brought it); a window's mark is taken. (A
  * missing chunk has no prefetch mark: prefetch sets it only as it makes
  * a chunk ready, and ready chunks stay ready.)
  */
@@ -1124,11 +1126,9 @@ bool ld_cache_range_ready(struct ld_cache *c, uint64_t off, uint64_t len)
 	/* a reader reached a window: start the next one */
 	if (ready && seen.marked) {
 		struct ld_stream *sp = stream_ahead(c, i);
-		struct ra_stream st = { .files = sp ? sp->files : 0, .s = sp,
-					.used = sp ? sp->used : 0 };
 
 		ra_adjust(c, RA_REACHED);
-		ra_window(c, i, st, &j);
+		ra_window(c, i, ra_stream_of(sp, sp ? sp->files : 0), &j);
 	}
 	pthread_mutex_unlock(&c->lock);
 	ra_submit(c, j);
@@ -1269,8 +1269,8 @@ again:
 		uint64_t m = nruns ? runs[0].first : c->table.count, from, next;
 		struct ld_stream *sp = nruns ? stream_find(c, first, m) : NULL;
 		struct ld_stream *ws = sp ? sp : seen.marked ? stream_ahead(c, first) : NULL;
-		struct ra_stream st = { .files = sp ? stream_files(c, sp, m)
-						: ws ? ws->files : 0 };
+		unsigned int files = sp ? stream_files(c, sp, m) : ws ? ws->files : 0;
+		struct ra_stream st;
 
 		on = seen.marked || sp;
 		if (on)
@@ -1282,16 +1282,15 @@ again:
 		 * the files after it for one that goes through files in the
 		 * order they are stored */
 		if (c->readahead && nruns)
-			read_ahead(c, &runs[nruns - 1], st.files >= RA_CROSS ? RA_ACROSS
+			read_ahead(c, &runs[nruns - 1], files >= RA_CROSS ? RA_ACROSS
 							: on ? RA_IN_FILE : RA_WHOLE_FILE);
 		from = nruns ? runs[nruns - 1].first + runs[nruns - 1].n : i;
 		next = SK_MAX(from, i);
-		st.crossed = nruns && runs[nruns - 1].cross_at != UINT64_MAX;
 		/* where this reader's next miss starts */
 		if (nruns)
-			ws = stream_note(c, sp, next, st.files);
-		st.s = ws;
-		st.used = ws ? ws->used : 0;
+			ws = stream_note(c, sp, next, files);
+		st = ra_stream_of(ws, files);
+		st.crossed = nruns && runs[nruns - 1].cross_at != UINT64_MAX;
 		/* the next window goes in the background, past what this
 		 * read claimed (random misses start none: they would fetch
 		 * what nobody reads). A frontend that sees every read waits
@@ -1344,23 +1343,21 @@ again:
 			missing |= c->state[i] == LD_MISSING;
 		}
 		if (!inflight) {
-			/* what this read found coming (prefetch, a window)
-			 * is read now: not a hit, the read counted as a
-			 * miss; a window may have ended between the claim
-			 * and this wait, so look whether it waited or not */
+			/* the read is let through now. Its chunks were just
+			 * asked for, however long this fill took (eviction),
+			 * and what it found coming (prefetch, a window) is
+			 * read now: not a hit, the read counted as a miss. A
+			 * window may have ended between the claim and this
+			 * wait: look whether it waited or not */
 			for (i = first; !prefetch && !missing &&
 			     i < c->table.count && c->table.chunks[i].uoff < end; i++) {
+				c->age[i] = 0;
 				if (c->pf[i])
-					atomic_fetch_add(&c->cnt->later_bytes,
-							 c->table.chunks[i].ssize);
+					seen.later += c->table.chunks[i].ssize;
 				c->pf[i] = 0;
 			}
-			/* the read is let through now: its chunks were just
-			 * asked for, however long this fill took (eviction) */
-			for (i = first; !prefetch && !missing &&
-			     i < c->table.count && c->table.chunks[i].uoff < end; i++)
-				c->age[i] = 0;
 			pthread_mutex_unlock(&c->lock);
+			seen_count(c, &seen);
 			if (!missing)
 				goto out;
 			/* another request's fetch failed: try it ourselves once */
